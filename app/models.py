@@ -1,0 +1,97 @@
+"""ORM tables. Alembic migrations (alembic/versions) are the only way the schema changes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class SessionStatus(StrEnum):
+    PENDING = "pending"  # created, its agent not yet (paseo run needs a first prompt)
+    ACTIVE = "active"  # has a Paseo agent
+    CLOSED = "closed"  # the gateway archived its agent
+
+
+class TurnStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+    WAITING_PERMISSION = "waiting_permission"
+    INTERRUPTED = "interrupted"
+
+
+# A turn in one of these states holds its session: at most one per session (a partial index).
+ACTIVE_TURN_STATUSES = (TurnStatus.QUEUED, TurnStatus.RUNNING)
+_ACTIVE_TURN_PREDICATE = text("status IN ('queued', 'running')")
+
+
+class GatewaySession(Base):
+    """One gateway session is one Paseo agent; the agent carries the session id as a label."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    agent_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    provider: Mapped[str] = mapped_column(String(128))
+    model: Mapped[str | None] = mapped_column(String(128))
+    mode: Mapped[str | None] = mapped_column(String(128))
+    title: Mapped[str | None] = mapped_column(String(512))
+    cwd: Mapped[str] = mapped_column(Text)
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(32), default=SessionStatus.PENDING, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_active_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Turn(Base):
+    """One prompt and what the agent answered."""
+
+    __tablename__ = "turns"
+    __table_args__ = (
+        Index(
+            "uq_turns_one_active_per_session",
+            "session_id",
+            unique=True,
+            sqlite_where=_ACTIVE_TURN_PREDICATE,
+            postgresql_where=_ACTIVE_TURN_PREDICATE,
+        ),
+        Index("ix_turns_session_id_number", "session_id", "number", unique=True),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    prompt: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(32), default=TurnStatus.QUEUED)
+    final_text: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    usage: Mapped[dict[str, Any] | None] = mapped_column()
+    cancel_requested_at: Mapped[datetime | None] = mapped_column()
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()

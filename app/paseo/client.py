@@ -1,0 +1,66 @@
+"""The one interface the service layer uses to talk to Paseo.
+
+The CLI client (`app.paseo.cli.CliPaseoClient`) is the first implementation; a direct
+WebSocket transport can implement the same protocol later without touching the services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Protocol
+
+from app.paseo.types import (
+    AgentDetail,
+    AgentSummary,
+    ArchiveResult,
+    CreatedAgent,
+    DeleteResult,
+    NewAgent,
+    ProviderInfo,
+    StopResult,
+    TurnEvent,
+)
+
+
+class PaseoClient(Protocol):
+    """Every method raises `app.paseo.errors.PaseoError` on failure."""
+
+    async def ping(self) -> None:
+        """Succeed only when the daemon answers (readiness)."""
+
+    async def list_agents(
+        self, *, include_archived: bool = False, labels: Mapping[str, str] | None = None
+    ) -> list[AgentSummary]: ...
+
+    async def inspect_agent(self, agent_id: str) -> AgentDetail: ...
+
+    async def import_agent(
+        self,
+        *,
+        provider: str,
+        session_id: str,
+        cwd: str,
+        labels: Mapping[str, str] | None = None,
+    ) -> CreatedAgent: ...
+
+    def start_agent_turn(self, agent: NewAgent, prompt: str) -> AsyncIterator[TurnEvent]:
+        """Create an agent with its first prompt and follow that turn.
+
+        Yields `AgentStarted` first, then the turn's output, then exactly one `TurnEnded`.
+        """
+        ...
+
+    def prompt_agent_turn(self, agent_id: str, prompt: str) -> AsyncIterator[TurnEvent]:
+        """Send a prompt to an existing agent and follow the turn until `TurnEnded`."""
+        ...
+
+    async def stop_agent(self, agent_id: str) -> StopResult: ...
+
+    async def archive_agent(self, agent_id: str, *, force: bool = False) -> ArchiveResult: ...
+
+    async def delete_agent(self, agent_id: str) -> DeleteResult: ...
+
+    async def list_providers(self) -> list[ProviderInfo]: ...
+
+    async def aclose(self) -> None:
+        """End every child process this client still has running."""

@@ -1,0 +1,78 @@
+"""The one error type the Paseo client raises, carrying what the CLI said."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class PaseoErrorKind(str, Enum):
+    """What went wrong, in the terms the service layer decides on (HTTP mapping lives in app)."""
+
+    UNAVAILABLE = "unavailable"  # daemon unreachable or paseo binary missing
+    NOT_FOUND = "not_found"  # no such agent
+    CONFLICT = "conflict"  # e.g. AGENT_RUNNING, AGENT_ALREADY_ARCHIVED
+    INVALID_INPUT = "invalid_input"  # the CLI rejected an argument
+    BAD_OUTPUT = "bad_output"  # the CLI printed something we cannot parse
+    TIMEOUT = "timeout"  # the CLI did not answer in time
+    FAILED = "failed"  # any other failure the CLI reported
+
+
+# CLI error codes whose meaning does not depend on the message.
+_KIND_BY_CODE: dict[str, PaseoErrorKind] = {
+    "DAEMON_NOT_RUNNING": PaseoErrorKind.UNAVAILABLE,
+    "PASEO_NOT_INSTALLED": PaseoErrorKind.UNAVAILABLE,
+    "AGENT_NOT_FOUND": PaseoErrorKind.NOT_FOUND,
+    "AGENT_RUNNING": PaseoErrorKind.CONFLICT,
+    "AGENT_ALREADY_ARCHIVED": PaseoErrorKind.CONFLICT,
+    "CLI_TIMEOUT": PaseoErrorKind.TIMEOUT,
+    "BAD_OUTPUT": PaseoErrorKind.BAD_OUTPUT,
+    "OUTPUT_TOO_LARGE": PaseoErrorKind.BAD_OUTPUT,
+    "CLI_USAGE": PaseoErrorKind.INVALID_INPUT,
+    "MISSING_PROMPT": PaseoErrorKind.INVALID_INPUT,
+    "MISSING_PROVIDER": PaseoErrorKind.INVALID_INPUT,
+    "INVALID_PROVIDER": PaseoErrorKind.INVALID_INPUT,
+    "INVALID_MODEL": PaseoErrorKind.INVALID_INPUT,
+    "CONFLICTING_MODEL_OPTIONS": PaseoErrorKind.INVALID_INPUT,
+    "CONFLICTING_PROMPT_INPUT": PaseoErrorKind.INVALID_INPUT,
+    "INVALID_OPTIONS": PaseoErrorKind.INVALID_INPUT,
+    "INVALID_TIMEOUT": PaseoErrorKind.INVALID_INPUT,
+    "INVALID_THINKING_OPTION": PaseoErrorKind.INVALID_INPUT,
+    "INVALID_LABEL": PaseoErrorKind.INVALID_INPUT,
+    "INVALID_CWD": PaseoErrorKind.INVALID_INPUT,
+    "MISSING_SESSION_ID": PaseoErrorKind.INVALID_INPUT,
+    "MISSING_AGENT_ID": PaseoErrorKind.INVALID_INPUT,
+    "MISSING_ARGUMENT": PaseoErrorKind.INVALID_INPUT,
+    "PROMPT_FILE_READ_ERROR": PaseoErrorKind.INVALID_INPUT,
+    "PROVIDER_ERROR": PaseoErrorKind.INVALID_INPUT,
+    "AGENT_CREATE_FAILED": PaseoErrorKind.INVALID_INPUT,
+    "AGENT_IMPORT_FAILED": PaseoErrorKind.INVALID_INPUT,
+}
+
+# Failures whose code is generic but whose message says the agent does not exist.
+_NOT_FOUND_MARKERS = ("Agent not found", "No agent found")
+
+
+class PaseoError(Exception):
+    """A paseo CLI call failed: its `error.code`, message, exit status and stderr."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        exit_status: int | None = None,
+        stderr: str = "",
+        details: object = None,
+    ) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.exit_status = exit_status
+        self.stderr = stderr
+        self.details = details
+
+    @property
+    def kind(self) -> PaseoErrorKind:
+        if any(marker in self.message for marker in _NOT_FOUND_MARKERS):
+            return PaseoErrorKind.NOT_FOUND
+        return _KIND_BY_CODE.get(self.code, PaseoErrorKind.FAILED)

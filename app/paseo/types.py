@@ -1,0 +1,187 @@
+"""Typed results of the paseo CLI, parsed from the JSON it prints (real field names as aliases)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+AgentStatus = Literal["initializing", "idle", "running", "error", "closed"]
+TurnOutcome = Literal["completed", "error", "permission", "timeout"]
+
+
+class _CliModel(BaseModel):
+    """Parses the CLI's own key names; tolerates keys a newer CLI may add."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+
+class AgentSummary(_CliModel):
+    """One row of `paseo ls --json`: every field is a string."""
+
+    id: str
+    short_id: str = Field(alias="shortId")
+    name: str
+    provider: str
+    thinking: str
+    status: str
+    cwd: str
+    created: str
+
+
+class Usage(_CliModel):
+    input_tokens: int | None = Field(default=None, alias="InputTokens")
+    output_tokens: int | None = Field(default=None, alias="OutputTokens")
+    cached_tokens: int | None = Field(default=None, alias="CachedTokens")
+    cost_usd: float | None = Field(default=None, alias="CostUsd")
+
+
+class Capabilities(_CliModel):
+    streaming: bool = Field(alias="Streaming")
+    persistence: bool = Field(alias="Persistence")
+    dynamic_modes: bool = Field(alias="DynamicModes")
+    mcp_servers: bool = Field(alias="McpServers")
+
+
+class AgentMode(_CliModel):
+    id: str
+    label: str
+
+
+class PendingPermission(_CliModel):
+    id: str
+    tool: str
+
+
+class AgentDetail(_CliModel):
+    """`paseo inspect --json`: PascalCase keys, no labels."""
+
+    id: str = Field(alias="Id")
+    name: str = Field(alias="Name")
+    provider: str = Field(alias="Provider")
+    model: str = Field(alias="Model")
+    thinking: str = Field(alias="Thinking")
+    status: str = Field(alias="Status")
+    archived: bool = Field(alias="Archived")
+    archived_at: str | None = Field(alias="ArchivedAt")
+    mode: str = Field(alias="Mode")
+    cwd: str = Field(alias="Cwd")
+    created_at: str = Field(alias="CreatedAt")
+    updated_at: str = Field(alias="UpdatedAt")
+    last_usage: Usage | None = Field(default=None, alias="LastUsage")
+    capabilities: Capabilities | None = Field(default=None, alias="Capabilities")
+    available_modes: list[AgentMode] | None = Field(default=None, alias="AvailableModes")
+    pending_permissions: list[PendingPermission] = Field(
+        default_factory=list, alias="PendingPermissions"
+    )
+    worktree: str | None = Field(default=None, alias="Worktree")
+    parent_agent_id: str | None = Field(default=None, alias="ParentAgentId")
+
+
+class CreatedAgent(_CliModel):
+    """`run -d --json` and `import --json` both print this shape."""
+
+    agent_id: str = Field(alias="agentId")
+    status: str
+    provider: str
+    cwd: str
+    title: str | None = None
+
+
+class SendResult(_CliModel):
+    agent_id: str = Field(alias="agentId")
+    status: str
+    message: str
+
+
+class WaitResult(_CliModel):
+    agent_id: str = Field(alias="agentId")
+    status: str
+    message: str
+
+
+class StopResult(_CliModel):
+    stopped_count: int = Field(alias="stoppedCount")
+    agent_ids: list[str] = Field(alias="agentIds")
+
+
+class ArchiveResult(_CliModel):
+    agent_id: str = Field(alias="agentId")
+    status: str
+    archived_at: str = Field(alias="archivedAt")
+
+
+class DeleteResult(_CliModel):
+    deleted_count: int = Field(alias="deletedCount")
+    agent_ids: list[str] = Field(alias="agentIds")
+
+
+class ProviderInfo(_CliModel):
+    """`paseo provider ls --json`; `enabled` is the text "Enabled" or "Disabled"."""
+
+    provider: str
+    label: str
+    status: str
+    enabled: str
+    default_mode: str = Field(alias="defaultMode")
+    modes: str
+
+
+@dataclass(frozen=True)
+class NewAgent:
+    """What `paseo run -d` needs besides the first prompt."""
+
+    provider: str
+    cwd: str
+    title: str | None = None
+    model: str | None = None
+    mode: str | None = None
+    thinking: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+# --- What a turn produces while it runs --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgentStarted:
+    """The agent for a session's first turn now exists (`run -d` answered)."""
+
+    agent: CreatedAgent
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ReasoningDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolActivity:
+    name: str
+    status: str
+
+
+@dataclass(frozen=True)
+class AgentNotice:
+    """Other lines the stream shows: todo progress, permission prompts, attention, errors."""
+
+    kind: Literal["todo", "permission", "permission_resolved", "attention", "error", "turn_failed"]
+    text: str
+
+
+@dataclass(frozen=True)
+class TurnEnded:
+    """Always the last event of a turn. `final_text` equals the concatenated `TextDelta`s."""
+
+    outcome: TurnOutcome
+    message: str
+    final_text: str
+
+
+TurnEvent = AgentStarted | TextDelta | ReasoningDelta | ToolActivity | AgentNotice | TurnEnded

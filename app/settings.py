@@ -1,0 +1,65 @@
+"""Every knob of the gateway, read from `PASEO_GATEWAY_*` environment variables (or `.env`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./paseo-gateway.db"
+
+
+class Settings(BaseSettings):
+    """Defaults run on a laptop: SQLite file in the current directory, `paseo` on PATH."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PASEO_GATEWAY_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///file.db or postgresql+asyncpg://...",
+    )
+    migrate_on_start: bool = Field(
+        default=True, description="Apply Alembic migrations when the server starts."
+    )
+
+    paseo_bin: str = Field(default="paseo", description="The paseo executable (name or path).")
+    paseo_host: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Daemon address (host:port, tcp://host:port?password=..., unix:///path.sock). "
+            "Handed to the CLI as PASEO_HOST so a password never shows in `ps`."
+        ),
+    )
+    paseo_home: Path | None = Field(
+        default=None, description="PASEO_HOME for the CLI children (client id, config)."
+    )
+
+    default_provider: str = Field(
+        default="claude", description="Provider for new agents when a request names none."
+    )
+    default_model: str | None = Field(default=None, description="Model for new agents, if any.")
+    default_cwd: Path = Field(
+        default_factory=Path.cwd, description="Working directory for new agents."
+    )
+
+    max_cli_processes: int = Field(
+        default=4, ge=1, le=64, description="How many paseo CLI processes may run at once."
+    )
+    cli_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Limit for one short CLI call (ls, inspect, stop, ...)."
+    )
+    turn_timeout_seconds: float = Field(
+        default=3600.0, gt=0, description="Wall-clock limit for one prompt turn."
+    )
+    sse_ping_seconds: float = Field(
+        default=15.0, gt=0, description="Seconds between SSE keep-alive comments."
+    )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
