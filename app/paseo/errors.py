@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class PaseoErrorKind(str, Enum):
+class PaseoErrorKind(StrEnum):
     """What went wrong, in the terms the service layer decides on (HTTP mapping lives in app)."""
 
     UNAVAILABLE = "unavailable"  # daemon unreachable or paseo binary missing

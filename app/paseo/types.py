@@ -182,6 +182,7 @@ class TurnEnded:
     outcome: TurnOutcome
     message: str
     final_text: str
+    usage: Usage | None = None
 
 
 TurnEvent = AgentStarted | TextDelta | ReasoningDelta | ToolActivity | AgentNotice | TurnEnded

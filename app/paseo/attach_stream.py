@@ -1,0 +1,164 @@
+"""Parsing what `paseo attach` prints into turn events.
+
+`attach` writes assistant text raw (no added newlines) and every other timeline item as a line
+of its own, `console.log("\\n[Kind] ...")`, so an item is "\\n[Kind] ...\\n". Only those exact
+markers are taken out of the text; anything else, a markdown link included, stays text.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Iterator
+
+from app.paseo.types import AgentNotice, ReasoningDelta, TextDelta, ToolActivity, TurnEvent
+
+HEADER_END = "(Press Ctrl+C to detach)\n\n"
+USER_MARKER = "\n[User] "
+
+_MARKERS = (
+    "\n[Reasoning] ",
+    "\n[Tool: ",
+    "\n[Todo] ",
+    USER_MARKER,
+    "\n[Permission ",
+    "\n[Attention Required: ",
+    "\n[Error] ",
+    "\n[Turn Failed] ",
+)
+_TOOL_LINE = re.compile(r"^\[Tool: (?P<name>.*?)\] (?P<status>.*)$")
+_PERMISSION_RESOLVED = re.compile(r"^\[Permission (?P<behavior>allow|deny)\]$")
+
+
+class AttachParser:
+    """Incremental parser: feed it stdout chunks, get events; it holds back partial markers.
+
+    `prompt` is the prompt of the turn being followed: its `[User]` line may span several lines,
+    so knowing the text lets the parser skip it whole.
+    """
+
+    def __init__(self, prompt: str, *, expect_header: bool = True) -> None:
+        self._prompt = prompt
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._buffer = ""
+        self._header_seen = not expect_header
+        self._pending_description = False
+        self.user_lines_seen = 0
+
+    @property
+    def header_seen(self) -> bool:
+        return self._header_seen
+
+    def feed(self, data: bytes) -> list[TurnEvent]:
+        self._buffer += self._decoder.decode(data)
+        return list(self._drain(final=False))
+
+    def finish(self) -> list[TurnEvent]:
+        """Flush what is left when the stream has ended."""
+        self._buffer += self._decoder.decode(b"", final=True)
+        return list(self._drain(final=True))
+
+    def _drain(self, *, final: bool) -> Iterator[TurnEvent]:
+        if not self._header_seen:
+            end = self._buffer.find(HEADER_END)
+            if end < 0:
+                return
+            self._buffer = self._buffer[end + len(HEADER_END) :]
+            self._header_seen = True
+        while self._buffer:
+            event_or_wait = self._next(final=final)
+            if event_or_wait is None:
+                return
+            if event_or_wait is not _CONSUMED:
+                yield event_or_wait  # type: ignore[misc]
+
+    def _next(self, *, final: bool) -> TurnEvent | object | None:
+        """One event (or _CONSUMED) from the front of the buffer; None means: need more data."""
+        buffer = self._buffer
+        if self._pending_description and buffer.startswith("  "):
+            return self._take_line(0, lambda text: AgentNotice("permission", text.strip()), final)
+        self._pending_description = False
+        marker_at = _find_marker(buffer)
+        if marker_at > 0 or (marker_at < 0 and buffer):
+            hold = 0 if final else _partial_marker_suffix(buffer)
+            end = marker_at if marker_at > 0 else len(buffer) - hold
+            if end <= 0:
+                return None
+            self._buffer = buffer[end:]
+            return TextDelta(buffer[:end])
+        return self._item_at_front(final)
+
+    def _item_at_front(self, final: bool) -> TurnEvent | object | None:
+        if self._buffer.startswith(USER_MARKER):
+            return self._take_user_line(final)
+        return self._take_line(1, _item_event, final)
+
+    def _take_user_line(self, final: bool) -> object | None:
+        body = self._buffer[len(USER_MARKER) :]
+        expected = self._prompt + "\n"
+        if body.startswith(expected):
+            self._buffer = body[len(expected) :]
+        elif expected.startswith(body) and not final:
+            return None  # the prompt is still arriving
+        else:
+            newline = body.find("\n")
+            if newline < 0:
+                if not final:
+                    return None
+                newline = len(body) - 1
+            self._buffer = body[newline + 1 :]
+        self.user_lines_seen += 1
+        return _CONSUMED
+
+    def _take_line(self, skip: int, build: object, final: bool) -> TurnEvent | object | None:
+        newline = self._buffer.find("\n", skip)
+        if newline < 0:
+            if not final:
+                return None
+            newline = len(self._buffer)
+        line = self._buffer[skip:newline]
+        self._buffer = self._buffer[newline + 1 :]
+        event = build(line)  # type: ignore[operator]
+        if isinstance(event, AgentNotice) and event.kind == "permission" and skip:
+            self._pending_description = True
+        return event if event is not None else _CONSUMED
+
+
+_CONSUMED = object()
+
+
+def _item_event(line: str) -> TurnEvent | None:
+    """The event for one marker line (without its leading newline)."""
+    if line.startswith("[Reasoning] "):
+        return ReasoningDelta(line[len("[Reasoning] ") :])
+    if match := _TOOL_LINE.match(line):
+        return ToolActivity(match["name"], match["status"])
+    if line.startswith("[Todo] "):
+        return AgentNotice("todo", line[len("[Todo] ") :])
+    if match := _PERMISSION_RESOLVED.match(line):
+        return AgentNotice("permission_resolved", match["behavior"])
+    if line.startswith("[Permission Required] "):
+        return AgentNotice("permission", line[len("[Permission Required] ") :])
+    if line.startswith("[Attention Required: "):
+        return AgentNotice("attention", line[len("[Attention Required: ") :].rstrip("]"))
+    if line.startswith("[Error] "):
+        return AgentNotice("error", line[len("[Error] ") :])
+    if line.startswith("[Turn Failed] "):
+        return AgentNotice("turn_failed", line[len("[Turn Failed] ") :])
+    return None
+
+
+def _find_marker(buffer: str) -> int:
+    positions = [at for marker in _MARKERS if (at := buffer.find(marker)) >= 0]
+    return min(positions, default=-1)
+
+
+def _partial_marker_suffix(buffer: str) -> int:
+    """Length of the longest buffer suffix that could be the start of a marker."""
+    longest = 0
+    for marker in _MARKERS:
+        for size in range(min(len(marker), len(buffer)), longest, -1):
+            if buffer.endswith(marker[:size]):
+                longest = size
+                break
+    return longest

@@ -1,0 +1,340 @@
+"""`PaseoClient` over the paseo CLI: one child process per call, per ../paseo-cli contract.
+
+Rules every call follows: argv lists only; client values bound as `--flag=value` and
+positionals after `--`; prompts to `send` go through `--prompt-file`; the daemon address
+reaches the child as PASEO_HOST in its environment, never in argv.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+from app.paseo.attach_stream import AttachParser
+from app.paseo.errors import PaseoError
+from app.paseo.output import check, error_from_result, parse_json, parse_json_list
+from app.paseo.process import ChildProcess, CliResult, CliRunner
+from app.paseo.transcript import last_reply
+from app.paseo.types import (
+    AgentDetail,
+    AgentStarted,
+    AgentSummary,
+    ArchiveResult,
+    CreatedAgent,
+    DeleteResult,
+    NewAgent,
+    ProviderInfo,
+    SendResult,
+    StopResult,
+    TextDelta,
+    TurnEnded,
+    TurnEvent,
+    TurnOutcome,
+    Usage,
+    WaitResult,
+)
+
+logger = logging.getLogger(__name__)
+
+# `paseo run` takes its prompt only as an argument; Linux caps one argv string at 128 KiB.
+MAX_RUN_PROMPT_BYTES = 128 * 1024 - 1024
+# After the attach header, the replayed history arrives in one burst; this much silence ends it.
+REPLAY_QUIET_SECONDS = 0.3
+REPLAY_MAX_SECONDS = 10.0
+# How long to wait for the attach header before giving up on live output for a turn.
+ATTACH_HEADER_TIMEOUT_SECONDS = 30.0
+# After the turn ended, attach may still be printing its last chunks.
+DRAIN_QUIET_SECONDS = 0.3
+DRAIN_MAX_SECONDS = 3.0
+
+_ResultT = TypeVar("_ResultT", SendResult, WaitResult)
+
+_WAIT_STATUS_TO_OUTCOME: dict[str, TurnOutcome] = {
+    "idle": "completed",
+    "completed": "completed",
+    "error": "error",
+    "permission": "permission",
+    "timeout": "timeout",
+}
+
+
+class CliPaseoClient:
+    """Talks to Paseo by spawning the `paseo` CLI."""
+
+    def __init__(
+        self,
+        binary: str = "paseo",
+        *,
+        host: str | None = None,
+        home: str | None = None,
+        max_processes: int = 4,
+        timeout: float = 60.0,
+        base_env: Mapping[str, str] | None = None,
+    ) -> None:
+        env = dict(os.environ if base_env is None else base_env)
+        if host:
+            env["PASEO_HOST"] = host
+        if home:
+            env["PASEO_HOME"] = home
+        env.setdefault("NODE_COMPILE_CACHE", str(Path(tempfile.gettempdir()) / "paseo-node-cache"))
+        env["NO_COLOR"] = "1"
+        self.runner = CliRunner(binary, env=env, max_processes=max_processes, timeout=timeout)
+
+    # --- short calls ---------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        # `ls` fails with DAEMON_NOT_RUNNING when the daemon is down; `provider ls` would not.
+        check(await self.runner.run(["ls", "--json"]))
+
+    async def list_agents(
+        self, *, include_archived: bool = False, labels: Mapping[str, str] | None = None
+    ) -> list[AgentSummary]:
+        args = ["ls", "--json"]
+        if include_archived:
+            args.append("--all")
+        args += [f"--label={key}={value}" for key, value in (labels or {}).items()]
+        return parse_json_list(await self.runner.run(args), AgentSummary)
+
+    async def inspect_agent(self, agent_id: str) -> AgentDetail:
+        return parse_json(await self.runner.run(["inspect", "--json", "--", agent_id]), AgentDetail)
+
+    async def import_agent(
+        self,
+        *,
+        provider: str,
+        session_id: str,
+        cwd: str,
+        labels: Mapping[str, str] | None = None,
+    ) -> CreatedAgent:
+        args = ["import", "--json", f"--provider={provider}", f"--cwd={cwd}"]
+        args += [f"--label={key}={value}" for key, value in (labels or {}).items()]
+        return parse_json(await self.runner.run([*args, "--", session_id]), CreatedAgent)
+
+    async def stop_agent(self, agent_id: str) -> StopResult:
+        return parse_json(await self.runner.run(["stop", "--json", "--", agent_id]), StopResult)
+
+    async def archive_agent(self, agent_id: str, *, force: bool = False) -> ArchiveResult:
+        args = ["archive", "--json", *(["--force"] if force else []), "--", agent_id]
+        return parse_json(await self.runner.run(args), ArchiveResult)
+
+    async def delete_agent(self, agent_id: str) -> DeleteResult:
+        return parse_json(await self.runner.run(["delete", "--json", "--", agent_id]), DeleteResult)
+
+    async def list_providers(self) -> list[ProviderInfo]:
+        return parse_json_list(await self.runner.run(["provider", "ls", "--json"]), ProviderInfo)
+
+    async def read_logs(self, agent_id: str) -> str:
+        result = await self.runner.run(["logs", "--", agent_id])
+        return check(result, text_code="LOGS_FAILED").stdout
+
+    async def create_agent(self, agent: NewAgent, prompt: str) -> CreatedAgent:
+        """`paseo run -d`: the agent starts working on `prompt` at once."""
+        if len(prompt.encode("utf-8")) > MAX_RUN_PROMPT_BYTES:
+            raise PaseoError(
+                "PROMPT_TOO_LONG",
+                f"a session's first prompt is passed to `paseo run` as an argument and may be at "
+                f"most {MAX_RUN_PROMPT_BYTES} bytes; send a shorter first prompt",
+            )
+        args = ["run", "--detach", "--json", f"--provider={agent.provider}", f"--cwd={agent.cwd}"]
+        for flag, value in (
+            ("title", agent.title),
+            ("model", agent.model),
+            ("mode", agent.mode),
+            ("thinking", agent.thinking),
+        ):
+            if value:
+                args.append(f"--{flag}={value}")
+        args += [f"--label={key}={value}" for key, value in agent.labels.items()]
+        return parse_json(await self.runner.run([*args, "--", prompt]), CreatedAgent)
+
+    # --- turns ---------------------------------------------------------------------------------
+
+    async def start_agent_turn(self, agent: NewAgent, prompt: str) -> AsyncIterator[TurnEvent]:
+        created = await self.create_agent(agent, prompt)
+        yield AgentStarted(created)
+        async for event in self._follow_turn(created.agent_id, prompt, send_prompt=False):
+            yield event
+
+    async def prompt_agent_turn(self, agent_id: str, prompt: str) -> AsyncIterator[TurnEvent]:
+        async for event in self._follow_turn(agent_id, prompt, send_prompt=True):
+            yield event
+
+    async def _follow_turn(
+        self, agent_id: str, prompt: str, *, send_prompt: bool
+    ) -> AsyncIterator[TurnEvent]:
+        """Stream one turn: attach for live output, a blocking send/wait for its end, then logs.
+
+        For a new agent (`send_prompt=False`) everything attach shows is this turn. For an
+        existing one, attach first replays the history; the prompt is sent only once that
+        replay is over, so what follows is the new turn.
+        """
+        streamed: list[str] = []
+        async with self.runner.spawn(["attach", "--", agent_id]) as attach:
+            parser = AttachParser(prompt)
+            if send_prompt:
+                await _read_past_replay(attach)
+                parser = AttachParser(prompt, expect_header=False)
+            finisher = asyncio.create_task(self._finish_turn(agent_id, prompt, send_prompt))
+            try:
+                async for event in _live_events(attach, parser, finisher):
+                    if isinstance(event, TextDelta):
+                        streamed.append(event.text)
+                    yield event
+                outcome, message = finisher.result()
+            finally:
+                if not finisher.done():
+                    finisher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, PaseoError):
+                        await finisher
+        final_text = "".join(streamed)
+        rest, usage = await asyncio.gather(
+            self._missing_tail(agent_id, prompt, final_text), self._last_usage(agent_id)
+        )
+        if rest:
+            final_text += rest
+            yield TextDelta(rest)
+        yield TurnEnded(outcome, message, final_text, usage)
+
+    async def _finish_turn(
+        self, agent_id: str, prompt: str, send_prompt: bool
+    ) -> tuple[TurnOutcome, str]:
+        """Start the turn (if asked) and block until Paseo says it ended."""
+        result: SendResult | WaitResult
+        if send_prompt:
+            result = await self._send_and_wait(agent_id, prompt)
+        else:
+            result = await self._wait(agent_id)
+        # `send` gives up after a hard-coded 600 s; a turn may go on much longer.
+        while result.status == "timeout":
+            result = await self._wait(agent_id)
+        outcome = _WAIT_STATUS_TO_OUTCOME.get(result.status)
+        if outcome is None:
+            raise PaseoError("BAD_OUTPUT", f"unknown turn status {result.status!r} from paseo")
+        return outcome, result.message
+
+    async def _send_and_wait(self, agent_id: str, prompt: str) -> SendResult:
+        with _prompt_file(prompt) as path:
+            args = ["send", "--json", f"--prompt-file={path}", "--", agent_id]
+            return await self._long_call(args, SendResult)
+
+    async def _wait(self, agent_id: str) -> WaitResult:
+        result = await self._long_call(["wait", "--json", "--", agent_id], WaitResult)
+        if result.status == "error" and result.message.startswith("Agent not found"):
+            # `wait` reports an unknown agent as a turn error with exit 0.
+            raise PaseoError("AGENT_NOT_FOUND", result.message, exit_status=0)
+        return result
+
+    async def _long_call(self, args: list[str], model: type[_ResultT]) -> _ResultT:
+        """A call that lasts as long as the turn: outside the short-call semaphore, no timeout."""
+        async with self.runner.spawn(args) as child:
+            stdout = await child.read_all_stdout()
+            status = await child.wait()
+        return parse_json(
+            CliResult(child.args, status, stdout.decode("utf-8", "replace"), child.stderr_text()),
+            model,
+        )
+
+    async def _missing_tail(self, agent_id: str, prompt: str, streamed: str) -> str:
+        """What the transcript has beyond what attach delivered (attach may lose the end)."""
+        try:
+            reply = last_reply(await self.read_logs(agent_id), prompt)
+        except PaseoError as exc:
+            logger.warning("could not read logs of agent %s: %s", agent_id, exc)
+            return ""
+        if reply is None or not reply.startswith(streamed):
+            return ""
+        return reply[len(streamed) :]
+
+    async def _last_usage(self, agent_id: str) -> Usage | None:
+        try:
+            return (await self.inspect_agent(agent_id)).last_usage
+        except PaseoError as exc:
+            logger.warning("could not read usage of agent %s: %s", agent_id, exc)
+            return None
+
+    async def aclose(self) -> None:
+        await self.runner.aclose()
+
+
+async def _read_past_replay(attach: ChildProcess) -> None:
+    """Consume the attach header and the replayed history that follows it."""
+    seen = b""
+    async with asyncio.timeout(ATTACH_HEADER_TIMEOUT_SECONDS):
+        while b"(Press Ctrl+C to detach)\n" not in seen:
+            chunk = await attach.read_chunk()
+            if not chunk:
+                raise _attach_failed(attach, await attach.wait())
+            seen += chunk
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + REPLAY_MAX_SECONDS
+    while loop.time() < deadline:
+        try:
+            chunk = await asyncio.wait_for(attach.read_chunk(), REPLAY_QUIET_SECONDS)
+        except TimeoutError:
+            return
+        if not chunk:
+            raise _attach_failed(attach, await attach.wait())
+
+
+async def _live_events(
+    attach: ChildProcess, parser: AttachParser, finisher: asyncio.Task[tuple[TurnOutcome, str]]
+) -> AsyncIterator[TurnEvent]:
+    """Attach's events of this turn until the turn has ended and attach has gone quiet."""
+    reader: asyncio.Task[bytes] | None = asyncio.create_task(attach.read_chunk())
+    try:
+        while reader is not None and not finisher.done():
+            await asyncio.wait({finisher, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if reader.done():
+                for event in _turn_events(parser, reader.result()):
+                    yield event
+                reader = asyncio.create_task(attach.read_chunk()) if reader.result() else None
+        await finisher  # a failed send/wait ends the turn with its error
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DRAIN_MAX_SECONDS
+        while reader is not None:
+            # Before the header, attach is still starting (about a CLI start-up): wait longer.
+            quiet = DRAIN_QUIET_SECONDS if parser.header_seen else DRAIN_MAX_SECONDS
+            done, _ = await asyncio.wait({reader}, timeout=min(quiet, deadline - loop.time()))
+            if not done:
+                break
+            for event in _turn_events(parser, reader.result()):
+                yield event
+            reader = asyncio.create_task(attach.read_chunk()) if reader.result() else None
+        for event in parser.finish():
+            if parser.user_lines_seen:
+                yield event
+    finally:
+        if reader is not None and not reader.done():
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+
+def _turn_events(parser: AttachParser, chunk: bytes) -> list[TurnEvent]:
+    """Events from a chunk, leaving out what came before this turn's `[User]` line."""
+    events = parser.feed(chunk) if chunk else []
+    return events if parser.user_lines_seen else []
+
+
+def _attach_failed(attach: ChildProcess, status: int) -> PaseoError:
+    result = CliResult(attach.args, status, "", attach.stderr_text())
+    return error_from_result(result, text_code="ATTACH_FAILED")
+
+
+@contextlib.contextmanager
+def _prompt_file(prompt: str) -> Iterator[str]:
+    """The prompt in a private temporary file: no argv size limit, never parsed as a flag."""
+    fd, path = tempfile.mkstemp(prefix="paseo-prompt-", suffix=".txt")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(prompt)
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
