@@ -49,6 +49,15 @@ class Settings(BaseSettings):
     max_cli_processes: int = Field(
         default=4, ge=1, le=64, description="How many paseo CLI processes may run at once."
     )
+    max_concurrent_turns: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Turns streaming at once (each holds two paseo children: attach and send).",
+    )
+    max_prompt_bytes: int = Field(
+        default=1024 * 1024, ge=1, description="Largest prompt accepted, in UTF-8 bytes."
+    )
     cli_timeout_seconds: float = Field(
         default=60.0, gt=0, description="Limit for one short CLI call (ls, inspect, stop, ...)."
     )
@@ -58,6 +67,7 @@ class Settings(BaseSettings):
     sse_ping_seconds: float = Field(
         default=15.0, gt=0, description="Seconds between SSE keep-alive comments."
     )
+    log_level: str = Field(default="INFO", description="Python logging level.")
 
 
 @lru_cache

@@ -36,6 +36,7 @@ from app.paseo.types import (
     TurnEnded,
     TurnEvent,
     TurnOutcome,
+    TurnStarted,
     Usage,
     WaitResult,
 )
@@ -158,6 +159,7 @@ class CliPaseoClient:
     async def start_agent_turn(self, agent: NewAgent, prompt: str) -> AsyncIterator[TurnEvent]:
         created = await self.create_agent(agent, prompt)
         yield AgentStarted(created)
+        yield TurnStarted()
         async for event in self._follow_turn(created.agent_id, prompt, send_prompt=False):
             yield event
 
@@ -180,6 +182,7 @@ class CliPaseoClient:
             if send_prompt:
                 await _read_past_replay(attach)
                 parser = AttachParser(prompt, expect_header=False)
+                yield TurnStarted()
             finisher = asyncio.create_task(self._finish_turn(agent_id, prompt, send_prompt))
             try:
                 async for event in _live_events(attach, parser, finisher):

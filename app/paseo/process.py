@@ -13,10 +13,10 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from app.aio import shielded
 from app.paseo.errors import PaseoError
 
 logger = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ class CliRunner:
             yield child
         finally:
             # Shielded so a cancelled caller still waits for the reap instead of leaking it.
-            await _shielded(child.terminate())
+            await shielded(child.terminate())
             self._children.discard(child)
 
     @property
@@ -182,13 +182,3 @@ class CliRunner:
     async def aclose(self) -> None:
         """Terminate every child still running (server shutdown)."""
         await asyncio.gather(*(child.terminate() for child in list(self._children)))
-
-
-async def _shielded(coro: Coroutine[Any, Any, None]) -> None:
-    """Await a cleanup coroutine to the end even if the awaiting task is being cancelled."""
-    task = asyncio.ensure_future(coro)
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await task
-        raise

@@ -152,6 +152,15 @@ class AgentStarted:
 
 
 @dataclass(frozen=True)
+class TurnStarted:
+    """Paseo has the prompt (or is about to get it): from here on the turn's output follows.
+
+    A consumer that wants to call the turn off before it reaches Paseo closes the iterator
+    on this event.
+    """
+
+
+@dataclass(frozen=True)
 class TextDelta:
     text: str
 
@@ -185,4 +194,6 @@ class TurnEnded:
     usage: Usage | None = None
 
 
-TurnEvent = AgentStarted | TextDelta | ReasoningDelta | ToolActivity | AgentNotice | TurnEnded
+TurnEvent = (
+    AgentStarted | TurnStarted | TextDelta | ReasoningDelta | ToolActivity | AgentNotice | TurnEnded
+)

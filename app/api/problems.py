@@ -1,0 +1,126 @@
+"""Every non-2xx answer is application/problem+json with a stable `code`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.errors import GatewayError, from_paseo
+from app.paseo.errors import PaseoError
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "urn:paseo-gateway:problem:"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, plus a stable machine-readable `code`."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+
+
+def problem_response(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **jsonable_encoder(extra),
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+async def _gateway_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GatewayError)
+    return problem_response(
+        exc.status, exc.code, exc.title, exc.detail, headers=exc.headers, **exc.extra
+    )
+
+
+async def _paseo_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PaseoError)
+    logger.warning("paseo call failed: %s (exit %s) %s", exc.code, exc.exit_status, exc.stderr)
+    return await _gateway_error(request, from_paseo(exc))
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type")}
+        for error in exc.errors()
+    ]
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(part) for part in first["loc"])
+    return problem_response(
+        422,
+        "validation_failed",
+        "Invalid request",
+        f"{where}: {first['msg']}" if where else str(first["msg"]),
+        errors=errors,
+    )
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "route_not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    title = str(exc.detail) if exc.detail else "HTTP error"
+    return problem_response(
+        exc.status_code, code, title, title, headers=getattr(exc, "headers", None)
+    )
+
+
+async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error", exc_info=exc)
+    return problem_response(
+        500, "internal_error", "Internal error", "An unexpected error occurred; see the logs."
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(GatewayError, _gateway_error)
+    app.add_exception_handler(PaseoError, _paseo_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entry declaring which problems a route can return."""
+    descriptions = {
+        404: "Not found",
+        409: "Conflict",
+        413: "Payload too large",
+        422: "Invalid input",
+        502: "Paseo answered with an error or unparseable output",
+        503: "Paseo (binary or daemon) unavailable",
+        504: "Paseo did not answer in time",
+    }
+    return {
+        status: {
+            "model": Problem,
+            "description": descriptions.get(status, "Problem"),
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }

@@ -1,0 +1,111 @@
+"""Domain errors: each carries the HTTP status and stable `code` of its problem+json answer.
+
+Services raise these (they import nothing from FastAPI); app/api/problems.py renders them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.paseo.errors import PaseoError, PaseoErrorKind
+
+
+class GatewayError(Exception):
+    status: int = 500
+    code: str = "internal_error"
+    title: str = "Internal error"
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class NotFound(GatewayError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class SessionNotFound(NotFound):
+    code = "session_not_found"
+
+
+class TurnNotFound(NotFound):
+    code = "turn_not_found"
+
+
+class AgentNotFound(NotFound):
+    code = "agent_not_found"
+
+
+class Conflict(GatewayError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class TurnInProgress(Conflict):
+    code, title = "turn_in_progress", "A turn is already running"
+
+
+class NoRunningTurn(Conflict):
+    code, title = "no_running_turn", "No turn is running"
+
+
+class SessionClosed(Conflict):
+    code, title = "session_closed", "Session is closed"
+
+
+class AgentRunning(Conflict):
+    code, title = "agent_running", "Agent is running"
+
+
+class InvalidInput(GatewayError):
+    status, code, title = 422, "invalid_input", "Invalid input"
+
+
+class PayloadTooLarge(GatewayError):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+class PaseoUnavailable(GatewayError):
+    status, code, title = 503, "paseo_unavailable", "Paseo is unavailable"
+
+
+class PaseoBadOutput(GatewayError):
+    status, code, title = 502, "paseo_bad_output", "Paseo answered something unexpected"
+
+
+class PaseoFailed(GatewayError):
+    status, code, title = 502, "paseo_failed", "Paseo reported a failure"
+
+
+class PaseoTimeout(GatewayError):
+    status, code, title = 504, "paseo_timeout", "Paseo did not answer in time"
+
+
+_PASEO_KIND_TO_ERROR: dict[PaseoErrorKind, type[GatewayError]] = {
+    PaseoErrorKind.UNAVAILABLE: PaseoUnavailable,
+    PaseoErrorKind.NOT_FOUND: AgentNotFound,
+    PaseoErrorKind.CONFLICT: Conflict,
+    PaseoErrorKind.INVALID_INPUT: InvalidInput,
+    PaseoErrorKind.BAD_OUTPUT: PaseoBadOutput,
+    PaseoErrorKind.TIMEOUT: PaseoTimeout,
+    PaseoErrorKind.FAILED: PaseoFailed,
+}
+
+
+def from_paseo(error: PaseoError) -> GatewayError:
+    """The gateway error for a CLI failure: its kind picks the status, its code travels along."""
+    if error.code == "AGENT_RUNNING":
+        return AgentRunning(
+            f"{error.message}. Stop it first, or pass force=true.", paseo_code=error.code
+        )
+    cls = _PASEO_KIND_TO_ERROR[error.kind]
+    detail = error.message
+    if error.code == "DAEMON_NOT_RUNNING":
+        detail = f"{error.message}. Start the Paseo daemon or fix PASEO_GATEWAY_PASEO_HOST."
+    elif error.code == "PASEO_NOT_INSTALLED":
+        detail = f"{error.message}. Install paseo or set PASEO_GATEWAY_PASEO_BIN."
+    result = cls(detail, paseo_code=error.code)
+    if error.code in ("DAEMON_NOT_RUNNING", "PASEO_NOT_INSTALLED"):
+        result.code = error.code.lower()
+    return result

@@ -1,0 +1,210 @@
+"""Request and response bodies of the HTTP API (what /docs shows)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+# Values that reach the paseo argv: strict shapes, never anything that could look like a flag.
+PROVIDER_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,127}$"
+LABEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+AGENT_ID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+IMPORT_PROVIDERS = Literal["claude", "codex", "opencode", "acp"]
+ItemT = TypeVar("ItemT")
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _absolute_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError("must be an absolute path (start with /)")
+    return _no_nul(value)
+
+
+def _label_value(value: str) -> str:
+    if any(char in value for char in "\x00\n\r,"):
+        raise ValueError("label values must not contain NUL, newlines or commas")
+    return value
+
+
+def _labels(value: dict[str, str]) -> dict[str, str]:
+    for key, item in value.items():
+        _label_value(item)
+        if key.startswith(("gateway.", "paseo.")):
+            raise ValueError(f"label key {key!r} is reserved (gateway.* and paseo.*)")
+    return value
+
+
+Provider = Annotated[str, StringConstraints(pattern=PROVIDER_PATTERN)]
+Model = Annotated[str, StringConstraints(pattern=MODEL_PATTERN)]
+LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY_PATTERN)]
+LabelValue = Annotated[str, StringConstraints(max_length=256), AfterValidator(_label_value)]
+Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=32), AfterValidator(_labels)]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)]
+Cwd = Annotated[str, StringConstraints(max_length=4096), AfterValidator(_absolute_path)]
+PromptText = Annotated[str, AfterValidator(_no_nul)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SessionCreate(_Strict):
+    """A new session. Its agent is created with the first prompt (`paseo run` needs one)."""
+
+    provider: Provider | None = Field(
+        default=None, description="Agent provider (claude, codex, ...); server default if unset."
+    )
+    model: Model | None = None
+    mode: Provider | None = Field(default=None, description="Provider-specific mode id.")
+    thinking: Provider | None = Field(default=None, description="Thinking option id.")
+    title: Title | None = None
+    cwd: Cwd | None = Field(
+        default=None, description="Agent working directory on the daemon's machine."
+    )
+    labels: Labels = Field(default_factory=dict)
+    prompt: PromptText | None = Field(
+        default=None,
+        description="Optional first prompt: creates the agent at once and starts a turn.",
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "provider": "claude",
+                    "title": "Fix the flaky test",
+                    "cwd": "/home/dev/project",
+                    "labels": {"team": "qa"},
+                }
+            ]
+        },
+    )
+
+
+class SessionImport(_Strict):
+    """Register an existing provider session (`paseo import`) as a gateway session."""
+
+    provider: IMPORT_PROVIDERS
+    provider_session_id: Annotated[
+        str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+    ]
+    cwd: Cwd | None = None
+    title: Title | None = None
+    labels: Labels = Field(default_factory=dict)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "provider": "claude",
+                    "provider_session_id": "5e1c8a5e-7c1b-4a59-9d1e-2f7f1f0c3b4a",
+                    "cwd": "/home/dev/project",
+                }
+            ]
+        },
+    )
+
+
+class PromptRequest(_Strict):
+    prompt: PromptText = Field(
+        description="What to ask the agent. Any text; never parsed as flags."
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"prompt": "Summarise the failing tests"}]},
+    )
+
+
+class TurnOut(BaseModel):
+    id: uuid.UUID
+    session_id: uuid.UUID
+    number: int
+    prompt: str
+    status: str
+    final_text: str | None
+    error_code: str | None
+    error_message: str | None
+    usage: dict[str, Any] | None
+    started_at: datetime
+    finished_at: datetime | None
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class AgentLiveStatus(BaseModel):
+    """What Paseo says of the session's agent right now (None fields: not known)."""
+
+    status: str | None = None
+    archived: bool | None = None
+    pending_permissions: list[dict[str, str]] = Field(default_factory=list)
+    error: str | None = Field(
+        default=None, description="Why the live status could not be read, if it could not."
+    )
+
+
+class SessionOut(BaseModel):
+    id: uuid.UUID
+    agent_id: str | None
+    provider: str
+    model: str | None
+    mode: str | None
+    title: str | None
+    cwd: str
+    labels: dict[str, str]
+    status: str
+    created_at: datetime
+    last_active_at: datetime
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class SessionDetail(SessionOut):
+    agent: AgentLiveStatus | None = Field(
+        default=None, description="Live agent status from Paseo (null before the agent exists)."
+    )
+    active_turn: TurnOut | None = None
+
+
+class SessionCreated(SessionOut):
+    turn: TurnOut | None = Field(
+        default=None, description="The first turn, when the request carried a prompt."
+    )
+
+
+class Page(BaseModel, Generic[ItemT]):
+    items: list[ItemT]
+    total: int
+    limit: int
+    offset: int
+
+
+class CancelAccepted(BaseModel):
+    turn_id: uuid.UUID
+    status: str
+    detail: str
+
+
+class ReadinessCheck(BaseModel):
+    ok: bool
+    detail: str
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, ReadinessCheck]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"

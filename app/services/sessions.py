@@ -1,0 +1,154 @@
+"""Gateway sessions: one Paseo agent each, with the mapping kept in the database.
+
+No database transaction is held open across a paseo call (each costs over a second): read,
+call Paseo, then write in a second short transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from app.db import Database
+from app.errors import InvalidInput, PayloadTooLarge, SessionNotFound
+from app.models import GatewaySession, SessionStatus, Turn
+from app.paseo.client import PaseoClient
+from app.paseo.errors import PaseoError, PaseoErrorKind
+from app.repositories import sessions as sessions_repo
+from app.schemas import AgentLiveStatus, SessionCreate, SessionImport
+from app.services.turns import SESSION_LABEL, TurnService
+
+
+@dataclass
+class SessionDefaults:
+    provider: str
+    model: str | None
+    cwd: str
+    max_prompt_bytes: int
+
+
+class SessionService:
+    def __init__(
+        self, db: Database, paseo: PaseoClient, turns: TurnService, defaults: SessionDefaults
+    ) -> None:
+        self.db = db
+        self.paseo = paseo
+        self.turns = turns
+        self.defaults = defaults
+
+    async def create(self, request: SessionCreate) -> tuple[GatewaySession, Turn | None]:
+        """A pending session; with a first prompt its agent is created and the turn starts."""
+        if request.prompt is not None:
+            check_prompt(request.prompt, self.defaults.max_prompt_bytes)
+        async with self.db.session() as session:
+            record = await sessions_repo.add_session(
+                session,
+                provider=request.provider or self.defaults.provider,
+                model=request.model or (None if request.provider else self.defaults.model),
+                mode=request.mode,
+                title=request.title,
+                cwd=request.cwd or self.defaults.cwd,
+                labels=dict(request.labels),
+            )
+        if request.prompt is None:
+            return record, None
+        turn, _ = await self.turns.start_turn(record.id, request.prompt)
+        return await self.get(record.id), turn
+
+    async def import_session(self, request: SessionImport) -> GatewaySession:
+        """Register an existing provider session: `paseo import`, labelled with our id."""
+        session_id = uuid.uuid4()
+        cwd = request.cwd or self.defaults.cwd
+        created = await self.paseo.import_agent(
+            provider=request.provider,
+            session_id=request.provider_session_id,
+            cwd=cwd,
+            labels={**request.labels, SESSION_LABEL: str(session_id)},
+        )
+        async with self.db.session() as session:
+            return await sessions_repo.add_session(
+                session,
+                id=session_id,
+                agent_id=created.agent_id,
+                provider=created.provider,
+                model=None,
+                mode=None,
+                title=request.title or created.title,
+                cwd=created.cwd,
+                labels=dict(request.labels),
+                status=SessionStatus.ACTIVE,
+            )
+
+    async def get(self, session_id: uuid.UUID) -> GatewaySession:
+        async with self.db.session() as session:
+            record = await sessions_repo.get_session(session, session_id)
+        if record is None:
+            raise SessionNotFound(f"no session {session_id}")
+        return record
+
+    async def live_status(self, record: GatewaySession) -> AgentLiveStatus | None:
+        """What Paseo says of the agent now; a Paseo failure is reported, not raised."""
+        if record.agent_id is None:
+            return None
+        try:
+            detail = await self.paseo.inspect_agent(record.agent_id)
+        except PaseoError as exc:
+            status = "missing" if exc.kind == PaseoErrorKind.NOT_FOUND else None
+            return AgentLiveStatus(status=status, error=f"{exc.code}: {exc.message}")
+        return AgentLiveStatus(
+            status=detail.status,
+            archived=detail.archived,
+            pending_permissions=[p.model_dump() for p in detail.pending_permissions],
+        )
+
+    async def list(
+        self, *, status: str | None, labels: dict[str, str], limit: int, offset: int
+    ) -> tuple[list[GatewaySession], int]:
+        async with self.db.session() as session:
+            return await sessions_repo.list_sessions(
+                session, status=status, labels=labels, limit=limit, offset=offset
+            )
+
+    async def close(self, session_id: uuid.UUID, *, force: bool) -> GatewaySession:
+        """Archive the agent (Paseo's soft delete) and mark the session closed."""
+        record = await self.get(session_id)
+        if record.status == SessionStatus.CLOSED:
+            return record
+        if record.agent_id is not None:
+            await self._archive(record.agent_id, force=force)
+        async with self.db.session() as session:
+            fresh = await sessions_repo.get_session(session, session_id)
+            if fresh is None:
+                raise SessionNotFound(f"no session {session_id}")
+            return await sessions_repo.update_session(session, fresh, status=SessionStatus.CLOSED)
+
+    async def _archive(self, agent_id: str, *, force: bool) -> None:
+        try:
+            await self.paseo.archive_agent(agent_id, force=force)
+        except PaseoError as exc:
+            # Already archived, or gone from Paseo: either way the session can close.
+            if exc.code != "AGENT_ALREADY_ARCHIVED" and exc.kind != PaseoErrorKind.NOT_FOUND:
+                raise
+
+
+def check_prompt(prompt: str, max_bytes: int) -> None:
+    """Prompts are data of any content, but not empty and not larger than configured."""
+    if not prompt.strip():
+        raise InvalidInput("prompt must contain some non-whitespace text", field="prompt")
+    size = len(prompt.encode("utf-8"))
+    if size > max_bytes:
+        raise PayloadTooLarge(
+            f"prompt is {size} bytes; the limit is {max_bytes} (PASEO_GATEWAY_MAX_PROMPT_BYTES)"
+        )
+
+
+def session_labels(pairs: list[str]) -> dict[str, str]:
+    """`key=value` query parameters as a dict; a pair without `=` is a client error."""
+    labels: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"label filter {pair!r} must look like key=value", field="label")
+        labels[key] = value
+    return labels
