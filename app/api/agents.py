@@ -34,7 +34,7 @@ async def list_agents(
         list[str], Query(description="key=value; repeat to require several labels")
     ] = [],  # noqa: B006 - FastAPI copies defaults
 ) -> list[AgentSummary]:
-    return await agents.list(include_archived=all, labels=session_labels(label))
+    return await agents.list_agents(include_archived=all, labels=session_labels(label))
 
 
 @router.get(

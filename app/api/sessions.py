@@ -85,7 +85,7 @@ async def list_sessions(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[SessionOut]:
-    items, total = await sessions.list(
+    items, total = await sessions.list_sessions(
         status=status, labels=session_labels(label), limit=limit, offset=offset
     )
     return Page[SessionOut](

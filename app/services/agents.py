@@ -19,7 +19,7 @@ class AgentService:
     def __init__(self, paseo: PaseoClient) -> None:
         self.paseo = paseo
 
-    async def list(
+    async def list_agents(
         self, *, include_archived: bool, labels: Mapping[str, str]
     ) -> list[AgentSummary]:
         return await self.paseo.list_agents(include_archived=include_archived, labels=labels)

@@ -102,7 +102,7 @@ class SessionService:
             pending_permissions=[p.model_dump() for p in detail.pending_permissions],
         )
 
-    async def list(
+    async def list_sessions(
         self, *, status: str | None, labels: dict[str, str], limit: int, offset: int
     ) -> tuple[list[GatewaySession], int]:
         async with self.db.session() as session:

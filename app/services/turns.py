@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.aio import shielded
 from app.db import Database
 from app.errors import NoRunningTurn, SessionClosed, SessionNotFound, TurnInProgress, TurnNotFound
@@ -87,14 +89,14 @@ class TurnService:
         return turn, running.feed
 
     async def _insert_turn(self, session_id: uuid.UUID, prompt: str) -> Turn:
-        async with self.db.session() as session:
-            record = await _get_session(session, session_id)
-            if record.status == SessionStatus.CLOSED:
-                raise SessionClosed(f"session {session_id} is closed; create a new session")
-            try:
+        try:
+            async with self.db.session() as session:
+                record = await _get_session(session, session_id)
+                if record.status == SessionStatus.CLOSED:
+                    raise SessionClosed(f"session {session_id} is closed; create a new session")
                 return await turns_repo.add_turn(session, session_id=session_id, prompt=prompt)
-            except turns_repo.ActiveTurnExists:
-                pass
+        except turns_repo.ActiveTurnExists:
+            pass  # the failed transaction is rolled back; report the turn that holds the session
         active = await self.active_turn(session_id)
         active_id = str(active.id) if active else None
         raise TurnInProgress(
@@ -339,7 +341,7 @@ class TurnService:
             return turn
 
 
-async def _get_session(session: Any, session_id: uuid.UUID) -> GatewaySession:
+async def _get_session(session: AsyncSession, session_id: uuid.UUID) -> GatewaySession:
     record = await sessions_repo.get_session(session, session_id)
     if record is None:
         raise SessionNotFound(f"no session {session_id}")

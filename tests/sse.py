@@ -1,0 +1,51 @@
+"""A small Server-Sent Events reader for tests (what a browser's EventSource does)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+@dataclass
+class SseEvent:
+    event: str
+    data: str
+    id: str | None
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+async def read_events(response: httpx.Response) -> AsyncIterator[SseEvent]:
+    """Events in arrival order; comment lines (pings) are skipped."""
+    event, data, event_id = "message", [], None
+    async for line in response.aiter_lines():
+        if line == "":
+            if data:
+                yield SseEvent(event, "\n".join(data), event_id)
+            event, data, event_id = "message", [], None
+        elif line.startswith(":"):
+            continue
+        else:
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "event":
+                event = value
+            elif field == "data":
+                data.append(value)
+            elif field == "id":
+                event_id = value
+
+
+async def collect_turn(response: httpx.Response) -> list[SseEvent]:
+    """Every event of a prompt stream up to and including the terminal one."""
+    events = []
+    async for event in read_events(response):
+        events.append(event)
+        if event.event.startswith("turn.") and event.event != "turn.started":
+            break
+    return events
