@@ -1,0 +1,140 @@
+"""SQL for the `sessions` table. Functions only flush: the caller owns the transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, TypedDict, TypeVar, Unpack
+
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import GatewaySession, SessionStatus
+
+_Select = TypeVar("_Select", bound=Select[Any])
+
+
+class SessionChanges(TypedDict, total=False):
+    """What `update_session` may change; a key left out stays as it is."""
+
+    status: str
+    agent_id: str | None
+    title: str | None
+    cwd: str
+    provider: str
+    last_active_at: datetime
+
+
+async def add_session(
+    session: AsyncSession,
+    *,
+    provider: str,
+    cwd: str,
+    id: uuid.UUID | None = None,
+    agent_id: str | None = None,
+    model: str | None = None,
+    mode: str | None = None,
+    title: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    status: str = SessionStatus.PENDING,
+) -> GatewaySession:
+    """Insert a session; a new id and the creation times are filled in."""
+    record = GatewaySession(
+        id=id or uuid.uuid4(),
+        agent_id=agent_id,
+        provider=provider,
+        model=model,
+        mode=mode,
+        title=title,
+        cwd=cwd,
+        labels=dict(labels or {}),
+        status=status,
+    )
+    session.add(record)
+    await session.flush()
+    return record
+
+
+async def get_session(session: AsyncSession, session_id: uuid.UUID) -> GatewaySession | None:
+    return await session.get(GatewaySession, session_id)
+
+
+async def get_session_by_agent_id(session: AsyncSession, agent_id: str) -> GatewaySession | None:
+    statement = select(GatewaySession).where(GatewaySession.agent_id == agent_id)
+    return await session.scalar(statement)
+
+
+async def list_sessions(
+    session: AsyncSession,
+    *,
+    status: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[GatewaySession], int]:
+    """One page, newest first, and how many match in all; every given label must match."""
+    check_page(limit, offset)
+    statement = (
+        _filtered(select(GatewaySession), status=status, labels=labels)
+        .order_by(GatewaySession.created_at.desc(), GatewaySession.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    page = list((await session.scalars(statement)).all())
+    return page, await count_sessions(session, status=status, labels=labels)
+
+
+async def count_sessions(
+    session: AsyncSession,
+    *,
+    status: str | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> int:
+    statement = _filtered(select(func.count(GatewaySession.id)), status=status, labels=labels)
+    return (await session.scalar(statement)) or 0
+
+
+async def update_session(
+    session: AsyncSession, record: GatewaySession, **changes: Unpack[SessionChanges]
+) -> GatewaySession:
+    """Set the given fields on `record` and flush them.
+
+    `record` may come from an earlier, closed session: it joins this one.
+    """
+    if record not in session:
+        session.add(record)
+    for field, value in changes.items():
+        setattr(record, field, value)
+    await session.flush()
+    return record
+
+
+def check_page(limit: int, offset: int) -> None:
+    """Refuse what SQLite and PostgreSQL would read differently (SQLite: negative = no limit)."""
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+    if offset < 0:
+        raise ValueError(f"offset must not be negative, not {offset}")
+
+
+def label_matches(key: str, value: str) -> ColumnElement[bool]:
+    """`labels[key] == value` as text: JSON_EXTRACT on SQLite, `->>` on PostgreSQL.
+
+    SQLite reads the key as a quoted JSON path with no escape for '"', so such a key is
+    refused on every backend rather than answered differently on one.
+    """
+    if '"' in key:
+        raise ValueError(f"a label key to filter on may not contain '\"': {key!r}")
+    labelled: ColumnElement[str] = GatewaySession.labels[key].as_string()
+    return labelled == value
+
+
+def _filtered(
+    statement: _Select, *, status: str | None, labels: Mapping[str, str] | None
+) -> _Select:
+    if status is not None:
+        statement = statement.where(GatewaySession.status == status)
+    for key, value in (labels or {}).items():
+        statement = statement.where(label_matches(key, value))
+    return statement

@@ -1,0 +1,168 @@
+"""Real databases for the data-layer tests: every test runs on SQLite and on PostgreSQL.
+
+Each backend makes one migrated database per test session (a temp file; a uniquely named
+PostgreSQL database, dropped at the end). Tests commit for real, from several connections at
+once, and the `database` fixture deletes every row afterwards so the next test starts empty.
+Migration tests get empty databases of their own. Pick a backend with `-k sqlite` or
+`-k postgresql`; the PostgreSQL server is PASEO_GATEWAY_TEST_PG_URL (an admin URL).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Protocol
+
+import asyncpg
+import pytest
+from sqlalchemy import URL, make_url
+
+from app.db import Database
+from app.migrations import upgrade_to_head_async
+from app.models import Base
+
+PG_ADMIN_URL_ENV = "PASEO_GATEWAY_TEST_PG_URL"
+DEFAULT_PG_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+BACKENDS = ("sqlite", "postgresql")
+
+
+class Backend(Protocol):
+    """Hands out databases of one kind and removes them again."""
+
+    name: str
+
+    async def empty_database(self) -> str:
+        """The URL of a new database with no tables; `drop` it when done."""
+        ...
+
+    async def migrated_database(self) -> str:
+        """The URL of this test session's database at the migrations' head (shared)."""
+        ...
+
+    async def drop(self, url: str) -> None: ...
+
+
+class SqliteBackend:
+    name = "sqlite"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._migrated: str | None = None
+
+    async def empty_database(self) -> str:
+        return f"sqlite+aiosqlite:///{self.folder / uuid.uuid4().hex}.db"
+
+    async def migrated_database(self) -> str:
+        if self._migrated is None:
+            url = await self.empty_database()
+            await upgrade_to_head_async(url)
+            self._migrated = url
+        return self._migrated
+
+    async def drop(self, url: str) -> None:
+        _remove_sqlite_files(make_url(url).database or "")
+
+
+def _remove_sqlite_files(database: str) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(database + suffix).unlink(missing_ok=True)
+
+
+class PostgresBackend:
+    name = "postgresql"
+
+    def __init__(self, admin_url: URL, admin: asyncpg.Connection) -> None:
+        self.admin_url = admin_url
+        self.admin = admin
+        self.prefix = f"paseo_gw_test_{uuid.uuid4().hex[:10]}"
+        self._count = 0
+        self._migrated: str | None = None
+
+    async def empty_database(self) -> str:
+        self._count += 1
+        name = f"{self.prefix}_{self._count}"
+        await self.admin.execute(f'CREATE DATABASE "{name}"')
+        return self.admin_url.set(database=name).render_as_string(hide_password=False)
+
+    async def migrated_database(self) -> str:
+        if self._migrated is None:
+            url = await self.empty_database()
+            await upgrade_to_head_async(url)
+            self._migrated = url
+        return self._migrated
+
+    async def drop(self, url: str) -> None:
+        name = make_url(url).database
+        await self.admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    async def close(self) -> None:
+        if self._migrated is not None:
+            await self.drop(self._migrated)
+        await self.admin.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_backend(tmp_path_factory: pytest.TempPathFactory) -> SqliteBackend:
+    return SqliteBackend(tmp_path_factory.mktemp("sqlite"))
+
+
+@pytest.fixture(scope="session")
+async def postgresql_backend() -> AsyncIterator[PostgresBackend]:
+    admin_url = make_url(os.environ.get(PG_ADMIN_URL_ENV, DEFAULT_PG_ADMIN_URL))
+    dsn = admin_url.set(drivername="postgresql").render_as_string(hide_password=False)
+    backend = PostgresBackend(admin_url, await asyncpg.connect(dsn))
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """This run's backend. A sync fixture, so that only the chosen one is set up."""
+    chosen: Backend = request.getfixturevalue(f"{request.param}_backend")
+    return chosen
+
+
+@pytest.fixture
+async def empty_database_url(backend: Backend) -> AsyncIterator[str]:
+    url = await backend.empty_database()
+    try:
+        yield url
+    finally:
+        await backend.drop(url)
+
+
+@asynccontextmanager
+async def emptied_after_use(url: str) -> AsyncIterator[Database]:
+    """A `Database` on `url`; every row is deleted when the block ends."""
+    db = Database.from_url(url)
+    try:
+        yield db
+    finally:
+        async with db.engine.begin() as connection:
+            for table in reversed(Base.metadata.sorted_tables):
+                await connection.execute(table.delete())
+        await db.dispose()
+
+
+@pytest.fixture
+async def database(backend: Backend) -> AsyncIterator[Database]:
+    """A `Database` on this backend's migrated database, with no rows in it."""
+    async with emptied_after_use(await backend.migrated_database()) as db:
+        yield db
+
+
+@pytest.fixture
+async def sqlite_database(sqlite_backend: SqliteBackend) -> AsyncIterator[Database]:
+    async with emptied_after_use(await sqlite_backend.migrated_database()) as db:
+        yield db
+
+
+@pytest.fixture
+async def postgresql_database(postgresql_backend: PostgresBackend) -> AsyncIterator[Database]:
+    async with emptied_after_use(await postgresql_backend.migrated_database()) as db:
+        yield db
