@@ -27,5 +27,7 @@ def stream_sample(name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def process_output(rows: list[dict[str, Any]], proc: str, fd: str = "stdout") -> list[dict[str, Any]]:
+def process_output(
+    rows: list[dict[str, Any]], proc: str, fd: str = "stdout"
+) -> list[dict[str, Any]]:
     return [row for row in rows if row.get("proc") == proc and row.get("fd") == fd]

@@ -1,4 +1,4 @@
-"""Real databases for the data-layer tests: every test runs on SQLite and on PostgreSQL.
+"""Real databases for the tests: data-layer and API tests run on SQLite and on PostgreSQL.
 
 Each backend makes one migrated database per test session (a temp file; a uniquely named
 PostgreSQL database, dropped at the end). Tests commit for real, from several connections at
@@ -10,8 +10,9 @@ Migration tests get empty databases of their own. Pick a backend with `-k sqlite
 from __future__ import annotations
 
 import os
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Protocol
@@ -23,6 +24,7 @@ from sqlalchemy import URL, make_url
 from app.db import Database
 from app.migrations import upgrade_to_head_async
 from app.models import Base
+from tests.fakes.harness import FakePaseoDaemon, running_fake_processes
 
 PG_ADMIN_URL_ENV = "PASEO_GATEWAY_TEST_PG_URL"
 DEFAULT_PG_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -166,3 +168,34 @@ async def sqlite_database(sqlite_backend: SqliteBackend) -> AsyncIterator[Databa
 async def postgresql_database(postgresql_backend: PostgresBackend) -> AsyncIterator[Database]:
     async with emptied_after_use(await postgresql_backend.migrated_database()) as db:
         yield db
+
+
+# --- The fake paseo daemon ------------------------------------------------------------------
+
+# Mock turns run at this fraction of their real duration (ten-second-stream takes about 1 s).
+FAKE_TIME_SCALE = 0.1
+
+
+@pytest.fixture(scope="session")
+def fake_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakePaseoDaemon]:
+    """One fake daemon for the whole run, like the one daemon a gateway talks to."""
+    with FakePaseoDaemon(
+        tmp_path_factory.mktemp("paseo-home"), time_scale=FAKE_TIME_SCALE
+    ) as daemon:
+        yield daemon
+
+
+@pytest.fixture(scope="session")
+def agent_cwd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The working directory new agents get (a real directory, as a workspace would be)."""
+    return tmp_path_factory.mktemp("project")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leaked_paseo_processes() -> Iterator[None]:
+    """After the whole suite, no fake paseo CLI child may still be running."""
+    yield
+    deadline = time.monotonic() + 10
+    while (leaked := running_fake_processes()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not leaked, f"paseo processes left running: {leaked}"

@@ -1,0 +1,173 @@
+"""What only the CLI client does: argv building, process limits, reaping, odd output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from app.paseo.cli import CliPaseoClient
+from app.paseo.errors import PaseoError, PaseoErrorKind
+from app.paseo.types import AgentStarted, NewAgent, TurnEnded
+from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon, running_fake_processes
+
+
+def _client(daemon: FakePaseoDaemon, **env: str) -> CliPaseoClient:
+    return CliPaseoClient(
+        str(FAKE_PASEO_BIN),
+        host=daemon.host,
+        home=str(daemon.home),
+        timeout=30,
+        base_env={**os.environ, **env},
+    )
+
+
+def _read_log(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def _no_children_left(timeout: float = 10) -> list[tuple[int, list[str]]]:
+    deadline = time.monotonic() + timeout
+    while (alive := running_fake_processes()) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    return alive
+
+
+async def test_daemon_address_and_prompt_never_in_argv(tmp_path: Path, agent_cwd: Path) -> None:
+    log = tmp_path / "argv.jsonl"
+    with FakePaseoDaemon(tmp_path / "home", time_scale=0.1, password="s3cret-pw") as daemon:
+        client = _client(daemon, FAKE_PASEO_ARGV_LOG=str(log))
+        agent = NewAgent(provider="mock", cwd=str(agent_cwd), title="-t", labels={"k": "v"})
+        events = [
+            e async for e in client.start_agent_turn(agent, "emit 1 coalesced agent stream updates")
+        ]
+        agent_id = next(e.agent.agent_id for e in events if isinstance(e, AgentStarted))
+        prompt = "--prompt-file=/etc/passwd\nemit 1 coalesced agent stream updates"
+        turn = [e async for e in client.prompt_agent_turn(agent_id, prompt)]
+        await client.aclose()
+    assert isinstance(turn[-1], TurnEnded) and turn[-1].final_text == "stress-update-0"
+    entries = _read_log(log)
+    assert entries and all(entry["env_PASEO_HOST_set"] for entry in entries)
+    for entry in entries:
+        argv = [str(arg) for arg in entry["argv"]]  # type: ignore[union-attr]
+        assert not any("s3cret" in arg or arg.startswith("--host") for arg in argv), argv
+    send = next(e for e in entries if e["argv"][0] == "send")  # type: ignore[index]
+    assert send["prompt"] == prompt  # the prompt arrived verbatim, through --prompt-file
+    assert prompt not in send["argv"]  # type: ignore[operator]
+    run = next(e for e in entries if e["argv"][0] == "run")  # type: ignore[index]
+    assert "--title=-t" in run["argv"]  # type: ignore[operator]
+    assert run["argv"][-2:] == ["--", "emit 1 coalesced agent stream updates"]  # type: ignore[index]
+
+
+async def test_prompt_file_is_removed_after_the_turn(
+    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "argv.jsonl"
+    client = _client(fake_daemon, FAKE_PASEO_ARGV_LOG=str(log))
+    agent = NewAgent(provider="mock", cwd=str(agent_cwd), title="files")
+    events = [
+        e async for e in client.start_agent_turn(agent, "emit 1 coalesced agent stream updates")
+    ]
+    agent_id = next(e.agent.agent_id for e in events if isinstance(e, AgentStarted))
+    _ = [
+        e async for e in client.prompt_agent_turn(agent_id, "emit 1 coalesced agent stream updates")
+    ]
+    await client.aclose()
+    send = next(e for e in _read_log(log) if e["argv"][0] == "send")  # type: ignore[index]
+    prompt_file = next(a for a in send["argv"] if str(a).startswith("--prompt-file="))  # type: ignore[union-attr]
+    assert not Path(str(prompt_file).split("=", 1)[1]).exists()
+
+
+async def test_cancelling_a_turn_reaps_its_children(
+    fake_daemon: FakePaseoDaemon, agent_cwd: Path
+) -> None:
+    client = _client(fake_daemon)
+    agent = NewAgent(provider="mock", model="five-minute-stream", cwd=str(agent_cwd), title="long")
+    seen: list[object] = []
+
+    async def consume() -> None:
+        async for event in client.start_agent_turn(agent, "work"):
+            seen.append(event)
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(2.0)
+    assert len(running_fake_processes()) >= 2  # attach and wait are running
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await _no_children_left() == []
+    started = next(e for e in seen if isinstance(e, AgentStarted))
+    await client.stop_agent(started.agent.agent_id)  # the turn itself goes on until stopped
+    await client.aclose()
+
+
+async def test_short_call_timeout_kills_the_child(fake_daemon: FakePaseoDaemon) -> None:
+    client = CliPaseoClient(
+        str(FAKE_PASEO_BIN),
+        host=fake_daemon.host,
+        timeout=0.5,
+        base_env={**os.environ, "FAKE_PASEO_STARTUP_DELAY": "5"},
+    )
+    started = time.monotonic()
+    with pytest.raises(PaseoError) as raised:
+        await client.list_agents()
+    assert time.monotonic() - started < 4  # SIGTERM ended it; no waiting out the delay
+    assert raised.value.code == "CLI_TIMEOUT"
+    assert raised.value.kind == PaseoErrorKind.TIMEOUT
+    assert await _no_children_left() == []
+
+
+async def test_semaphore_caps_concurrent_short_calls(fake_daemon: FakePaseoDaemon) -> None:
+    client = CliPaseoClient(
+        str(FAKE_PASEO_BIN),
+        host=fake_daemon.host,
+        max_processes=2,
+        base_env={**os.environ, "FAKE_PASEO_STARTUP_DELAY": "0.4"},
+    )
+    most = 0
+
+    async def sample() -> None:
+        nonlocal most
+        while True:
+            most = max(most, len(running_fake_processes()))
+            await asyncio.sleep(0.02)
+
+    sampler = asyncio.create_task(sample())
+    started = time.monotonic()
+    await asyncio.gather(*(client.ping() for _ in range(6)))
+    elapsed = time.monotonic() - started
+    sampler.cancel()
+    assert most == 2
+    assert elapsed >= 1.2  # three rounds of two
+
+
+async def test_missing_binary_is_unavailable(tmp_path: Path) -> None:
+    client = CliPaseoClient(str(tmp_path / "no-such-paseo"))
+    with pytest.raises(PaseoError) as raised:
+        await client.ping()
+    assert raised.value.code == "PASEO_NOT_INSTALLED"
+    assert raised.value.kind == PaseoErrorKind.UNAVAILABLE
+
+
+@pytest.mark.parametrize(
+    ("script", "code"),
+    [
+        ("echo 'not json'", "BAD_OUTPUT"),
+        ("echo '[{\"id\": 1}]'", "BAD_OUTPUT"),
+        ("echo 'Error: something odd' >&2; exit 1", "CLI_FAILED"),
+        ("echo \"error: unknown option '--x'\" >&2; exit 1", "CLI_USAGE"),
+    ],
+)
+async def test_odd_cli_output(tmp_path: Path, script: str, code: str) -> None:
+    binary = tmp_path / "paseo"
+    binary.write_text(f"#!/bin/sh\n{script}\n")
+    binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
+    client = CliPaseoClient(str(binary))
+    with pytest.raises(PaseoError) as raised:
+        await client.list_agents()
+    assert raised.value.code == code

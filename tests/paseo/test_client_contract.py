@@ -1,0 +1,231 @@
+"""The `PaseoClient` contract, run against every implementation (today: the CLI client).
+
+Only protocol methods are used here, so a second transport (a direct WebSocket client) can be
+added to `IMPLEMENTATIONS` and must pass the same tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from app.paseo.cli import CliPaseoClient
+from app.paseo.client import PaseoClient
+from app.paseo.errors import PaseoError, PaseoErrorKind
+from app.paseo.types import (
+    AgentStarted,
+    NewAgent,
+    TextDelta,
+    ToolActivity,
+    TurnEnded,
+    TurnEvent,
+    TurnStarted,
+)
+from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon
+
+INSTANT = "emit 4 coalesced agent stream updates"
+INSTANT_REPLY = "".join(f"stress-update-{i}" for i in range(4))
+
+ClientFactory = Callable[[str], PaseoClient]
+
+
+def _cli_factory(daemon: FakePaseoDaemon) -> ClientFactory:
+    def make(host: str) -> PaseoClient:
+        return CliPaseoClient(str(FAKE_PASEO_BIN), host=host, home=str(daemon.home), timeout=30)
+
+    return make
+
+
+IMPLEMENTATIONS = {"cli": _cli_factory}
+
+
+@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+def client_factory(request: pytest.FixtureRequest, fake_daemon: FakePaseoDaemon) -> ClientFactory:
+    factory: ClientFactory = IMPLEMENTATIONS[request.param](fake_daemon)
+    return factory
+
+
+@pytest.fixture
+async def paseo(
+    client_factory: ClientFactory, fake_daemon: FakePaseoDaemon
+) -> AsyncIterator[PaseoClient]:
+    client = client_factory(fake_daemon.host)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def down_paseo(client_factory: ClientFactory) -> AsyncIterator[PaseoClient]:
+    """A client pointed at a port where no daemon listens."""
+    client = client_factory("127.0.0.1:1")
+    yield client
+    await client.aclose()
+
+
+def _agent(cwd: Path, model: str = "ten-second-stream", **labels: str) -> NewAgent:
+    return NewAgent(
+        provider="mock", model=model, cwd=str(cwd), title="contract", labels=dict(labels)
+    )
+
+
+async def _collect(events: AsyncIterator[TurnEvent]) -> list[TurnEvent]:
+    return [event async for event in events]
+
+
+def _text(events: list[TurnEvent]) -> str:
+    return "".join(event.text for event in events if isinstance(event, TextDelta))
+
+
+async def _new_agent(paseo: PaseoClient, cwd: Path, **labels: str) -> str:
+    events = await _collect(paseo.start_agent_turn(_agent(cwd, **labels), INSTANT))
+    started = events[0]
+    assert isinstance(started, AgentStarted)
+    return started.agent.agent_id
+
+
+async def test_ping_and_list(paseo: PaseoClient, agent_cwd: Path) -> None:
+    await paseo.ping()
+    tag = uuid.uuid4().hex
+    agent_id = await _new_agent(paseo, agent_cwd, run=tag)
+    listed = await paseo.list_agents(labels={"run": tag})
+    assert [agent.id for agent in listed] == [agent_id]
+    assert listed[0].short_id == agent_id[:7]
+    assert await paseo.list_agents(labels={"run": "nothing-has-this"}) == []
+
+
+async def test_first_turn_streams_and_ends(paseo: PaseoClient, agent_cwd: Path) -> None:
+    events = await _collect(paseo.start_agent_turn(_agent(agent_cwd), "write a haiku"))
+    assert isinstance(events[0], AgentStarted)
+    assert isinstance(events[1], TurnStarted)
+    ended = events[-1]
+    assert isinstance(ended, TurnEnded)
+    assert ended.outcome == "completed"
+    assert ended.final_text == _text(events)
+    assert ended.final_text.startswith("## Cycle 1")
+    assert "_(end of synthetic stream)_" in ended.final_text
+    assert len([e for e in events if isinstance(e, TextDelta)]) > 10  # really streamed
+    assert any(isinstance(e, ToolActivity) for e in events)
+    assert ended.usage is not None and ended.usage.output_tokens
+
+
+async def test_next_turn_streams_only_its_own_output(paseo: PaseoClient, agent_cwd: Path) -> None:
+    agent_id = await _new_agent(paseo, agent_cwd)
+    events = await _collect(
+        paseo.prompt_agent_turn(agent_id, "emit 2 coalesced agent stream updates")
+    )
+    ended = events[-1]
+    assert isinstance(ended, TurnEnded) and ended.outcome == "completed"
+    assert ended.final_text == "stress-update-0stress-update-1" == _text(events)
+
+
+async def test_prompt_is_data_whatever_it_starts_with(paseo: PaseoClient, agent_cwd: Path) -> None:
+    agent_id = await _new_agent(paseo, agent_cwd)
+    prompt = "--host=evil:1 --prompt-file=/etc/passwd\n-x\nemit 1 coalesced agent stream updates"
+    events = await _collect(paseo.prompt_agent_turn(agent_id, prompt))
+    ended = events[-1]
+    assert isinstance(ended, TurnEnded) and ended.final_text == "stress-update-0"
+
+
+async def test_permission_outcome(paseo: PaseoClient, agent_cwd: Path) -> None:
+    agent_id = await _new_agent(paseo, agent_cwd)
+    events = await _collect(paseo.prompt_agent_turn(agent_id, "emit synthetic plan approval"))
+    ended = events[-1]
+    assert isinstance(ended, TurnEnded) and ended.outcome == "permission"
+    detail = await paseo.inspect_agent(agent_id)
+    assert [p.tool for p in detail.pending_permissions] == ["MockPlanApproval"]
+    await paseo.stop_agent(agent_id)
+
+
+async def test_stop_ends_a_running_turn(paseo: PaseoClient, agent_cwd: Path) -> None:
+    agent = _agent(agent_cwd, model="one-minute-stream")
+    turn = paseo.start_agent_turn(agent, "work for a while")
+    started = await anext(turn)
+    assert isinstance(started, AgentStarted)
+    collected: list[TurnEvent] = []
+
+    async def follow() -> None:
+        collected.extend([event async for event in turn])
+
+    follower = asyncio.create_task(follow())
+    await asyncio.sleep(1.0)
+    stopped = await paseo.stop_agent(started.agent.agent_id)
+    assert stopped.agent_ids == [started.agent.agent_id]
+    await asyncio.wait_for(follower, 30)
+    assert isinstance(collected[-1], TurnEnded)
+    assert (await paseo.inspect_agent(started.agent.agent_id)).status == "idle"
+
+
+async def test_inspect_archive_delete(paseo: PaseoClient, agent_cwd: Path) -> None:
+    agent_id = await _new_agent(paseo, agent_cwd)
+    detail = await paseo.inspect_agent(agent_id)
+    assert (detail.id, detail.provider, detail.status) == (agent_id, "mock", "idle")
+    archived = await paseo.archive_agent(agent_id)
+    assert archived.agent_id == agent_id and archived.status == "archived"
+    with pytest.raises(PaseoError) as again:
+        await paseo.archive_agent(agent_id)
+    assert again.value.code == "AGENT_ALREADY_ARCHIVED"
+    assert again.value.kind == PaseoErrorKind.CONFLICT
+    deleted = await paseo.delete_agent(agent_id)
+    assert deleted.agent_ids == [agent_id]
+
+
+@pytest.mark.parametrize(
+    "call",
+    ["inspect_agent", "stop_agent", "archive_agent", "delete_agent"],
+)
+async def test_unknown_agent_is_not_found(paseo: PaseoClient, call: str) -> None:
+    with pytest.raises(PaseoError) as raised:
+        await getattr(paseo, call)(str(uuid.uuid4()))
+    assert raised.value.kind == PaseoErrorKind.NOT_FOUND
+    assert raised.value.exit_status == 1
+
+
+async def test_unknown_agent_turn_is_not_found(paseo: PaseoClient) -> None:
+    with pytest.raises(PaseoError) as raised:
+        await _collect(paseo.prompt_agent_turn(str(uuid.uuid4()), INSTANT))
+    assert raised.value.kind == PaseoErrorKind.NOT_FOUND
+
+
+async def test_unknown_provider_is_invalid_input(paseo: PaseoClient, agent_cwd: Path) -> None:
+    agent = NewAgent(provider="nosuch", cwd=str(agent_cwd), title="x")
+    with pytest.raises(PaseoError) as raised:
+        await _collect(paseo.start_agent_turn(agent, INSTANT))
+    assert raised.value.code == "AGENT_CREATE_FAILED"
+    assert raised.value.kind == PaseoErrorKind.INVALID_INPUT
+
+
+async def test_import_returns_the_run_shape(paseo: PaseoClient, agent_cwd: Path) -> None:
+    created = await paseo.import_agent(
+        provider="claude", session_id=str(uuid.uuid4()), cwd=str(agent_cwd)
+    )
+    assert created.provider == "claude" and created.status == "created"
+    with pytest.raises(PaseoError) as raised:
+        await paseo.import_agent(provider="codex", session_id="abc", cwd=str(agent_cwd))
+    assert raised.value.code == "AGENT_IMPORT_FAILED"
+
+
+async def test_providers(paseo: PaseoClient) -> None:
+    providers = {provider.provider: provider for provider in await paseo.list_providers()}
+    assert "mock" in providers and "claude" in providers
+
+
+@pytest.mark.parametrize("call", ["ping", "list_agents", "list_providers_checked"])
+async def test_daemon_down_is_unavailable(down_paseo: PaseoClient, call: str) -> None:
+    if call == "list_providers_checked":
+        # `provider ls` answers a static list when the daemon is down; ping is the check.
+        assert await down_paseo.list_providers()
+        call = "ping"
+    with pytest.raises(PaseoError) as raised:
+        await getattr(down_paseo, call)()
+    assert raised.value.code == "DAEMON_NOT_RUNNING"
+    assert raised.value.kind == PaseoErrorKind.UNAVAILABLE
+
+
+async def test_daemon_down_turn_is_unavailable(down_paseo: PaseoClient, agent_cwd: Path) -> None:
+    with pytest.raises(PaseoError) as raised:
+        await _collect(down_paseo.start_agent_turn(_agent(agent_cwd), INSTANT))
+    assert raised.value.kind == PaseoErrorKind.UNAVAILABLE
