@@ -86,7 +86,7 @@ class TurnService:
             self._run(running, session_id, prompt), name=f"turn-{turn.id}"
         )
         await running.started
-        return turn, running.feed
+        return await self.get_turn(session_id, turn.id), running.feed
 
     async def _insert_turn(self, session_id: uuid.UUID, prompt: str) -> Turn:
         try:

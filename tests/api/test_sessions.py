@@ -1,0 +1,139 @@
+"""Session routes: create, import, list, read, close, and their errors."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status and body["code"] == code
+    assert body["title"] and body["detail"] and body["type"].endswith(code)
+    return body
+
+
+async def test_create_read_and_list(client: httpx.AsyncClient) -> None:
+    tag = uuid.uuid4().hex
+    response = await client.post(
+        "/sessions", json={"title": "first", "labels": {"team": "qa", "run": tag}}
+    )
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["status"] == "pending" and created["agent_id"] is None
+    assert created["provider"] == "mock" and created["model"] == "ten-second-stream"
+    assert created["labels"] == {"team": "qa", "run": tag}
+    assert created["turn"] is None
+
+    detail = (await client.get(f"/sessions/{created['id']}")).json()
+    assert detail["id"] == created["id"] and detail["agent"] is None
+    assert detail["active_turn"] is None
+
+    listed = (await client.get("/sessions", params={"label": f"run={tag}"})).json()
+    assert listed["total"] == 1 and [item["id"] for item in listed["items"]] == [created["id"]]
+
+
+async def test_list_paginates_and_filters(client: httpx.AsyncClient) -> None:
+    tag = uuid.uuid4().hex
+    ids = [
+        (await client.post("/sessions", json={"labels": {"page": tag}})).json()["id"]
+        for _ in range(3)
+    ]
+    first = (await client.get("/sessions", params={"label": f"page={tag}", "limit": 2})).json()
+    second = (
+        await client.get("/sessions", params={"label": f"page={tag}", "limit": 2, "offset": 2})
+    ).json()
+    assert first["total"] == second["total"] == 3
+    assert [i["id"] for i in first["items"] + second["items"]] == list(reversed(ids))
+    closed = (
+        await client.get("/sessions", params={"label": f"page={tag}", "status": "closed"})
+    ).json()
+    assert closed["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"cwd": "relative/path"}, "cwd"),
+        ({"labels": {"gateway.session": "x"}}, "labels"),
+        ({"labels": {"-bad": "x"}}, "labels"),
+        ({"labels": {"k": "a\nb"}}, "labels"),
+        ({"provider": "--host=evil"}, "provider"),
+        ({"model": "-m"}, "model"),
+        ({"title": ""}, "title"),
+        ({"unknown": 1}, "unknown"),
+        ({"prompt": "a\u0000b"}, "prompt"),
+    ],
+)
+async def test_create_rejects_bad_input(
+    client: httpx.AsyncClient, body: dict[str, Any], where: str
+) -> None:
+    problem = assert_problem(await client.post("/sessions", json=body), 422, "validation_failed")
+    assert where in problem["detail"]
+
+
+async def test_create_rejects_blank_first_prompt(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.post("/sessions", json={"prompt": "  \n"}), 422, "invalid_input")
+
+
+async def test_create_with_prompt_starts_the_first_turn(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/sessions", json={"prompt": "emit 3 coalesced agent stream updates"}
+    )
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["status"] == "active" and created["agent_id"]
+    turn = created["turn"]
+    assert turn["number"] == 1 and turn["status"] in ("running", "completed")
+
+
+async def test_unknown_and_malformed_ids(client: httpx.AsyncClient) -> None:
+    missing = uuid.uuid4()
+    assert_problem(await client.get(f"/sessions/{missing}"), 404, "session_not_found")
+    assert_problem(await client.delete(f"/sessions/{missing}"), 404, "session_not_found")
+    assert_problem(await client.get(f"/sessions/{missing}/turns"), 404, "session_not_found")
+    assert_problem(await client.get("/sessions/not-a-uuid"), 422, "validation_failed")
+    assert_problem(await client.get("/no/such/route"), 404, "route_not_found")
+
+
+async def test_close_pending_session(client: httpx.AsyncClient) -> None:
+    created = (await client.post("/sessions", json={})).json()
+    closed = await client.delete(f"/sessions/{created['id']}")
+    assert closed.status_code == 200 and closed.json()["status"] == "closed"
+    again = await client.delete(f"/sessions/{created['id']}")
+    assert again.status_code == 200 and again.json()["status"] == "closed"
+
+
+async def test_import_existing_provider_session(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/sessions/import",
+        json={"provider": "claude", "provider_session_id": str(uuid.uuid4()), "title": "old"},
+    )
+    assert response.status_code == 201, response.text
+    imported = response.json()
+    assert imported["status"] == "active" and imported["provider"] == "claude"
+    agent = (await client.get(f"/agents/{imported['agent_id']}")).json()
+    assert agent["provider"] == "claude"
+    listed = (
+        await client.get("/agents", params={"label": f"gateway.session={imported['id']}"})
+    ).json()
+    assert [a["id"] for a in listed] == [imported["agent_id"]]
+
+
+async def test_import_errors(client: httpx.AsyncClient) -> None:
+    mock = await client.post(
+        "/sessions/import", json={"provider": "mock", "provider_session_id": "abc"}
+    )
+    assert_problem(mock, 422, "validation_failed")
+    codex = await client.post(
+        "/sessions/import", json={"provider": "codex", "provider_session_id": "abc"}
+    )
+    problem = assert_problem(codex, 422, "invalid_input")
+    assert problem["paseo_code"] == "AGENT_IMPORT_FAILED"
