@@ -207,11 +207,12 @@ class TurnService:
     async def _fail(
         self, running: _RunningTurn, code: str, message: str, exc: BaseException
     ) -> None:
-        if not running.started.done():
-            running.started.set_exception(exc)
         turn = await self._store_end(
             running.turn_id, TurnStatus.FAILED, error_code=code, error_message=message
         )
+        if not running.started.done():
+            # Stored first: whoever gets this error may read the turn right away.
+            running.started.set_exception(exc)
         if not running.feed.closed:
             await running.feed.publish("turn.failed", _terminal_payload(turn, message))
 
