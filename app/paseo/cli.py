@@ -219,7 +219,8 @@ class CliPaseoClient:
         outcome = _WAIT_STATUS_TO_OUTCOME.get(result.status)
         if outcome is None:
             raise PaseoError("BAD_OUTPUT", f"unknown turn status {result.status!r} from paseo")
-        return outcome, result.message
+        # `wait` appends a preview of the transcript to its message; keep the status line.
+        return outcome, result.message.split("\n", 1)[0]
 
     async def _send_and_wait(self, agent_id: str, prompt: str) -> SendResult:
         with _prompt_file(prompt) as path:

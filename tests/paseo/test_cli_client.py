@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import stat
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from app.paseo.cli import CliPaseoClient
@@ -25,6 +27,16 @@ def _client(daemon: FakePaseoDaemon, **env: str) -> CliPaseoClient:
         timeout=30,
         base_env={**os.environ, **env},
     )
+
+
+def _my_paseo_children() -> list[psutil.Process]:
+    """Fake paseo processes this test process started (other suites may run beside it)."""
+    children = []
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            if str(FAKE_PASEO_BIN) in " ".join(child.cmdline()):
+                children.append(child)
+    return children
 
 
 def _read_log(path: Path) -> list[dict[str, object]]:
@@ -96,7 +108,7 @@ async def test_cancelling_a_turn_reaps_its_children(
 
     task = asyncio.create_task(consume())
     await asyncio.sleep(2.0)
-    assert len(running_fake_processes()) >= 2  # attach and wait are running
+    assert len(_my_paseo_children()) >= 2  # attach and wait are running
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -134,7 +146,7 @@ async def test_semaphore_caps_concurrent_short_calls(fake_daemon: FakePaseoDaemo
     async def sample() -> None:
         nonlocal most
         while True:
-            most = max(most, len(running_fake_processes()))
+            most = max(most, len(_my_paseo_children()))
             await asyncio.sleep(0.02)
 
     sampler = asyncio.create_task(sample())
