@@ -70,6 +70,14 @@ class PaseoUnavailable(GatewayError):
     status, code, title = 503, "paseo_unavailable", "Paseo is unavailable"
 
 
+class DaemonNotRunning(PaseoUnavailable):
+    code = "daemon_not_running"
+
+
+class PaseoNotInstalled(PaseoUnavailable):
+    code = "paseo_not_installed"
+
+
 class PaseoBadOutput(GatewayError):
     status, code, title = 502, "paseo_bad_output", "Paseo answered something unexpected"
 
@@ -99,13 +107,14 @@ def from_paseo(error: PaseoError) -> GatewayError:
         return AgentRunning(
             f"{error.message}. Stop it first, or pass force=true.", paseo_code=error.code
         )
-    cls = _PASEO_KIND_TO_ERROR[error.kind]
-    detail = error.message
     if error.code == "DAEMON_NOT_RUNNING":
-        detail = f"{error.message}. Start the Paseo daemon or fix PASEO_GATEWAY_PASEO_HOST."
-    elif error.code == "PASEO_NOT_INSTALLED":
-        detail = f"{error.message}. Install paseo or set PASEO_GATEWAY_PASEO_BIN."
-    result = cls(detail, paseo_code=error.code)
-    if error.code in ("DAEMON_NOT_RUNNING", "PASEO_NOT_INSTALLED"):
-        result.code = error.code.lower()
-    return result
+        return DaemonNotRunning(
+            f"{error.message}. Start the Paseo daemon or fix PASEO_GATEWAY_PASEO_HOST.",
+            paseo_code=error.code,
+        )
+    if error.code == "PASEO_NOT_INSTALLED":
+        return PaseoNotInstalled(
+            f"{error.message}. Install paseo or set PASEO_GATEWAY_PASEO_BIN.",
+            paseo_code=error.code,
+        )
+    return _PASEO_KIND_TO_ERROR[error.kind](error.message, paseo_code=error.code)

@@ -192,10 +192,15 @@ def agent_cwd(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def no_leaked_paseo_processes() -> Iterator[None]:
-    """After the whole suite, no fake paseo CLI child may still be running."""
+def no_leaked_paseo_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the whole suite, no fake paseo CLI child of this run may still be running.
+
+    This run's children are those whose PASEO_HOME is in its temporary directory; a child
+    orphaned by a gateway that exited is found too (it is no longer our descendant).
+    """
+    run_folder = tmp_path_factory.getbasetemp()
     yield
     deadline = time.monotonic() + 10
-    while (leaked := running_fake_processes()) and time.monotonic() < deadline:
+    while (leaked := running_fake_processes(home_under=run_folder)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not leaked, f"paseo processes left running: {leaked}"

@@ -1,0 +1,1375 @@
+"""The fake Paseo daemon: one long-lived asyncio process per PASEO_HOME.
+
+It owns every agent (state, timeline, turns of the mock and claude providers), persists them
+under $PASEO_HOME/agents so they survive a restart (coming back `closed`), and talks JSON lines
+to the fake CLI over TCP or a unix socket. Behaviour follows the Paseo CLI contract and the
+recordings; the wire protocol is our own (the real one is a WebSocket, which the CLI hides).
+
+Started by `paseo daemon start` (internally `paseo __fake-daemon-worker`), never imported by
+tests. Knob: FAKE_PASEO_TIME_SCALE multiplies every mock duration and interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import fcntl
+import ipaddress
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import sys
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from fake_paseo_common import (
+    LOG_FILENAME,
+    PID_FILENAME,
+    PROVIDER_INFO,
+    PROVIDERS,
+    VERSION,
+    config_listen,
+    iso_now,
+    load_config,
+    parse_listen,
+    pid_alive,
+    read_pid_file,
+    resolve_home,
+    write_json_atomic,
+)
+
+COALESCE_WINDOW_S = 0.060
+TIMER_OVERHEAD_MS = 0.27  # Node's setTimeout(5) really fires every ~5.27 ms (recorded cadence)
+PROVIDER_LOADING_S = 3.0
+CLAUDE_FAILURE_DELAY_S = 1.5
+CLAUDE_FAILURE = "Claude Code process exited with code 1"
+CLAUDE_DEFAULT_MODEL = "claude-opus-4-6"
+SAVE_INTERVAL_S = 0.5
+READ_LIMIT = 64 * 1024 * 1024
+
+MOCK_MODELS: list[tuple[str, str, str, int, int]] = [
+    (
+        "five-minute-stream",
+        "Five minute stream",
+        "Realistic agent flow streamed as sub-word tokens for five minutes "
+        "(good for scroll/coalesce debugging).",
+        300_000,
+        40,
+    ),
+    (
+        "thirty-minute-stream",
+        "Thirty minute stream",
+        "Long-running realistic stream for extended scroll-anchor debugging.",
+        1_800_000,
+        50,
+    ),
+    (
+        "one-minute-stream",
+        "One minute stream",
+        "Shorter realistic stream for quick manual checks.",
+        60_000,
+        40,
+    ),
+    (
+        "ten-second-stream",
+        "Ten second stream",
+        "Fast realistic stream for tests and smoke checks.",
+        10_000,
+        5,
+    ),
+]
+CLAUDE_MODELS = [
+    ("claude-opus-4-6", "Opus 4.6", "Most capable Claude model."),
+    ("claude-sonnet-4-5", "Sonnet 4.5", "Balanced Claude model for everyday coding."),
+    ("claude-haiku-4-5", "Haiku 4.5", "Fastest Claude model."),
+]
+CAPABILITIES = {
+    "mock": {
+        "supportsStreaming": True,
+        "supportsSessionPersistence": True,
+        "supportsDynamicModes": False,
+        "supportsMcpServers": False,
+    },
+    "claude": {
+        "supportsStreaming": True,
+        "supportsSessionPersistence": True,
+        "supportsDynamicModes": True,
+        "supportsMcpServers": True,
+    },
+}
+IMPORT_FAILURES = {
+    "codex": "Codex binary not found. Install the Codex CLI (https://github.com/openai/codex) "
+    "and ensure it is available in your shell PATH.",
+    "opencode": "OpenCode binary not found. Install OpenCode (https://opencode.ai) and ensure it "
+    "is available in your shell PATH.",
+    "acp": "No client registered for provider 'acp'",
+}
+
+INTRO = (
+    "I'll take a look at the scroll anchor behavior you described. Let me start by walking "
+    "through how the conversation list currently handles streaming updates and where the "
+    "auto-scroll logic actually lives. My instinct is that the anchor is supposed to pin to the "
+    "bottom only when the user is already there, but I want to confirm that against the code "
+    "rather than guess. This kind of behavior is usually a thin layout effect over a ref, and "
+    "the bugs tend to come from event ordering rather than the math itself, so the first useful "
+    "step is to read the relevant files."
+)
+REASONING = (
+    "Need to find the scroll container, the layout effect that watches for new messages, and "
+    "any gesture handler that might fight with programmatic scrolling. Probably a ref on the "
+    "FlatList plus a near-bottom threshold."
+)
+MID = "\n".join(
+    [
+        "Now I have a clearer picture. The auto-scroll uses a ref on the FlatList and tracks "
+        "whether the user has scrolled away from the bottom by comparing the offset against the "
+        "content size. There are a few subtle issues worth flagging before we change anything:",
+        "",
+        "- The threshold for 'near the bottom' is hardcoded at 80px, which feels too tight on "
+        "dense content where headers and tool calls take up a lot of vertical space.",
+        "- We rely on `onContentSizeChange` to detect new content, but that fires after layout, "
+        "not as the streaming delta arrives, so we end up scrolling one frame late on fast "
+        "streams.",
+        "- The gesture handler does not pause scroll-to-bottom while the user is actively "
+        "dragging, which means a drag in progress can be visually overridden mid-frame.",
+        "- Coalescing happens upstream, so the FlatList sees fewer updates than the wire \u2014 "
+        "but each batch can still cause a relayout.",
+        "",
+        "Let me make a small adjustment to the threshold and add a flag for active gestures, then "
+        "run a quick command to confirm the order of events when streaming is fast.",
+    ]
+)
+CLOSING = (
+    "The change should keep scroll-to-bottom working when the user is at the bottom while not "
+    "yanking the viewport when they are reading earlier messages. The bash output confirms the "
+    "`userIsAtBottom` flag flips correctly during a simulated streaming burst, and the gesture "
+    "flag suppresses scroll while a drag is active. If you want, I can follow up with a "
+    "regression test that drives the FlatList with synthetic deltas at high frequency to lock in "
+    "the behavior. For now, I'll stop here so you can take a look."
+)
+END_MARKER = "\n\n_(end of synthetic stream)_\n"
+EDIT_FILE = "packages/app/src/hooks/use-scroll-anchor.ts"
+READ_FILE = "packages/app/src/components/conversation-list.tsx"
+SHELL_COMMAND = "node scripts/simulate-stream-burst.mjs"
+PLAN_RE = re.compile(r"emit\s+(?:a\s+)?synthetic\s+plan\s+approval", re.I)
+STRESS_RE = re.compile(r"emit\s+(\d+)\s+(coalesced\s+)?agent stream updates", re.I)
+PAYLOAD_RE = re.compile(
+    r"emit\s+(\d+)\s+(?:byte\s+)?(?:large\s+)?(diff|file|image)\s+agent stream (?:update|payload)",
+    re.I,
+)
+ONE_PIXEL_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mP8/x8AAusB9Wl4Kj8AAAAASUVORK5CYII="
+)
+
+
+class OpError(Exception):
+    """A request failed; the message goes back to the CLI verbatim."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Mock provider content
+
+
+def tokenize(text: str) -> list[str]:
+    """Sub-word tokens exactly as mock-load-test-agent.ts cuts them (words > 5 chars in 4s)."""
+    tokens: list[str] = []
+    for match in re.finditer(r"(\s*)(\S+)|(\s+)", text):
+        lead, word, lonely = match.group(1), match.group(2), match.group(3)
+        if lonely is not None:
+            tokens.append(lonely)
+            continue
+        if len(word) <= 5:
+            tokens.append(lead + word)
+            continue
+        tokens.append(lead + word[:4])
+        tokens.extend(word[i : i + 4] for i in range(4, len(word), 4))
+    return tokens
+
+
+_REASONING_TOKENS = tokenize(REASONING)
+_MID_TOKENS = tokenize(MID)
+_CLOSING_TOKENS = tokenize(CLOSING)
+
+
+def tool_item(call_id: str, name: str, status: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """A tool_call timeline item."""
+    return {
+        "type": "tool_call",
+        "callId": call_id,
+        "name": name,
+        "status": status,
+        "error": None,
+        "detail": detail,
+    }
+
+
+def cycle_events(turn_id: str, cycle: int) -> list[tuple[str, Any]]:
+    """One canned cycle: intro, reasoning, read+grep, mid text, edit+bash, closing, usage."""
+    intro = tokenize(f"## Cycle {cycle}\n\n{INTRO}")
+    events: list[tuple[str, Any]] = [("assistant", t) for t in intro]
+    events += [("reasoning", t) for t in _REASONING_TOKENS]
+    tools = [
+        ("read", {"type": "read", "filePath": READ_FILE}),
+        ("grep", {"type": "search", "query": "scrollToEnd", "toolName": "grep"}),
+    ]
+    for name, detail in tools:
+        call_id = f"{turn_id}:{name}:{cycle}"
+        events += [("tool", tool_item(call_id, name, s, detail)) for s in ("running", "completed")]
+    events += [("assistant", t) for t in _MID_TOKENS]
+    tools = [
+        (
+            "edit",
+            {
+                "type": "edit",
+                "filePath": EDIT_FILE,
+                "oldString": "const NEAR_BOTTOM_PX = 80;",
+                "newString": "const NEAR_BOTTOM_PX = 160;",
+            },
+        ),
+        ("bash", {"type": "shell", "command": SHELL_COMMAND, "exitCode": 0}),
+    ]
+    for name, detail in tools:
+        call_id = f"{turn_id}:{name}:{cycle}"
+        events += [("tool", tool_item(call_id, name, s, detail)) for s in ("running", "completed")]
+    events += [("assistant", t) for t in _CLOSING_TOKENS]
+    events.append(("usage", None))
+    return events
+
+
+def mock_profile(model: str | None) -> tuple[int, int]:
+    """(duration ms, interval ms); unknown models behave as the default five-minute stream."""
+    for model_id, _label, _desc, duration, interval in MOCK_MODELS:
+        if model_id == model:
+            return duration, interval
+    return MOCK_MODELS[0][3], MOCK_MODELS[0][4]
+
+
+def make_usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    """Usage as the daemon stores it on the agent snapshot."""
+    return {
+        "inputTokens": input_tokens,
+        "outputTokens": output_tokens,
+        "cachedInputTokens": 0,
+        "totalCostUsd": 0,
+        "contextWindowUsedTokens": output_tokens * 2,
+        "contextWindowMaxTokens": 128_000,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Agents
+
+
+class Coalescer:
+    """Batches assistant/reasoning chunks and tool-call updates like agent-stream-coalescer.
+
+    The recorded daemon flushes on a trailing 60 ms timer started by the first buffered item,
+    at once on a terminal tool call, and before any other event (see `Manager.emit`).
+    """
+
+    def __init__(self, window: float, on_flush: Callable[[dict[str, Any]], None]) -> None:
+        self.window = window
+        self.on_flush = on_flush
+        self.entries: list[dict[str, Any]] = []
+        self.tool_index: dict[str, int] = {}
+        self.timer: asyncio.TimerHandle | None = None
+
+    def add(self, item: dict[str, Any]) -> None:
+        """Buffer one item, flushing when the rules say so."""
+        if item["type"] in ("assistant_message", "reasoning") and item["text"] == "":
+            return
+        if item["type"] == "tool_call":
+            index = self.tool_index.get(item["callId"])
+            if index is not None:
+                self.entries[index] = dict(item)
+            else:
+                self.tool_index[item["callId"]] = len(self.entries)
+                self.entries.append(dict(item))
+            if item["status"] in ("completed", "failed", "canceled"):
+                self.flush()
+                return
+        else:
+            self.entries.append(dict(item))
+        if self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(self.window, self.flush)
+
+    def flush(self) -> None:
+        """Deliver the buffered items, merging runs of the same text stream."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        entries, self.entries = self.entries, []
+        self.tool_index.clear()
+        merged: list[dict[str, Any]] = []
+        for entry in entries:
+            last = merged[-1] if merged else None
+            if last is not None and same_text_stream(last, entry):
+                last["text"] += entry["text"]
+            else:
+                merged.append(entry)
+        for entry in merged:
+            self.on_flush(entry)
+
+
+def same_text_stream(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Consecutive chunks that belong to one assistant message or one reasoning block."""
+    if a["type"] != b["type"] or a["type"] not in ("assistant_message", "reasoning"):
+        return False
+    return a["type"] == "reasoning" or a.get("messageId") == b.get("messageId")
+
+
+def append_projected(timeline: list[dict[str, Any]], item: dict[str, Any]) -> None:
+    """Store the projected timeline: merged text runs, one entry per tool call."""
+    last = timeline[-1] if timeline else None
+    if last is not None and same_text_stream(last, item):
+        last["text"] += item["text"]
+        return
+    if item["type"] == "tool_call":
+        for index in range(len(timeline) - 1, max(len(timeline) - 50, -1), -1):
+            if timeline[index].get("callId") == item["callId"]:
+                timeline[index] = dict(item)
+                return
+    timeline.append(dict(item))
+
+
+@dataclass
+class Turn:
+    """One provider turn in progress."""
+
+    id: str
+    prompt: str
+    message_id: str
+    task: asyncio.Task[None] | None = None
+    cycle: int = 0
+    emitted: int = 0
+
+
+@dataclass
+class Agent:
+    """Daemon-side agent state; `record()` is what gets persisted."""
+
+    id: str
+    provider: str
+    model: str | None
+    title: str | None
+    cwd: str
+    labels: dict[str, str]
+    mode_id: str | None
+    thinking: str | None
+    created_at: str
+    updated_at: str
+    archived_at: str | None = None
+    status: str = "idle"
+    last_error: str | None = None
+    last_usage: dict[str, Any] | None = None
+    session_id: str | None = None
+    live: bool = True
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    turn: Turn | None = None
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    coalescer: Coalescer | None = None
+    dirty: bool = False
+    deleted: bool = False
+
+    def record(self) -> dict[str, Any]:
+        """The persisted form."""
+        return {
+            "id": self.id,
+            "provider": self.provider,
+            "model": self.model,
+            "title": self.title,
+            "cwd": self.cwd,
+            "labels": self.labels,
+            "modeId": self.mode_id,
+            "thinkingOptionId": self.thinking,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            "archivedAt": self.archived_at,
+            "lastStatus": self.status,
+            "lastError": self.last_error,
+            "sessionId": self.session_id,
+            "timeline": self.timeline,
+        }
+
+    def runtime_model(self) -> str | None:
+        """What runtimeInfo.model would report."""
+        if self.model:
+            return self.model
+        return "five-minute-stream" if self.provider == "mock" else CLAUDE_DEFAULT_MODEL
+
+    def snapshot(self) -> dict[str, Any]:
+        """The wire snapshot the CLI renders; closed sessions lose streaming and modes."""
+        caps = dict(CAPABILITIES.get(self.provider, CAPABILITIES["claude"]))
+        modes = [{"id": m, "label": label} for m, label in PROVIDER_INFO[self.provider][3]]
+        if not self.live:
+            caps["supportsStreaming"] = False
+            modes = []
+        return {
+            "id": self.id,
+            "provider": self.provider,
+            "model": self.model,
+            "runtimeModel": self.runtime_model(),
+            "title": self.title,
+            "cwd": self.cwd,
+            "labels": dict(self.labels),
+            "status": self.status,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            "archivedAt": self.archived_at,
+            "lastUsage": self.last_usage if self.live else None,
+            "capabilities": caps,
+            "availableModes": modes,
+            "currentModeId": self.mode_id or PROVIDER_INFO[self.provider][2],
+            "pendingPermissions": [dict(p) for p in self.pending],
+            "thinkingOptionId": self.thinking,
+            "lastError": self.last_error,
+        }
+
+
+class Manager:
+    """Owns agents, workspaces, persistence, turns and event fan-out."""
+
+    def __init__(self, home: Path, scale: float, dev: bool, log: Callable[[str], None]) -> None:
+        self.home = home
+        self.scale = scale
+        self.dev = dev
+        self.log = log
+        self.agents: dict[str, Agent] = {}
+        self.workspaces: set[str] = set()
+        self.subscribers: dict[str, set[Connection]] = {}
+        self.started = time.monotonic()
+        self.store = home / "agents"
+        self.store.mkdir(parents=True, exist_ok=True)
+        self.config = load_config(home)
+
+    # -- persistence ----------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Reload stored agents; after a restart none is live, so all show `closed`."""
+        try:
+            self.workspaces = set(json.loads((self.home / "workspaces.json").read_text()))
+        except (OSError, ValueError):
+            self.workspaces = set()
+        for path in sorted(self.store.glob("*.json")):
+            try:
+                rec = json.loads(path.read_text(encoding="utf-8"))
+                agent = Agent(
+                    id=rec["id"],
+                    provider=rec["provider"],
+                    model=rec.get("model"),
+                    title=rec.get("title"),
+                    cwd=rec["cwd"],
+                    labels=rec.get("labels") or {},
+                    mode_id=rec.get("modeId"),
+                    thinking=rec.get("thinkingOptionId"),
+                    created_at=rec["createdAt"],
+                    updated_at=rec["updatedAt"],
+                    archived_at=rec.get("archivedAt"),
+                    status="closed",
+                    last_error=rec.get("lastError"),
+                    session_id=rec.get("sessionId"),
+                    live=False,
+                    timeline=rec.get("timeline") or [],
+                )
+            except (OSError, ValueError, KeyError):
+                continue
+            self.attach_coalescer(agent)
+            self.agents[agent.id] = agent
+        self.log(f"Loaded {len(self.agents)} stored agents")
+
+    def save(self, agent: Agent) -> None:
+        """Persist one agent now."""
+        if agent.deleted:
+            return
+        agent.dirty = False
+        write_json_atomic(self.store / f"{agent.id}.json", agent.record())
+
+    def save_dirty(self) -> None:
+        """Flush agents changed by streaming (called periodically and at shutdown)."""
+        for agent in list(self.agents.values()):
+            if agent.dirty:
+                self.save(agent)
+
+    def register_workspace(self, cwd: str) -> None:
+        """`run` registers its cwd; `ls` only shows agents living in a registered workspace."""
+        if cwd not in self.workspaces:
+            self.workspaces.add(cwd)
+            write_json_atomic(self.home / "workspaces.json", sorted(self.workspaces))
+
+    # -- lookup ---------------------------------------------------------------------------
+
+    def resolve(self, ident: str) -> Agent:
+        """Server-side resolution: exact id, unique case-sensitive prefix, exact title."""
+        if ident in self.agents:
+            return self.agents[ident]
+        prefixed = [a for a in self.agents.values() if ident and a.id.startswith(ident)]
+        if len(prefixed) == 1:
+            return prefixed[0]
+        if len(prefixed) > 1:
+            raise OpError(ambiguous(ident, prefixed))
+        titled = [a for a in self.agents.values() if a.title is not None and a.title == ident]
+        if len(titled) == 1:
+            return titled[0]
+        if len(titled) > 1:
+            raise OpError(ambiguous(ident, titled))
+        raise OpError(f"Agent not found: {ident}")
+
+    def visible(self, include_archived: bool) -> list[Agent]:
+        """Agents fetch_agents returns: registered workspace, archived only when asked."""
+        return [
+            a
+            for a in self.agents.values()
+            if a.cwd in self.workspaces and (include_archived or not a.archived_at)
+        ]
+
+    # -- providers ------------------------------------------------------------------------
+
+    def provider_enabled(self, provider: str) -> bool:
+        """config.json agents.providers.<id>.enabled (default true)."""
+        agents = self.config.get("agents")
+        providers = agents.get("providers") if isinstance(agents, dict) else None
+        entry = providers.get(provider) if isinstance(providers, dict) else None
+        return not (isinstance(entry, dict) and entry.get("enabled") is False)
+
+    def provider_ids(self) -> list[str]:
+        """Configured providers; mock only in development."""
+        return [p[0] for p in PROVIDERS if p[0] != "mock" or self.dev]
+
+    def check_provider(self, provider: str) -> None:
+        """Errors the real daemon gives when creating an agent."""
+        ids = self.provider_ids()
+        if provider not in ids:
+            raise OpError(f"Unknown provider '{provider}'. Configured providers: {', '.join(ids)}.")
+        if not self.provider_enabled(provider):
+            raise OpError(f"Provider '{provider}' is disabled")
+        if provider not in ("claude", "mock"):
+            available = [p for p in ("claude", "mock") if p in ids and self.provider_enabled(p)]
+            raise OpError(
+                f"Provider '{provider}' is not available. "
+                f"Available providers: {', '.join(available)}"
+            )
+
+    def providers_snapshot(self) -> list[dict[str, Any]]:
+        """Provider entries; everything is `loading` for the first seconds after start."""
+        loading = time.monotonic() - self.started < PROVIDER_LOADING_S * self.scale
+        entries = []
+        for pid in self.provider_ids():
+            _, label, default_mode, modes = PROVIDER_INFO[pid]
+            ready = pid in ("claude", "mock") and self.provider_enabled(pid)
+            status = "loading" if loading else ("ready" if ready else "unavailable")
+            entries.append(
+                {
+                    "provider": pid,
+                    "label": label,
+                    "status": status,
+                    "enabled": self.provider_enabled(pid),
+                    "defaultModeId": default_mode or "default",
+                    "modes": [{"id": m, "label": lbl} for m, lbl in modes]
+                    if status == "ready"
+                    else [],
+                }
+            )
+        return entries
+
+    def provider_models(self, provider: str) -> list[dict[str, Any]]:
+        """Model catalogue of one provider."""
+        if provider == "mock" and self.dev:
+            return [
+                {
+                    "id": m,
+                    "label": label,
+                    "description": desc,
+                    "thinkingOptions": [],
+                    "defaultThinkingOptionId": None,
+                }
+                for m, label, desc, _d, _i in MOCK_MODELS
+            ]
+        if provider == "claude":
+            return [
+                {
+                    "id": m,
+                    "label": label,
+                    "description": desc,
+                    "thinkingOptions": [],
+                    "defaultThinkingOptionId": None,
+                }
+                for m, label, desc in CLAUDE_MODELS
+            ]
+        if provider in self.provider_ids():
+            raise OpError(f"Provider '{provider}' is not available")
+        raise OpError(f"Unknown provider '{provider}'")
+
+    # -- agent lifecycle ------------------------------------------------------------------
+
+    def attach_coalescer(self, agent: Agent) -> None:
+        """Each agent gets its own coalescing buffer."""
+        agent.coalescer = Coalescer(
+            COALESCE_WINDOW_S * self.scale,
+            lambda item: self.deliver(agent, {"type": "timeline", "item": item}),
+        )
+
+    def new_agent(
+        self,
+        provider: str,
+        model: str | None,
+        title: str | None,
+        cwd: str,
+        labels: dict[str, str],
+        mode_id: str | None,
+        thinking: str | None,
+    ) -> Agent:
+        """Create, store and return an idle agent."""
+        now = iso_now()
+        agent = Agent(
+            id=str(uuid.uuid4()),
+            provider=provider,
+            model=model,
+            title=title,
+            cwd=cwd,
+            labels=dict(labels),
+            mode_id=mode_id,
+            thinking=thinking,
+            created_at=now,
+            updated_at=now,
+        )
+        self.attach_coalescer(agent)
+        self.agents[agent.id] = agent
+        self.save(agent)
+        return agent
+
+    def create(self, req: dict[str, Any]) -> dict[str, Any]:
+        """create_agent: validate the provider, register the workspace, start the first turn."""
+        provider = str(req.get("provider") or "")
+        self.check_provider(provider)
+        cwd = git_root(os.path.abspath(str(req.get("cwd") or os.getcwd())))
+        prompt = str(req.get("initialPrompt") or "")
+        title = req.get("title") or (prompt.strip() or None)
+        agent = self.new_agent(
+            provider,
+            req.get("model") or None,
+            title,
+            cwd,
+            req.get("labels") or {},
+            req.get("modeId") or None,
+            req.get("thinkingOptionId") or None,
+        )
+        self.register_workspace(cwd)
+        self.log(f"Created agent {agent.id} ({provider})")
+        snapshot = agent.snapshot()
+        if prompt:
+            self.start_turn(agent, prompt)
+        return snapshot
+
+    def import_agent(self, req: dict[str, Any]) -> dict[str, Any]:
+        """import_agent: only claude 'works' here (any session id is accepted)."""
+        provider = str(req.get("provider") or "")
+        if provider in IMPORT_FAILURES:
+            raise OpError(IMPORT_FAILURES[provider])
+        if provider != "claude":
+            raise OpError(f"No client registered for provider '{provider}'")
+        if not self.provider_enabled(provider):
+            raise OpError(f"Provider '{provider}' is disabled")
+        session_id = str(req.get("sessionId") or "")
+        labels = req.get("labels") or {}
+        for agent in self.agents.values():
+            if agent.provider == provider and agent.session_id == session_id:
+                agent.archived_at = None
+                agent.labels.update(labels)
+                agent.live = True
+                if agent.status == "closed":
+                    agent.status = "idle"
+                self.save(agent)
+                return agent.snapshot()
+        cwd = os.path.abspath(str(req.get("cwd") or os.getcwd()))
+        agent = self.new_agent(provider, None, None, cwd, labels, None, None)
+        agent.session_id = session_id
+        self.save(agent)
+        return agent.snapshot()
+
+    def start_turn(self, agent: Agent, prompt: str) -> None:
+        """Begin a turn; a running one is interrupted first (send replaces the turn)."""
+        if agent.turn is not None:
+            self.interrupt(agent)
+        agent.live = True
+        agent.archived_at = None
+        agent.status = "running"
+        agent.updated_at = iso_now()
+        turn = Turn(id=str(uuid.uuid4()), prompt=prompt, message_id=str(uuid.uuid4()))
+        agent.turn = turn
+        self.emit(
+            agent,
+            {
+                "type": "timeline",
+                "item": {"type": "user_message", "text": prompt, "messageId": str(uuid.uuid4())},
+            },
+        )
+        self.emit(agent, {"type": "turn_started", "turnId": turn.id})
+        turn.task = asyncio.get_running_loop().create_task(self.drive(agent, turn))
+        self.save(agent)
+
+    async def drive(self, agent: Agent, turn: Turn) -> None:
+        """Run the provider side of one turn."""
+        try:
+            if agent.provider == "claude":
+                await asyncio.sleep(CLAUDE_FAILURE_DELAY_S * self.scale)
+                self.fail_turn(agent, turn, CLAUDE_FAILURE)
+            else:
+                await self.drive_mock(agent, turn)
+        except asyncio.CancelledError:
+            pass
+
+    async def drive_mock(self, agent: Agent, turn: Turn) -> None:
+        """Magic prompts finish at once; anything else streams the canned cycle."""
+        await asyncio.sleep(0)
+        if PLAN_RE.search(turn.prompt):
+            self.request_plan_approval(agent, turn)
+        elif match := PAYLOAD_RE.search(turn.prompt):
+            self.emit_payload(
+                agent, turn, min(int(match.group(1)), 1_000_000), match.group(2).lower()
+            )
+        elif (match := STRESS_RE.search(turn.prompt)) and int(match.group(1)) > 0:
+            self.emit_stress(agent, turn, min(int(match.group(1)), 5000), bool(match.group(2)))
+        else:
+            await self.stream_cycles(agent, turn)
+
+    async def stream_cycles(self, agent: Agent, turn: Turn) -> None:
+        """One event per tick on a virtual clock, so content does not depend on load."""
+        duration_ms, interval_ms = mock_profile(agent.runtime_model())
+        tick = (interval_ms + TIMER_OVERHEAD_MS) / 1000 * self.scale
+        duration = duration_ms / 1000 * self.scale
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        queue: deque[tuple[str, Any]] = deque()
+        index = 0
+        while True:
+            elapsed = loop.time() - start
+            while index * tick <= elapsed:
+                if index * tick >= duration:
+                    self.emit_text(agent, turn, END_MARKER)
+                    self.complete_turn(agent, turn, make_usage(turn.cycle * 32, turn.emitted))
+                    return
+                if not queue:
+                    turn.cycle += 1
+                    queue.extend(cycle_events(turn.id, turn.cycle))
+                self.dispatch_cycle_event(agent, turn, queue.popleft())
+                index += 1
+            await asyncio.sleep(max(start + index * tick - loop.time(), 0))
+
+    def dispatch_cycle_event(self, agent: Agent, turn: Turn, event: tuple[str, Any]) -> None:
+        """Emit one queued cycle event."""
+        kind, value = event
+        if kind == "assistant":
+            turn.emitted += 1
+            self.emit_text(agent, turn, value)
+        elif kind == "reasoning":
+            turn.emitted += 1
+            self.emit(agent, {"type": "timeline", "item": {"type": "reasoning", "text": value}})
+        elif kind == "tool":
+            self.emit(agent, {"type": "timeline", "item": value})
+        else:
+            usage = make_usage(turn.cycle * 32, turn.emitted)
+            self.emit(agent, {"type": "usage_updated", "usage": usage})
+
+    def emit_text(self, agent: Agent, turn: Turn, text: str) -> None:
+        """An assistant chunk of the turn's single message."""
+        item = {"type": "assistant_message", "text": text, "messageId": turn.message_id}
+        self.emit(agent, {"type": "timeline", "item": item})
+
+    def emit_stress(self, agent: Agent, turn: Turn, count: int, coalesced: bool) -> None:
+        """`emit N [coalesced] agent stream updates`: N chunks or N todo items, then done."""
+        for i in range(count):
+            if coalesced:
+                self.emit_text(agent, turn, f"stress-update-{i}")
+            else:
+                item = {
+                    "type": "todo",
+                    "items": [{"text": f"stress-update-{i}", "completed": i % 2 == 0}],
+                }
+                self.emit(agent, {"type": "timeline", "item": item})
+        self.complete_turn(agent, turn, make_usage(1, count))
+
+    def emit_payload(self, agent: Agent, turn: Turn, size: int, kind: str) -> None:
+        """`emit N byte diff|file|image agent stream payload`: one large item."""
+        line = f"{kind} {'x' * 96}\n"
+        payload = (line * (size // len(line) + 1))[:size]
+        if kind == "diff":
+            detail = {
+                "type": "edit",
+                "filePath": "src/large-diff.ts",
+                "unifiedDiff": f"diff --git a/src/large-diff.ts b/src/large-diff.ts\n{payload}",
+            }
+            self.emit(
+                agent,
+                {
+                    "type": "timeline",
+                    "item": tool_item(f"{turn.id}:edit:large", "edit", "completed", detail),
+                },
+            )
+        elif kind == "file":
+            detail = {"type": "read", "filePath": "src/large-file.txt", "content": payload}
+            self.emit(
+                agent,
+                {
+                    "type": "timeline",
+                    "item": tool_item(f"{turn.id}:read:large", "read", "completed", detail),
+                },
+            )
+        else:
+            raw = base64.b64decode(ONE_PIXEL_PNG)
+            data = base64.b64encode(raw + b"\0" * max(0, size - len(raw))).decode()
+            self.emit_text(agent, turn, f"![Synthetic image](data:image/png;base64,{data})")
+        self.complete_turn(agent, turn, make_usage(1, size))
+
+    def request_plan_approval(self, agent: Agent, turn: Turn) -> None:
+        """A pending `plan` permission; the turn stays running until someone answers."""
+        request = {
+            "id": f"mock-plan-{turn.id}",
+            "provider": "mock",
+            "name": "MockPlanApproval",
+            "kind": "plan",
+            "title": "Plan",
+            "description": "Review the proposed plan before implementation starts.",
+        }
+        agent.pending.append(request)
+        self.emit(agent, {"type": "permission_requested", "request": request, "turnId": turn.id})
+        self.notify(agent)
+        self.save(agent)
+
+    def respond_permission(self, agent: Agent, request_id: str, response: dict[str, Any]) -> None:
+        """Resolve a pending request; the mock then completes the turn."""
+        request = next((p for p in agent.pending if p["id"] == request_id), None)
+        if request is None:
+            raise OpError(f"Permission request not found: {request_id}")
+        agent.pending.remove(request)
+        self.emit(
+            agent, {"type": "permission_resolved", "requestId": request_id, "resolution": response}
+        )
+        if agent.turn is not None:
+            self.complete_turn(
+                agent, agent.turn, make_usage(agent.turn.cycle * 32, agent.turn.emitted)
+            )
+
+    def complete_turn(self, agent: Agent, turn: Turn, usage: dict[str, Any]) -> None:
+        """turn_completed: idle, usage recorded, waiters woken."""
+        if agent.turn is not turn:
+            return
+        self.emit(agent, {"type": "turn_completed", "turnId": turn.id, "usage": usage})
+        self.end_turn(agent, "idle")
+        agent.last_usage = usage
+
+    def fail_turn(self, agent: Agent, turn: Turn, error: str) -> None:
+        """turn_failed: the agent goes to `error` with the provider's message."""
+        if agent.turn is not turn:
+            return
+        self.emit(agent, {"type": "turn_failed", "turnId": turn.id, "error": error})
+        self.end_turn(agent, "error")
+        agent.last_error = error
+
+    def interrupt(self, agent: Agent) -> bool:
+        """Cancel the running turn (turn_canceled); False when nothing was running."""
+        turn = agent.turn
+        if turn is None:
+            return False
+        if turn.task is not None and turn.task is not asyncio.current_task():
+            turn.task.cancel()
+        agent.pending.clear()
+        self.emit(agent, {"type": "turn_canceled", "turnId": turn.id, "reason": "Interrupted"})
+        self.end_turn(agent, "idle")
+        return True
+
+    def end_turn(self, agent: Agent, status: str) -> None:
+        """Common bookkeeping when a turn ends."""
+        agent.turn = None
+        agent.pending.clear()
+        agent.status = status
+        agent.updated_at = iso_now()
+        if status != "error":
+            agent.last_error = None
+        self.notify(agent)
+        self.save(agent)
+
+    def archive(self, agent: Agent) -> str:
+        """Soft delete: interrupt, close the session, stamp archivedAt."""
+        self.interrupt(agent)
+        now = iso_now()
+        agent.archived_at = now
+        agent.updated_at = now
+        agent.status = "closed"
+        agent.live = False
+        self.notify(agent)
+        self.save(agent)
+        return now
+
+    def delete(self, agent: Agent) -> None:
+        """Hard delete: interrupt, forget, remove the stored file."""
+        self.interrupt(agent)
+        agent.deleted = True
+        self.agents.pop(agent.id, None)
+        with contextlib.suppress(OSError):
+            (self.store / f"{agent.id}.json").unlink()
+        self.notify(agent)
+
+    # -- events and waiting ---------------------------------------------------------------
+
+    def emit(self, agent: Agent, event: dict[str, Any]) -> None:
+        """Provider event in: coalescable timeline items are buffered, the rest flush first."""
+        assert agent.coalescer is not None
+        item = event.get("item") if event["type"] == "timeline" else None
+        if item is not None and item["type"] in ("assistant_message", "reasoning", "tool_call"):
+            agent.coalescer.add(item)
+            return
+        agent.coalescer.flush()
+        self.deliver(agent, event)
+
+    def deliver(self, agent: Agent, event: dict[str, Any]) -> None:
+        """Store timeline items and push the event to subscribed CLI connections."""
+        if event["type"] == "timeline":
+            append_projected(agent.timeline, event["item"])
+            agent.dirty = True
+        message = {
+            "type": "agent_stream",
+            "agentId": agent.id,
+            "event": event,
+            "timestamp": iso_now(),
+        }
+        for conn in list(self.subscribers.get(agent.id, ())):
+            conn.send(message)
+
+    def notify(self, agent: Agent) -> None:
+        """Wake wait_for_finish callers so they re-check the agent."""
+        waiters, agent.waiters = agent.waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    def finish_state(self, agent: Agent) -> dict[str, Any] | None:
+        """wait_for_finish outcome, or None while the agent is still busy."""
+        if agent.deleted:
+            return {
+                "status": "error",
+                "final": None,
+                "error": f"Agent not found: {agent.id}",
+                "lastMessage": None,
+            }
+        if agent.pending:
+            status, error = "permission", None
+        elif agent.status in ("running", "initializing"):
+            return None
+        elif agent.status == "error":
+            status, error = "error", agent.last_error or "Agent finished with error"
+        else:
+            status, error = "idle", None
+        return {
+            "status": status,
+            "final": agent.snapshot(),
+            "error": error,
+            "lastMessage": last_message(agent.timeline),
+        }
+
+    async def wait_for_finish(self, agent: Agent, timeout_ms: int) -> dict[str, Any]:
+        """Block until the agent is idle/errored/asking permission, or the timeout passes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_ms / 1000 if timeout_ms > 0 else None
+        while True:
+            state = self.finish_state(agent)
+            if state is not None:
+                return state
+            fut: asyncio.Future[None] = loop.create_future()
+            agent.waiters.append(fut)
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(fut, remaining)
+            except TimeoutError:
+                break
+        return {
+            "status": "timeout",
+            "final": agent.snapshot(),
+            "error": None,
+            "lastMessage": last_message(agent.timeline),
+        }
+
+
+def last_message(timeline: list[dict[str, Any]]) -> str | None:
+    """Last assistant text after the last user message (wait_for_finish.lastMessage)."""
+    for item in reversed(timeline):
+        if item["type"] == "user_message":
+            return None
+        if item["type"] == "assistant_message" and item["text"].strip():
+            return str(item["text"])
+    return None
+
+
+def ambiguous(ident: str, agents: list[Agent]) -> str:
+    """Error text for an identifier matching several agents."""
+    ids = ", ".join(sorted(a.id[:7] for a in agents))
+    return f'Agent identifier "{ident}" is ambiguous ({len(agents)} matches: {ids})'
+
+
+def git_root(path: str) -> str:
+    """The daemon moves an agent to its git worktree root (`--cwd repo/sub` -> `repo`)."""
+    current = Path(path)
+    for candidate in (current, *current.parents):
+        if (candidate / ".git").exists():
+            return str(candidate)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Wire
+
+
+class Connection:
+    """One CLI connection: JSON lines out, subscriptions tracked for cleanup."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.subscriptions: set[str] = set()
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Queue one line; silently dropped once the peer is gone."""
+        if not self.writer.is_closing():
+            self.writer.write(json.dumps(message).encode() + b"\n")
+
+
+class Daemon:
+    """Listener, handshake and request dispatch."""
+
+    def __init__(self, home: Path, listen: str, log: Callable[[str], None]) -> None:
+        env = os.environ
+        self.home = home
+        self.listen = listen
+        self.log = log
+        scale = float(env.get("FAKE_PASEO_TIME_SCALE") or "1")
+        self.manager = Manager(home, scale, env.get("PASEO_NODE_ENV") == "development", log)
+        config = self.manager.config
+        auth = (
+            (config.get("daemon") or {}).get("auth")
+            if isinstance(config.get("daemon"), dict)
+            else None
+        )
+        self.password = env.get("PASEO_PASSWORD") or (auth or {}).get("password") or None
+        self.hostnames = [
+            h.strip() for h in (env.get("PASEO_HOSTNAMES") or "").split(",") if h.strip()
+        ]
+        self.server_id = load_server_id(home)
+        self.stopping = asyncio.Event()
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    async def run(self) -> int:
+        """Serve until SIGTERM/SIGINT or a shutdown request; returns the exit code."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        self.manager.load()
+        server, listen_text = await self.bind()
+        write_json_atomic(
+            self.home / PID_FILENAME,
+            {
+                "pid": os.getpid(),
+                "startedAt": iso_now(),
+                "hostname": socket.gethostname(),
+                "uid": os.getuid(),
+                "listen": listen_text,
+            },
+        )
+        self.log(f"Server listening on {describe_listen(listen_text)}")
+        self.log("WebSocket server initialized on /ws")
+        saver = loop.create_task(self.save_periodically())
+        await self.stopping.wait()
+        self.log("Shutting down")
+        server.close()
+        saver.cancel()
+        for agent in self.manager.agents.values():
+            if agent.turn is not None and agent.turn.task is not None:
+                agent.turn.task.cancel()
+        self.manager.save_dirty()
+        for task in list(self.tasks):
+            task.cancel()
+        pid_info = read_pid_file(self.home)
+        if pid_info and pid_info.get("pid") == os.getpid():
+            with contextlib.suppress(OSError):
+                (self.home / PID_FILENAME).unlink()
+        kind, where = parse_listen(listen_text)
+        if kind == "unix":
+            with contextlib.suppress(OSError):
+                os.unlink(str(where))
+        self.log("Server closed")
+        return 0
+
+    async def bind(self) -> tuple[asyncio.AbstractServer, str]:
+        """Start the TCP or unix listener; port 0 becomes the real port in the pid file."""
+        kind, where = parse_listen(self.listen)
+        if kind == "unix":
+            path = str(where)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            server = await asyncio.start_unix_server(self.handle, path=path, limit=READ_LIMIT)
+            return server, path
+        host, port = where  # type: ignore[misc]
+        server = await asyncio.start_server(
+            self.handle, host, port, limit=READ_LIMIT, reuse_address=True
+        )
+        real_port = server.sockets[0].getsockname()[1]
+        return server, f"{host}:{real_port}"
+
+    async def save_periodically(self) -> None:
+        """Streaming marks agents dirty; write them out twice a second."""
+        while True:
+            await asyncio.sleep(SAVE_INTERVAL_S)
+            self.manager.save_dirty()
+
+    def hello_rejection(self, hello: dict[str, Any]) -> int | None:
+        """HTTP-ish status for a refused handshake (401 password, 403 host), else None."""
+        if self.password and hello.get("password") != self.password:
+            return 401
+        host = str(hello.get("hostHeader") or "localhost").rsplit(":", 1)[0].strip("[]")
+        if not host_allowed(host, self.hostnames):
+            return 403
+        return None
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One client connection: handshake, then concurrent requests."""
+        conn = Connection(writer)
+        try:
+            hello = json.loads(await reader.readline() or b"{}")
+            rejection = self.hello_rejection(hello)
+            if rejection is not None:
+                conn.send({"type": "rejected", "status": rejection})
+                return
+            conn.send(
+                {
+                    "type": "server_info",
+                    "serverId": self.server_id,
+                    "hostname": socket.gethostname(),
+                    "version": VERSION,
+                }
+            )
+            while line := await reader.readline():
+                task = asyncio.get_running_loop().create_task(self.dispatch(conn, json.loads(line)))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+        except (
+            ConnectionError,
+            ValueError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+        ):
+            pass
+        finally:
+            for agent_id in conn.subscriptions:
+                self.manager.subscribers.get(agent_id, set()).discard(conn)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def dispatch(self, conn: Connection, req: dict[str, Any]) -> None:
+        """Run one request and answer it with the same rid."""
+        rid = req.get("rid")
+        handler = getattr(self, "op_" + str(req.get("op")), None)
+        try:
+            if handler is None:
+                raise OpError(f"Unknown request: {req.get('op')}")
+            result = handler(conn, req)
+            if asyncio.iscoroutine(result):
+                result = await result
+            conn.send({"rid": rid, "ok": True, "result": result})
+        except OpError as exc:
+            conn.send({"rid": rid, "ok": False, "error": str(exc)})
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug in the fake must not kill the daemon
+            self.log(f"ERROR {req.get('op')}: {exc!r}")
+            conn.send({"rid": rid, "ok": False, "error": f"Internal error: {exc}"})
+
+    # -- operations -----------------------------------------------------------------------
+
+    def op_fetch_agents(self, _conn: Connection, req: dict[str, Any]) -> list[dict[str, Any]]:
+        """fetch_agents: visible agents, daemon-side label/thinking filters."""
+        flt = req.get("filter") or {}
+        agents = self.manager.visible(bool(flt.get("includeArchived")))
+        labels = flt.get("labels") or {}
+        agents = [a for a in agents if all(a.labels.get(k) == v for k, v in labels.items())]
+        if flt.get("thinkingOptionId"):
+            agents = [a for a in agents if (a.thinking or "auto") == flt["thinkingOptionId"]]
+        return [a.snapshot() for a in agents]
+
+    def op_fetch_agent(self, _conn: Connection, req: dict[str, Any]) -> dict[str, Any]:
+        """fetch_agent with server-side id resolution."""
+        return self.manager.resolve(str(req.get("agentId") or "")).snapshot()
+
+    def op_create_agent(self, _conn: Connection, req: dict[str, Any]) -> dict[str, Any]:
+        """create_agent (+ initial prompt)."""
+        return self.manager.create(req)
+
+    def op_import_agent(self, _conn: Connection, req: dict[str, Any]) -> dict[str, Any]:
+        """import_agent."""
+        return self.manager.import_agent(req)
+
+    def op_send_message(self, _conn: Connection, req: dict[str, Any]) -> dict[str, Any]:
+        """send: unarchive/load, replace a running turn, reply once the new run started."""
+        agent = self.manager.resolve(str(req.get("agentId") or ""))
+        self.manager.start_turn(agent, str(req.get("text") or ""))
+        return {"agentId": agent.id}
+
+    async def op_wait_for_finish(self, _conn: Connection, req: dict[str, Any]) -> dict[str, Any]:
+        """wait_for_finish; an unknown id is an `error` outcome, not a failure."""
+        try:
+            agent = self.manager.resolve(str(req.get("agentId") or ""))
+        except OpError as exc:
+            return {"status": "error", "final": None, "error": str(exc), "lastMessage": None}
+        return await self.manager.wait_for_finish(agent, int(req.get("timeoutMs") or 0))
+
+    def op_fetch_timeline(self, _conn: Connection, req: dict[str, Any]) -> dict[str, Any]:
+        """Projected timeline of one agent."""
+        agent = self.manager.resolve(str(req.get("agentId") or ""))
+        return {"agentId": agent.id, "items": agent.timeline}
+
+    def op_subscribe(self, conn: Connection, req: dict[str, Any]) -> dict[str, Any]:
+        """Timeline snapshot plus live events from now on, atomically (attach, logs -f)."""
+        agent = self.manager.resolve(str(req.get("agentId") or ""))
+        self.manager.subscribers.setdefault(agent.id, set()).add(conn)
+        conn.subscriptions.add(agent.id)
+        return {"agentId": agent.id, "items": agent.timeline}
+
+    def op_cancel_agent(self, _conn: Connection, req: dict[str, Any]) -> dict[str, Any]:
+        """Interrupt the running turn, if any."""
+        agent = self.manager.resolve(str(req.get("agentId") or ""))
+        return {"agentId": agent.id, "interrupted": self.manager.interrupt(agent)}
+
+    def op_archive_agent(self, _conn: Connection, req: dict[str, Any]) -> dict[str, Any]:
+        """Soft delete."""
+        agent = self.manager.resolve(str(req.get("agentId") or ""))
+        return {"agentId": agent.id, "archivedAt": self.manager.archive(agent)}
+
+    def op_delete_agent(self, _conn: Connection, req: dict[str, Any]) -> dict[str, Any]:
+        """Hard delete."""
+        agent = self.manager.resolve(str(req.get("agentId") or ""))
+        self.manager.delete(agent)
+        return {"agentId": agent.id}
+
+    def op_update_agent(self, _conn: Connection, req: dict[str, Any]) -> dict[str, Any]:
+        """Rename and merge labels."""
+        agent = self.manager.resolve(str(req.get("agentId") or ""))
+        if req.get("name"):
+            agent.title = str(req["name"])
+        agent.labels.update(req.get("labels") or {})
+        agent.updated_at = iso_now()
+        self.manager.save(agent)
+        return agent.snapshot()
+
+    def op_respond_permission(self, _conn: Connection, req: dict[str, Any]) -> dict[str, Any]:
+        """Allow or deny one pending permission request."""
+        agent = self.manager.resolve(str(req.get("agentId") or ""))
+        self.manager.respond_permission(agent, str(req.get("requestId")), req.get("response") or {})
+        return {"agentId": agent.id}
+
+    def op_providers_snapshot(
+        self, _conn: Connection, _req: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """get_providers_snapshot."""
+        return self.manager.providers_snapshot()
+
+    def op_provider_models(self, _conn: Connection, req: dict[str, Any]) -> list[dict[str, Any]]:
+        """list_provider_models."""
+        return self.manager.provider_models(str(req.get("provider") or ""))
+
+    def op_status(self, _conn: Connection, _req: dict[str, Any]) -> dict[str, Any]:
+        """What `daemon status` shows about the live daemon."""
+        agents = list(self.manager.agents.values())
+        return {
+            "serverId": self.server_id,
+            "hostname": socket.gethostname(),
+            "version": VERSION,
+            "pid": os.getpid(),
+            "runningAgents": sum(a.status == "running" for a in agents),
+            "idleAgents": sum(a.status == "idle" for a in agents),
+        }
+
+    def op_shutdown(self, _conn: Connection, _req: dict[str, Any]) -> dict[str, Any]:
+        """Graceful lifecycle shutdown (daemon stop)."""
+        asyncio.get_running_loop().call_later(0.05, self.stopping.set)
+        return {"ok": True}
+
+
+def host_allowed(host: str, extra: list[str]) -> bool:
+    """Host header rule: localhost, *.localhost, IP literals, or PASEO_HOSTNAMES entries."""
+    if host in ("localhost", "") or host.endswith(".localhost") or "true" in extra:
+        return True
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(host)
+        return True
+    return any(host == h or (h.startswith(".") and host.endswith(h)) for h in extra)
+
+
+def describe_listen(listen: str) -> str:
+    """Readiness log line target."""
+    kind, where = parse_listen(listen)
+    return f"unix:{where}" if kind == "unix" else f"http://{listen}"
+
+
+def load_server_id(home: Path) -> str:
+    """A stable server id per home (status shows it even when the daemon is down)."""
+    path = home / "server-id"
+    try:
+        return path.read_text().strip()
+    except OSError:
+        server_id = "srv_" + secrets.token_urlsafe(9)[:12]
+        with contextlib.suppress(OSError):
+            path.write_text(server_id + "\n")
+        return server_id
+
+
+def open_log(home: Path, foreground: bool) -> tuple[TextIO, Callable[[str], None]]:
+    """Daemon log: $PASEO_HOME/daemon.log when detached, stdout in the foreground."""
+    stream: TextIO = sys.stdout if foreground else open(home / LOG_FILENAME, "a", encoding="utf-8")  # noqa: SIM115
+
+    def log(message: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            stream.write(f"[{iso_now()}] {message}\n")
+            stream.flush()
+
+    return stream, log
+
+
+def acquire_lock(home: Path) -> int | None:
+    """One daemon per home: an flock held for the daemon's lifetime (released even on SIGKILL)."""
+    fd = os.open(home / "paseo.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def worker_main(foreground: bool) -> int:
+    """Entry point of the daemon process (`paseo __fake-daemon-worker`)."""
+    home = resolve_home()
+    _stream, log = open_log(home, foreground)
+    lock = acquire_lock(home)
+    if lock is None:
+        info = read_pid_file(home)
+        pid = info["pid"] if info and pid_alive(info["pid"]) else "unknown"
+        message = f"Another Paseo daemon is already running (PID {pid})"
+        log(message)
+        print(message, file=sys.stderr)
+        return 1
+    listen = config_listen(load_config(home), os.environ)
+    log(f"Starting fake Paseo daemon {VERSION} (pid {os.getpid()}, home {home}, listen {listen})")
+    try:
+        return asyncio.run(Daemon(home, listen, log).run())
+    except (OSError, ValueError) as exc:
+        log(f"Failed to start daemon: {exc}")
+        print(f"Failed to start daemon: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,240 @@
+"""Helpers for pytest suites that drive the fake `paseo` CLI and its daemon.
+
+    from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon, running_fake_processes
+
+    with FakePaseoDaemon(tmp_path / "paseo-home", time_scale=0.1) as daemon:
+        result = daemon.cli("ls", "--json")          # subprocess.CompletedProcess[str]
+        env = daemon.env()                            # os.environ + PASEO_HOME + PASEO_HOST
+
+The daemon is started exactly like the real one (`paseo daemon start --listen 127.0.0.1:0
+--home HOME`) with PASEO_NODE_ENV=development so the mock provider exists; `restart()` keeps the
+same port, so a client configured with `host` keeps working. See the `paseo` script for knobs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+FAKES_DIR = Path(__file__).resolve().parent
+FAKE_PASEO_BIN = FAKES_DIR / "paseo"
+WORKER_ARG = "__fake-daemon-worker"
+
+
+class FakePaseoDaemon:
+    """One fake daemon bound to a PASEO_HOME directory."""
+
+    def __init__(
+        self,
+        home: Path,
+        *,
+        time_scale: float = 1.0,
+        password: str | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.home = Path(home).absolute()
+        self.time_scale = time_scale
+        self.password = password
+        self.extra_env = dict(extra_env or {})
+        self.port: int | None = None
+        self.pid: int | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def daemon_env(self) -> dict[str, str]:
+        """Environment of `paseo daemon start`: dev mode (mock provider), scale, password."""
+        env = dict(os.environ)
+        for key in ("PASEO_HOST", "PASEO_LISTEN", "PASEO_PASSWORD"):
+            env.pop(key, None)
+        env.update(
+            PASEO_HOME=str(self.home),
+            PASEO_NODE_ENV="development",
+            FAKE_PASEO_TIME_SCALE=repr(self.time_scale),
+        )
+        if self.password is not None:
+            env["PASEO_PASSWORD"] = self.password
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> FakePaseoDaemon:
+        """Start the daemon and return once it accepts connections (same port on a restart)."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        listen = f"127.0.0.1:{self.port or 0}"
+        result = subprocess.run(
+            [str(FAKE_PASEO_BIN), "daemon", "start", "--listen", listen, "--home", str(self.home)],
+            env=self.daemon_env(),
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"fake paseo daemon failed to start: {result.stderr.strip()}")
+        info = json.loads((self.home / "paseo.pid").read_text())
+        self.pid = int(info["pid"])
+        self.port = int(str(info["listen"]).rsplit(":", 1)[1])
+        return self
+
+    def stop(self) -> None:
+        """Graceful `paseo daemon stop`; SIGKILL if that fails."""
+        if self.pid is None:
+            return
+        subprocess.run(
+            [str(FAKE_PASEO_BIN), "daemon", "stop", "--home", str(self.home), "--timeout", "10"],
+            env=self.daemon_env(),
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        if _alive(self.pid):
+            self.kill()
+        self.pid = None
+
+    def kill(self) -> None:
+        """SIGKILL the daemon (a crash): turns stop mid-flight, state is what was persisted."""
+        if self.pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _alive(self.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.pid = None
+
+    def restart(self) -> FakePaseoDaemon:
+        """Stop (if running) and start again on the same home and port."""
+        self.stop()
+        return self.start()
+
+    def __enter__(self) -> FakePaseoDaemon:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- clients ------------------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        """Target for --host/PASEO_HOST: `127.0.0.1:PORT`, or the tcp:// form with a password."""
+        if self.port is None:
+            raise RuntimeError("daemon not started")
+        if self.password is not None:
+            return f"tcp://127.0.0.1:{self.port}?password={quote(self.password, safe='')}"
+        return f"127.0.0.1:{self.port}"
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        """A client environment: os.environ plus PASEO_HOME and PASEO_HOST (and overrides)."""
+        env = dict(os.environ)
+        env.pop("PASEO_LISTEN", None)
+        env.update(PASEO_HOME=str(self.home), PASEO_HOST=self.host)
+        env.update(overrides)
+        return env
+
+    def cli(
+        self, *args: str, timeout: float = 60, **kwargs: Any
+    ) -> subprocess.CompletedProcess[str]:
+        """Run one fake CLI command against this daemon and capture its output."""
+        env = kwargs.pop("env", None) or self.env()
+        return subprocess.run(
+            [str(FAKE_PASEO_BIN), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            **kwargs,
+        )
+
+
+def _alive(pid: int) -> bool:
+    """Signal-0 probe that treats zombies as dead."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    except OSError:
+        return False
+    return not (state and state[0] in ("Z", "X"))
+
+
+def running_fake_processes(
+    include_daemons: bool = False, home: Path | None = None, home_under: Path | None = None
+) -> list[tuple[int, list[str]]]:
+    """Live processes of the fake CLI as (pid, argv), found through /proc cmdlines.
+
+    Daemon workers (`paseo __fake-daemon-worker`) are left out unless `include_daemons`, so a
+    leak check after a test sees only CLI children (attach, logs -f, send...) still running.
+    With `home`, only processes whose environment has that PASEO_HOME are listed (other
+    suites may run fake CLIs at the same time); with `home_under`, those whose PASEO_HOME lies
+    below that folder (a whole test run's temporary directory).
+    """
+    target = os.path.realpath(FAKE_PASEO_BIN)
+    found: list[tuple[int, list[str]]] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        argv = [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+        cwd = _proc_cwd(entry)
+        index = next((i for i, a in enumerate(argv[:3]) if _same_file(a, cwd, target)), None)
+        if index is None or not _alive(int(entry.name)):
+            continue
+        if argv[index + 1 : index + 2] == [WORKER_ARG] and not include_daemons:
+            continue
+        if home is not None and _proc_home(entry) != str(Path(home).absolute()):
+            continue
+        if home_under is not None and not _is_below(_proc_home(entry), home_under):
+            continue
+        found.append((int(entry.name), argv))
+    return found
+
+
+def _is_below(path: str | None, folder: Path) -> bool:
+    return path is not None and Path(path).is_relative_to(Path(folder).absolute())
+
+
+def _proc_home(entry: Path) -> str | None:
+    """PASEO_HOME in a process's environment."""
+    try:
+        environ = (entry / "environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    for item in environ:
+        if item.startswith(b"PASEO_HOME="):
+            return item[len(b"PASEO_HOME=") :].decode(errors="replace")
+    return None
+
+
+def _proc_cwd(entry: Path) -> str:
+    """Working directory of a process (to resolve a relative script path)."""
+    try:
+        return os.readlink(entry / "cwd")
+    except OSError:
+        return "/"
+
+
+def _same_file(arg: str, cwd: str, target: str) -> bool:
+    """Does this argv entry name the fake CLI script?"""
+    return arg.endswith("paseo") and os.path.realpath(os.path.join(cwd, arg)) == target
