@@ -10,6 +10,11 @@ from typing import Any
 import httpx
 
 
+TERMINAL_EVENTS = frozenset(
+    {"turn.completed", "turn.failed", "turn.cancelled", "turn.timed_out", "turn.permission"}
+)
+
+
 @dataclass
 class SseEvent:
     event: str
@@ -46,6 +51,6 @@ async def collect_turn(response: httpx.Response) -> list[SseEvent]:
     events = []
     async for event in read_events(response):
         events.append(event)
-        if event.event.startswith("turn.") and event.event != "turn.started":
+        if event.event in TERMINAL_EVENTS:
             break
     return events

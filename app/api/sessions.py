@@ -38,6 +38,7 @@ A `text/event-stream`. Events, each with an `id:` (its sequence number in the tu
 `data:`:
 
 - `turn.started` `{turn_id, session_id, agent_id}`
+- `turn.queued` `{turn_id}` when the gateway's turn limit is reached (it starts later)
 - `agent.created` `{agent_id}` (first prompt of a session only)
 - `text` `{delta}`: the agent's reply as it is produced
 - `reasoning` `{delta}`, `tool` `{name, status}`, `notice` `{kind, text}` where Paseo shows them

@@ -269,12 +269,19 @@ class CliPaseoClient:
 async def _read_past_replay(attach: ChildProcess) -> None:
     """Consume the attach header and the replayed history that follows it."""
     seen = b""
-    async with asyncio.timeout(ATTACH_HEADER_TIMEOUT_SECONDS):
-        while b"(Press Ctrl+C to detach)\n" not in seen:
-            chunk = await attach.read_chunk()
-            if not chunk:
-                raise _attach_failed(attach, await attach.wait())
-            seen += chunk
+    try:
+        async with asyncio.timeout(ATTACH_HEADER_TIMEOUT_SECONDS):
+            while b"(Press Ctrl+C to detach)\n" not in seen:
+                chunk = await attach.read_chunk()
+                if not chunk:
+                    raise _attach_failed(attach, await attach.wait())
+                seen += chunk
+    except TimeoutError:
+        raise PaseoError(
+            "CLI_TIMEOUT",
+            f"paseo attach printed nothing within {ATTACH_HEADER_TIMEOUT_SECONDS:g} s",
+            stderr=attach.stderr_text(),
+        ) from None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + REPLAY_MAX_SECONDS
     while loop.time() < deadline:

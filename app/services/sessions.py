@@ -115,6 +115,9 @@ class SessionService:
         record = await self.get(session_id)
         if record.status == SessionStatus.CLOSED:
             return record
+        if force:
+            # Archiving with force interrupts a running turn: it ends as cancelled.
+            await self.turns.request_cancel(session_id)
         if record.agent_id is not None:
             await self._archive(record.agent_id, force=force)
         async with self.db.session() as session:

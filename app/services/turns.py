@@ -108,17 +108,29 @@ class TurnService:
     # --- running ------------------------------------------------------------------------------
 
     async def _run(self, running: _RunningTurn, session_id: uuid.UUID, prompt: str) -> None:
+        deadline: asyncio.Timeout | None = None
         try:
+            record = await self._load_session(session_id)
+            running.agent_id = record.agent_id
+            await self._publish_started(running, record)
+            if self._slots.locked():
+                # Answer the request now; the stream says the turn waits for a free slot.
+                await running.feed.publish("turn.queued", {"turn_id": str(running.turn_id)})
+                running.started.set_result(None)
             async with self._slots:
+                if await self._cancel_requested(running):
+                    await self._end_cancelled_before_start(running)
+                    return
                 await self._set_status(running.turn_id, TurnStatus.RUNNING)
-                record = await self._load_session(session_id)
-                running.agent_id = record.agent_id
-                await self._publish_started(running, record)
-                events = self._turn_events(record, prompt)
-                async with asyncio.timeout(self.settings.timeout_seconds):
-                    await self._follow(running, session_id, events)
-        except TimeoutError:
-            await self._end_after_stop(running, TurnStatus.TIMED_OUT, "turn_timeout")
+                limit = asyncio.timeout(self.settings.timeout_seconds)
+                deadline = limit
+                async with limit:
+                    await self._follow(running, session_id, self._turn_events(record, prompt))
+        except TimeoutError as exc:
+            if deadline is not None and deadline.expired():
+                await self._end_after_stop(running, TurnStatus.TIMED_OUT, "turn_timeout")
+            else:
+                await self._fail(running, "paseo_timeout", "paseo did not answer in time", exc)
         except PaseoError as exc:
             await self._fail(running, exc.code.lower(), exc.message, exc)
         except asyncio.CancelledError:
@@ -244,19 +256,29 @@ class TurnService:
 
     async def cancel(self, session_id: uuid.UUID) -> Turn:
         """Ask the running turn to stop: recorded in the database, then `paseo stop`."""
+        turn, agent_id = await self.request_cancel(session_id)
+        if turn is None:
+            raise NoRunningTurn(f"session {session_id} has no running turn to cancel")
+        if agent_id:
+            await self.paseo.stop_agent(agent_id)
+        return turn
+
+    async def request_cancel(self, session_id: uuid.UUID) -> tuple[Turn | None, str | None]:
+        """Mark the session's active turn as cancelled-on-purpose; returns it and its agent.
+
+        The flag lives in the database, so the process running the turn sees it even when
+        another process took the request; whatever ends the turn then records `cancelled`.
+        """
         async with self.db.session() as session:
             record = await _get_session(session, session_id)
             turn = await turns_repo.get_active_turn(session, session_id)
             if turn is None:
-                raise NoRunningTurn(f"session {session_id} has no running turn to cancel")
+                return None, record.agent_id
             turn = await turns_repo.update_turn(session, turn, cancel_requested_at=utcnow())
         running = self._running.get(turn.id)
         if running is not None:
             running.cancel_requested.set()
-        agent_id = record.agent_id or (running.agent_id if running else None)
-        if agent_id:
-            await self.paseo.stop_agent(agent_id)
-        return turn
+        return turn, record.agent_id or (running.agent_id if running else None)
 
     async def _cancel_requested(self, running: _RunningTurn) -> bool:
         if running.cancel_requested.is_set():
