@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 
-
 TERMINAL_EVENTS = frozenset(
     {"turn.completed", "turn.failed", "turn.cancelled", "turn.timed_out", "turn.permission"}
 )
