@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -14,7 +15,7 @@ MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,127}$"
 LABEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 AGENT_ID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 IMPORT_PROVIDERS = Literal["claude", "codex", "opencode", "acp"]
-ItemT = TypeVar("ItemT")
+ItemT = TypeVar("ItemT", bound=BaseModel)
 
 
 def _no_nul(value: str) -> str:
@@ -188,6 +189,14 @@ class Page(BaseModel, Generic[ItemT]):
     total: int
     limit: int
     offset: int
+
+    @classmethod
+    def of(
+        cls, model: type[ItemT], rows: Sequence[object], total: int, *, limit: int, offset: int
+    ) -> Page[ItemT]:
+        """A page of ORM rows, each read into `model`."""
+        items = [model.model_validate(row) for row in rows]
+        return cls(items=items, total=total, limit=limit, offset=offset)
 
 
 class CancelAccepted(BaseModel):

@@ -89,12 +89,7 @@ async def list_sessions(
     items, total = await sessions.list_sessions(
         status=status, labels=session_labels(label), limit=limit, offset=offset
     )
-    return Page[SessionOut](
-        items=[SessionOut.model_validate(item) for item in items],
-        total=total,
-        limit=limit,
-        offset=offset,
-    )
+    return Page[SessionOut].of(SessionOut, items, total, limit=limit, offset=offset)
 
 
 @router.get(
@@ -180,12 +175,7 @@ async def list_turns(
     session_id: uuid.UUID, turns: TurnsDep, limit: Limit = 50, offset: Offset = 0
 ) -> Page[TurnOut]:
     items, total = await turns.list_turns(session_id, limit=limit, offset=offset)
-    return Page[TurnOut](
-        items=[TurnOut.model_validate(item) for item in items],
-        total=total,
-        limit=limit,
-        offset=offset,
-    )
+    return Page[TurnOut].of(TurnOut, items, total, limit=limit, offset=offset)
 
 
 @router.get(

@@ -24,6 +24,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
+from tests.fakes.fake_paseo_common import pid_alive
+
 FAKES_DIR = Path(__file__).resolve().parent
 FAKE_PASEO_BIN = FAKES_DIR / "paseo"
 WORKER_ARG = "__fake-daemon-worker"
@@ -95,7 +97,7 @@ class FakePaseoDaemon:
             timeout=30,
             check=False,
         )
-        if _alive(self.pid):
+        if pid_alive(self.pid):
             self.kill()
         self.pid = None
 
@@ -106,7 +108,7 @@ class FakePaseoDaemon:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while _alive(self.pid) and time.monotonic() < deadline:
+        while pid_alive(self.pid) and time.monotonic() < deadline:
             time.sleep(0.02)
         self.pid = None
 
@@ -161,21 +163,6 @@ class FakePaseoDaemon:
         )
 
 
-def _alive(pid: int) -> bool:
-    """Signal-0 probe that treats zombies as dead."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
-    except OSError:
-        return False
-    return not (state and state[0] in ("Z", "X"))
-
-
 def running_fake_processes(
     include_daemons: bool = False, home: Path | None = None, home_under: Path | None = None
 ) -> list[tuple[int, list[str]]]:
@@ -199,7 +186,7 @@ def running_fake_processes(
         argv = [part.decode(errors="replace") for part in raw.split(b"\0") if part]
         cwd = _proc_cwd(entry)
         index = next((i for i, a in enumerate(argv[:3]) if _same_file(a, cwd, target)), None)
-        if index is None or not _alive(int(entry.name)):
+        if index is None or not pid_alive(int(entry.name)):
             continue
         if argv[index + 1 : index + 2] == [WORKER_ARG] and not include_daemons:
             continue
