@@ -62,6 +62,14 @@ class InvalidInput(GatewayError):
     status, code, title = 422, "invalid_input", "Invalid input"
 
 
+class IdempotencyKeyReused(InvalidInput):
+    code = "idempotency_key_reused"
+
+
+class SessionAgentMissing(Conflict):
+    code, title = "session_agent_missing", "The session's agent no longer exists"
+
+
 class PayloadTooLarge(GatewayError):
     status, code, title = 413, "payload_too_large", "Payload too large"
 

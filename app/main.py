@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import agents, health, sessions
+from app.api import agents, health, sessions, turns
 from app.api.problems import Problem, install_problem_handlers
 from app.db import Database
 from app.migrations import upgrade_to_head_async
 from app.paseo.cli import CliPaseoClient
 from app.paseo.client import PaseoClient
+from app.paseo.errors import PaseoError
 from app.services.agents import AgentService
 from app.services.health import HealthService
 from app.services.sessions import SessionDefaults, SessionService
@@ -48,12 +50,16 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
             await upgrade_to_head_async(settings.database_url)
         db = Database.from_url(settings.database_url)
         client = paseo or make_paseo_client(settings)
-        turns = TurnService(
+        turn_service = TurnService(
             db,
             client,
             TurnSettings(
                 timeout_seconds=settings.turn_timeout_seconds,
                 max_concurrent=settings.max_concurrent_turns,
+                idle_timeout_seconds=settings.turn_idle_timeout_seconds,
+                heartbeat_seconds=settings.turn_heartbeat_seconds,
+                stale_seconds=settings.turn_stale_seconds,
+                cancel_confirm_seconds=settings.cancel_confirm_seconds,
             ),
         )
         defaults = SessionDefaults(
@@ -63,14 +69,19 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
             max_prompt_bytes=settings.max_prompt_bytes,
         )
         app.state.settings = settings
-        app.state.turns = turns
-        app.state.sessions = SessionService(db, client, turns, defaults)
+        sessions_service = SessionService(db, client, turn_service, defaults)
+        app.state.turns = turn_service
+        app.state.sessions = sessions_service
         app.state.agents = AgentService(client)
         app.state.health = HealthService(db, client, settings.paseo_bin)
+        turn_service.start_background()
+        reconcile = asyncio.create_task(_reconcile_sessions(sessions_service))
         try:
             yield
         finally:
-            await turns.aclose()
+            reconcile.cancel()
+            await asyncio.gather(reconcile, return_exceptions=True)
+            await turn_service.aclose()
             await client.aclose()
             await db.dispose()
 
@@ -83,9 +94,23 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(sessions.router)
+    app.include_router(turns.router)
     app.include_router(agents.router)
     _register_problem_schema(app)
     return app
+
+
+async def _reconcile_sessions(sessions_service: SessionService) -> None:
+    """At start: mark sessions whose agents were archived or deleted while we were away."""
+    try:
+        changed = await sessions_service.reconcile_agents()
+    except PaseoError as exc:
+        logger.warning("could not check the sessions' agents at start: %s", exc)
+    except Exception:
+        logger.exception("checking the sessions' agents at start failed")
+    else:
+        if changed:
+            logger.info("%d sessions lost their agent outside the gateway", changed)
 
 
 def _register_problem_schema(app: FastAPI) -> None:

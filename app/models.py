@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Dialect,
     ForeignKey,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -70,6 +72,8 @@ class SessionStatus(StrEnum):
     PENDING = "pending"  # created, its agent not yet (paseo run needs a first prompt)
     ACTIVE = "active"  # has a Paseo agent
     CLOSED = "closed"  # the gateway archived its agent
+    AGENT_ARCHIVED = "agent_archived"  # its agent was archived outside the gateway
+    AGENT_MISSING = "agent_missing"  # its agent was deleted outside the gateway
 
 
 class TurnStatus(StrEnum):
@@ -119,6 +123,10 @@ class Turn(Base):
             postgresql_where=_ACTIVE_TURN_PREDICATE,
         ),
         Index("ix_turns_session_id_number", "session_id", "number", unique=True),
+        # NULL keys never collide (NULLs are distinct in unique indexes on both backends).
+        Index("uq_turns_session_id_idempotency_key", "session_id", "idempotency_key", unique=True),
+        # The orphan scan: active turns whose runner stopped beating.
+        Index("ix_turns_status_heartbeat_at", "status", "heartbeat_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -133,3 +141,31 @@ class Turn(Base):
     cancel_requested_at: Mapped[datetime | None] = mapped_column()
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
+    # The client's Idempotency-Key, and the sha256 (hex) of the request body it came with.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    # Which gateway process runs the turn, and when it last said it still does.
+    runner_id: Mapped[str | None] = mapped_column(String(64))
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
+    # The highest `TurnEventRecord.seq` stored for this turn (0: none yet).
+    last_event_seq: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+
+
+class TurnEventRecord(Base):
+    """One event of a turn's stream, numbered 1, 2, ... so a reader can resume after any.
+
+    Not `app.paseo.types.TurnEvent`, the parsed CLI event: this is its stored row.
+    """
+
+    __tablename__ = "turn_events"
+    __table_args__ = (UniqueConstraint("turn_id", "seq", name="uq_turn_events_turn_id_seq"),)
+
+    # SQLite autoincrements only an INTEGER PRIMARY KEY (its rowid), not a BIGINT one.
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    turn_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("turns.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

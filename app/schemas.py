@@ -121,6 +121,13 @@ class PromptRequest(_Strict):
     prompt: PromptText = Field(
         description="What to ask the agent. Any text; never parsed as flags."
     )
+    mode: Literal["queue", "interrupt"] = Field(
+        default="queue",
+        description=(
+            "`queue`: refuse (409) while a turn runs. `interrupt`: end the running turn "
+            "(`interrupted`) and start this one."
+        ),
+    )
 
     model_config = ConfigDict(
         extra="forbid",
@@ -138,6 +145,7 @@ class TurnOut(BaseModel):
     error_code: str | None
     error_message: str | None
     usage: dict[str, Any] | None
+    cancel_requested_at: datetime | None
     started_at: datetime
     finished_at: datetime | None
 
@@ -199,9 +207,11 @@ class Page(BaseModel, Generic[ItemT]):
         return cls(items=items, total=total, limit=limit, offset=offset)
 
 
-class CancelAccepted(BaseModel):
-    turn_id: uuid.UUID
-    status: str
+class CancelResult(BaseModel):
+    """200: the turn has ended (normally `cancelled`). 202: Paseo has not confirmed yet."""
+
+    turn: TurnOut
+    confirmed: bool
     detail: str
 
 

@@ -64,6 +64,22 @@ class Settings(BaseSettings):
     turn_timeout_seconds: float = Field(
         default=3600.0, gt=0, description="Wall-clock limit for one prompt turn."
     )
+    turn_idle_timeout_seconds: float = Field(
+        default=900.0, gt=0, description="A turn with no output for this long is stopped."
+    )
+    turn_heartbeat_seconds: float = Field(
+        default=5.0, gt=0, description="How often a gateway marks its running turns alive."
+    )
+    turn_stale_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A running turn not marked alive for this long is taken over and recovered.",
+    )
+    cancel_confirm_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="How long a cancel waits for Paseo to confirm before it says so and goes on.",
+    )
     sse_ping_seconds: float = Field(
         default=15.0, gt=0, description="Seconds between SSE keep-alive comments."
     )

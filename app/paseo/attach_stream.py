@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from app.paseo.types import AgentNotice, ReasoningDelta, TextDelta, ToolActivity, TurnEvent
 
@@ -26,6 +27,17 @@ _MARKERS = (
     "\n[Error] ",
     "\n[Turn Failed] ",
 )
+
+
+@dataclass(frozen=True)
+class PromptSeen:
+    """A `[User]` line: where a turn begins (its text, when it could be read whole)."""
+
+    text: str
+
+
+ParsedItem = TurnEvent | PromptSeen
+
 _TOOL_LINE = re.compile(r"^\[Tool: (?P<name>.*?)\] (?P<status>.*)$")
 _PERMISSION_RESOLVED = re.compile(r"^\[Permission (?P<behavior>allow|deny)\]$")
 
@@ -49,16 +61,16 @@ class AttachParser:
     def header_seen(self) -> bool:
         return self._header_seen
 
-    def feed(self, data: bytes) -> list[TurnEvent]:
+    def feed(self, data: bytes) -> list[ParsedItem]:
         self._buffer += self._decoder.decode(data)
         return list(self._drain(final=False))
 
-    def finish(self) -> list[TurnEvent]:
+    def finish(self) -> list[ParsedItem]:
         """Flush what is left when the stream has ended."""
         self._buffer += self._decoder.decode(b"", final=True)
         return list(self._drain(final=True))
 
-    def _drain(self, *, final: bool) -> Iterator[TurnEvent]:
+    def _drain(self, *, final: bool) -> Iterator[ParsedItem]:
         if not self._header_seen:
             end = self._buffer.find(HEADER_END)
             if end < 0:
@@ -69,11 +81,11 @@ class AttachParser:
             event_or_wait = self._next(final=final)
             if event_or_wait is None:
                 return
-            if event_or_wait is not _CONSUMED:
-                yield event_or_wait  # type: ignore[misc]
+            if not isinstance(event_or_wait, _Skipped):
+                yield event_or_wait
 
-    def _next(self, *, final: bool) -> TurnEvent | object | None:
-        """One event (or _CONSUMED) from the front of the buffer; None means: need more data."""
+    def _next(self, *, final: bool) -> _Step:
+        """One item from the front of the buffer; None means: need more data."""
         buffer = self._buffer
         if self._pending_description and buffer.startswith("  "):
             return self._take_line(0, lambda text: AgentNotice("permission", text.strip()), final)
@@ -88,15 +100,16 @@ class AttachParser:
             return TextDelta(buffer[:end])
         return self._item_at_front(final)
 
-    def _item_at_front(self, final: bool) -> TurnEvent | object | None:
+    def _item_at_front(self, final: bool) -> _Step:
         if self._buffer.startswith(USER_MARKER):
             return self._take_user_line(final)
         return self._take_line(1, _item_event, final)
 
-    def _take_user_line(self, final: bool) -> object | None:
+    def _take_user_line(self, final: bool) -> PromptSeen | None:
         body = self._buffer[len(USER_MARKER) :]
         expected = self._prompt + "\n"
         if body.startswith(expected):
+            text = self._prompt
             self._buffer = body[len(expected) :]
         elif expected.startswith(body) and not final:
             return None  # the prompt is still arriving
@@ -105,12 +118,13 @@ class AttachParser:
             if newline < 0:
                 if not final:
                     return None
-                newline = len(body) - 1
+                newline = len(body)
+            text = body[:newline]
             self._buffer = body[newline + 1 :]
         self.user_lines_seen += 1
-        return _CONSUMED
+        return PromptSeen(text)
 
-    def _take_line(self, skip: int, build: object, final: bool) -> TurnEvent | object | None:
+    def _take_line(self, skip: int, build: Callable[[str], TurnEvent | None], final: bool) -> _Step:
         newline = self._buffer.find("\n", skip)
         if newline < 0:
             if not final:
@@ -118,13 +132,18 @@ class AttachParser:
             newline = len(self._buffer)
         line = self._buffer[skip:newline]
         self._buffer = self._buffer[newline + 1 :]
-        event = build(line)  # type: ignore[operator]
+        event = build(line)
         if isinstance(event, AgentNotice) and event.kind == "permission" and skip:
             self._pending_description = True
-        return event if event is not None else _CONSUMED
+        return event if event is not None else _SKIPPED
 
 
-_CONSUMED = object()
+class _Skipped:
+    """A line the parser read that stands for no event (an unknown marker)."""
+
+
+_SKIPPED = _Skipped()
+_Step = ParsedItem | _Skipped | None
 
 
 def _item_event(line: str) -> TurnEvent | None:

@@ -14,9 +14,9 @@ import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
-from app.paseo.attach_stream import AttachParser
+from app.paseo.attach_stream import HEADER_END, AttachParser, ParsedItem, PromptSeen
 from app.paseo.errors import PaseoError
 from app.paseo.output import check, error_from_result, parse_json, parse_json_list
 from app.paseo.process import ChildProcess, CliResult, CliRunner
@@ -55,6 +55,7 @@ DRAIN_QUIET_SECONDS = 0.3
 DRAIN_MAX_SECONDS = 3.0
 
 _ResultT = TypeVar("_ResultT", SendResult, WaitResult)
+_FollowMode = Literal["new", "send", "resume"]
 
 _WAIT_STATUS_TO_OUTCOME: dict[str, TurnOutcome] = {
     "idle": "completed",
@@ -134,6 +135,9 @@ class CliPaseoClient:
         result = await self.runner.run(["logs", "--", agent_id])
         return check(result, text_code="LOGS_FAILED").stdout
 
+    async def last_reply(self, agent_id: str, prompt: str) -> str | None:
+        return last_reply(await self.read_logs(agent_id), prompt)
+
     async def create_agent(self, agent: NewAgent, prompt: str) -> CreatedAgent:
         """`paseo run -d`: the agent starts working on `prompt` at once."""
         if len(prompt.encode("utf-8")) > MAX_RUN_PROMPT_BYTES:
@@ -160,42 +164,61 @@ class CliPaseoClient:
         created = await self.create_agent(agent, prompt)
         yield AgentStarted(created)
         yield TurnStarted()
-        async for event in self._follow_turn(created.agent_id, prompt, send_prompt=False):
+        async for event in self._follow_turn(created.agent_id, prompt, mode="new"):
             yield event
 
     async def prompt_agent_turn(self, agent_id: str, prompt: str) -> AsyncIterator[TurnEvent]:
-        async for event in self._follow_turn(agent_id, prompt, send_prompt=True):
+        async for event in self._follow_turn(agent_id, prompt, mode="send"):
+            yield event
+
+    async def resume_agent_turn(
+        self, agent_id: str, prompt: str, already_streamed: str
+    ) -> AsyncIterator[TurnEvent]:
+        async for event in self._follow_turn(
+            agent_id, prompt, mode="resume", already=already_streamed
+        ):
             yield event
 
     async def _follow_turn(
-        self, agent_id: str, prompt: str, *, send_prompt: bool
+        self, agent_id: str, prompt: str, *, mode: _FollowMode, already: str = ""
     ) -> AsyncIterator[TurnEvent]:
         """Stream one turn: attach for live output, a blocking send/wait for its end, then logs.
 
-        For a new agent (`send_prompt=False`) everything attach shows is this turn. For an
-        existing one, attach first replays the history; the prompt is sent only once that
-        replay is over, so what follows is the new turn.
+        `new`: the agent was just created with this prompt, so all attach shows is this turn.
+        `send`: attach first replays the history; the prompt is sent once that replay is over,
+        so what follows is the new turn. `resume`: the turn is already running; the replay's
+        tail beyond `already` is what nobody streamed yet.
         """
-        streamed: list[str] = []
+        streamed = [already]
+        scope = _TurnScope(inside=mode == "resume")
         async with self.runner.spawn(["attach", "--", agent_id]) as attach:
-            parser = AttachParser(prompt)
-            if send_prompt:
-                await _read_past_replay(attach)
-                parser = AttachParser(prompt, expect_header=False)
+            parser = AttachParser(prompt, expect_header=mode == "new")
+            if mode != "new":
+                replay = await _read_replay(attach)
+                if mode == "resume" and (gap := _unstreamed(replay, prompt, already)):
+                    streamed.append(gap)
+                    yield TextDelta(gap)
                 yield TurnStarted()
-            finisher = asyncio.create_task(self._finish_turn(agent_id, prompt, send_prompt))
+            finisher = asyncio.create_task(self._finish_turn(agent_id, prompt, mode == "send"))
             try:
-                async for event in _live_events(attach, parser, finisher):
+                async for event in _live_events(attach, parser, scope, finisher):
                     if isinstance(event, TextDelta):
                         streamed.append(event.text)
                     yield event
-                outcome, message = finisher.result()
+                outcome: TurnOutcome
+                if scope.superseded:
+                    outcome, message = "interrupted", "another prompt replaced this turn"
+                else:
+                    outcome, message = finisher.result()
             finally:
                 if not finisher.done():
                     finisher.cancel()
                     with contextlib.suppress(asyncio.CancelledError, PaseoError):
                         await finisher
         final_text = "".join(streamed)
+        if scope.superseded:
+            yield TurnEnded(outcome, message, final_text)
+            return
         rest, usage = await asyncio.gather(
             self._missing_tail(agent_id, prompt, final_text), self._last_usage(agent_id)
         )
@@ -247,7 +270,7 @@ class CliPaseoClient:
     async def _missing_tail(self, agent_id: str, prompt: str, streamed: str) -> str:
         """What the transcript has beyond what attach delivered (attach may lose the end)."""
         try:
-            reply = last_reply(await self.read_logs(agent_id), prompt)
+            reply = await self.last_reply(agent_id, prompt)
         except PaseoError as exc:
             logger.warning("could not read logs of agent %s: %s", agent_id, exc)
             return ""
@@ -266,12 +289,32 @@ class CliPaseoClient:
         await self.runner.aclose()
 
 
-async def _read_past_replay(attach: ChildProcess) -> None:
-    """Consume the attach header and the replayed history that follows it."""
+class _TurnScope:
+    """Keeps one turn's events: those after its `[User]` line and before any next one."""
+
+    def __init__(self, *, inside: bool) -> None:
+        self.inside = inside
+        self.superseded = False
+
+    def take(self, items: list[ParsedItem]) -> list[TurnEvent]:
+        kept: list[TurnEvent] = []
+        for item in items:
+            if isinstance(item, PromptSeen):
+                if self.inside:
+                    self.superseded = True  # someone else's prompt took the agent over
+                    break
+                self.inside = True
+            elif self.inside:
+                kept.append(item)
+        return kept
+
+
+async def _read_replay(attach: ChildProcess) -> bytes:
+    """Consume the attach header and the replayed history after it; return that history."""
     seen = b""
     try:
         async with asyncio.timeout(ATTACH_HEADER_TIMEOUT_SECONDS):
-            while b"(Press Ctrl+C to detach)\n" not in seen:
+            while HEADER_END.encode() not in seen:
                 chunk = await attach.read_chunk()
                 if not chunk:
                     raise _attach_failed(attach, await attach.wait())
@@ -282,55 +325,78 @@ async def _read_past_replay(attach: ChildProcess) -> None:
             f"paseo attach printed nothing within {ATTACH_HEADER_TIMEOUT_SECONDS:g} s",
             stderr=attach.stderr_text(),
         ) from None
+    replay = bytearray(seen.split(HEADER_END.encode(), 1)[1])
     loop = asyncio.get_running_loop()
     deadline = loop.time() + REPLAY_MAX_SECONDS
     while loop.time() < deadline:
         try:
             chunk = await asyncio.wait_for(attach.read_chunk(), REPLAY_QUIET_SECONDS)
         except TimeoutError:
-            return
+            break
         if not chunk:
             raise _attach_failed(attach, await attach.wait())
+        replay += chunk
+    return bytes(replay)
+
+
+def _unstreamed(replay: bytes, prompt: str, already: str) -> str:
+    """The replayed text of the last turn for `prompt` beyond what was already streamed."""
+    parser = AttachParser(prompt, expect_header=False)
+    texts: list[str] = []
+    latest_prompt: str | None = None
+    for item in [*parser.feed(replay), *parser.finish()]:
+        if isinstance(item, PromptSeen):
+            texts, latest_prompt = [], item.text
+        elif isinstance(item, TextDelta):
+            texts.append(item.text)
+    so_far = "".join(texts)
+    if latest_prompt != prompt or not so_far.startswith(already):
+        logger.warning("cannot line up the replayed turn with what was streamed; no catch-up")
+        return ""
+    return so_far[len(already) :]
 
 
 async def _live_events(
-    attach: ChildProcess, parser: AttachParser, finisher: asyncio.Task[tuple[TurnOutcome, str]]
+    attach: ChildProcess,
+    parser: AttachParser,
+    scope: _TurnScope,
+    finisher: asyncio.Task[tuple[TurnOutcome, str]],
 ) -> AsyncIterator[TurnEvent]:
-    """Attach's events of this turn until the turn has ended and attach has gone quiet."""
+    """Attach's events of this turn until the turn has ended and attach has gone quiet.
+
+    Stops early, with `scope.superseded` set, when another prompt takes the agent over.
+    """
     reader: asyncio.Task[bytes] | None = asyncio.create_task(attach.read_chunk())
     try:
         while reader is not None and not finisher.done():
             await asyncio.wait({finisher, reader}, return_when=asyncio.FIRST_COMPLETED)
             if reader.done():
-                for event in _turn_events(parser, reader.result()):
+                chunk = reader.result()
+                for event in scope.take(parser.feed(chunk) if chunk else []):
                     yield event
-                reader = asyncio.create_task(attach.read_chunk()) if reader.result() else None
+                if scope.superseded:
+                    return
+                reader = asyncio.create_task(attach.read_chunk()) if chunk else None
         await finisher  # a failed send/wait ends the turn with its error
         loop = asyncio.get_running_loop()
         deadline = loop.time() + DRAIN_MAX_SECONDS
-        while reader is not None:
+        while reader is not None and not scope.superseded:
             # Before the header, attach is still starting (about a CLI start-up): wait longer.
             quiet = DRAIN_QUIET_SECONDS if parser.header_seen else DRAIN_MAX_SECONDS
             done, _ = await asyncio.wait({reader}, timeout=min(quiet, deadline - loop.time()))
             if not done:
                 break
-            for event in _turn_events(parser, reader.result()):
+            chunk = reader.result()
+            for event in scope.take(parser.feed(chunk) if chunk else []):
                 yield event
-            reader = asyncio.create_task(attach.read_chunk()) if reader.result() else None
-        for event in parser.finish():
-            if parser.user_lines_seen:
-                yield event
+            reader = asyncio.create_task(attach.read_chunk()) if chunk else None
+        for event in scope.take(parser.finish()):
+            yield event
     finally:
         if reader is not None and not reader.done():
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
-
-
-def _turn_events(parser: AttachParser, chunk: bytes) -> list[TurnEvent]:
-    """Events from a chunk, leaving out what came before this turn's `[User]` line."""
-    events = parser.feed(chunk) if chunk else []
-    return events if parser.user_lines_seen else []
 
 
 def _attach_failed(attach: ChildProcess, status: int) -> PaseoError:

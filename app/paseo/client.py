@@ -54,6 +54,19 @@ class PaseoClient(Protocol):
         """Send a prompt to an existing agent and follow the turn until `TurnEnded`."""
         ...
 
+    def resume_agent_turn(
+        self, agent_id: str, prompt: str, already_streamed: str
+    ) -> AsyncIterator[TurnEvent]:
+        """Follow a turn that is already running (after a gateway restart).
+
+        Yields the text produced since `already_streamed` first, then live output, then
+        `TurnEnded`. The outcome is `interrupted` if another prompt took the agent over.
+        """
+        ...
+
+    async def last_reply(self, agent_id: str, prompt: str) -> str | None:
+        """The agent's reply text to its latest turn for `prompt` (None if there is none)."""
+
     async def stop_agent(self, agent_id: str) -> StopResult: ...
 
     async def archive_agent(self, agent_id: str, *, force: bool = False) -> ArchiveResult: ...

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 AgentStatus = Literal["initializing", "idle", "running", "error", "closed"]
-TurnOutcome = Literal["completed", "error", "permission", "timeout"]
+TurnOutcome = Literal["completed", "error", "permission", "timeout", "interrupted"]
 
 
 class _CliModel(BaseModel):

@@ -1,29 +1,54 @@
 """SQL for the `turns` table. Functions only flush: the caller owns the transaction.
 
 At most one turn per session is queued or running: a partial unique index enforces it and
-`ActiveTurnExists` reports it. After that error, write nothing more in the transaction
-(PostgreSQL has aborted it; a failed flush needs a rollback): leave the `Database.session()`
-block, by the exception or after catching it, and it ends cleanly without the refused row.
+`ActiveTurnExists` reports it; an idempotency key is used once per session, and
+`DuplicateIdempotencyKey` reports a second use. After either error, write nothing more in the
+transaction (if a statement failed, PostgreSQL has aborted it; a failed flush needs a
+rollback): leave the `Database.session()` block, by the exception or after catching it, and it
+ends cleanly without the refused row. Read what won (the active turn, the key's turn) in a new
+session.
+
+Durable turns: the process running a turn (`runner_id`) stamps `heartbeat_at` while it runs
+and releases it when it shuts down; another process may take over a turn that was released or
+whose heartbeat has gone stale (`claim_stale_turns`).
+Status changes that race go through `transition_turn`, a compare-and-set.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypedDict, Unpack
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import (
+    ColumnElement,
+    Label,
+    and_,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import ACTIVE_TURN_STATUSES, GatewaySession, Turn, TurnStatus
+from app.models import ACTIVE_TURN_STATUSES, GatewaySession, Turn, TurnStatus, utcnow
 from app.repositories.sessions import check_page
 
 ACTIVE_TURN_INDEX = "uq_turns_one_active_per_session"
+IDEMPOTENCY_KEY_INDEX = "uq_turns_session_id_idempotency_key"
 # SQLite names the columns of a violated unique index, not the index.
 _SQLITE_ACTIVE_TURN_VIOLATION = "UNIQUE constraint failed: turns.session_id"
+_SQLITE_IDEMPOTENCY_KEY_VIOLATION = (
+    "UNIQUE constraint failed: turns.session_id, turns.idempotency_key"
+)
+# An UPDATE ... RETURNING of whole turns also refreshes the copies this session already holds.
+_REFRESH_RETURNED = {"synchronize_session": False, "populate_existing": True}
 
 
 class ActiveTurnExists(Exception):
@@ -34,10 +59,16 @@ class ActiveTurnExists(Exception):
         self.session_id = session_id
 
 
-class TurnChanges(TypedDict, total=False):
-    """What `update_turn` may change; a key left out stays as it is."""
+class DuplicateIdempotencyKey(Exception):
+    """The session already has a turn made with this idempotency key."""
 
-    status: str
+    def __init__(self, session_id: uuid.UUID, key: str) -> None:
+        super().__init__(f"session {session_id} already has a turn with idempotency key {key!r}")
+        self.session_id = session_id
+        self.key = key
+
+
+class _TurnOutcome(TypedDict, total=False):
     final_text: str | None
     error_code: str | None
     error_message: str | None
@@ -46,30 +77,63 @@ class TurnChanges(TypedDict, total=False):
     cancel_requested_at: datetime | None
 
 
+class TurnChanges(_TurnOutcome, total=False):
+    """What `update_turn` may change; a key left out stays as it is."""
+
+    status: str
+
+
+class TransitionChanges(_TurnOutcome, total=False):
+    """What `transition_turn` may change beside the status; a key left out stays as it is."""
+
+    runner_id: str | None
+    heartbeat_at: datetime | None
+    idempotency_key: str | None
+
+
 async def add_turn(
     session: AsyncSession,
     *,
     session_id: uuid.UUID,
     prompt: str,
     status: str = TurnStatus.QUEUED,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+    runner_id: str | None = None,
+    heartbeat_at: datetime | None = None,
 ) -> Turn:
     """Insert the session's next turn, numbered 1, 2, ... in one statement.
 
-    Raises `ActiveTurnExists` when `status` is queued or running and another turn is.
+    Raises `ActiveTurnExists` when `status` is queued or running and another turn is, and
+    `DuplicateIdempotencyKey` when the session has a turn with `idempotency_key` already. The
+    key is checked in the INSERT itself (it inserts nothing then), so a retry of an active
+    turn's request is told apart from another request on a busy session on both backends.
     """
     await _lock_session_row(session, session_id)
+    values = {
+        "session_id": session_id,
+        "prompt": prompt,
+        "status": status,
+        "idempotency_key": idempotency_key,
+        "request_hash": request_hash,
+        "runner_id": runner_id,
+        "heartbeat_at": heartbeat_at,
+    }
     next_number = (
         select(func.coalesce(func.max(Turn.number), 0) + 1)
         .where(Turn.session_id == session_id)
         .scalar_subquery()
     )
-    statement = (
-        insert(Turn)
-        .values(session_id=session_id, prompt=prompt, status=status, number=next_number)
-        .returning(Turn)
-    )
-    with _reporting_active_turn(session_id):
-        return (await session.scalars(statement)).one()
+    row = select(*_bound(values), next_number.label("number"))
+    if idempotency_key is not None:
+        row = row.where(~exists().where(_has_key(session_id, idempotency_key)))
+    statement = insert(Turn).from_select([*values, "number"], row).returning(Turn)
+    with _reporting_conflicts(session_id, idempotency_key):
+        added = (await session.scalars(statement)).one_or_none()
+    if added is not None:
+        return added
+    assert idempotency_key is not None  # only the key's check can leave the SELECT empty
+    raise DuplicateIdempotencyKey(session_id, idempotency_key)
 
 
 async def get_turn(
@@ -80,6 +144,13 @@ async def get_turn(
     if turn is None or (session_id is not None and turn.session_id != session_id):
         return None
     return turn
+
+
+async def get_turn_by_idempotency_key(
+    session: AsyncSession, session_id: uuid.UUID, key: str
+) -> Turn | None:
+    """The session's turn made with idempotency key `key`, if there is one."""
+    return await session.scalar(select(Turn).where(_has_key(session_id, key)))
 
 
 async def list_turns(
@@ -114,7 +185,9 @@ async def get_active_turn(session: AsyncSession, session_id: uuid.UUID) -> Turn 
 async def list_turns_in_statuses(session: AsyncSession, statuses: Iterable[str]) -> list[Turn]:
     """Every turn in one of `statuses`, oldest first (to recover them after a restart)."""
     statement = (
-        select(Turn).where(Turn.status.in_(list(statuses))).order_by(Turn.started_at, Turn.id)
+        select(Turn)
+        .where(Turn.status.in_(_status_list(statuses)))
+        .order_by(Turn.started_at, Turn.id)
     )
     return list((await session.scalars(statement)).all())
 
@@ -129,37 +202,180 @@ async def update_turn(session: AsyncSession, turn: Turn, **changes: Unpack[TurnC
         session.add(turn)
     for field, value in changes.items():
         setattr(turn, field, value)
-    with _reporting_active_turn(turn.session_id):
+    with _reporting_conflicts(turn.session_id, None):
         await session.flush()
     return turn
+
+
+async def transition_turn(
+    session: AsyncSession,
+    turn_id: uuid.UUID,
+    *,
+    from_statuses: Iterable[str],
+    to_status: str,
+    **changes: Unpack[TransitionChanges],
+) -> Turn | None:
+    """Move the turn to `to_status` (and set `changes`) only if it is in one of `from_statuses`.
+
+    One compare-and-set UPDATE: None means the turn is not (or no longer) in those statuses,
+    or does not exist; nothing was changed then. A copy of the turn this session already
+    holds is refreshed. Raises `ActiveTurnExists` when the move would make a second active
+    turn in its session, `DuplicateIdempotencyKey` when the new key is taken.
+    """
+    expected = _status_list(from_statuses)
+    session_id = await _session_id_of(session, turn_id)
+    if session_id is None:
+        return None
+    statement = (
+        update(Turn)
+        .where(Turn.id == turn_id, Turn.status.in_(expected))
+        .values(status=to_status, **changes)
+        .returning(Turn)
+        .execution_options(**_REFRESH_RETURNED)
+    )
+    with _reporting_conflicts(session_id, changes.get("idempotency_key")):
+        return (await session.scalars(statement)).one_or_none()
+
+
+async def heartbeat_turns(
+    session: AsyncSession, runner_id: str, turn_ids: Sequence[uuid.UUID]
+) -> int:
+    """Stamp `heartbeat_at` now on those of `turn_ids` still active and run by `runner_id`.
+
+    Returns how many were stamped: fewer than asked means another runner took some over
+    or they ended.
+    """
+    if not turn_ids:
+        return 0
+    statement = (
+        update(Turn)
+        .where(
+            Turn.id.in_(list(turn_ids)),
+            Turn.runner_id == runner_id,
+            Turn.status.in_(ACTIVE_TURN_STATUSES),
+        )
+        .values(heartbeat_at=utcnow())
+        .returning(Turn.id)
+        # RETURNING tells which rows matched: the copies this session holds get the new value.
+        .execution_options(synchronize_session="fetch")
+    )
+    return len((await session.scalars(statement)).all())
+
+
+async def release_turns(
+    session: AsyncSession, runner_id: str, turn_ids: Sequence[uuid.UUID]
+) -> int:
+    """Give up those of `turn_ids` still active and run by `runner_id` (a clean shutdown).
+
+    They lose their runner and heartbeat, so the next `claim_stale_turns` anywhere takes them
+    at once instead of waiting for the heartbeat to go stale. Returns how many were released.
+    """
+    if not turn_ids:
+        return 0
+    statement = (
+        update(Turn)
+        .where(
+            Turn.id.in_(list(turn_ids)),
+            Turn.runner_id == runner_id,
+            Turn.status.in_(ACTIVE_TURN_STATUSES),
+        )
+        .values(runner_id=None, heartbeat_at=None)
+        .returning(Turn.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    return len((await session.scalars(statement)).all())
+
+
+async def claim_stale_turns(
+    session: AsyncSession,
+    runner_id: str,
+    *,
+    stale_before: datetime,
+    statuses: Iterable[str] = ACTIVE_TURN_STATUSES,
+) -> list[Turn]:
+    """Take over the turns in `statuses` whose heartbeat is missing or older than `stale_before`.
+
+    They get `runner_id` and a fresh heartbeat; turns `runner_id` already runs are left out.
+    Returned oldest first. One UPDATE: on PostgreSQL its candidates are locked with SKIP
+    LOCKED, so runners claiming at once split the turns and never both get one (and never
+    wait); SQLite has a single writer, so a second claimer waits and then finds them fresh.
+    """
+    stale = (
+        Turn.status.in_(_status_list(statuses)),
+        or_(Turn.heartbeat_at.is_(None), Turn.heartbeat_at < stale_before),
+        or_(Turn.runner_id.is_(None), Turn.runner_id != runner_id),
+    )
+    # Not a CTE: SQLite's driver opens no transaction for a statement that starts with WITH,
+    # so the UPDATE would commit at once, whatever the caller does next.
+    candidates = select(Turn.id).where(*stale).with_for_update(skip_locked=True)
+    statement = (
+        update(Turn)
+        # The conditions again: a row another claimer changed meanwhile is checked afresh.
+        .where(Turn.id.in_(candidates), *stale)
+        .values(runner_id=runner_id, heartbeat_at=utcnow())
+        .returning(Turn)
+        .execution_options(**_REFRESH_RETURNED)
+    )
+    claimed = (await session.scalars(statement)).all()
+    return sorted(claimed, key=lambda turn: (turn.started_at, turn.number))
 
 
 async def _lock_session_row(session: AsyncSession, session_id: uuid.UUID) -> None:
     """Serialize turn inserts per session: a row lock on PostgreSQL (SQLite has one writer).
 
     Without it two inserts could take the same number and fail on that index instead of
-    reporting the active turn.
+    reporting the active turn, or both miss the other's idempotency key.
     """
     statement = select(GatewaySession.id).where(GatewaySession.id == session_id)
     await session.execute(statement.with_for_update())
 
 
+def _status_list(statuses: Iterable[str]) -> list[str]:
+    """`statuses` as a list; one status alone (a str, so iterable too) is refused."""
+    if isinstance(statuses, str):
+        raise TypeError(f"pass a collection of statuses, not the single status {statuses!r}")
+    return list(statuses)
+
+
+def _has_key(session_id: uuid.UUID, key: str) -> ColumnElement[bool]:
+    return and_(Turn.session_id == session_id, Turn.idempotency_key == key)
+
+
+def _bound(values: Mapping[str, Any]) -> list[Label[Any]]:
+    """`values` as typed bound parameters named like their turns columns (INSERT ... SELECT)."""
+    columns = Turn.__table__.c
+    return [literal(value, columns[name].type).label(name) for name, value in values.items()]
+
+
+async def _session_id_of(session: AsyncSession, turn_id: uuid.UUID) -> uuid.UUID | None:
+    """The turn's session (it never changes), read before a statement that may fail."""
+    return await session.scalar(select(Turn.session_id).where(Turn.id == turn_id))
+
+
 @contextmanager
-def _reporting_active_turn(session_id: uuid.UUID) -> Iterator[None]:
-    """Turn a violation of the one-active-turn index into `ActiveTurnExists`."""
+def _reporting_conflicts(session_id: uuid.UUID, idempotency_key: str | None) -> Iterator[None]:
+    """Turn a violation of the turns' unique indexes into `ActiveTurnExists` and
+    `DuplicateIdempotencyKey`; any other IntegrityError passes through."""
     try:
         yield
     except IntegrityError as exc:
-        if _violates_active_turn_index(exc):
+        if violates_unique(exc, ACTIVE_TURN_INDEX, _SQLITE_ACTIVE_TURN_VIOLATION):
             raise ActiveTurnExists(session_id) from exc
+        if idempotency_key is not None and violates_unique(
+            exc, IDEMPOTENCY_KEY_INDEX, _SQLITE_IDEMPOTENCY_KEY_VIOLATION
+        ):
+            raise DuplicateIdempotencyKey(session_id, idempotency_key) from exc
         raise
 
 
-def _violates_active_turn_index(exc: IntegrityError) -> bool:
-    """Whether the failed statement hit the one-active-turn index, on PostgreSQL or SQLite."""
+def violates_unique(exc: IntegrityError, name: str, sqlite_message: str) -> bool:
+    """Whether the failed statement hit the unique index or constraint `name`.
+
+    PostgreSQL names it: asyncpg's UniqueViolationError (the cause of SQLAlchemy's adapted
+    error) carries `constraint_name`. SQLite names only its columns, in `sqlite_message`.
+    """
     driver_error = exc.orig
-    # asyncpg's UniqueViolationError (the cause of SQLAlchemy's adapted error) names it.
     for error in (driver_error, getattr(driver_error, "__cause__", None)):
-        if getattr(error, "constraint_name", None) == ACTIVE_TURN_INDEX:
+        if getattr(error, "constraint_name", None) == name:
             return True
-    return str(driver_error) == _SQLITE_ACTIVE_TURN_VIOLATION
+    return str(driver_error) == sqlite_message

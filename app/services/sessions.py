@@ -17,7 +17,8 @@ from app.paseo.client import PaseoClient
 from app.paseo.errors import PaseoError, PaseoErrorKind
 from app.repositories import sessions as sessions_repo
 from app.schemas import AgentLiveStatus, SessionCreate, SessionImport
-from app.services.turns import SESSION_LABEL, TurnService
+from app.services.turn_runner import SESSION_LABEL
+from app.services.turns import TurnService
 
 
 @dataclass
@@ -88,19 +89,58 @@ class SessionService:
         return record
 
     async def live_status(self, record: GatewaySession) -> AgentLiveStatus | None:
-        """What Paseo says of the agent now; a Paseo failure is reported, not raised."""
+        """What Paseo says of the agent now; a Paseo failure is reported, not raised.
+
+        An agent archived or deleted outside the gateway marks its session so.
+        """
         if record.agent_id is None:
             return None
         try:
             detail = await self.paseo.inspect_agent(record.agent_id)
         except PaseoError as exc:
-            status = "missing" if exc.kind == PaseoErrorKind.NOT_FOUND else None
-            return AgentLiveStatus(status=status, error=f"{exc.code}: {exc.message}")
+            missing = exc.kind == PaseoErrorKind.NOT_FOUND
+            if missing:
+                await self._set_status(record, SessionStatus.AGENT_MISSING)
+            return AgentLiveStatus(
+                status="missing" if missing else None, error=f"{exc.code}: {exc.message}"
+            )
+        if detail.archived and record.status == SessionStatus.ACTIVE:
+            await self._set_status(record, SessionStatus.AGENT_ARCHIVED)
         return AgentLiveStatus(
             status=detail.status,
             archived=detail.archived,
             pending_permissions=[p.model_dump() for p in detail.pending_permissions],
         )
+
+    async def reconcile_agents(self) -> int:
+        """Mark sessions whose agents were archived or deleted outside the gateway.
+
+        Two `ls` calls cover every agent with a workspace; only agents neither shows are
+        inspected one by one. Returns how many sessions changed.
+        """
+        async with self.db.session() as session:
+            active, _ = await sessions_repo.list_sessions(
+                session, status=SessionStatus.ACTIVE, limit=10_000
+            )
+        if not active:
+            return 0
+        live = {agent.id for agent in await self.paseo.list_agents()}
+        known = {agent.id for agent in await self.paseo.list_agents(include_archived=True)}
+        changed = 0
+        for record in active:
+            if record.agent_id is None or record.agent_id in live:
+                continue
+            before = record.status
+            if record.agent_id in known:
+                await self._set_status(record, SessionStatus.AGENT_ARCHIVED)
+            else:
+                await self.live_status(record)
+            changed += record.status != before
+        return changed
+
+    async def _set_status(self, record: GatewaySession, status: SessionStatus) -> None:
+        async with self.db.session() as session:
+            await sessions_repo.update_session(session, record, status=status)
 
     async def list_sessions(
         self, *, status: str | None, labels: dict[str, str], limit: int, offset: int

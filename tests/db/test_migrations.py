@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
 import sys
 import tomllib
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import (
+    Connection,
+    Integer,
+    String,
+    Text,
+    Uuid,
+    column,
+    inspect,
+    select,
+    table,
+    text,
+)
 
 from app import migrations
 from app.db import Database, create_engine
@@ -25,11 +40,13 @@ from app.migrations import (
     upgrade_to_head,
     upgrade_to_head_async,
 )
-from app.models import Base
+from app.models import Base, UTCDateTime
 from app.repositories.sessions import add_session, get_session
+from app.repositories.turns import get_turn
 
 ROOT = Path(__file__).resolve().parents[2]
-GATEWAY_TABLES = {"sessions", "turns"}
+GATEWAY_TABLES = {"sessions", "turns", "turn_events"}
+HEAD = "0002"
 SUBPROCESS_TIMEOUT_SECONDS = 60
 
 
@@ -64,7 +81,7 @@ async def test_upgrade_creates_tables_and_records_head(empty_database_url: str) 
     await upgrade_to_head_async(empty_database_url)
 
     assert await _inspect(empty_database_url, _tables) == GATEWAY_TABLES | {"alembic_version"}
-    assert await _inspect(empty_database_url, _revision) == _head() == "0001"
+    assert await _inspect(empty_database_url, _revision) == _head() == HEAD
 
 
 async def test_upgrade_creates_named_indexes_and_constraints(empty_database_url: str) -> None:
@@ -85,7 +102,11 @@ async def test_upgrade_creates_named_indexes_and_constraints(empty_database_url:
             },
             "session_uniques": inspector.get_unique_constraints("sessions"),
             "turn_fks": inspector.get_foreign_keys("turns"),
-            "pks": [inspector.get_pk_constraint(t)["name"] for t in ("sessions", "turns")],
+            "event_uniques": inspector.get_unique_constraints("turn_events"),
+            "event_fks": inspector.get_foreign_keys("turn_events"),
+            "pks": [
+                inspector.get_pk_constraint(t)["name"] for t in ("sessions", "turns", "turn_events")
+            ],
         }
 
     schema = await _inspect(empty_database_url, look)
@@ -93,6 +114,8 @@ async def test_upgrade_creates_named_indexes_and_constraints(empty_database_url:
     assert schema["turn_indexes"] == {
         "uq_turns_one_active_per_session": (["session_id"], True),
         "ix_turns_session_id_number": (["session_id", "number"], True),
+        "uq_turns_session_id_idempotency_key": (["session_id", "idempotency_key"], True),
+        "ix_turns_status_heartbeat_at": (["status", "heartbeat_at"], False),
     }
     assert schema["session_indexes"] == {"ix_sessions_status"}
     assert [u["name"] for u in schema["session_uniques"]] == ["uq_sessions_agent_id"]
@@ -100,23 +123,33 @@ async def test_upgrade_creates_named_indexes_and_constraints(empty_database_url:
     assert fk["name"] == "fk_turns_session_id_sessions"
     assert (fk["referred_table"], fk["referred_columns"]) == ("sessions", ["id"])
     assert fk["options"]["ondelete"] == "CASCADE"
-    assert schema["pks"] == ["pk_sessions", "pk_turns"]
+    [unique] = schema["event_uniques"]
+    assert (unique["name"], unique["column_names"]) == (
+        "uq_turn_events_turn_id_seq",
+        ["turn_id", "seq"],
+    )
+    [fk] = schema["event_fks"]
+    assert fk["name"] == "fk_turn_events_turn_id_turns"
+    assert (fk["referred_table"], fk["referred_columns"]) == ("turns", ["id"])
+    assert fk["options"]["ondelete"] == "CASCADE"
+    assert schema["pks"] == ["pk_sessions", "pk_turns", "pk_turn_events"]
+
+
+def _active_turn_index_where(connection: Connection) -> str:
+    [index] = [
+        index
+        for index in inspect(connection).get_indexes("turns")
+        if index["name"] == "uq_turns_one_active_per_session"
+    ]
+    options = index.get("dialect_options", {})
+    clause = options.get(f"{connection.dialect.name}_where")
+    return str(clause)
 
 
 async def test_active_turn_index_is_partial(empty_database_url: str) -> None:
     await upgrade_to_head_async(empty_database_url)
 
-    def where_clause(connection: Connection) -> str:
-        [index] = [
-            index
-            for index in inspect(connection).get_indexes("turns")
-            if index["name"] == "uq_turns_one_active_per_session"
-        ]
-        options = index.get("dialect_options", {})
-        clause = options.get(f"{connection.dialect.name}_where")
-        return str(clause)
-
-    clause = await _inspect(empty_database_url, where_clause)
+    clause = await _inspect(empty_database_url, _active_turn_index_where)
 
     assert "queued" in clause
     assert "running" in clause
@@ -166,6 +199,118 @@ async def test_downgrade_leaves_no_tables_and_upgrade_again_works(
     assert await _inspect(empty_database_url, _schema_diff) == []
 
 
+# --- 0002: durable turns ----------------------------------------------------------------------
+
+DURABLE_TURN_COLUMNS = {
+    "idempotency_key",
+    "request_hash",
+    "runner_id",
+    "heartbeat_at",
+    "last_event_seq",
+}
+# The turns table as 0001 made it (the ORM model has 0002's columns).
+TURNS_0001 = table(
+    "turns",
+    column("id", Uuid()),
+    column("session_id", Uuid()),
+    column("number", Integer()),
+    column("prompt", Text()),
+    column("status", String()),
+    column("started_at", UTCDateTime()),
+)
+
+
+async def _migrate(url: str, revision: str, *, down: bool = False) -> None:
+    move = command.downgrade if down else command.upgrade
+    await asyncio.to_thread(move, alembic_config(url), revision)
+
+
+def _turn_columns(connection: Connection) -> set[str]:
+    return {c["name"] for c in inspect(connection).get_columns("turns")}
+
+
+def _turn_index_names(connection: Connection) -> set[str]:
+    return {index["name"] for index in inspect(connection).get_indexes("turns")}
+
+
+async def _add_0001_turn(url: str) -> uuid.UUID:
+    """A session and one running turn, written with 0001's columns only."""
+    db = Database.from_url(url)
+    try:
+        async with db.session() as session:
+            record = await add_session(session, provider="claude", cwd="/work")
+            turn_id = uuid.uuid4()
+            await session.execute(
+                TURNS_0001.insert().values(
+                    id=turn_id,
+                    session_id=record.id,
+                    number=1,
+                    prompt="kept",
+                    status="running",
+                    started_at=datetime.now(UTC),
+                )
+            )
+    finally:
+        await db.dispose()
+    return turn_id
+
+
+async def _turn_rows(url: str) -> list[tuple[Any, ...]]:
+    def look(connection: Connection) -> list[tuple[Any, ...]]:
+        statement = select(TURNS_0001.c.id, TURNS_0001.c.prompt, TURNS_0001.c.status)
+        return [tuple(row) for row in connection.execute(statement)]
+
+    return list(await _inspect(url, look))
+
+
+async def test_0002_adds_columns_to_existing_turns(empty_database_url: str) -> None:
+    await _migrate(empty_database_url, "0001")
+    turn_id = await _add_0001_turn(empty_database_url)
+
+    await _migrate(empty_database_url, "0002")
+
+    db = Database.from_url(empty_database_url)
+    try:
+        async with db.session() as session:
+            turn = await get_turn(session, turn_id)
+    finally:
+        await db.dispose()
+    assert turn is not None
+    assert (turn.prompt, turn.status, turn.last_event_seq) == ("kept", "running", 0)
+    assert (turn.idempotency_key, turn.request_hash, turn.runner_id, turn.heartbeat_at) == (
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+async def test_0002_downgrade_to_0001_and_upgrade_again(empty_database_url: str) -> None:
+    await _migrate(empty_database_url, "0001")
+    turn_id = await _add_0001_turn(empty_database_url)
+    await upgrade_to_head_async(empty_database_url)
+    assert await _inspect(empty_database_url, _turn_columns) >= DURABLE_TURN_COLUMNS
+
+    await _migrate(empty_database_url, "0001", down=True)
+
+    assert await _inspect(empty_database_url, _revision) == "0001"
+    assert await _inspect(empty_database_url, _tables) == {"sessions", "turns", "alembic_version"}
+    assert not await _inspect(empty_database_url, _turn_columns) & DURABLE_TURN_COLUMNS
+    assert await _inspect(empty_database_url, _turn_index_names) == {
+        "uq_turns_one_active_per_session",
+        "ix_turns_session_id_number",
+    }
+    # SQLite copied the table to drop the columns: its rows and its partial index survive.
+    assert await _turn_rows(empty_database_url) == [(turn_id, "kept", "running")]
+    assert "queued" in await _inspect(empty_database_url, _active_turn_index_where)
+
+    await upgrade_to_head_async(empty_database_url)
+    assert await _inspect(empty_database_url, _revision) == HEAD
+    assert await _inspect(empty_database_url, _tables) == GATEWAY_TABLES | {"alembic_version"}
+    assert await _inspect(empty_database_url, _schema_diff) == []
+    assert await _turn_rows(empty_database_url) == [(turn_id, "kept", "running")]
+
+
 def test_sync_functions_run_from_sync_code(empty_database_url: str) -> None:
     """The server's startup may call them before any event loop exists."""
     upgrade_to_head(empty_database_url)
@@ -206,14 +351,14 @@ def _alembic_cli(*args: str, env: dict[str, str] | None = None) -> str:
 async def test_cli_takes_url_from_x_argument(empty_database_url: str) -> None:
     _alembic_cli("-x", f"url={empty_database_url}", "upgrade", "head")
 
-    assert await _inspect(empty_database_url, _revision) == "0001"
+    assert await _inspect(empty_database_url, _revision) == HEAD
 
 
 def test_cli_takes_url_from_environment(empty_database_url: str) -> None:
     env = {"PASEO_GATEWAY_DATABASE_URL": empty_database_url}
     _alembic_cli("upgrade", "head", env=env)
 
-    assert "0001 (head)" in _alembic_cli("current", env=env)
+    assert f"{HEAD} (head)" in _alembic_cli("current", env=env)
 
 
 @pytest.mark.parametrize(
@@ -225,6 +370,7 @@ def test_cli_offline_mode_prints_the_partial_index(url: str) -> None:
     sql = _alembic_cli("-x", f"url={url}", "upgrade", "head", "--sql")
 
     assert "CREATE TABLE sessions" in sql
+    assert "CREATE TABLE turn_events" in sql
     assert "CREATE UNIQUE INDEX uq_turns_one_active_per_session ON turns (session_id) WHERE" in sql
 
 

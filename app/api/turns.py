@@ -1,0 +1,195 @@
+"""A session's turns: send a prompt (streamed as Server-Sent Events), replay, cancel, read."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from app.api.deps import SettingsDep, TurnsDep
+from app.api.problems import problem_responses
+from app.schemas import CancelResult, Page, PromptRequest, TurnOut
+from app.services.sessions import check_prompt
+from app.services.turn_events import StoredEvent
+from app.services.turn_runner import events_url
+
+router = APIRouter(prefix="/sessions/{session_id}", tags=["turns"])
+
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size")]
+Offset = Annotated[int, Query(ge=0, description="Items to skip")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retrying with the same key and body returns the same turn and stream.",
+    ),
+]
+LastEventId = Annotated[
+    str | None,
+    Header(
+        alias="Last-Event-ID",
+        pattern=r"^[0-9]{1,9}$",
+        description="Resume after this event (browsers send it when they reconnect).",
+    ),
+]
+
+SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+STREAM_DESCRIPTION = """\
+A `text/event-stream`. Each event has an `id:` (its sequence number in the turn) and JSON
+`data:`:
+
+- `turn.started` `{turn_id, session_id, agent_id, events_url}`
+- `turn.queued` `{turn_id}` when the gateway's turn limit is reached (it starts later)
+- `agent.created` `{agent_id}` (first prompt of a session only)
+- `text` `{delta}`: the agent's reply as it is produced
+- `reasoning` `{delta}`, `tool` `{name, status}`, `notice` `{kind, text}` where Paseo shows them
+- `turn.cancelling` `{detail}` when Paseo has not yet confirmed a requested stop
+- exactly one terminal event: `turn.completed` (its `final_text` equals the concatenated
+  `text` deltas), `turn.failed`, `turn.cancelled`, `turn.timed_out`, `turn.permission` or
+  `turn.interrupted`, each `{turn_id, status, final_text, error_code, message, usage}`.
+
+The turn does not depend on this connection: if it drops, reconnect to `events_url` with
+`Last-Event-ID` (or `?after=`) to get the rest. Comment lines (`: ping`) keep it alive.
+"""
+
+
+def _stream(events: AsyncIterator[StoredEvent]) -> AsyncIterator[ServerSentEvent]:
+    async def render() -> AsyncIterator[ServerSentEvent]:
+        async for event in events:
+            yield ServerSentEvent(data=json.dumps(event.data), event=event.name, id=str(event.seq))
+
+    return render()
+
+
+def _event_source(
+    events: AsyncIterator[StoredEvent], ping: float, headers: dict[str, str]
+) -> EventSourceResponse:
+    return EventSourceResponse(
+        _stream(events), ping=ping, headers={**SSE_HEADERS, **headers}, send_timeout=30
+    )
+
+
+@router.post(
+    "/prompt",
+    summary="Send a prompt; the answer streams back as Server-Sent Events",
+    description=STREAM_DESCRIPTION,
+    response_class=EventSourceResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "The turn's event stream"},
+        **problem_responses(404, 409, 413, 422, 502, 503, 504),
+    },
+)
+async def prompt_session(
+    session_id: uuid.UUID,
+    body: PromptRequest,
+    turns: TurnsDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> EventSourceResponse:
+    check_prompt(body.prompt, settings.max_prompt_bytes)
+    turn, _ = await turns.start_turn(
+        session_id,
+        body.prompt,
+        idempotency_key=idempotency_key,
+        interrupt=body.mode == "interrupt",
+    )
+    url = events_url(session_id, turn.id)
+    headers = {"X-Turn-Id": str(turn.id), "Content-Location": url, "Link": f'<{url}>; rel="events"'}
+    return _event_source(turns.events(turn.id), settings.sse_ping_seconds, headers)
+
+
+@router.get(
+    "/turns/{turn_id}/events",
+    summary="A turn's events: replayed, then followed live until the turn ends",
+    description=STREAM_DESCRIPTION,
+    response_class=EventSourceResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "The turn's event stream"},
+        **problem_responses(404, 422),
+    },
+)
+async def turn_events(
+    session_id: uuid.UUID,
+    turn_id: uuid.UUID,
+    turns: TurnsDep,
+    settings: SettingsDep,
+    after: Annotated[
+        int | None, Query(ge=0, description="Only events after this sequence number")
+    ] = None,
+    last_event_id: LastEventId = None,
+) -> EventSourceResponse:
+    await turns.get_turn(session_id, turn_id)
+    start = after if after is not None else int(last_event_id or 0)
+    return _event_source(
+        turns.events(turn_id, after=start), settings.sse_ping_seconds, {"X-Turn-Id": str(turn_id)}
+    )
+
+
+async def _cancel(
+    turns: TurnsDep, session_id: uuid.UUID, turn_id: uuid.UUID | None
+) -> JSONResponse:
+    turn, confirmed = await turns.cancel(session_id, turn_id)
+    detail = (
+        f"the turn has ended ({turn.status})"
+        if confirmed
+        else "Paseo was asked to stop the agent and has not confirmed yet; the turn's stream "
+        "ends with turn.cancelled once it does"
+    )
+    result = CancelResult(turn=TurnOut.model_validate(turn), confirmed=confirmed, detail=detail)
+    return JSONResponse(result.model_dump(mode="json"), status_code=200 if confirmed else 202)
+
+
+CANCEL_RESPONSES = {
+    202: {"model": CancelResult, "description": "Stop requested, not yet confirmed by Paseo"},
+    **problem_responses(404, 409, 422, 502, 503, 504),
+}
+
+
+@router.post(
+    "/cancel",
+    response_model=CancelResult,
+    summary="Stop the session's running turn (waits for Paseo to confirm)",
+    responses=CANCEL_RESPONSES,
+)
+async def cancel_session_turn(session_id: uuid.UUID, turns: TurnsDep) -> JSONResponse:
+    return await _cancel(turns, session_id, None)
+
+
+@router.post(
+    "/turns/{turn_id}/cancel",
+    response_model=CancelResult,
+    summary="Stop this turn (waits for Paseo to confirm)",
+    responses=CANCEL_RESPONSES,
+)
+async def cancel_turn(session_id: uuid.UUID, turn_id: uuid.UUID, turns: TurnsDep) -> JSONResponse:
+    return await _cancel(turns, session_id, turn_id)
+
+
+@router.get(
+    "/turns",
+    response_model=Page[TurnOut],
+    summary="The session's turns, oldest first",
+    responses=problem_responses(404, 422),
+)
+async def list_turns(
+    session_id: uuid.UUID, turns: TurnsDep, limit: Limit = 50, offset: Offset = 0
+) -> Page[TurnOut]:
+    items, total = await turns.list_turns(session_id, limit=limit, offset=offset)
+    return Page[TurnOut].of(TurnOut, items, total, limit=limit, offset=offset)
+
+
+@router.get(
+    "/turns/{turn_id}",
+    response_model=TurnOut,
+    summary="One turn: prompt, status, final text, usage",
+    responses=problem_responses(404, 422),
+)
+async def get_turn(session_id: uuid.UUID, turn_id: uuid.UUID, turns: TurnsDep) -> TurnOut:
+    return TurnOut.model_validate(await turns.get_turn(session_id, turn_id))
