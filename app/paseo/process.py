@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -25,6 +27,21 @@ TERMINATE_GRACE_SECONDS = 3.0
 READ_CHUNK_BYTES = 64 * 1024
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024  # a huge `logs` transcript still fits; garbage does not
 MAX_STDERR_BYTES = 1024 * 1024
+
+
+# Linux's prctl, looked up once here: the child may run no more than a plain call before exec.
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the gateway dies, even by SIGKILL.
+
+    Without it a killed gateway would leave `paseo attach` children running for ever (attach
+    never exits by itself); the turn itself lives on in the daemon and is recovered.
+    """
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass(frozen=True)
@@ -160,6 +177,7 @@ class CliRunner:
                 stderr=asyncio.subprocess.PIPE,
                 env=self.env,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         except (FileNotFoundError, PermissionError) as exc:
             raise PaseoError(

@@ -49,6 +49,7 @@ def _free_port() -> int:
 def start_gateway(log_dir: Path, env: dict[str, str]) -> Gateway:
     """Run `python -m app serve` and return once /healthz answers."""
     port = _free_port()
+    log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"gateway-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -1,0 +1,335 @@
+"""Durable turns: replay and resume, idempotency, interrupting, confirmed cancel, limits,
+several gateways on one PostgreSQL, a gateway killed mid-turn, a daemon killed mid-turn."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from tests.api.conftest import Gateway, empty_database, gateway_env, start_gateway, stop_gateway
+from tests.api.test_prompt import INSTANT, INSTANT_REPLY, new_session, text_of
+from tests.api.test_sessions import assert_problem
+from tests.fakes.harness import FakePaseoDaemon, running_fake_processes
+from tests.sse import SseEvent, collect_turn, read_events
+
+LONG = {"provider": "mock", "model": "one-minute-stream"}  # about 6 s at the test time scale
+
+
+async def replay(
+    client: httpx.AsyncClient,
+    session_id: str,
+    turn_id: str,
+    *,
+    base: str = "",
+    headers: dict[str, str] | None = None,
+    **params: Any,
+) -> list[SseEvent]:
+    """A turn's event stream, read to its end (`base` for a client without a base URL)."""
+    url = f"{base}/sessions/{session_id}/turns/{turn_id}/events"
+    async with client.stream("GET", url, params=params, headers=headers or {}) as response:
+        assert response.status_code == 200, await response.aread()
+        return [event async for event in read_events(response)]
+
+
+async def wait_until_final(
+    client: httpx.AsyncClient, session_id: str, turn_id: str
+) -> dict[str, Any]:
+    for _ in range(300):
+        turn: dict[str, Any] = (await client.get(f"/sessions/{session_id}/turns/{turn_id}")).json()
+        if turn["status"] not in ("queued", "running"):
+            return turn
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"turn {turn_id} still {turn['status']}")
+
+
+@contextmanager
+def gateway_on(
+    database_url: str, daemon: FakePaseoDaemon, cwd: Path, folder: Path, **overrides: str
+) -> Iterator[Gateway]:
+    gateway = start_gateway(folder, gateway_env(database_url, daemon, cwd, **overrides))
+    try:
+        yield gateway
+    finally:
+        stop_gateway(gateway)
+
+
+# --- replay and resume ---------------------------------------------------------------------
+
+
+async def test_reconnect_with_last_event_id_gets_the_rest_once(client: httpx.AsyncClient) -> None:
+    session = await new_session(client)
+    seen: list[SseEvent] = []
+    async with client.stream(
+        "POST", f"/sessions/{session['id']}/prompt", json={"prompt": "write a haiku"}
+    ) as response:
+        turn_id = response.headers["x-turn-id"]
+        assert response.headers["content-location"].endswith(f"/turns/{turn_id}/events")
+        async for event in read_events(response):
+            seen.append(event)
+            if len(seen) == 6:
+                break  # the connection drops mid-answer
+    rest = await replay(client, session["id"], turn_id, headers={"Last-Event-ID": seen[-1].id})
+    everything = await replay(client, session["id"], turn_id)  # a finished turn: replay, close
+    ids = [int(e.id or 0) for e in seen + rest]
+    assert ids == list(range(1, len(ids) + 1))  # every event once, in order
+    assert [(e.id, e.event, e.data) for e in seen + rest] == [
+        (e.id, e.event, e.data) for e in everything
+    ]
+    assert rest[-1].event == "turn.completed"
+    assert rest[-1].json()["final_text"] == text_of(everything)
+    after = await replay(client, session["id"], turn_id, after=len(ids) - 2)
+    assert [e.id for e in after] == [str(len(ids) - 1), str(len(ids))]
+
+
+async def test_events_route_errors(client: httpx.AsyncClient) -> None:
+    session = await new_session(client)
+    url = f"/sessions/{session['id']}/turns/{uuid.uuid4()}/events"
+    assert_problem(await client.get(url), 404, "turn_not_found")
+    assert_problem(
+        await client.get(url, headers={"Last-Event-ID": "abc"}), 422, "validation_failed"
+    )
+
+
+# --- idempotency and interrupting ----------------------------------------------------------
+
+
+async def test_idempotency_key_returns_the_same_turn(client: httpx.AsyncClient) -> None:
+    session = await new_session(client)
+    key = {"Idempotency-Key": f"retry-{uuid.uuid4()}"}
+    url = f"/sessions/{session['id']}/prompt"
+    async with client.stream("POST", url, json={"prompt": INSTANT}, headers=key) as first:
+        first_events = await collect_turn(first)
+    async with client.stream("POST", url, json={"prompt": INSTANT}, headers=key) as again:
+        assert again.status_code == 200
+        again_events = await collect_turn(again)
+    assert first.headers["x-turn-id"] == again.headers["x-turn-id"]
+    assert [(e.id, e.event) for e in again_events] == [(e.id, e.event) for e in first_events]
+    other = await client.post(url, json={"prompt": "something else"}, headers=key)
+    problem = assert_problem(other, 422, "idempotency_key_reused")
+    assert problem["turn_id"] == first.headers["x-turn-id"]
+    turns = (await client.get(f"/sessions/{session['id']}/turns")).json()
+    assert turns["total"] == 1
+
+
+async def test_interrupt_mode_replaces_the_running_turn(client: httpx.AsyncClient) -> None:
+    session = await new_session(client, **LONG)
+    url = f"/sessions/{session['id']}/prompt"
+    async with client.stream("POST", url, json={"prompt": "long work"}) as old:
+        old_events = read_events(old)
+        async for event in old_events:
+            if event.event == "text":
+                break
+        async with client.stream("POST", url, json={"prompt": INSTANT, "mode": "interrupt"}) as new:
+            assert new.status_code == 200
+            new_events = await collect_turn(new)
+        old_rest = [event async for event in old_events]
+    assert old_rest[-1].event == "turn.interrupted"
+    assert new_events[-1].event == "turn.completed"
+    assert new_events[-1].json()["final_text"] == INSTANT_REPLY
+    turns = (await client.get(f"/sessions/{session['id']}/turns")).json()["items"]
+    assert [t["status"] for t in turns] == ["interrupted", "completed"]
+
+
+# --- cancel --------------------------------------------------------------------------------
+
+
+async def test_cancel_a_turn_by_id_is_confirmed(client: httpx.AsyncClient) -> None:
+    session = await new_session(client, **LONG)
+    async with client.stream(
+        "POST", f"/sessions/{session['id']}/prompt", json={"prompt": "long work"}
+    ) as running:
+        turn_id = running.headers["x-turn-id"]
+        stream = read_events(running)
+        async for event in stream:
+            if event.event == "agent.created":
+                agent_id = event.json()["agent_id"]
+            if event.event == "text":
+                break
+        cancel = await client.post(f"/sessions/{session['id']}/turns/{turn_id}/cancel")
+        rest = [event async for event in stream]
+    assert cancel.status_code == 200 and cancel.json()["confirmed"] is True
+    assert cancel.json()["turn"]["status"] == "cancelled"
+    assert cancel.json()["turn"]["cancel_requested_at"]
+    assert rest[-1].event == "turn.cancelled"
+    agent = (await client.get(f"/agents/{agent_id}")).json()
+    assert agent["status"] == "idle"
+    again = await client.post(f"/sessions/{session['id']}/turns/{turn_id}/cancel")
+    assert_problem(again, 409, "no_running_turn")
+
+
+# --- limits ----------------------------------------------------------------------------------
+
+
+def _attach_children_of(pid: int) -> list[psutil.Process]:
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if "attach" in child.cmdline():
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
+
+
+async def test_idle_timeout_stops_a_silent_turn(
+    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: Path
+) -> None:
+    with (
+        empty_database("sqlite", tmp_path) as url,
+        gateway_on(
+            url, fake_daemon, agent_cwd, tmp_path, PASEO_GATEWAY_TURN_IDLE_TIMEOUT_SECONDS="1.5"
+        ) as gateway,
+    ):
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
+            session = await new_session(client, **LONG)
+            async with client.stream(
+                "POST", f"/sessions/{session['id']}/prompt", json={"prompt": "work"}
+            ) as response:
+                stream = read_events(response)
+                async for event in stream:
+                    if event.event == "agent.created":
+                        agent_id = event.json()["agent_id"]
+                    if event.event == "text":
+                        break
+                for attach in _attach_children_of(gateway.process.pid):
+                    attach.send_signal(signal.SIGSTOP)  # the CLI hangs: no more output
+                rest = [event async for event in stream]
+            assert rest[-1].event == "turn.timed_out"
+            assert rest[-1].json()["error_code"] == "turn_idle_timeout"
+            agent = (await client.get(f"/agents/{agent_id}")).json()
+            assert agent["status"] == "idle"  # the gateway stopped the agent
+    assert running_fake_processes(home=fake_daemon.home) == []  # the stopped attach was killed
+
+
+# --- several gateways on one PostgreSQL ----------------------------------------------------------
+
+
+async def test_two_gateways_fifty_prompts_one_turn(
+    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: Path
+) -> None:
+    with (
+        empty_database("postgresql", tmp_path) as url,
+        gateway_on(url, fake_daemon, agent_cwd, tmp_path / "a") as first,
+        gateway_on(url, fake_daemon, agent_cwd, tmp_path / "b") as second,
+    ):
+        async with httpx.AsyncClient(timeout=120) as client:
+            created = await client.post(f"{first.url}/sessions", json={"title": "race", **LONG})
+            session_id = created.json()["id"]
+
+            async def prompt(n: int) -> tuple[int, str | None]:
+                base = (first, second)[n % 2].url
+                async with client.stream(
+                    "POST", f"{base}/sessions/{session_id}/prompt", json={"prompt": f"try {n}"}
+                ) as response:
+                    return response.status_code, response.headers.get("x-turn-id")
+
+            results = await asyncio.gather(*(prompt(n) for n in range(50)))
+            statuses = sorted(status for status, _ in results)
+            assert statuses == [200] + [409] * 49
+            turn_id = next(turn for status, turn in results if status == 200)
+            # Either gateway serves the turn's events, whichever process runs it.
+            watched = await replay(client, session_id, str(turn_id), base=second.url)
+            turns = (await client.get(f"{second.url}/sessions/{session_id}/turns")).json()
+    assert turns["total"] == 1
+    assert watched[-1].event == "turn.completed"
+
+
+# --- a gateway killed mid-turn ---------------------------------------------------------------
+
+
+async def test_gateway_killed_mid_turn_is_recovered(
+    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: Path
+) -> None:
+    fast_takeover = {
+        "PASEO_GATEWAY_TURN_HEARTBEAT_SECONDS": "0.5",
+        "PASEO_GATEWAY_TURN_STALE_SECONDS": "2",
+    }
+    with empty_database("postgresql", tmp_path) as url:
+        doomed = start_gateway(tmp_path, gateway_env(url, fake_daemon, agent_cwd, **fast_takeover))
+        try:
+            async with httpx.AsyncClient(base_url=doomed.url, timeout=60) as client:
+                session = await new_session(client, **LONG)
+                before: list[SseEvent] = []
+                async with client.stream(
+                    "POST", f"/sessions/{session['id']}/prompt", json={"prompt": "work"}
+                ) as response:
+                    turn_id = response.headers["x-turn-id"]
+                    async for event in read_events(response):
+                        before.append(event)
+                        if text_of(before).count(" ") > 30:
+                            break
+        finally:
+            doomed.process.kill()  # SIGKILL: no shutdown code runs
+            doomed.process.wait()
+        assert await _no_paseo_children(fake_daemon) == []  # its children died with it
+
+        with gateway_on(url, fake_daemon, agent_cwd, tmp_path / "again", **fast_takeover) as gw:
+            async with httpx.AsyncClient(base_url=gw.url, timeout=60) as client:
+                turn = await wait_until_final(client, session["id"], turn_id)
+                events = await replay(client, session["id"], turn_id)
+                running = (await client.get("/sessions", params={"status": "active"})).json()
+    assert turn["status"] == "completed"
+    assert turn["final_text"] == text_of(events)
+    assert turn["final_text"].startswith(text_of(before))  # nothing streamed was lost
+    assert turn["final_text"].endswith("_(end of synthetic stream)_\n")
+    assert events[-1].event == "turn.completed"
+    assert [int(e.id or 0) for e in events] == list(range(1, len(events) + 1))
+    assert running["total"] >= 1
+
+
+async def _no_paseo_children(daemon: FakePaseoDaemon) -> list[tuple[int, list[str]]]:
+    deadline = time.monotonic() + 10
+    while (left := running_fake_processes(home=daemon.home)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    return left
+
+
+# --- the daemon killed mid-turn --------------------------------------------------------------
+
+
+async def test_daemon_killed_mid_turn_fails_the_turn_then_recovers(
+    agent_cwd: Path, tmp_path: Path
+) -> None:
+    daemon = FakePaseoDaemon(tmp_path / "home", time_scale=0.1).start()
+    try:
+        with (
+            empty_database("sqlite", tmp_path) as url,
+            gateway_on(url, daemon, agent_cwd, tmp_path) as gateway,
+        ):
+            async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
+                session = await new_session(client, **LONG)
+                async with client.stream(
+                    "POST", f"/sessions/{session['id']}/prompt", json={"prompt": "work"}
+                ) as response:
+                    stream = read_events(response)
+                    async for event in stream:
+                        if event.event == "text":
+                            break
+                    daemon.kill()
+                    rest = [event async for event in stream]
+                assert rest[-1].event == "turn.failed"
+                assert rest[-1].json()["error_code"] in ("send_failed", "wait_failed")
+                assert "Daemon connection closed" in rest[-1].json()["message"]
+                down = await client.get("/readyz")
+                assert down.status_code == 503
+
+                daemon.start()  # back: the gateway needs no restart
+                assert (await client.get("/readyz")).status_code == 200
+                fresh = await new_session(client)
+                async with client.stream(
+                    "POST", f"/sessions/{fresh['id']}/prompt", json={"prompt": INSTANT}
+                ) as response:
+                    events = await collect_turn(response)
+                assert events[-1].json()["final_text"] == INSTANT_REPLY
+    finally:
+        daemon.stop()
+    assert running_fake_processes(home=daemon.home) == []
