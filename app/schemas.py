@@ -66,7 +66,6 @@ class SessionCreate(_Strict):
     )
     model: Model | None = None
     mode: Provider | None = Field(default=None, description="Provider-specific mode id.")
-    thinking: Provider | None = Field(default=None, description="Thinking option id.")
     title: Title | None = None
     cwd: Cwd | None = Field(
         default=None, description="Agent working directory on the daemon's machine."

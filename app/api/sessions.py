@@ -79,8 +79,9 @@ async def get_session(
     session_id: uuid.UUID, sessions: SessionsDep, turns: TurnsDep
 ) -> SessionDetail:
     record = await sessions.get(session_id)
+    agent = await sessions.live_status(record)  # may mark the session (agent gone elsewhere)
     detail = _detail(record)
-    detail.agent = await sessions.live_status(record)
+    detail.agent = agent
     active = await turns.active_turn(session_id)
     detail.active_turn = TurnOut.model_validate(active) if active else None
     return detail

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import psutil
+import pytest
 
 from tests.api.conftest import Gateway, empty_database, gateway_env, start_gateway, stop_gateway
 from tests.api.test_prompt import INSTANT, INSTANT_REPLY, new_session, text_of
@@ -225,19 +226,20 @@ async def test_two_gateways_fifty_prompts_one_turn(
             created = await client.post(f"{first.url}/sessions", json={"title": "race", **LONG})
             session_id = created.json()["id"]
 
-            async def prompt(n: int) -> tuple[int, str | None]:
+            async def prompt(n: int) -> tuple[int, int, str | None]:
                 base = (first, second)[n % 2].url
                 async with client.stream(
                     "POST", f"{base}/sessions/{session_id}/prompt", json={"prompt": f"try {n}"}
                 ) as response:
-                    return response.status_code, response.headers.get("x-turn-id")
+                    return response.status_code, n, response.headers.get("x-turn-id")
 
             results = await asyncio.gather(*(prompt(n) for n in range(50)))
-            statuses = sorted(status for status, _ in results)
+            statuses = sorted(status for status, _, _ in results)
             assert statuses == [200] + [409] * 49
-            turn_id = next(turn for status, turn in results if status == 200)
-            # Either gateway serves the turn's events, whichever process runs it.
-            watched = await replay(client, session_id, str(turn_id), base=second.url)
+            winner, turn_id = next((n, turn) for status, n, turn in results if status == 200)
+            # The other gateway serves the turn's events live, though it does not run it.
+            other = (first, second)[(winner + 1) % 2]
+            watched = await replay(client, session_id, str(turn_id), base=other.url)
             turns = (await client.get(f"{second.url}/sessions/{session_id}/turns")).json()
     assert turns["total"] == 1
     assert watched[-1].event == "turn.completed"
@@ -333,3 +335,25 @@ async def test_daemon_killed_mid_turn_fails_the_turn_then_recovers(
     finally:
         daemon.stop()
     assert running_fake_processes(home=daemon.home) == []
+
+
+# --- agents changed outside the gateway ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "status"), [("archive", "agent_archived"), ("delete", "agent_missing")]
+)
+async def test_sessions_learn_of_agents_changed_elsewhere(
+    client: httpx.AsyncClient, fake_daemon: FakePaseoDaemon, command: str, status: str
+) -> None:
+    session = await new_session(client)
+    async with client.stream(
+        "POST", f"/sessions/{session['id']}/prompt", json={"prompt": INSTANT}
+    ) as response:
+        events = await collect_turn(response)
+    agent_id = events[1].json()["agent_id"]
+    assert fake_daemon.cli(command, "--json", "--", agent_id).returncode == 0
+    detail = (await client.get(f"/sessions/{session['id']}")).json()
+    assert detail["status"] == status
+    listed = (await client.get("/sessions", params={"status": status})).json()
+    assert session["id"] in [item["id"] for item in listed["items"]]

@@ -1,0 +1,151 @@
+"""Taking over turns whose gateway died: every orphan ends in a final state with a reason."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from app.db import Database
+from app.models import SessionStatus, Turn, TurnStatus, utcnow
+from app.paseo.cli import CliPaseoClient
+from app.paseo.types import NewAgent
+from app.repositories import sessions as sessions_repo
+from app.repositories import turn_events as events_repo
+from app.repositories import turns as turns_repo
+from app.services.turn_runner import SESSION_LABEL
+from app.services.turns import TurnService, TurnSettings
+from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon
+
+INSTANT = "emit 3 coalesced agent stream updates"
+
+
+@pytest.fixture
+async def service(database: Database, fake_daemon: FakePaseoDaemon) -> AsyncIterator[TurnService]:
+    client = CliPaseoClient(str(FAKE_PASEO_BIN), host=fake_daemon.host, home=str(fake_daemon.home))
+    settings = TurnSettings(timeout_seconds=60, max_concurrent=2, stale_seconds=1)
+    turns = TurnService(database, client, settings)
+    yield turns
+    await turns.aclose()
+    await client.aclose()
+
+
+async def _orphan(
+    database: Database, *, status: TurnStatus, agent_id: str | None, prompt: str = INSTANT
+) -> Turn:
+    """A session and a turn left behind by a gateway that died a minute ago."""
+    async with database.session() as session:
+        record = await sessions_repo.add_session(
+            session, provider="mock", cwd="/tmp", agent_id=agent_id, status=SessionStatus.ACTIVE
+        )
+        turn = await turns_repo.add_turn(
+            session,
+            session_id=record.id,
+            prompt=prompt,
+            runner_id="dead-gateway",
+            heartbeat_at=utcnow() - timedelta(minutes=1),
+        )
+        if status != TurnStatus.QUEUED:
+            moved = await turns_repo.transition_turn(
+                session, turn.id, from_statuses=[TurnStatus.QUEUED], to_status=status
+            )
+            assert moved is not None
+            turn = moved
+    return turn
+
+
+async def _recovered(service: TurnService, database: Database, turn: Turn) -> Turn:
+    assert turn.id in await service.recover_stale_turns()
+    for _ in range(200):
+        async with database.session() as session:
+            current = await turns_repo.get_turn(session, turn.id)
+        assert current is not None
+        if current.status not in (TurnStatus.QUEUED, TurnStatus.RUNNING):
+            return current
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"turn {turn.id} was not recovered")
+
+
+async def _events(database: Database, turn_id: uuid.UUID) -> list[tuple[str, dict[str, object]]]:
+    async with database.session() as session:
+        rows = await events_repo.list_events(session, turn_id)
+    return [(row.name, dict(row.data or {})) for row in rows]
+
+
+async def test_a_queued_orphan_is_interrupted(service: TurnService, database: Database) -> None:
+    turn = await _orphan(database, status=TurnStatus.QUEUED, agent_id=None)
+    ended = await _recovered(service, database, turn)
+    assert ended.status == "interrupted" and ended.error_code == "gateway_restarted"
+    assert ended.error_message and "before this turn started" in ended.error_message
+    assert [name for name, _ in await _events(database, turn.id)] == ["turn.interrupted"]
+
+
+async def test_a_running_orphan_without_an_agent_is_interrupted(
+    service: TurnService, database: Database
+) -> None:
+    turn = await _orphan(database, status=TurnStatus.RUNNING, agent_id=None)
+    ended = await _recovered(service, database, turn)
+    assert ended.status == "interrupted"
+    assert ended.error_message and "before the agent was created" in ended.error_message
+
+
+async def test_an_orphan_whose_agent_finished_gets_its_text(
+    service: TurnService, paseo: CliPaseoClient, database: Database, agent_cwd: Path
+) -> None:
+    created = await paseo.create_agent(
+        NewAgent(provider="mock", cwd=str(agent_cwd), title="orphan"), INSTANT
+    )
+    turn = await _orphan(database, status=TurnStatus.RUNNING, agent_id=created.agent_id)
+    await asyncio.sleep(1)  # the instant turn is over before anyone looks
+    ended = await _recovered(service, database, turn)
+    assert ended.status == "completed"
+    assert ended.final_text == "stress-update-0stress-update-1stress-update-2"
+    events = await _events(database, turn.id)
+    assert [name for name, _ in events] == ["text", "turn.completed"]
+    assert events[0][1]["delta"] == ended.final_text
+
+
+async def test_an_orphan_finds_its_agent_by_label(
+    service: TurnService, paseo: CliPaseoClient, database: Database, agent_cwd: Path
+) -> None:
+    """The gateway died right after `paseo run`: the session never learned the agent id."""
+    turn = await _orphan(database, status=TurnStatus.RUNNING, agent_id=None)
+    await paseo.create_agent(
+        NewAgent(
+            provider="mock",
+            cwd=str(agent_cwd),
+            title="labelled",
+            labels={SESSION_LABEL: str(turn.session_id)},
+        ),
+        INSTANT,
+    )
+    await asyncio.sleep(1)
+    ended = await _recovered(service, database, turn)
+    assert ended.status == "completed"
+    async with database.session() as session:
+        record = await sessions_repo.get_session(session, turn.session_id)
+    assert record is not None and record.agent_id is not None
+
+
+async def test_an_orphan_whose_agent_is_gone_is_interrupted(
+    service: TurnService, database: Database
+) -> None:
+    turn = await _orphan(database, status=TurnStatus.RUNNING, agent_id=str(uuid.uuid4()))
+    ended = await _recovered(service, database, turn)
+    assert ended.status == "interrupted" and ended.error_code == "agent_missing"
+    async with database.session() as session:
+        record = await sessions_repo.get_session(session, turn.session_id)
+    assert record is not None and record.status == SessionStatus.AGENT_MISSING
+
+
+async def test_a_live_turn_is_not_taken(service: TurnService, database: Database) -> None:
+    async with database.session() as session:
+        record = await sessions_repo.add_session(session, provider="mock", cwd="/tmp")
+        await turns_repo.add_turn(
+            session, session_id=record.id, prompt="x", runner_id="alive", heartbeat_at=utcnow()
+        )
+    assert await service.recover_stale_turns() == []
