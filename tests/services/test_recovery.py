@@ -25,13 +25,18 @@ INSTANT = "emit 3 coalesced agent stream updates"
 
 
 @pytest.fixture
-async def service(database: Database, fake_daemon: FakePaseoDaemon) -> AsyncIterator[TurnService]:
+async def paseo(fake_daemon: FakePaseoDaemon) -> AsyncIterator[CliPaseoClient]:
     client = CliPaseoClient(str(FAKE_PASEO_BIN), host=fake_daemon.host, home=str(fake_daemon.home))
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def service(database: Database, paseo: CliPaseoClient) -> AsyncIterator[TurnService]:
     settings = TurnSettings(timeout_seconds=60, max_concurrent=2, stale_seconds=1)
-    turns = TurnService(database, client, settings)
+    turns = TurnService(database, paseo, settings)
     yield turns
     await turns.aclose()
-    await client.aclose()
 
 
 async def _orphan(
