@@ -216,15 +216,19 @@ class TurnService:
     async def _drive(self, run: TurnRun, body: Coroutine[Any, Any, None]) -> None:
         """Run a turn's coroutine; every way it can end leaves the turn in a final state."""
         try:
-            await body
-        except PaseoError as exc:
-            await run.fail(exc.code.lower(), exc.message, exc)
-        except asyncio.CancelledError:
-            await shielded(self._release(run))
-            raise
-        except Exception as exc:
-            logger.exception("turn %s crashed", run.turn_id)
-            await run.fail("internal_error", "the gateway failed running this turn", exc)
+            try:
+                await body
+            except PaseoError as exc:
+                await run.fail(exc.code.lower(), exc.message, exc)
+            except asyncio.CancelledError:
+                await shielded(self._release(run))
+                raise
+            except Exception as exc:
+                logger.exception("turn %s crashed", run.turn_id)
+                await run.fail("internal_error", "the gateway failed running this turn", exc)
+        except Exception:
+            # Storing the failure failed too (database gone): recovery ends the turn later.
+            logger.exception("could not record the end of turn %s", run.turn_id)
         finally:
             if not run.started.done():
                 run.started.set_result(None)
