@@ -66,8 +66,8 @@ class IdempotencyKeyReused(InvalidInput):
     code = "idempotency_key_reused"
 
 
-class SessionAgentMissing(Conflict):
-    code, title = "session_agent_missing", "The session's agent no longer exists"
+class SessionExists(Conflict):
+    code, title = "session_exists", "A session for that already exists"
 
 
 class PayloadTooLarge(GatewayError):
@@ -120,6 +120,8 @@ def from_paseo(error: PaseoError) -> GatewayError:
             f"{error.message}. Start the Paseo daemon or fix PASEO_GATEWAY_PASEO_HOST.",
             paseo_code=error.code,
         )
+    if error.code == "PROMPT_TOO_LONG":
+        return PayloadTooLarge(error.message, paseo_code=error.code)
     if error.code == "PASEO_NOT_INSTALLED":
         return PaseoNotInstalled(
             f"{error.message}. Install paseo or set PASEO_GATEWAY_PASEO_BIN.",

@@ -47,7 +47,7 @@ async def create_session(body: SessionCreate, sessions: SessionsDep) -> SessionC
     status_code=201,
     response_model=SessionOut,
     summary="Register an existing provider session (paseo import)",
-    responses=problem_responses(422, 502, 503, 504),
+    responses=problem_responses(409, 422, 502, 503, 504),
 )
 async def import_session(body: SessionImport, sessions: SessionsDep) -> SessionOut:
     return SessionOut.model_validate(await sessions.import_session(body))

@@ -126,7 +126,8 @@ async def turn_events(
     last_event_id: LastEventId = None,
 ) -> EventSourceResponse:
     await turns.get_turn(session_id, turn_id)
-    start = after if after is not None else int(last_event_id or 0)
+    # A browser reconnects to the same URL (with its ?after=) and adds Last-Event-ID.
+    start = max(after or 0, int(last_event_id or 0))
     return _event_source(
         turns.events(turn_id, after=start), settings.sse_ping_seconds, {"X-Turn-Id": str(turn_id)}
     )

@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 MAX_RUN_PROMPT_BYTES = 128 * 1024 - 1024
 # After the attach header, the replayed history arrives in one burst; this much silence ends it.
 REPLAY_QUIET_SECONDS = 0.3
+REPLAY_FIRST_BYTES_SECONDS = 3.0
 REPLAY_MAX_SECONDS = 10.0
 # How long to wait for the attach header before giving up on live output for a turn.
 ATTACH_HEADER_TIMEOUT_SECONDS = 30.0
@@ -68,6 +69,8 @@ _WAIT_STATUS_TO_OUTCOME: dict[str, TurnOutcome] = {
 
 class CliPaseoClient:
     """Talks to Paseo by spawning the `paseo` CLI."""
+
+    max_first_prompt_bytes: int | None = MAX_RUN_PROMPT_BYTES
 
     def __init__(
         self,
@@ -190,7 +193,7 @@ class CliPaseoClient:
         tail beyond `already` is what nobody streamed yet.
         """
         streamed = [already]
-        scope = _TurnScope(inside=mode == "resume")
+        scope = _TurnScope(prompt, inside=mode == "resume")
         async with self.runner.spawn(["attach", "--", agent_id]) as attach:
             parser = AttachParser(prompt, expect_header=mode == "new")
             if mode != "new":
@@ -290,9 +293,14 @@ class CliPaseoClient:
 
 
 class _TurnScope:
-    """Keeps one turn's events: those after its `[User]` line and before any next one."""
+    """Keeps one turn's events: those after its own `[User]` line and before any next one.
 
-    def __init__(self, *, inside: bool) -> None:
+    Only a `[User]` line with this turn's prompt opens the scope, so stray history (a replay
+    that arrived late) is never taken for the answer.
+    """
+
+    def __init__(self, prompt: str, *, inside: bool) -> None:
+        self.prompt = prompt
         self.inside = inside
         self.superseded = False
 
@@ -301,9 +309,9 @@ class _TurnScope:
         for item in items:
             if isinstance(item, PromptSeen):
                 if self.inside:
-                    self.superseded = True  # someone else's prompt took the agent over
+                    self.superseded = True  # another prompt took the agent over
                     break
-                self.inside = True
+                self.inside = item.text == self.prompt
             elif self.inside:
                 kept.append(item)
         return kept
@@ -329,8 +337,11 @@ async def _read_replay(attach: ChildProcess) -> bytes:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + REPLAY_MAX_SECONDS
     while loop.time() < deadline:
+        # The history is fetched after the header: wait longer for its first bytes (an agent
+        # that exists has at least the prompt that created it), then for a quiet moment.
+        quiet = REPLAY_QUIET_SECONDS if replay else REPLAY_FIRST_BYTES_SECONDS
         try:
-            chunk = await asyncio.wait_for(attach.read_chunk(), REPLAY_QUIET_SECONDS)
+            chunk = await asyncio.wait_for(attach.read_chunk(), quiet)
         except TimeoutError:
             break
         if not chunk:

@@ -25,6 +25,9 @@ from app.paseo.types import (
 class PaseoClient(Protocol):
     """Every method raises `app.paseo.errors.PaseoError` on failure."""
 
+    # The largest first prompt (the one that creates an agent) it can carry; None: no limit.
+    max_first_prompt_bytes: int | None
+
     async def ping(self) -> None:
         """Succeed only when the daemon answers (readiness)."""
 

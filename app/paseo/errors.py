@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 
@@ -46,14 +47,27 @@ _KIND_BY_CODE: dict[str, PaseoErrorKind] = {
     "PROVIDER_ERROR": PaseoErrorKind.INVALID_INPUT,
     "AGENT_CREATE_FAILED": PaseoErrorKind.INVALID_INPUT,
     "AGENT_IMPORT_FAILED": PaseoErrorKind.INVALID_INPUT,
+    "PROMPT_TOO_LONG": PaseoErrorKind.INVALID_INPUT,
 }
 
 # Failures whose code is generic but whose message says the agent does not exist.
 _NOT_FOUND_MARKERS = ("Agent not found", "No agent found")
 
 
+# The CLI names the daemon address in its errors; a tcp:// address may carry a password.
+_PASSWORD = re.compile(r"password=[^&\s\"']*")
+
+
+def redact(text: str) -> str:
+    """The text with any daemon password replaced, so it may be logged or shown."""
+    return _PASSWORD.sub("password=***", text)
+
+
 class PaseoError(Exception):
-    """A paseo CLI call failed: its `error.code`, message, exit status and stderr."""
+    """A paseo CLI call failed: its `error.code`, message, exit status and stderr.
+
+    Every text is redacted on the way in: no daemon password reaches a log or a client.
+    """
 
     def __init__(
         self,
@@ -64,12 +78,13 @@ class PaseoError(Exception):
         stderr: str = "",
         details: object = None,
     ) -> None:
+        message, stderr = redact(message), redact(stderr)
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.exit_status = exit_status
         self.stderr = stderr
-        self.details = details
+        self.details = redact(details) if isinstance(details, str) else details
 
     @property
     def kind(self) -> PaseoErrorKind:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import shutil
 
 from app.db import Database
@@ -14,7 +13,6 @@ from app.schemas import Readiness, ReadinessCheck
 
 # A readiness probe must answer even when a dependency hangs.
 CHECK_TIMEOUT_SECONDS = 20.0
-_PASSWORD = re.compile(r"password=[^&\s]*")
 
 
 class HealthService:
@@ -49,12 +47,7 @@ class HealthService:
             async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
                 await self.paseo.ping()
         except PaseoError as exc:
-            return ReadinessCheck(ok=False, detail=f"{exc.code}: {_without_secrets(exc.message)}")
+            return ReadinessCheck(ok=False, detail=f"{exc.code}: {exc.message}")
         except TimeoutError:
             return ReadinessCheck(ok=False, detail="the daemon did not answer in time")
         return ReadinessCheck(ok=True, detail="daemon answers")
-
-
-def _without_secrets(message: str) -> str:
-    """The CLI names the daemon address in errors; a tcp:// address may carry a password."""
-    return _PASSWORD.sub("password=***", message)

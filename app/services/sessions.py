@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.db import Database
-from app.errors import InvalidInput, PayloadTooLarge, SessionNotFound
+from app.errors import (
+    GatewayError,
+    InvalidInput,
+    PayloadTooLarge,
+    SessionExists,
+    SessionNotFound,
+    from_paseo,
+)
 from app.models import GatewaySession, SessionStatus, Turn
 from app.paseo.client import PaseoClient
 from app.paseo.errors import PaseoError, PaseoErrorKind
@@ -54,7 +61,13 @@ class SessionService:
             )
         if request.prompt is None:
             return record, None
-        turn, _ = await self.turns.start_turn(record.id, request.prompt)
+        try:
+            turn, _ = await self.turns.start_turn(record.id, request.prompt)
+        except (GatewayError, PaseoError) as exc:
+            # The session exists even though its first turn did not start: say which it is.
+            error = exc if isinstance(exc, GatewayError) else from_paseo(exc)
+            error.extra["session_id"] = str(record.id)
+            raise error from exc
         return await self.get(record.id), turn
 
     async def import_session(self, request: SessionImport) -> GatewaySession:
@@ -68,6 +81,12 @@ class SessionService:
             labels={**request.labels, SESSION_LABEL: str(session_id)},
         )
         async with self.db.session() as session:
+            existing = await sessions_repo.get_session_by_agent_id(session, created.agent_id)
+            if existing is not None:
+                raise SessionExists(
+                    f"that provider session is already gateway session {existing.id}",
+                    session_id=str(existing.id),
+                )
             return await sessions_repo.add_session(
                 session,
                 id=session_id,

@@ -86,9 +86,12 @@ class EventWriter:
         self._buffer: list[tuple[int, str, dict[str, Any]]] = []
         self._lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
+        self._failure: Exception | None = None
 
     async def emit(self, name: str, data: dict[str, Any]) -> int:
         """Queue an event; it is stored within FLUSH_INTERVAL_SECONDS."""
+        if self._failure is not None:
+            await self.flush()  # raises the stored failure
         self.seq += 1
         self._buffer.append((self.seq, name, data))
         if len(self._buffer) >= MAX_BATCH_EVENTS:
@@ -105,15 +108,26 @@ class EventWriter:
 
     async def _flush_soon(self) -> None:
         await asyncio.sleep(FLUSH_INTERVAL_SECONDS)
-        await self.flush()
+        with contextlib.suppress(Exception):  # kept in `_failure`; the next call raises it
+            await self.flush()
 
     async def flush(self) -> None:
+        """Store the buffered events. A batch that fails stays buffered and the error is raised
+        (now, or by the next `emit`/`close` if a timer hit it): nothing is dropped silently."""
         async with self._lock:
+            if self._failure is not None:
+                failure, self._failure = self._failure, None
+                raise failure
             batch, self._buffer = self._buffer, []
             if not batch:
                 return
-            async with self.db.session() as session:
-                await events_repo.append_events(session, self.turn_id, batch)
+            try:
+                async with self.db.session() as session:
+                    await events_repo.append_events(session, self.turn_id, batch)
+            except Exception as exc:
+                self._buffer[:0] = batch
+                self._failure = exc
+                raise
         self.notifier.notify(self.turn_id)
 
     async def close(self) -> None:

@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.db import Database
 from app.models import GatewaySession, SessionStatus, Turn, TurnStatus, utcnow
 from app.paseo.client import PaseoClient
@@ -49,6 +51,8 @@ STOP_RETRY_SECONDS = 5.0
 CONFIRM_POLL_SECONDS = 0.5
 # After this long without confirmation, a cancelled turn is recorded as failed.
 CANCEL_GIVE_UP_SECONDS = 600.0
+# A queued turn checks this often whether it was cancelled or replaced meanwhile.
+SLOT_CHECK_SECONDS = 1.0
 
 RunMode = Literal["start", "recover"]
 
@@ -73,9 +77,13 @@ class TurnRun:
     started: asyncio.Future[None]
     agent_id: str | None = None
     cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set when another request or process ended this turn (mode=interrupt, a takeover).
+    ended_elsewhere: asyncio.Event = field(default_factory=asyncio.Event)
+    taken_over: bool = False
     task: asyncio.Task[None] | None = None
     _stopper: asyncio.Task[None] | None = None
     _told_unconfirmed: bool = False
+    _finished: bool = False
 
     @property
     def turn_id(self) -> uuid.UUID:
@@ -99,7 +107,16 @@ class TurnRun:
         if slots.locked():
             await self.writer.emit_now("turn.queued", {"turn_id": str(self.turn_id)})
             self._mark_started()  # answer the request now; the stream says it waits
-        async with slots:
+        if not await self._take_slot(slots):
+            await self._end_before_start()
+            return
+        try:
+            record = await self._load_session()  # it may have changed while the turn waited
+            if record.status in (SessionStatus.CLOSED, SessionStatus.AGENT_MISSING):
+                await self._finish(
+                    TurnStatus.INTERRUPTED, f"the session became {record.status} before it ran"
+                )
+                return
             if not await self._claim_running():
                 return
             if await self._cancel_is_requested():
@@ -107,7 +124,26 @@ class TurnRun:
                 return
             if record.status == SessionStatus.AGENT_ARCHIVED:
                 await self._mark_session(record.id, SessionStatus.ACTIVE)  # send unarchives it
+            self.agent_id = record.agent_id
             await self._follow(self._turn_events(record), created_now=record.agent_id is None)
+        finally:
+            slots.release()
+
+    async def _take_slot(self, slots: asyncio.Semaphore) -> bool:
+        """Wait for a turn slot; False if the turn was cancelled or ended while it waited."""
+        while True:
+            try:
+                await asyncio.wait_for(slots.acquire(), SLOT_CHECK_SECONDS)
+                return True
+            except TimeoutError:
+                if self.ended_elsewhere.is_set() or await self._cancel_is_requested():
+                    return False
+
+    async def _end_before_start(self) -> None:
+        if self.cancel_requested.is_set():
+            await self._finish(TurnStatus.CANCELLED, "cancelled while it waited for a slot")
+        else:
+            await self._finish(TurnStatus.INTERRUPTED, "replaced while it waited for a slot")
 
     async def recover(self) -> None:
         """A turn whose gateway died: reconcile it with what Paseo has now."""
@@ -140,10 +176,13 @@ class TurnRun:
         already = await self._stored_text()
         if detail.status in ("running", "initializing") and not detail.pending_permissions:
             events = self.paseo.resume_agent_turn(self.agent_id, self.turn.prompt, already)
-            await self._follow(events, created_now=False, elapsed=_age_seconds(self.turn))
+            # The prompt reached Paseo long ago: a cancel must stop the agent, not skip a send.
+            await self._follow(events, created_now=True, elapsed=_age_seconds(self.turn))
             return
         await self._catch_up(already)
-        if detail.pending_permissions:
+        if await self._cancel_is_requested():
+            await self._finish(TurnStatus.CANCELLED, "cancelled; the agent had already stopped")
+        elif detail.pending_permissions:
             await self._finish(TurnStatus.WAITING_PERMISSION, "Agent is waiting for permission")
         elif detail.status == "error":
             await self._finish(
@@ -175,26 +214,35 @@ class TurnRun:
     ) -> None:
         """Store the turn's events until it ends, within the wall-clock and idle limits.
 
-        `elapsed` is how long the turn already ran before this follow began (recovery).
+        `elapsed` is how long the turn already ran before this follow began (recovery). The
+        ending itself (which may wait for a confirmed stop) runs outside those limits.
         """
         remaining = self.limits.timeout_seconds - elapsed
+        ended: TurnEnded | None = None
         try:
             async with contextlib.aclosing(events), asyncio.timeout(max(remaining, 0.0)):  # type: ignore[type-var]
-                while True:
+                while ended is None:
                     event = await self._next_event(events)
-                    if event is None:
-                        return
-                    if not await self._handle(event, created_now):
+                    if isinstance(event, TurnEnded):
+                        ended = event
+                    elif event is None:
+                        break
+                    elif not await self._handle(event, created_now):
                         return
         except TimeoutError:
             await self._end_on_limit("turn_timeout", self.limits.timeout_seconds, "in all")
+            return
         except _IdleTimeout:
             await self._end_on_limit(
                 "turn_idle_timeout", self.limits.idle_timeout_seconds, "without output"
             )
+            return
         finally:
             if self._stopper is not None:
                 self._stopper.cancel()
+        if ended is None:
+            raise PaseoError("BAD_OUTPUT", "the turn's output ended without an outcome")
+        await self._end(ended)
 
     async def _next_event(self, events: AsyncIterator[TurnEvent]) -> TurnEvent | None:
         try:
@@ -217,9 +265,6 @@ class TurnRun:
                 # The prompt has not reached Paseo: do not send it at all.
                 await self._finish(TurnStatus.CANCELLED, "cancelled before it reached the agent")
                 return False
-        elif isinstance(event, TurnEnded):
-            await self._end(event)
-            return False
         else:
             await self.writer.emit(*stream_event(event))
         return True
@@ -324,7 +369,9 @@ class TurnRun:
             self.started.set_exception(exc)
 
     async def _finish(self, status: TurnStatus, message: str, **fields: Any) -> None:
-        """Store the final status and the terminal event together (once per turn)."""
+        """Store the final status and the terminal event together, once per run."""
+        if self._finished:
+            return
         await self.writer.close()
         if status in (TurnStatus.FAILED, TurnStatus.INTERRUPTED, TurnStatus.TIMED_OUT):
             fields.setdefault("error_message", message)
@@ -351,9 +398,10 @@ class TurnRun:
             record = await sessions_repo.get_session(session, turn.session_id)
             if record is not None:
                 await sessions_repo.update_session(session, record, last_active_at=utcnow())
+        self._finished = True
         self.notifier.notify(self.turn_id)
 
-    async def _ended_elsewhere(self, session: Any) -> Turn:
+    async def _ended_elsewhere(self, session: AsyncSession) -> Turn:
         """The compare-and-set missed: someone else (an interrupting prompt) ended the turn."""
         turn = await turns_repo.get_turn(session, self.turn_id)
         if turn is None or TurnStatus(turn.status) not in FINAL_STATUSES:

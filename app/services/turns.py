@@ -9,6 +9,7 @@ per session (a partial unique index), idempotency keys (a unique index), the can
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -26,6 +27,7 @@ from app.db import Database
 from app.errors import (
     IdempotencyKeyReused,
     NoRunningTurn,
+    PayloadTooLarge,
     SessionClosed,
     SessionNotFound,
     TurnInProgress,
@@ -118,7 +120,11 @@ class TurnService:
             earlier = await self._turn_for_key(session_id, idempotency_key, digest)
             if earlier is not None:
                 return earlier, False
-        turn = await self._insert_turn(session_id, prompt, idempotency_key, digest, interrupt)
+        turn, created = await self._insert_turn(
+            session_id, prompt, idempotency_key, digest, interrupt
+        )
+        if not created:
+            return turn, False  # a concurrent retry with the same key won the race
         run = self._new_run(turn)
         run.task = asyncio.create_task(self._drive(run, run.start(self._slots)))
         await run.started
@@ -142,7 +148,8 @@ class TurnService:
         idempotency_key: str | None,
         digest: str,
         interrupt: bool,
-    ) -> Turn:
+    ) -> tuple[Turn, bool]:
+        """The new turn and True; or an earlier turn with the same key and False."""
         for _ in range(2):
             try:
                 async with self.db.session() as session:
@@ -151,7 +158,8 @@ class TurnService:
                         raise SessionClosed(
                             f"session {session_id} is {record.status}; create a new session"
                         )
-                    return await turns_repo.add_turn(
+                    self._check_first_prompt(record, prompt)
+                    turn = await turns_repo.add_turn(
                         session,
                         session_id=session_id,
                         prompt=prompt,
@@ -160,23 +168,37 @@ class TurnService:
                         runner_id=self.runner_id,
                         heartbeat_at=utcnow(),
                     )
+                return turn, True
             except turns_repo.DuplicateIdempotencyKey:
                 # A concurrent request with the same key won the race: answer with its turn.
                 assert idempotency_key is not None
                 earlier = await self._turn_for_key(session_id, idempotency_key, digest)
                 if earlier is not None:
-                    return earlier
+                    return earlier, False
             except turns_repo.ActiveTurnExists:
                 if not interrupt or not await self._interrupt_active(session_id):
                     break
         raise await self._busy(session_id)
 
+    def _check_first_prompt(self, record: GatewaySession, prompt: str) -> None:
+        """Refuse, before recording a turn, a first prompt the transport cannot carry."""
+        limit = self.paseo.max_first_prompt_bytes
+        size = len(prompt.encode("utf-8"))
+        if record.agent_id is None and limit is not None and size > limit:
+            raise PayloadTooLarge(
+                f"a session's first prompt creates its agent and may be at most {limit} bytes "
+                f"(this one is {size}); start with a shorter prompt, send the long one next"
+            )
+
     async def _interrupt_active(self, session_id: uuid.UUID) -> bool:
         """Mark the active turn interrupted, on purpose (`mode=interrupt`)."""
         async with self.db.session() as session:
+            record = await _get_session(session, session_id)
             active = await turns_repo.get_active_turn(session, session_id)
             if active is None:
                 return True
+            if record.agent_id is None:
+                return False  # the running turn is still creating the agent: a second would be
             changed = await turns_repo.transition_turn(
                 session,
                 active.id,
@@ -186,6 +208,9 @@ class TurnService:
                 error_message="replaced by a newer prompt (mode=interrupt)",
                 finished_at=utcnow(),
             )
+        run = self._runs.get(active.id)
+        if changed is not None and run is not None:
+            run.ended_elsewhere.set()
         return changed is not None
 
     async def _busy(self, session_id: uuid.UUID) -> TurnInProgress:
@@ -221,14 +246,18 @@ class TurnService:
             except PaseoError as exc:
                 await run.fail(exc.code.lower(), exc.message, exc)
             except asyncio.CancelledError:
-                await shielded(self._release(run))
+                if not run.taken_over:
+                    await shielded(self._release(run))
                 raise
             except Exception as exc:
                 logger.exception("turn %s crashed", run.turn_id)
                 await run.fail("internal_error", "the gateway failed running this turn", exc)
         except Exception:
-            # Storing the failure failed too (database gone): recovery ends the turn later.
+            # Storing the end failed too (database gone): hand the turn to recovery, which any
+            # gateway (this one included) runs once the database answers again.
             logger.exception("could not record the end of turn %s", run.turn_id)
+            with contextlib.suppress(Exception):
+                await self._release(run)
         finally:
             if not run.started.done():
                 run.started.set_result(None)
@@ -236,8 +265,9 @@ class TurnService:
             self.notifier.forget(run.turn_id)
 
     async def _release(self, run: TurnRun) -> None:
-        """This process stops (shutdown): store what it has and let another take the turn."""
-        await run.writer.close()
+        """This process stops following the turn: store what it has, let another take it."""
+        with contextlib.suppress(Exception):
+            await run.writer.close()
         async with self.db.session() as session:
             await turns_repo.release_turns(session, self.runner_id, [run.turn_id])
 
@@ -319,11 +349,19 @@ class TurnService:
             return
         async with self.db.session() as session:
             await turns_repo.heartbeat_turns(session, self.runner_id, ids)
-            for turn_id in ids:
-                turn = await turns_repo.get_turn(session, turn_id)
-                run = self._runs.get(turn_id)
-                if turn is not None and run is not None and turn.cancel_requested_at:
-                    run.cancel_requested.set()
+            turns = [await turns_repo.get_turn(session, turn_id) for turn_id in ids]
+        for turn in turns:
+            run = self._runs.get(turn.id) if turn is not None else None
+            if turn is None or run is None:
+                continue
+            if turn.cancel_requested_at:
+                run.cancel_requested.set()
+            if turn.runner_id != self.runner_id and turn.status in ACTIVE_TURN_STATUSES:
+                # This process stalled and another took the turn over: stop following it.
+                logger.warning("turn %s was taken over by %s", turn.id, turn.runner_id)
+                run.taken_over = True
+                if run.task is not None:
+                    run.task.cancel()
 
     async def _recovery_loop(self) -> None:
         while True:
@@ -344,8 +382,12 @@ class TurnService:
             logger.info("recovering turn %s (was %s)", turn.id, turn.status)
             run = self._new_run(turn)
             run.started.set_result(None)
-            run.task = asyncio.create_task(self._drive(run, run.recover()))
+            run.task = asyncio.create_task(self._drive(run, self._recover(run)))
         return [turn.id for turn in claimed]
+
+    async def _recover(self, run: TurnRun) -> None:
+        async with self._slots:  # recovered turns count against the same limit
+            await run.recover()
 
     # --- reading --------------------------------------------------------------------------------
 

@@ -357,3 +357,128 @@ async def test_sessions_learn_of_agents_changed_elsewhere(
     assert detail["status"] == status
     listed = (await client.get("/sessions", params={"status": status})).json()
     assert session["id"] in [item["id"] for item in listed["items"]]
+
+
+# --- review fixes: races and edges -----------------------------------------------------------
+
+
+async def test_concurrent_retries_with_one_key_share_one_turn(client: httpx.AsyncClient) -> None:
+    session = await new_session(client)
+    key = {"Idempotency-Key": f"double-{uuid.uuid4()}"}
+
+    async def submit() -> tuple[int, str | None, list[SseEvent]]:
+        async with client.stream(
+            "POST", f"/sessions/{session['id']}/prompt", json={"prompt": INSTANT}, headers=key
+        ) as response:
+            return (
+                response.status_code,
+                response.headers.get("x-turn-id"),
+                await collect_turn(response),
+            )
+
+    results = await asyncio.gather(*(submit() for _ in range(5)))
+    assert {status for status, _, _ in results} == {200}
+    assert len({turn for _, turn, _ in results}) == 1
+    for _, _, events in results:
+        assert [e.event for e in events][-1] == "turn.completed"
+        assert [int(e.id or 0) for e in events] == list(range(1, len(events) + 1))
+    turns = (await client.get(f"/sessions/{session['id']}/turns")).json()
+    assert turns["total"] == 1 and turns["items"][0]["status"] == "completed"
+
+
+async def test_after_and_last_event_id_take_the_later(client: httpx.AsyncClient) -> None:
+    session = await new_session(client)
+    async with client.stream(
+        "POST", f"/sessions/{session['id']}/prompt", json={"prompt": INSTANT}
+    ) as response:
+        events = await collect_turn(response)
+    turn_id = events[0].json()["turn_id"]
+    last = len(events)
+    resumed = await replay(
+        client, session["id"], turn_id, headers={"Last-Event-ID": str(last - 1)}, after=1
+    )
+    assert [e.id for e in resumed] == [str(last)]
+
+
+async def test_cancel_a_queued_turn(
+    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: Path
+) -> None:
+    with (
+        empty_database("sqlite", tmp_path) as url,
+        gateway_on(
+            url, fake_daemon, agent_cwd, tmp_path, PASEO_GATEWAY_MAX_CONCURRENT_TURNS="1"
+        ) as gateway,
+    ):
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
+            busy = await new_session(client, **LONG)
+            waiting = await new_session(client)
+            async with client.stream(
+                "POST", f"/sessions/{busy['id']}/prompt", json={"prompt": "work"}
+            ) as first:
+                async with client.stream(
+                    "POST", f"/sessions/{waiting['id']}/prompt", json={"prompt": INSTANT}
+                ) as queued:
+                    stream = read_events(queued)
+                    names = [(await anext(stream)).event, (await anext(stream)).event]
+                    cancel = await client.post(f"/sessions/{waiting['id']}/cancel")
+                    rest = [event async for event in stream]
+                await client.post(f"/sessions/{busy['id']}/cancel")
+                await collect_turn(first)
+    assert names == ["turn.started", "turn.queued"]
+    assert cancel.status_code == 200 and cancel.json()["turn"]["status"] == "cancelled"
+    assert rest[-1].event == "turn.cancelled"
+
+
+async def test_importing_one_provider_session_twice_is_409(client: httpx.AsyncClient) -> None:
+    body = {"provider": "claude", "provider_session_id": str(uuid.uuid4())}
+    first = await client.post("/sessions/import", json=body)
+    assert first.status_code == 201
+    again = await client.post("/sessions/import", json=body)
+    problem = assert_problem(again, 409, "session_exists")
+    assert problem["session_id"] == first.json()["id"]
+
+
+async def test_too_long_first_prompt_is_413_and_records_nothing(client: httpx.AsyncClient) -> None:
+    session = await new_session(client)
+    prompt = "x" * (200 * 1024)
+    response = await client.post(f"/sessions/{session['id']}/prompt", json={"prompt": prompt})
+    problem = assert_problem(response, 413, "payload_too_large")
+    assert "first prompt" in problem["detail"]
+    assert (await client.get(f"/sessions/{session['id']}/turns")).json()["total"] == 0
+    created = await client.post("/sessions", json={"prompt": prompt})
+    problem = assert_problem(created, 413, "payload_too_large")
+    assert (await client.get(f"/sessions/{problem['session_id']}")).status_code == 200
+
+
+async def test_daemon_password_never_reaches_a_client(
+    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: Path
+) -> None:
+    secret = "hunter2-secret"
+    with (
+        empty_database("sqlite", tmp_path) as url,
+        gateway_on(
+            url,
+            fake_daemon,
+            agent_cwd,
+            tmp_path,
+            PASEO_GATEWAY_PASEO_HOST=f"tcp://127.0.0.1:1?password={secret}",
+        ) as gateway,
+    ):
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
+            bodies = [
+                (await client.get("/readyz")).text,
+                (await client.get("/agents")).text,
+            ]
+            session = await new_session(client)
+            bodies.append(
+                (
+                    await client.post(f"/sessions/{session['id']}/prompt", json={"prompt": INSTANT})
+                ).text
+            )
+            bodies.append((await client.get(f"/sessions/{session['id']}/turns")).text)
+        log = gateway.log()
+    assert all(
+        "Cannot connect" in body or "not_ready" in body or "failed" in body for body in bodies
+    )
+    assert not any(secret in body for body in bodies)
+    assert secret not in log
