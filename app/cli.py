@@ -1,41 +1,116 @@
-"""The `paseo-gateway` command: `serve` (default) and `migrate`."""
+"""The `paseo-gateway` command: `serve` (default), `migrate`, and `keys create|list|revoke`."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import ipaddress
 import logging
+import sys
+import uuid
 
-from app.settings import get_settings
+from app.settings import Settings, get_settings
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    settings = get_settings()
+    _configure_logging(settings)
+    if args.command == "migrate":
+        from app.migrations import upgrade_to_head
+
+        upgrade_to_head(settings.database_url)
+    elif args.command == "keys":
+        sys.exit(asyncio.run(_keys(args, settings)))
+    else:
+        _serve(settings, getattr(args, "host", "127.0.0.1"), getattr(args, "port", 8000))
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="paseo-gateway", description=__doc__)
     commands = parser.add_subparsers(dest="command")
     serve = commands.add_parser("serve", help="run the HTTP server (the default)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     commands.add_parser("migrate", help="apply database migrations and exit")
-    args = parser.parse_args(argv)
-
-    settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="keys_command", required=True
     )
-    if args.command == "migrate":
-        from app.migrations import upgrade_to_head
+    create = keys.add_parser("create", help="create a key and print its secret once")
+    create.add_argument("--name", required=True, help="what the key is for, e.g. ci")
+    create.add_argument(
+        "--scope",
+        action="append",
+        choices=["read", "prompt", "admin"],
+        required=True,
+        help="repeat for several; prompt includes read, admin includes all",
+    )
+    listing = keys.add_parser("list", help="list keys (never their secrets)")
+    listing.add_argument("--revoked", action="store_true", help="include revoked keys")
+    revoke = keys.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("key_id", type=uuid.UUID, help="the key's id, as `keys list` shows")
+    return parser
 
-        upgrade_to_head(settings.database_url)
-        return
+
+def _configure_logging(settings: Settings) -> None:
+    from app.api.middleware import RequestIdLogFilter
+
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RequestIdLogFilter())
+
+
+def _serve(settings: Settings, host: str, port: int) -> None:
+    if settings.auth_disabled and not _is_loopback(host):
+        sys.exit(
+            f"paseo-gateway: PASEO_GATEWAY_AUTH_DISABLED is only allowed on a loopback address, "
+            f"not {host}"
+        )
     import uvicorn
 
     from app.main import create_app
 
-    uvicorn.run(
-        create_app(settings),
-        host=getattr(args, "host", "127.0.0.1"),
-        port=getattr(args, "port", 8000),
-        log_level=settings.log_level.lower(),
-    )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+
+
+async def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    from app.db import Database
+    from app.errors import GatewayError
+    from app.migrations import upgrade_to_head_async
+    from app.services.auth import AuthService
+
+    await upgrade_to_head_async(settings.database_url)
+    db = Database.from_url(settings.database_url)
+    auth = AuthService(db, stream_token_seconds=settings.stream_token_seconds)
+    try:
+        if args.keys_command == "create":
+            created = await auth.create_key(args.name, args.scope)
+            print(f"id:     {created.key.id}\nscopes: {' '.join(created.key.scopes)}")
+            print(f"secret: {created.secret}\n(shown once; keep it somewhere safe)")
+        elif args.keys_command == "list":
+            for key in await auth.list_keys(include_revoked=args.revoked):
+                state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+                print(f"{key.id}  {key.prefix}…  {','.join(key.scopes):<17} {state:<18} {key.name}")
+        else:
+            key = await auth.revoke_key(args.key_id)
+            print(f"revoked {key.id} ({key.name})")
+    except GatewayError as exc:
+        print(f"paseo-gateway: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        await db.dispose()
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 if __name__ == "__main__":

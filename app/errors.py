@@ -38,6 +38,34 @@ class AgentNotFound(NotFound):
     code = "agent_not_found"
 
 
+class Unauthorized(GatewayError):
+    status, code, title = 401, "unauthorized", "Unauthorized"
+
+    def __init__(self, detail: str, *, invalid_token: bool = False) -> None:
+        challenge = 'Bearer realm="paseo-gateway"'
+        if invalid_token:
+            challenge += ', error="invalid_token"'
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
+class Forbidden(GatewayError):
+    status, code, title = 403, "insufficient_scope", "The API key lacks a scope"
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(
+            f"this route needs a key with the {scope!r} scope",
+            headers={
+                "WWW-Authenticate": f'Bearer realm="paseo-gateway", error="insufficient_scope", '
+                f'scope="{scope}"'
+            },
+            scope=scope,
+        )
+
+
+class RateLimited(GatewayError):
+    status, code, title = 429, "rate_limited", "Too many prompts"
+
+
 class Conflict(GatewayError):
     status, code, title = 409, "conflict", "Conflict"
 

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.exc import IntegrityError
 
-from app.api import agents, health, sessions, turns
-from app.api.problems import Problem, install_problem_handlers
+from app.api import agents, docs, health, keys, sessions, turns
+from app.api.middleware import RequestIdMiddleware
+from app.api.problems import Problem, install_problem_handlers, problem_responses
 from app.db import Database
 from app.migrations import upgrade_to_head_async
 from app.paseo.cli import CliPaseoClient
 from app.paseo.client import PaseoClient
 from app.paseo.errors import PaseoError
 from app.services.agents import AgentService
+from app.services.auth import AuthService
 from app.services.health import HealthService
 from app.services.sessions import SessionDefaults, SessionService
 from app.services.turns import TurnService, TurnSettings
@@ -60,6 +65,7 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
                 heartbeat_seconds=settings.turn_heartbeat_seconds,
                 stale_seconds=settings.turn_stale_seconds,
                 cancel_confirm_seconds=settings.cancel_confirm_seconds,
+                prompt_rate_per_minute=settings.prompt_rate_limit_per_minute,
             ),
         )
         defaults = SessionDefaults(
@@ -67,12 +73,17 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
             model=settings.default_model,
             cwd=str(settings.default_cwd),
             max_prompt_bytes=settings.max_prompt_bytes,
+            workspace_roots=[str(root) for root in settings.workspace_root_paths],
         )
+        auth = AuthService(db, stream_token_seconds=settings.stream_token_seconds)
+        if not settings.auth_disabled:
+            await _bootstrap_admin_key(auth, settings)
         app.state.settings = settings
         sessions_service = SessionService(db, client, turn_service, defaults)
+        app.state.auth = auth
         app.state.turns = turn_service
         app.state.sessions = sessions_service
-        app.state.agents = AgentService(client)
+        app.state.agents = AgentService(db, client)
         app.state.health = HealthService(db, client, settings.paseo_bin)
         turn_service.start_background()
         reconcile = asyncio.create_task(_reconcile_sessions(sessions_service))
@@ -90,14 +101,58 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url="/docs" if settings.public_docs else None,
+        openapi_url="/openapi.json" if settings.public_docs else None,
     )
     install_problem_handlers(app)
     app.include_router(health.router)
-    app.include_router(sessions.router)
-    app.include_router(turns.router)
-    app.include_router(agents.router)
+    protected = problem_responses(401, 403)
+    app.include_router(sessions.router, responses=protected)
+    app.include_router(turns.router, responses={**protected, **problem_responses(429)})
+    app.include_router(agents.router, responses=protected)
+    app.include_router(keys.router, responses=protected)
+    if not settings.public_docs:
+        app.include_router(docs.router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+            expose_headers=[
+                "X-Request-ID",
+                "X-Turn-Id",
+                "X-Stream-Token",
+                "Content-Location",
+                "Retry-After",
+            ],
+        )
+    app.add_middleware(RequestIdMiddleware)
     _register_problem_schema(app)
     return app
+
+
+async def _bootstrap_admin_key(auth: AuthService, settings: Settings) -> None:
+    """No silent "no auth": with no key at all, make an admin key and say so once."""
+    configured = settings.admin_key.get_secret_value() if settings.admin_key else None
+    try:
+        created = await auth.bootstrap(configured)
+    except IntegrityError:
+        return  # another gateway process made the same configured key at the same moment
+    if created is None:
+        return
+    if configured:
+        logger.warning("created the admin API key from PASEO_GATEWAY_ADMIN_KEY")
+    else:
+        # Printed, not logged: the one place this secret ever appears.
+        print(
+            f"paseo-gateway: no API keys existed; created an admin key (shown once):\n"
+            f"  {created.secret}\n"
+            "  use it as `Authorization: Bearer <key>`; make others with "
+            "`paseo-gateway keys create`",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 async def _reconcile_sessions(sessions_service: SessionService) -> None:

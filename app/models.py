@@ -65,7 +65,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     # none_as_null: Python None is SQL NULL, not the JSON literal `null` (the default).
-    type_annotation_map = {dict[str, Any]: JSON(none_as_null=True), datetime: UTCDateTime()}
+    type_annotation_map = {
+        dict[str, Any]: JSON(none_as_null=True),
+        list[str]: JSON(none_as_null=True),
+        datetime: UTCDateTime(),
+    }
 
 
 class SessionStatus(StrEnum):
@@ -92,6 +96,31 @@ ACTIVE_TURN_STATUSES = (TurnStatus.QUEUED, TurnStatus.RUNNING)
 _ACTIVE_TURN_PREDICATE = text("status IN ('queued', 'running')")
 
 
+class ApiKey(Base):
+    """A client's API key. Only the sha256 of its secret is stored; `prefix` is shown in lists."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))
+    # The hex sha256 of the whole secret: what a request's key is looked up by.
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class GatewaySecret(Base):
+    """A value the gateway makes once and every process shares (a signing key, say)."""
+
+    __tablename__ = "gateway_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class GatewaySession(Base):
     """One gateway session is one Paseo agent; the agent carries the session id as a label."""
 
@@ -108,6 +137,11 @@ class GatewaySession(Base):
     status: Mapped[str] = mapped_column(String(32), default=SessionStatus.PENDING, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_active_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The API key that made the session; NULL for sessions made before keys, or whose key
+    # was deleted (revoking a key keeps it).
+    owner_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL"), index=True
+    )
 
 
 class Turn(Base):

@@ -226,3 +226,29 @@ class Readiness(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
+
+
+class KeyCreate(_Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_no_nul)]
+    scopes: list[Literal["read", "prompt", "admin"]] = Field(min_length=1, max_length=3)
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"name": "ci", "scopes": ["prompt"]}]}
+    )
+
+
+class KeyOut(BaseModel):
+    """An API key as listed: never its secret."""
+
+    id: uuid.UUID
+    name: str
+    prefix: str = Field(description="The secret's first characters, to tell keys apart")
+    scopes: list[str]
+    created_at: datetime
+    revoked_at: datetime | None
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class KeyCreated(KeyOut):
+    secret: str = Field(description="The key itself; shown this once only")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./paseo-gateway.db"
 
@@ -84,6 +85,43 @@ class Settings(BaseSettings):
         default=15.0, gt=0, description="Seconds between SSE keep-alive comments."
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+
+    admin_key: SecretStr | None = Field(
+        default=None,
+        description="Admin API key to create at first start (else one is made and printed once).",
+    )
+    auth_disabled: bool = Field(
+        default=False,
+        description="No API keys at all; then only clients on loopback addresses are served.",
+    )
+    public_docs: bool = Field(
+        default=True, description="Serve /docs and /openapi.json without a key."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the API (comma-separated); none by default.",
+    )
+    workspace_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Folders agents may work in (comma-separated); default: default_cwd.",
+    )
+    prompt_rate_limit_per_minute: int = Field(
+        default=60, ge=0, description="Prompts one API key may send per minute (0: no limit)."
+    )
+    stream_token_seconds: float = Field(
+        default=3600.0, gt=0, description="Lifetime of the ?token= a prompt returns for its stream."
+    )
+
+    @field_validator("cors_origins", "workspace_roots", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @property
+    def workspace_root_paths(self) -> list[Path]:
+        return self.workspace_roots or [self.default_cwd]
 
 
 @lru_cache

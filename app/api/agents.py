@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from app.api.deps import AgentsDep
+from app.api.deps import AgentsDep, Prompter, Reader
 from app.api.problems import problem_responses
 from app.paseo.types import AgentDetail, AgentSummary, ArchiveResult, ProviderInfo, StopResult
 from app.schemas import AGENT_ID_PATTERN
@@ -29,12 +29,13 @@ PASEO_ERRORS = problem_responses(422, 502, 503, 504)
 )
 async def list_agents(
     agents: AgentsDep,
+    principal: Reader,
     all: Annotated[bool, Query(description="Include archived agents")] = False,
     label: Annotated[
         list[str], Query(description="key=value; repeat to require several labels")
     ] = [],  # noqa: B006 - FastAPI copies defaults
 ) -> list[AgentSummary]:
-    return await agents.list_agents(include_archived=all, labels=session_labels(label))
+    return await agents.list_agents(principal, include_archived=all, labels=session_labels(label))
 
 
 @router.get(
@@ -44,8 +45,8 @@ async def list_agents(
     summary="Inspect one agent",
     responses=problem_responses(404, 422, 502, 503, 504),
 )
-async def get_agent(agent_id: AgentId, agents: AgentsDep) -> AgentDetail:
-    return await agents.get(agent_id)
+async def get_agent(agent_id: AgentId, agents: AgentsDep, principal: Reader) -> AgentDetail:
+    return await agents.get(agent_id, principal)
 
 
 @router.post(
@@ -55,8 +56,8 @@ async def get_agent(agent_id: AgentId, agents: AgentsDep) -> AgentDetail:
     summary="Interrupt the agent's running turn (no-op when idle)",
     responses=problem_responses(404, 422, 502, 503, 504),
 )
-async def stop_agent(agent_id: AgentId, agents: AgentsDep) -> StopResult:
-    return await agents.stop(agent_id)
+async def stop_agent(agent_id: AgentId, agents: AgentsDep, principal: Prompter) -> StopResult:
+    return await agents.stop(agent_id, principal)
 
 
 @router.post(
@@ -69,9 +70,10 @@ async def stop_agent(agent_id: AgentId, agents: AgentsDep) -> StopResult:
 async def archive_agent(
     agent_id: AgentId,
     agents: AgentsDep,
+    principal: Prompter,
     force: Annotated[bool, Query(description="Archive even while running")] = False,
 ) -> ArchiveResult:
-    return await agents.archive(agent_id, force=force)
+    return await agents.archive(agent_id, principal, force=force)
 
 
 @router.get(
@@ -81,5 +83,6 @@ async def archive_agent(
     summary="Agent providers the daemon knows",
     responses=PASEO_ERRORS,
 )
-async def list_providers(agents: AgentsDep) -> list[ProviderInfo]:
+async def list_providers(agents: AgentsDep, principal: Reader) -> list[ProviderInfo]:
+    del principal  # any key may read the provider list
     return await agents.providers()

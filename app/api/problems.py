@@ -108,10 +108,13 @@ def install_problem_handlers(app: FastAPI) -> None:
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entry declaring which problems a route can return."""
     descriptions = {
+        401: "No API key, or an unknown or revoked one",
+        403: "The API key lacks the scope this route needs",
         404: "Not found",
         409: "Conflict",
         413: "Payload too large",
         422: "Invalid input",
+        429: "Too many prompts for this API key; see Retry-After",
         502: "Paseo answered with an error or unparseable output",
         503: "Paseo (binary or daemon) unavailable",
         504: "Paseo did not answer in time",

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.api.deps import SessionsDep, TurnsDep
+from app.api.deps import Prompter, Reader, SessionsDep, TurnsDep
 from app.api.problems import problem_responses
 from app.models import GatewaySession, SessionStatus
 from app.schemas import (
@@ -35,8 +35,10 @@ Offset = Annotated[int, Query(ge=0, description="Items to skip")]
     description="The agent is created with the first prompt (here as `prompt`, or later).",
     responses=problem_responses(409, 413, 422, 502, 503, 504),
 )
-async def create_session(body: SessionCreate, sessions: SessionsDep) -> SessionCreated:
-    record, turn = await sessions.create(body)
+async def create_session(
+    body: SessionCreate, sessions: SessionsDep, principal: Prompter
+) -> SessionCreated:
+    record, turn = await sessions.create(body, principal)
     created = SessionCreated.model_validate(record, from_attributes=True)
     created.turn = TurnOut.model_validate(turn) if turn else None
     return created
@@ -49,13 +51,16 @@ async def create_session(body: SessionCreate, sessions: SessionsDep) -> SessionC
     summary="Register an existing provider session (paseo import)",
     responses=problem_responses(409, 422, 502, 503, 504),
 )
-async def import_session(body: SessionImport, sessions: SessionsDep) -> SessionOut:
-    return SessionOut.model_validate(await sessions.import_session(body))
+async def import_session(
+    body: SessionImport, sessions: SessionsDep, principal: Prompter
+) -> SessionOut:
+    return SessionOut.model_validate(await sessions.import_session(body, principal))
 
 
 @router.get("", response_model=Page[SessionOut], summary="List sessions, newest first")
 async def list_sessions(
     sessions: SessionsDep,
+    principal: Reader,
     status: Annotated[SessionStatus | None, Query(description="Only this status")] = None,
     label: Annotated[
         list[str], Query(description="key=value; repeat to require several labels")
@@ -64,7 +69,7 @@ async def list_sessions(
     offset: Offset = 0,
 ) -> Page[SessionOut]:
     items, total = await sessions.list_sessions(
-        status=status, labels=session_labels(label), limit=limit, offset=offset
+        principal, status=status, labels=session_labels(label), limit=limit, offset=offset
     )
     return Page[SessionOut].of(SessionOut, items, total, limit=limit, offset=offset)
 
@@ -76,9 +81,9 @@ async def list_sessions(
     responses=problem_responses(404, 422),
 )
 async def get_session(
-    session_id: uuid.UUID, sessions: SessionsDep, turns: TurnsDep
+    session_id: uuid.UUID, sessions: SessionsDep, turns: TurnsDep, principal: Reader
 ) -> SessionDetail:
-    record = await sessions.get(session_id)
+    record = await sessions.get(session_id, principal)
     agent = await sessions.live_status(record)  # may mark the session (agent gone elsewhere)
     detail = _detail(record)
     detail.agent = agent
@@ -96,9 +101,10 @@ async def get_session(
 async def close_session(
     session_id: uuid.UUID,
     sessions: SessionsDep,
+    principal: Prompter,
     force: Annotated[bool, Query(description="Archive even while a turn runs")] = False,
 ) -> SessionOut:
-    return SessionOut.model_validate(await sessions.close(session_id, force=force))
+    return SessionOut.model_validate(await sessions.close(session_id, principal, force=force))
 
 
 def _detail(record: GatewaySession) -> SessionDetail:

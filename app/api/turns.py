@@ -7,12 +7,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from app.api.deps import SettingsDep, TurnsDep
+from app.api.deps import AuthDep, Prompter, Reader, SettingsDep, TurnsDep, bearer, current_principal
 from app.api.problems import problem_responses
+from app.errors import Forbidden, Unauthorized
 from app.schemas import CancelResult, Page, PromptRequest, TurnOut
 from app.services.sessions import check_prompt
 from app.services.turn_events import StoredEvent
@@ -91,17 +92,26 @@ async def prompt_session(
     body: PromptRequest,
     turns: TurnsDep,
     settings: SettingsDep,
+    auth: AuthDep,
+    principal: Prompter,
     idempotency_key: IdempotencyKey = None,
 ) -> EventSourceResponse:
     check_prompt(body.prompt, settings.max_prompt_bytes)
     turn, _ = await turns.start_turn(
         session_id,
         body.prompt,
+        principal,
         idempotency_key=idempotency_key,
         interrupt=body.mode == "interrupt",
     )
     url = events_url(session_id, turn.id)
-    headers = {"X-Turn-Id": str(turn.id), "Content-Location": url, "Link": f'<{url}>; rel="events"'}
+    headers = {
+        "X-Turn-Id": str(turn.id),
+        "Content-Location": url,
+        "Link": f'<{url}>; rel="events"',
+        # For EventSource, which cannot send headers: `?token=` on the events URL only.
+        "X-Stream-Token": await auth.issue_stream_token(turn.id),
+    }
     return _event_source(turns.events(turn.id), settings.sse_ping_seconds, headers)
 
 
@@ -112,20 +122,35 @@ async def prompt_session(
     response_class=EventSourceResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "The turn's event stream"},
-        **problem_responses(404, 422),
+        **problem_responses(401, 403, 404, 422),
     },
+    openapi_extra={"security": [{"HTTPBearer": []}, {}]},
 )
 async def turn_events(
     session_id: uuid.UUID,
     turn_id: uuid.UUID,
+    request: Request,
     turns: TurnsDep,
     settings: SettingsDep,
+    auth: AuthDep,
     after: Annotated[
         int | None, Query(ge=0, description="Only events after this sequence number")
     ] = None,
     last_event_id: LastEventId = None,
+    token: Annotated[
+        str | None,
+        Query(max_length=512, description="The prompt's `X-Stream-Token` (instead of a key)"),
+    ] = None,
 ) -> EventSourceResponse:
-    await turns.get_turn(session_id, turn_id)
+    if token is not None:
+        if not await auth.check_stream_token(token, turn_id):
+            raise Unauthorized("the stream token is invalid, expired, or for another turn")
+        await turns.get_turn(session_id, turn_id)
+    else:
+        principal = await current_principal(request, await bearer(request))
+        if not principal.allows("read"):
+            raise Forbidden("read")
+        await turns.get_turn(session_id, turn_id, principal)
     # A browser reconnects to the same URL (with its ?after=) and adds Last-Event-ID.
     start = max(after or 0, int(last_event_id or 0))
     return _event_source(
@@ -134,9 +159,9 @@ async def turn_events(
 
 
 async def _cancel(
-    turns: TurnsDep, session_id: uuid.UUID, turn_id: uuid.UUID | None
+    turns: TurnsDep, session_id: uuid.UUID, turn_id: uuid.UUID | None, principal: Prompter
 ) -> JSONResponse:
-    turn, confirmed = await turns.cancel(session_id, turn_id)
+    turn, confirmed = await turns.cancel(session_id, turn_id, principal)
     detail = (
         f"the turn has ended ({turn.status})"
         if confirmed
@@ -159,8 +184,10 @@ CANCEL_RESPONSES = {
     summary="Stop the session's running turn (waits for Paseo to confirm)",
     responses=CANCEL_RESPONSES,
 )
-async def cancel_session_turn(session_id: uuid.UUID, turns: TurnsDep) -> JSONResponse:
-    return await _cancel(turns, session_id, None)
+async def cancel_session_turn(
+    session_id: uuid.UUID, turns: TurnsDep, principal: Prompter
+) -> JSONResponse:
+    return await _cancel(turns, session_id, None, principal)
 
 
 @router.post(
@@ -169,8 +196,10 @@ async def cancel_session_turn(session_id: uuid.UUID, turns: TurnsDep) -> JSONRes
     summary="Stop this turn (waits for Paseo to confirm)",
     responses=CANCEL_RESPONSES,
 )
-async def cancel_turn(session_id: uuid.UUID, turn_id: uuid.UUID, turns: TurnsDep) -> JSONResponse:
-    return await _cancel(turns, session_id, turn_id)
+async def cancel_turn(
+    session_id: uuid.UUID, turn_id: uuid.UUID, turns: TurnsDep, principal: Prompter
+) -> JSONResponse:
+    return await _cancel(turns, session_id, turn_id, principal)
 
 
 @router.get(
@@ -180,9 +209,13 @@ async def cancel_turn(session_id: uuid.UUID, turn_id: uuid.UUID, turns: TurnsDep
     responses=problem_responses(404, 422),
 )
 async def list_turns(
-    session_id: uuid.UUID, turns: TurnsDep, limit: Limit = 50, offset: Offset = 0
+    session_id: uuid.UUID,
+    turns: TurnsDep,
+    principal: Reader,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> Page[TurnOut]:
-    items, total = await turns.list_turns(session_id, limit=limit, offset=offset)
+    items, total = await turns.list_turns(session_id, principal, limit=limit, offset=offset)
     return Page[TurnOut].of(TurnOut, items, total, limit=limit, offset=offset)
 
 
@@ -192,5 +225,7 @@ async def list_turns(
     summary="One turn: prompt, status, final text, usage",
     responses=problem_responses(404, 422),
 )
-async def get_turn(session_id: uuid.UUID, turn_id: uuid.UUID, turns: TurnsDep) -> TurnOut:
-    return TurnOut.model_validate(await turns.get_turn(session_id, turn_id))
+async def get_turn(
+    session_id: uuid.UUID, turn_id: uuid.UUID, turns: TurnsDep, principal: Reader
+) -> TurnOut:
+    return TurnOut.model_validate(await turns.get_turn(session_id, turn_id, principal))

@@ -1,11 +1,17 @@
-"""SQL for the `sessions` table. Functions only flush: the caller owns the transaction."""
+"""SQL for the `sessions` table. Functions only flush: the caller owns the transaction.
+
+A session may have an owner, the API key that made it (`owner_key_id`). Listing and counting
+take an owner filter: a key's id (that key's sessions), None (sessions without an owner), or
+`ANY_OWNER`, the default (no filter).
+"""
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, TypedDict, TypeVar, Unpack
+from typing import Any, Literal, TypeAlias, TypedDict, TypeVar, Unpack
 
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +19,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.models import GatewaySession, SessionStatus
 
 _Select = TypeVar("_Select", bound=Select[Any])
+
+
+class AnyOwner(enum.Enum):
+    """The type of `ANY_OWNER` (a one-member enum, so type checkers can tell it apart)."""
+
+    ANY_OWNER = "any owner"
+
+
+ANY_OWNER = AnyOwner.ANY_OWNER
+# Whose sessions to list: that key's, those without an owner (None), or everyone's.
+OwnerFilter: TypeAlias = uuid.UUID | Literal[AnyOwner.ANY_OWNER] | None
 
 
 class SessionChanges(TypedDict, total=False):
@@ -24,6 +41,7 @@ class SessionChanges(TypedDict, total=False):
     cwd: str
     provider: str
     last_active_at: datetime
+    owner_key_id: uuid.UUID | None
 
 
 async def add_session(
@@ -38,8 +56,12 @@ async def add_session(
     title: str | None = None,
     labels: Mapping[str, str] | None = None,
     status: str = SessionStatus.PENDING,
+    owner_key_id: uuid.UUID | None = None,
 ) -> GatewaySession:
-    """Insert a session; a new id and the creation times are filled in."""
+    """Insert a session; a new id and the creation times are filled in.
+
+    An `owner_key_id` that is no API key's is refused with IntegrityError.
+    """
     record = GatewaySession(
         id=id or uuid.uuid4(),
         agent_id=agent_id,
@@ -50,6 +72,7 @@ async def add_session(
         cwd=cwd,
         labels=dict(labels or {}),
         status=status,
+        owner_key_id=owner_key_id,
     )
     session.add(record)
     await session.flush()
@@ -72,17 +95,19 @@ async def list_sessions(
     labels: Mapping[str, str] | None = None,
     limit: int = 50,
     offset: int = 0,
+    owner_key_id: OwnerFilter = ANY_OWNER,
 ) -> tuple[list[GatewaySession], int]:
     """One page, newest first, and how many match in all; every given label must match."""
     check_page(limit, offset)
     statement = (
-        _filtered(select(GatewaySession), status=status, labels=labels)
+        _filtered(select(GatewaySession), status=status, labels=labels, owner=owner_key_id)
         .order_by(GatewaySession.created_at.desc(), GatewaySession.id.desc())
         .limit(limit)
         .offset(offset)
     )
     page = list((await session.scalars(statement)).all())
-    return page, await count_sessions(session, status=status, labels=labels)
+    total = await count_sessions(session, status=status, labels=labels, owner_key_id=owner_key_id)
+    return page, total
 
 
 async def count_sessions(
@@ -90,9 +115,20 @@ async def count_sessions(
     *,
     status: str | None = None,
     labels: Mapping[str, str] | None = None,
+    owner_key_id: OwnerFilter = ANY_OWNER,
 ) -> int:
-    statement = _filtered(select(func.count(GatewaySession.id)), status=status, labels=labels)
+    statement = _filtered(
+        select(func.count(GatewaySession.id)), status=status, labels=labels, owner=owner_key_id
+    )
     return (await session.scalar(statement)) or 0
+
+
+async def agent_ids_of_owner(session: AsyncSession, owner_key_id: uuid.UUID) -> set[str]:
+    """The Paseo agents of the key's sessions (those that have one yet)."""
+    statement = select(GatewaySession.agent_id).where(
+        GatewaySession.owner_key_id == owner_key_id, GatewaySession.agent_id.is_not(None)
+    )
+    return {agent_id for agent_id in (await session.scalars(statement)).all() if agent_id}
 
 
 async def update_session(
@@ -131,10 +167,17 @@ def label_matches(key: str, value: str) -> ColumnElement[bool]:
 
 
 def _filtered(
-    statement: _Select, *, status: str | None, labels: Mapping[str, str] | None
+    statement: _Select,
+    *,
+    status: str | None,
+    labels: Mapping[str, str] | None,
+    owner: OwnerFilter,
 ) -> _Select:
     if status is not None:
         statement = statement.where(GatewaySession.status == status)
+    if owner is not ANY_OWNER:
+        # `== None` renders IS NULL: sessions without an owner.
+        statement = statement.where(GatewaySession.owner_key_id == owner)
     for key, value in (labels or {}).items():
         statement = statement.where(label_matches(key, value))
     return statement

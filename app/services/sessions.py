@@ -6,8 +6,10 @@ call Paseo, then write in a second short transaction.
 
 from __future__ import annotations
 
+import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 from app.db import Database
@@ -24,6 +26,8 @@ from app.paseo.client import PaseoClient
 from app.paseo.errors import PaseoError, PaseoErrorKind
 from app.repositories import sessions as sessions_repo
 from app.schemas import AgentLiveStatus, SessionCreate, SessionImport
+from app.services.access import can_see, owner_filter
+from app.services.auth import Principal
 from app.services.turn_runner import SESSION_LABEL
 from app.services.turns import TurnService
 
@@ -34,6 +38,7 @@ class SessionDefaults:
     model: str | None
     cwd: str
     max_prompt_bytes: int
+    workspace_roots: list[str] = field(default_factory=list)
 
 
 class SessionService:
@@ -45,10 +50,13 @@ class SessionService:
         self.turns = turns
         self.defaults = defaults
 
-    async def create(self, request: SessionCreate) -> tuple[GatewaySession, Turn | None]:
+    async def create(
+        self, request: SessionCreate, principal: Principal
+    ) -> tuple[GatewaySession, Turn | None]:
         """A pending session; with a first prompt its agent is created and the turn starts."""
         if request.prompt is not None:
             check_prompt(request.prompt, self.defaults.max_prompt_bytes)
+        cwd = self.confine(request.cwd or self.defaults.cwd)
         async with self.db.session() as session:
             record = await sessions_repo.add_session(
                 session,
@@ -56,24 +64,40 @@ class SessionService:
                 model=request.model or (None if request.provider else self.defaults.model),
                 mode=request.mode,
                 title=request.title,
-                cwd=request.cwd or self.defaults.cwd,
+                cwd=cwd,
                 labels=dict(request.labels),
+                owner_key_id=principal.key_id,
             )
         if request.prompt is None:
             return record, None
         try:
-            turn, _ = await self.turns.start_turn(record.id, request.prompt)
+            turn, _ = await self.turns.start_turn(record.id, request.prompt, principal)
         except (GatewayError, PaseoError) as exc:
             # The session exists even though its first turn did not start: say which it is.
             error = exc if isinstance(exc, GatewayError) else from_paseo(exc)
             error.extra["session_id"] = str(record.id)
             raise error from exc
-        return await self.get(record.id), turn
+        return await self.get(record.id, principal), turn
 
-    async def import_session(self, request: SessionImport) -> GatewaySession:
+    def confine(self, cwd: str) -> str:
+        """The agent's directory, resolved (symlinks followed) and inside a workspace root."""
+        if ".." in PurePosixPath(cwd).parts:
+            raise InvalidInput("cwd must not contain '..'", field="cwd")
+        resolved = os.path.realpath(cwd)
+        for root in self.defaults.workspace_roots:
+            real_root = os.path.realpath(root)
+            if resolved == real_root or resolved.startswith(real_root.rstrip("/") + "/"):
+                return resolved
+        roots = ", ".join(self.defaults.workspace_roots)
+        raise InvalidInput(
+            f"cwd {cwd!r} is outside the workspace roots ({roots}); pick a folder inside one",
+            field="cwd",
+        )
+
+    async def import_session(self, request: SessionImport, principal: Principal) -> GatewaySession:
         """Register an existing provider session: `paseo import`, labelled with our id."""
         session_id = uuid.uuid4()
-        cwd = request.cwd or self.defaults.cwd
+        cwd = self.confine(request.cwd or self.defaults.cwd)
         created = await self.paseo.import_agent(
             provider=request.provider,
             session_id=request.provider_session_id,
@@ -98,12 +122,13 @@ class SessionService:
                 cwd=created.cwd,
                 labels=dict(request.labels),
                 status=SessionStatus.ACTIVE,
+                owner_key_id=principal.key_id,
             )
 
-    async def get(self, session_id: uuid.UUID) -> GatewaySession:
+    async def get(self, session_id: uuid.UUID, principal: Principal | None) -> GatewaySession:
         async with self.db.session() as session:
             record = await sessions_repo.get_session(session, session_id)
-        if record is None:
+        if record is None or not can_see(record, principal):
             raise SessionNotFound(f"no session {session_id}")
         return record
 
@@ -162,16 +187,29 @@ class SessionService:
             await sessions_repo.update_session(session, record, status=status)
 
     async def list_sessions(
-        self, *, status: str | None, labels: dict[str, str], limit: int, offset: int
+        self,
+        principal: Principal,
+        *,
+        status: str | None,
+        labels: dict[str, str],
+        limit: int,
+        offset: int,
     ) -> tuple[list[GatewaySession], int]:
         async with self.db.session() as session:
             return await sessions_repo.list_sessions(
-                session, status=status, labels=labels, limit=limit, offset=offset
+                session,
+                status=status,
+                labels=labels,
+                limit=limit,
+                offset=offset,
+                owner_key_id=owner_filter(principal),
             )
 
-    async def close(self, session_id: uuid.UUID, *, force: bool) -> GatewaySession:
+    async def close(
+        self, session_id: uuid.UUID, principal: Principal, *, force: bool
+    ) -> GatewaySession:
         """Archive the agent (Paseo's soft delete) and mark the session closed."""
-        record = await self.get(session_id)
+        record = await self.get(session_id, principal)
         if record.status == SessionStatus.CLOSED:
             return record
         if force:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import os
 import socket
 import uuid
@@ -28,6 +29,7 @@ from app.errors import (
     IdempotencyKeyReused,
     NoRunningTurn,
     PayloadTooLarge,
+    RateLimited,
     SessionClosed,
     SessionNotFound,
     TurnInProgress,
@@ -38,6 +40,8 @@ from app.paseo.client import PaseoClient
 from app.paseo.errors import PaseoError
 from app.repositories import sessions as sessions_repo
 from app.repositories import turns as turns_repo
+from app.services.access import can_see
+from app.services.auth import Principal
 from app.services.turn_events import EventNotifier, EventWriter, StoredEvent, follow_events
 from app.services.turn_runner import TurnLimits, TurnRun
 from app.services.turn_states import FINAL_STATUSES
@@ -45,6 +49,7 @@ from app.services.turn_states import FINAL_STATUSES
 logger = logging.getLogger(__name__)
 
 CANCEL_POLL_SECONDS = 0.25
+RATE_WINDOW_SECONDS = 60.0
 RETRY_AFTER_SECONDS = "5"
 # Sessions whose agent may not take prompts any more.
 _CLOSED_SESSION_STATUSES = (SessionStatus.CLOSED, SessionStatus.AGENT_MISSING)
@@ -58,6 +63,7 @@ class TurnSettings:
     heartbeat_seconds: float = 5.0
     stale_seconds: float = 30.0
     cancel_confirm_seconds: float = 15.0
+    prompt_rate_per_minute: int = 0
 
     @property
     def limits(self) -> TurnLimits:
@@ -106,6 +112,7 @@ class TurnService:
         self,
         session_id: uuid.UUID,
         prompt: str,
+        principal: Principal | None = None,
         *,
         idempotency_key: str | None = None,
         interrupt: bool = False,
@@ -117,11 +124,12 @@ class TurnService:
         """
         digest = request_hash(prompt, "interrupt" if interrupt else "queue")
         if idempotency_key is not None:
-            earlier = await self._turn_for_key(session_id, idempotency_key, digest)
+            earlier = await self._turn_for_key(session_id, idempotency_key, digest, principal)
             if earlier is not None:
                 return earlier, False
+        await self._check_rate(principal)
         turn, created = await self._insert_turn(
-            session_id, prompt, idempotency_key, digest, interrupt
+            session_id, prompt, idempotency_key, digest, interrupt, principal
         )
         if not created:
             return turn, False  # a concurrent retry with the same key won the race
@@ -130,9 +138,11 @@ class TurnService:
         await run.started
         return await self.get_turn(session_id, turn.id), True
 
-    async def _turn_for_key(self, session_id: uuid.UUID, key: str, digest: str) -> Turn | None:
+    async def _turn_for_key(
+        self, session_id: uuid.UUID, key: str, digest: str, principal: Principal | None
+    ) -> Turn | None:
         async with self.db.session() as session:
-            await _get_session(session, session_id)
+            await _get_session(session, session_id, principal)
             turn = await turns_repo.get_turn_by_idempotency_key(session, session_id, key)
         if turn is not None and turn.request_hash != digest:
             raise IdempotencyKeyReused(
@@ -148,12 +158,13 @@ class TurnService:
         idempotency_key: str | None,
         digest: str,
         interrupt: bool,
+        principal: Principal | None,
     ) -> tuple[Turn, bool]:
         """The new turn and True; or an earlier turn with the same key and False."""
         for _ in range(2):
             try:
                 async with self.db.session() as session:
-                    record = await _get_session(session, session_id)
+                    record = await _get_session(session, session_id, principal)
                     if record.status in _CLOSED_SESSION_STATUSES:
                         raise SessionClosed(
                             f"session {session_id} is {record.status}; create a new session"
@@ -172,13 +183,31 @@ class TurnService:
             except turns_repo.DuplicateIdempotencyKey:
                 # A concurrent request with the same key won the race: answer with its turn.
                 assert idempotency_key is not None
-                earlier = await self._turn_for_key(session_id, idempotency_key, digest)
+                earlier = await self._turn_for_key(session_id, idempotency_key, digest, principal)
                 if earlier is not None:
                     return earlier, False
             except turns_repo.ActiveTurnExists:
                 if not interrupt or not await self._interrupt_active(session_id):
                     break
         raise await self._busy(session_id)
+
+    async def _check_rate(self, principal: Principal | None) -> None:
+        """At most `prompt_rate_per_minute` turns per key per minute, counted in the database
+        (so the limit holds across gateway processes)."""
+        limit = self.settings.prompt_rate_per_minute
+        if principal is None or principal.key_id is None or limit <= 0:
+            return
+        since = utcnow() - timedelta(seconds=RATE_WINDOW_SECONDS)
+        async with self.db.session() as session:
+            count, earliest = await turns_repo.recent_turns_of_owner(
+                session, principal.key_id, since=since
+            )
+        if count >= limit and earliest is not None:
+            wait = RATE_WINDOW_SECONDS - (utcnow() - earliest).total_seconds()
+            raise RateLimited(
+                f"this key sent {count} prompts in the last minute; the limit is {limit}",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
 
     def _check_first_prompt(self, record: GatewaySession, prompt: str) -> None:
         """Refuse, before recording a turn, a first prompt the transport cannot carry."""
@@ -274,7 +303,10 @@ class TurnService:
     # --- cancelling -----------------------------------------------------------------------------
 
     async def cancel(
-        self, session_id: uuid.UUID, turn_id: uuid.UUID | None = None
+        self,
+        session_id: uuid.UUID,
+        turn_id: uuid.UUID | None = None,
+        principal: Principal | None = None,
     ) -> tuple[Turn, bool]:
         """Ask the active turn to stop and wait a while for Paseo to confirm it.
 
@@ -282,7 +314,7 @@ class TurnService:
         the process running the turn sees it even when another process took the request.
         """
         async with self.db.session() as session:
-            record = await _get_session(session, session_id)
+            record = await _get_session(session, session_id, principal)
             turn = await self._turn_to_cancel(session, session_id, turn_id)
             turn = await turns_repo.update_turn(session, turn, cancel_requested_at=utcnow())
         run = self._runs.get(turn.id)
@@ -398,24 +430,28 @@ class TurnService:
         async with self.db.session() as session:
             return await turns_repo.get_active_turn(session, session_id)
 
-    async def get_turn(self, session_id: uuid.UUID, turn_id: uuid.UUID) -> Turn:
+    async def get_turn(
+        self, session_id: uuid.UUID, turn_id: uuid.UUID, principal: Principal | None = None
+    ) -> Turn:
         async with self.db.session() as session:
-            await _get_session(session, session_id)
+            await _get_session(session, session_id, principal)
             turn = await turns_repo.get_turn(session, turn_id, session_id=session_id)
         if turn is None:
             raise TurnNotFound(f"session {session_id} has no turn {turn_id}")
         return turn
 
     async def list_turns(
-        self, session_id: uuid.UUID, *, limit: int, offset: int
+        self, session_id: uuid.UUID, principal: Principal | None, *, limit: int, offset: int
     ) -> tuple[list[Turn], int]:
         async with self.db.session() as session:
-            await _get_session(session, session_id)
+            await _get_session(session, session_id, principal)
             return await turns_repo.list_turns(session, session_id, limit=limit, offset=offset)
 
 
-async def _get_session(session: AsyncSession, session_id: uuid.UUID) -> GatewaySession:
+async def _get_session(
+    session: AsyncSession, session_id: uuid.UUID, principal: Principal | None = None
+) -> GatewaySession:
     record = await sessions_repo.get_session(session, session_id)
-    if record is None:
+    if record is None or not can_see(record, principal):
         raise SessionNotFound(f"no session {session_id}")
     return record

@@ -27,6 +27,9 @@ from tests.conftest import BACKENDS, DEFAULT_PG_ADMIN_URL, PG_ADMIN_URL_ENV
 from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon
 
 STARTUP_TIMEOUT_SECONDS = 60.0
+# The gateways under test start with this admin key (PASEO_GATEWAY_ADMIN_KEY).
+TEST_ADMIN_KEY = "pgw_test-admin-key-for-the-suite-0000000000"
+AUTH = {"Authorization": f"Bearer {TEST_ADMIN_KEY}"}
 
 
 @dataclass
@@ -96,6 +99,7 @@ def gateway_env(
         PASEO_GATEWAY_DEFAULT_MODEL="ten-second-stream",
         PASEO_GATEWAY_DEFAULT_CWD=str(cwd),
         PASEO_GATEWAY_SSE_PING_SECONDS="1",
+        PASEO_GATEWAY_ADMIN_KEY=TEST_ADMIN_KEY,
     )
     env.update(overrides)
     return env
@@ -148,5 +152,5 @@ def _admin_execute(admin_url: URL, statement: str) -> None:
 
 @pytest.fixture
 async def client(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as http:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=60, headers=AUTH) as http:
         yield http

@@ -9,7 +9,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import Gateway, empty_database, gateway_env, start_gateway, stop_gateway
+from tests.api.conftest import (
+    AUTH,
+    Gateway,
+    empty_database,
+    gateway_env,
+    start_gateway,
+    stop_gateway,
+)
 from tests.api.test_prompt import INSTANT, new_session, stream_prompt
 from tests.api.test_sessions import assert_problem
 from tests.fakes.harness import FakePaseoDaemon
@@ -131,7 +138,7 @@ def broken_gateway(
 async def test_missing_paseo_is_503_with_the_reason(broken_gateway: tuple[str, Gateway]) -> None:
     kind, gateway = broken_gateway
     code = "daemon_not_running" if kind == "daemon_down" else "paseo_not_installed"
-    async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
+    async with httpx.AsyncClient(headers=AUTH, base_url=gateway.url, timeout=60) as client:
         assert (await client.get("/healthz")).status_code == 200
         ready = await client.get("/readyz")
         assert ready.status_code == 503

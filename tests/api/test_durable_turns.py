@@ -16,7 +16,14 @@ import httpx
 import psutil
 import pytest
 
-from tests.api.conftest import Gateway, empty_database, gateway_env, start_gateway, stop_gateway
+from tests.api.conftest import (
+    AUTH,
+    Gateway,
+    empty_database,
+    gateway_env,
+    start_gateway,
+    stop_gateway,
+)
 from tests.api.test_prompt import INSTANT, INSTANT_REPLY, new_session, text_of
 from tests.api.test_sessions import assert_problem
 from tests.fakes.harness import FakePaseoDaemon, running_fake_processes
@@ -190,7 +197,7 @@ async def test_idle_timeout_stops_a_silent_turn(
             url, fake_daemon, agent_cwd, tmp_path, PASEO_GATEWAY_TURN_IDLE_TIMEOUT_SECONDS="1.5"
         ) as gateway,
     ):
-        async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
+        async with httpx.AsyncClient(headers=AUTH, base_url=gateway.url, timeout=60) as client:
             session = await new_session(client, **LONG)
             async with client.stream(
                 "POST", f"/sessions/{session['id']}/prompt", json={"prompt": "work"}
@@ -222,7 +229,7 @@ async def test_two_gateways_fifty_prompts_one_turn(
         gateway_on(url, fake_daemon, agent_cwd, tmp_path / "a") as first,
         gateway_on(url, fake_daemon, agent_cwd, tmp_path / "b") as second,
     ):
-        async with httpx.AsyncClient(timeout=120) as client:
+        async with httpx.AsyncClient(timeout=120, headers=AUTH) as client:
             created = await client.post(f"{first.url}/sessions", json={"title": "race", **LONG})
             session_id = created.json()["id"]
 
@@ -258,7 +265,7 @@ async def test_gateway_killed_mid_turn_is_recovered(
     with empty_database("postgresql", tmp_path) as url:
         doomed = start_gateway(tmp_path, gateway_env(url, fake_daemon, agent_cwd, **fast_takeover))
         try:
-            async with httpx.AsyncClient(base_url=doomed.url, timeout=60) as client:
+            async with httpx.AsyncClient(headers=AUTH, base_url=doomed.url, timeout=60) as client:
                 session = await new_session(client, **LONG)
                 before: list[SseEvent] = []
                 async with client.stream(
@@ -275,7 +282,7 @@ async def test_gateway_killed_mid_turn_is_recovered(
         assert await _no_paseo_children(fake_daemon) == []  # its children died with it
 
         with gateway_on(url, fake_daemon, agent_cwd, tmp_path / "again", **fast_takeover) as gw:
-            async with httpx.AsyncClient(base_url=gw.url, timeout=60) as client:
+            async with httpx.AsyncClient(headers=AUTH, base_url=gw.url, timeout=60) as client:
                 turn = await wait_until_final(client, session["id"], turn_id)
                 events = await replay(client, session["id"], turn_id)
                 running = (await client.get("/sessions", params={"status": "active"})).json()
@@ -307,7 +314,7 @@ async def test_daemon_killed_mid_turn_fails_the_turn_then_recovers(
             empty_database("sqlite", tmp_path) as url,
             gateway_on(url, daemon, agent_cwd, tmp_path) as gateway,
         ):
-            async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
+            async with httpx.AsyncClient(headers=AUTH, base_url=gateway.url, timeout=60) as client:
                 session = await new_session(client, **LONG)
                 async with client.stream(
                     "POST", f"/sessions/{session['id']}/prompt", json={"prompt": "work"}
@@ -409,7 +416,7 @@ async def test_cancel_a_queued_turn(
             url, fake_daemon, agent_cwd, tmp_path, PASEO_GATEWAY_MAX_CONCURRENT_TURNS="1"
         ) as gateway,
     ):
-        async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
+        async with httpx.AsyncClient(headers=AUTH, base_url=gateway.url, timeout=60) as client:
             busy = await new_session(client, **LONG)
             waiting = await new_session(client)
             async with client.stream(
@@ -464,7 +471,7 @@ async def test_daemon_password_never_reaches_a_client(
             PASEO_GATEWAY_PASEO_HOST=f"tcp://127.0.0.1:1?password={secret}",
         ) as gateway,
     ):
-        async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
+        async with httpx.AsyncClient(headers=AUTH, base_url=gateway.url, timeout=60) as client:
             bodies = [
                 (await client.get("/readyz")).text,
                 (await client.get("/agents")).text,

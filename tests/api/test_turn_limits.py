@@ -9,7 +9,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import Gateway, empty_database, gateway_env, start_gateway, stop_gateway
+from tests.api.conftest import (
+    AUTH,
+    Gateway,
+    empty_database,
+    gateway_env,
+    start_gateway,
+    stop_gateway,
+)
 from tests.api.test_prompt import INSTANT, INSTANT_REPLY, new_session
 from tests.fakes.harness import FakePaseoDaemon
 from tests.sse import collect_turn, read_events
@@ -37,7 +44,7 @@ def tight_gateway(
 
 @pytest.fixture
 async def tight(tight_gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=tight_gateway.url, timeout=60) as http:
+    async with httpx.AsyncClient(headers=AUTH, base_url=tight_gateway.url, timeout=60) as http:
         yield http
 
 

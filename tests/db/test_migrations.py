@@ -19,6 +19,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import (
+    JSON,
     Connection,
     Integer,
     String,
@@ -41,12 +42,13 @@ from app.migrations import (
     upgrade_to_head_async,
 )
 from app.models import Base, UTCDateTime
+from app.repositories.api_keys import add_key
 from app.repositories.sessions import add_session, get_session
 from app.repositories.turns import get_turn
 
 ROOT = Path(__file__).resolve().parents[2]
-GATEWAY_TABLES = {"sessions", "turns", "turn_events"}
-HEAD = "0002"
+GATEWAY_TABLES = {"sessions", "turns", "turn_events", "api_keys", "gateway_secrets"}
+HEAD = "0003"
 SUBPROCESS_TIMEOUT_SECONDS = 60
 
 
@@ -101,12 +103,12 @@ async def test_upgrade_creates_named_indexes_and_constraints(empty_database_url:
                 if "duplicates_constraint" not in index
             },
             "session_uniques": inspector.get_unique_constraints("sessions"),
+            "session_fks": inspector.get_foreign_keys("sessions"),
             "turn_fks": inspector.get_foreign_keys("turns"),
             "event_uniques": inspector.get_unique_constraints("turn_events"),
             "event_fks": inspector.get_foreign_keys("turn_events"),
-            "pks": [
-                inspector.get_pk_constraint(t)["name"] for t in ("sessions", "turns", "turn_events")
-            ],
+            "key_uniques": inspector.get_unique_constraints("api_keys"),
+            "pks": [inspector.get_pk_constraint(t)["name"] for t in PK_ORDER],
         }
 
     schema = await _inspect(empty_database_url, look)
@@ -117,8 +119,15 @@ async def test_upgrade_creates_named_indexes_and_constraints(empty_database_url:
         "uq_turns_session_id_idempotency_key": (["session_id", "idempotency_key"], True),
         "ix_turns_status_heartbeat_at": (["status", "heartbeat_at"], False),
     }
-    assert schema["session_indexes"] == {"ix_sessions_status"}
+    assert schema["session_indexes"] == {"ix_sessions_status", "ix_sessions_owner_key_id"}
     assert [u["name"] for u in schema["session_uniques"]] == ["uq_sessions_agent_id"]
+    [fk] = schema["session_fks"]
+    assert fk["name"] == "fk_sessions_owner_key_id_api_keys"
+    assert (fk["constrained_columns"], fk["referred_table"]) == (["owner_key_id"], "api_keys")
+    assert fk["options"]["ondelete"] == "SET NULL"
+    assert [(u["name"], u["column_names"]) for u in schema["key_uniques"]] == [
+        ("uq_api_keys_secret_hash", ["secret_hash"])
+    ]
     [fk] = schema["turn_fks"]
     assert fk["name"] == "fk_turns_session_id_sessions"
     assert (fk["referred_table"], fk["referred_columns"]) == ("sessions", ["id"])
@@ -132,7 +141,10 @@ async def test_upgrade_creates_named_indexes_and_constraints(empty_database_url:
     assert fk["name"] == "fk_turn_events_turn_id_turns"
     assert (fk["referred_table"], fk["referred_columns"]) == ("turns", ["id"])
     assert fk["options"]["ondelete"] == "CASCADE"
-    assert schema["pks"] == ["pk_sessions", "pk_turns", "pk_turn_events"]
+    assert schema["pks"] == [f"pk_{t}" for t in PK_ORDER]
+
+
+PK_ORDER = ("sessions", "turns", "turn_events", "api_keys", "gateway_secrets")
 
 
 def _active_turn_index_where(connection: Connection) -> str:
@@ -208,6 +220,17 @@ DURABLE_TURN_COLUMNS = {
     "heartbeat_at",
     "last_event_seq",
 }
+# The sessions table as 0001 made it (the ORM model has 0003's owner_key_id).
+SESSIONS_0001 = table(
+    "sessions",
+    column("id", Uuid()),
+    column("provider", String()),
+    column("cwd", Text()),
+    column("labels", JSON()),
+    column("status", String()),
+    column("created_at", UTCDateTime()),
+    column("last_active_at", UTCDateTime()),
+)
 # The turns table as 0001 made it (the ORM model has 0002's columns).
 TURNS_0001 = table(
     "turns",
@@ -235,19 +258,29 @@ def _turn_index_names(connection: Connection) -> set[str]:
 
 async def _add_0001_turn(url: str) -> uuid.UUID:
     """A session and one running turn, written with 0001's columns only."""
+    session_id, turn_id, now = uuid.uuid4(), uuid.uuid4(), datetime.now(UTC)
     db = Database.from_url(url)
     try:
         async with db.session() as session:
-            record = await add_session(session, provider="claude", cwd="/work")
-            turn_id = uuid.uuid4()
+            await session.execute(
+                SESSIONS_0001.insert().values(
+                    id=session_id,
+                    provider="claude",
+                    cwd="/work",
+                    labels={},
+                    status="active",
+                    created_at=now,
+                    last_active_at=now,
+                )
+            )
             await session.execute(
                 TURNS_0001.insert().values(
                     id=turn_id,
-                    session_id=record.id,
+                    session_id=session_id,
                     number=1,
                     prompt="kept",
                     status="running",
-                    started_at=datetime.now(UTC),
+                    started_at=now,
                 )
             )
     finally:
@@ -311,6 +344,111 @@ async def test_0002_downgrade_to_0001_and_upgrade_again(empty_database_url: str)
     assert await _turn_rows(empty_database_url) == [(turn_id, "kept", "running")]
 
 
+# --- 0003: API keys, session owners, gateway secrets ------------------------------------------
+
+KEY_TABLES = {"api_keys", "gateway_secrets"}
+
+
+def _session_columns(connection: Connection) -> set[str]:
+    return {c["name"] for c in inspect(connection).get_columns("sessions")}
+
+
+def _session_shape(connection: Connection) -> dict[str, Any]:
+    """What 0003 may change on sessions, and what its SQLite table copy must keep."""
+    inspector = inspect(connection)
+    return {
+        "indexes": {
+            index["name"]
+            for index in inspector.get_indexes("sessions")
+            if "duplicates_constraint" not in index
+        },
+        "uniques": [u["name"] for u in inspector.get_unique_constraints("sessions")],
+        "fks": [fk["name"] for fk in inspector.get_foreign_keys("sessions")],
+        "turn_fks": [
+            (fk["name"], fk["referred_table"], fk["options"].get("ondelete"))
+            for fk in inspector.get_foreign_keys("turns")
+        ],
+    }
+
+
+def _session_ids(connection: Connection) -> set[uuid.UUID]:
+    return set(connection.execute(select(SESSIONS_0001.c.id)).scalars())
+
+
+async def _session_owners(url: str) -> dict[uuid.UUID, uuid.UUID | None]:
+    def look(connection: Connection) -> dict[uuid.UUID, uuid.UUID | None]:
+        sessions = table("sessions", column("id", Uuid()), column("owner_key_id", Uuid()))
+        return {row.id: row.owner_key_id for row in connection.execute(select(sessions))}
+
+    return dict(await _inspect(url, look))
+
+
+async def _add_owned_session(url: str) -> uuid.UUID:
+    """An API key, and a session it owns (0003's schema): the session's id."""
+    db = Database.from_url(url)
+    try:
+        async with db.session() as session:
+            key = await add_key(
+                session, name="ci", prefix="pgw_abcd", secret_hash="ab" * 32, scopes=["a"]
+            )
+            record = await add_session(session, provider="claude", cwd="/w", owner_key_id=key.id)
+    finally:
+        await db.dispose()
+    return record.id
+
+
+async def test_0003_gives_existing_sessions_no_owner(empty_database_url: str) -> None:
+    await _migrate(empty_database_url, "0002")
+    turn_id = await _add_0001_turn(empty_database_url)
+
+    await _migrate(empty_database_url, "0003")
+
+    [(session_id, owner)] = (await _session_owners(empty_database_url)).items()
+    assert owner is None
+    assert await _turn_rows(empty_database_url) == [(turn_id, "kept", "running")]
+    db = Database.from_url(empty_database_url)
+    try:
+        async with db.session() as session:
+            record = await get_session(session, session_id)
+    finally:
+        await db.dispose()
+    assert record is not None
+    assert (record.provider, record.status, record.owner_key_id) == ("claude", "active", None)
+
+
+async def test_0003_downgrade_to_0002_and_upgrade_again(empty_database_url: str) -> None:
+    await _migrate(empty_database_url, "0002")
+    turn_id = await _add_0001_turn(empty_database_url)
+    await upgrade_to_head_async(empty_database_url)
+    owned_id = await _add_owned_session(empty_database_url)
+    at_head = await _inspect(empty_database_url, _session_shape)
+
+    await _migrate(empty_database_url, "0002", down=True)
+
+    assert await _inspect(empty_database_url, _revision) == "0002"
+    assert await _inspect(empty_database_url, _tables) == (GATEWAY_TABLES - KEY_TABLES) | {
+        "alembic_version"
+    }
+    assert "owner_key_id" not in await _inspect(empty_database_url, _session_columns)
+    # SQLite copied sessions to drop the column: its rows, index, unique constraint and the
+    # turns' foreign key to it survive, and its turns were not cascaded away.
+    assert await _inspect(empty_database_url, _session_shape) == {
+        **at_head,
+        "indexes": {"ix_sessions_status"},
+        "fks": [],
+    }
+    assert await _turn_rows(empty_database_url) == [(turn_id, "kept", "running")]
+    assert owned_id in await _inspect(empty_database_url, _session_ids)
+
+    await upgrade_to_head_async(empty_database_url)
+    assert await _inspect(empty_database_url, _revision) == HEAD
+    assert await _inspect(empty_database_url, _tables) == GATEWAY_TABLES | {"alembic_version"}
+    assert await _inspect(empty_database_url, _schema_diff) == []
+    assert await _inspect(empty_database_url, _session_shape) == at_head
+    owners = await _session_owners(empty_database_url)
+    assert len(owners) == 2 and set(owners.values()) == {None}
+
+
 def test_sync_functions_run_from_sync_code(empty_database_url: str) -> None:
     """The server's startup may call them before any event loop exists."""
     upgrade_to_head(empty_database_url)
@@ -371,6 +509,8 @@ def test_cli_offline_mode_prints_the_partial_index(url: str) -> None:
 
     assert "CREATE TABLE sessions" in sql
     assert "CREATE TABLE turn_events" in sql
+    assert "CREATE TABLE api_keys" in sql
+    assert "owner_key_id" in sql
     assert "CREATE UNIQUE INDEX uq_turns_one_active_per_session ON turns (session_id) WHERE" in sql
 
 

@@ -1,0 +1,22 @@
+"""Who may see what: a session belongs to the key that created it.
+
+Another non-admin key is told the session does not exist (404, not 403), so ids cannot be
+probed. Internal callers (recovery, background work) pass no principal and see everything.
+"""
+
+from __future__ import annotations
+
+from app.models import GatewaySession
+from app.repositories import sessions as sessions_repo
+from app.services.auth import Principal
+
+
+def can_see(record: GatewaySession, principal: Principal | None) -> bool:
+    return principal is None or principal.is_admin or record.owner_key_id == principal.key_id
+
+
+def owner_filter(principal: Principal | None) -> sessions_repo.OwnerFilter:
+    """The `owner_key_id` filter for listings: none for admins and internal callers."""
+    if principal is None or principal.is_admin:
+        return sessions_repo.ANY_OWNER
+    return principal.key_id
