@@ -7,14 +7,20 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.exc import IntegrityError
 
 from app.api import agents, docs, health, keys, sessions, turns
-from app.api.middleware import RequestIdMiddleware
-from app.api.problems import Problem, install_problem_handlers, problem_responses
+from app.api.middleware import RequestIdMiddleware, RequireCredentialsMiddleware
+from app.api.problems import (
+    PROBLEM_MEDIA_TYPE,
+    Problem,
+    install_problem_handlers,
+    problem_responses,
+)
 from app.db import Database
 from app.migrations import upgrade_to_head_async
 from app.paseo.cli import CliPaseoClient
@@ -127,9 +133,20 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
                 "Retry-After",
             ],
         )
+    if not settings.auth_disabled:
+        app.add_middleware(RequireCredentialsMiddleware, public_paths=_public_paths(app))
     app.add_middleware(RequestIdMiddleware)
     _register_problem_schema(app)
     return app
+
+
+def _public_paths(app: FastAPI) -> frozenset[str]:
+    paths = {"/healthz", "/readyz"}
+    if app.docs_url:
+        paths |= {app.docs_url, f"{app.docs_url}/oauth2-redirect"}
+    if app.openapi_url:
+        paths.add(app.openapi_url)
+    return frozenset(paths)
 
 
 async def _bootstrap_admin_key(auth: AuthService, settings: Settings) -> None:
@@ -169,13 +186,32 @@ async def _reconcile_sessions(sessions_service: SessionService) -> None:
 
 
 def _register_problem_schema(app: FastAPI) -> None:
-    """Make `#/components/schemas/Problem` exist even if no route lists it as a model."""
+    """Document every error answer as what it is: problem+json with the `Problem` schema.
+
+    FastAPI documents its own 422 as plain JSON; a route with a body can also answer 400 for
+    a body that is not JSON. Both are rewritten here so /docs matches the wire.
+    """
     original = app.openapi
 
-    def openapi() -> dict[str, object]:
+    def openapi() -> dict[str, Any]:
         schema = original()
-        components = schema.setdefault("components", {})
-        components.setdefault("schemas", {}).setdefault("Problem", Problem.model_json_schema())
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas.setdefault("Problem", Problem.model_json_schema())
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                _document_operation_problems(operation)
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_operation_problems(operation: dict[str, Any]) -> None:
+    responses = operation.setdefault("responses", {})
+    if "requestBody" in operation:
+        responses.setdefault("400", {"description": "The body is not valid JSON"})
+    problem = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for code, response in responses.items():
+        if code.isdigit() and int(code) >= 400:
+            response["content"] = problem

@@ -7,55 +7,36 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 # Values that reach the paseo argv: strict shapes, never anything that could look like a flag.
+# Patterns (not code) carry every rule, so /docs states exactly what is accepted.
 PROVIDER_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,127}$"
-LABEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+# gateway.* and paseo.* label keys are reserved (the session label, Paseo's own).
+LABEL_KEY_PATTERN = r"^(?!gateway\.|paseo\.)[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+NO_NUL_PATTERN = r"^[^\x00]*$"
 AGENT_ID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 IMPORT_PROVIDERS = Literal["claude", "codex", "opencode", "acp"]
 ItemT = TypeVar("ItemT", bound=BaseModel)
-
-
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-def _absolute_path(value: str) -> str:
-    if not value.startswith("/"):
-        raise ValueError("must be an absolute path (start with /)")
-    return _no_nul(value)
-
-
-def _label_value(value: str) -> str:
-    if any(char in value for char in "\x00\n\r,"):
-        raise ValueError("label values must not contain NUL, newlines or commas")
-    return value
-
-
-def _labels(value: dict[str, str]) -> dict[str, str]:
-    for key, item in value.items():
-        _label_value(item)
-        if key.startswith(("gateway.", "paseo.")):
-            raise ValueError(f"label key {key!r} is reserved (gateway.* and paseo.*)")
-    return value
+# Far beyond any real list, and within a 32-bit SQL integer on every backend.
+MAX_OFFSET = 2**31 - 1
 
 
 Provider = Annotated[str, StringConstraints(pattern=PROVIDER_PATTERN)]
 Model = Annotated[str, StringConstraints(pattern=MODEL_PATTERN)]
 LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY_PATTERN)]
-LabelValue = Annotated[str, StringConstraints(max_length=256), AfterValidator(_label_value)]
-Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=32), AfterValidator(_labels)]
-Title = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)]
-Cwd = Annotated[str, StringConstraints(max_length=4096), AfterValidator(_absolute_path)]
-PromptText = Annotated[str, AfterValidator(_no_nul)]
+# No NUL, newline or comma: `agent update` joins labels with commas.
+LabelValue = Annotated[str, StringConstraints(max_length=256, pattern=r"^[^\x00\n\r,]*$")]
+Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=32)]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL_PATTERN)]
+Cwd = Annotated[str, StringConstraints(max_length=4096, pattern=r"^/[^\x00]*$")]
+PromptText = Annotated[str, StringConstraints(pattern=NO_NUL_PATTERN)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # python-re: the label key pattern needs a look-ahead (reserved prefixes).
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
 
 
 class SessionCreate(_Strict):
@@ -229,7 +210,7 @@ class Health(BaseModel):
 
 
 class KeyCreate(_Strict):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_no_nul)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NO_NUL_PATTERN)]
     scopes: list[Literal["read", "prompt", "admin"]] = Field(min_length=1, max_length=3)
 
     model_config = ConfigDict(

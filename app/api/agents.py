@@ -23,7 +23,6 @@ PASEO_ERRORS = problem_responses(422, 502, 503, 504)
 @router.get(
     "/agents",
     response_model=list[AgentSummary],
-    response_model_by_alias=False,
     summary="List the daemon's agents",
     responses=PASEO_ERRORS,
 )
@@ -41,7 +40,6 @@ async def list_agents(
 @router.get(
     "/agents/{agent_id}",
     response_model=AgentDetail,
-    response_model_by_alias=False,
     summary="Inspect one agent",
     responses=problem_responses(404, 422, 502, 503, 504),
 )
@@ -52,7 +50,6 @@ async def get_agent(agent_id: AgentId, agents: AgentsDep, principal: Reader) -> 
 @router.post(
     "/agents/{agent_id}/stop",
     response_model=StopResult,
-    response_model_by_alias=False,
     summary="Interrupt the agent's running turn (no-op when idle)",
     responses=problem_responses(404, 422, 502, 503, 504),
 )
@@ -63,7 +60,6 @@ async def stop_agent(agent_id: AgentId, agents: AgentsDep, principal: Prompter) 
 @router.post(
     "/agents/{agent_id}/archive",
     response_model=ArchiveResult,
-    response_model_by_alias=False,
     summary="Archive the agent (Paseo's soft delete)",
     responses=problem_responses(404, 409, 422, 502, 503, 504),
 )
@@ -79,7 +75,6 @@ async def archive_agent(
 @router.get(
     "/providers",
     response_model=list[ProviderInfo],
-    response_model_by_alias=False,
     summary="Agent providers the daemon knows",
     responses=PASEO_ERRORS,
 )

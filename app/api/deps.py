@@ -76,6 +76,23 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
+async def stream_access(request: Request) -> Principal | None:
+    """A turn's event stream opens with its stream token (`?token=`) or a read key.
+
+    None means: admitted by token, which stands for that one turn, whoever owns it. Runs
+    before the route's own parameters are checked, so a caller without either gets 401.
+    """
+    token = request.query_params.get("token")
+    if token is None:
+        principal = await current_principal(request, await bearer(request))
+        if not principal.allows("read"):
+            raise Forbidden("read")
+        return principal
+    if not await _auth(request).check_stream_token(token, request.path_params.get("turn_id", "")):
+        raise Unauthorized("the stream token is invalid, expired, or for another turn")
+    return None
+
+
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback

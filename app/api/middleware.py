@@ -10,6 +10,9 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.problems import gateway_error_response
+from app.errors import Unauthorized
+
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -47,3 +50,31 @@ class RequestIdLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
         return True
+
+
+class RequireCredentialsMiddleware:
+    """Answer 401 before anything else when a protected route gets no credentials at all.
+
+    Routes check keys themselves (scopes, ownership); this only makes a request without any
+    key fail the same way whatever else is wrong with it (a body that is not JSON included).
+    """
+
+    def __init__(self, app: ASGIApp, *, public_paths: frozenset[str]) -> None:
+        self.app = app
+        self.public_paths = public_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.public_paths or _has_credentials(scope):
+            await self.app(scope, receive, send)
+            return
+        error = Unauthorized("this route needs an API key: send `Authorization: Bearer <key>`")
+        await gateway_error_response(error)(scope, receive, send)
+
+
+def _has_credentials(scope: Scope) -> bool:
+    """A key, or a stream token where one is valid: reading a turn's events."""
+    headers = dict(scope.get("headers") or [])
+    if headers.get(b"authorization", b"").strip():
+        return True
+    reads_events = scope["method"] == "GET" and scope["path"].endswith("/events")
+    return reads_events and b"token=" in scope.get("query_string", b"")

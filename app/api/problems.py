@@ -51,11 +51,15 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
+def gateway_error_response(error: GatewayError) -> JSONResponse:
+    return problem_response(
+        error.status, error.code, error.title, error.detail, headers=error.headers, **error.extra
+    )
+
+
 async def _gateway_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GatewayError)
-    return problem_response(
-        exc.status, exc.code, exc.title, exc.detail, headers=exc.headers, **exc.extra
-    )
+    return gateway_error_response(exc)
 
 
 async def _paseo_error(request: Request, exc: Exception) -> JSONResponse:
@@ -83,7 +87,9 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "route_not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    code = {400: "malformed_body", 404: "route_not_found", 405: "method_not_allowed"}.get(
+        exc.status_code, "http_error"
+    )
     title = str(exc.detail) if exc.detail else "HTTP error"
     return problem_response(
         exc.status_code, code, title, title, headers=getattr(exc, "headers", None)

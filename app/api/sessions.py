@@ -11,6 +11,7 @@ from app.api.deps import Prompter, Reader, SessionsDep, TurnsDep
 from app.api.problems import problem_responses
 from app.models import GatewaySession, SessionStatus
 from app.schemas import (
+    MAX_OFFSET,
     Page,
     SessionCreate,
     SessionCreated,
@@ -24,7 +25,7 @@ from app.services.sessions import session_labels
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size")]
-Offset = Annotated[int, Query(ge=0, description="Items to skip")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")]
 
 
 @router.post(

@@ -7,14 +7,14 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from app.api.deps import AuthDep, Prompter, Reader, SettingsDep, TurnsDep, bearer, current_principal
+from app.api.deps import AuthDep, Prompter, Reader, SettingsDep, TurnsDep, stream_access
 from app.api.problems import problem_responses
-from app.errors import Forbidden, Unauthorized
-from app.schemas import CancelResult, Page, PromptRequest, TurnOut
+from app.schemas import MAX_OFFSET, CancelResult, Page, PromptRequest, TurnOut
+from app.services.auth import Principal
 from app.services.sessions import check_prompt
 from app.services.turn_events import StoredEvent
 from app.services.turn_runner import events_url
@@ -22,7 +22,7 @@ from app.services.turn_runner import events_url
 router = APIRouter(prefix="/sessions/{session_id}", tags=["turns"])
 
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size")]
-Offset = Annotated[int, Query(ge=0, description="Items to skip")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -129,12 +129,12 @@ async def prompt_session(
 async def turn_events(
     session_id: uuid.UUID,
     turn_id: uuid.UUID,
-    request: Request,
+    access: Annotated[Principal | None, Depends(stream_access)],
     turns: TurnsDep,
     settings: SettingsDep,
-    auth: AuthDep,
     after: Annotated[
-        int | None, Query(ge=0, description="Only events after this sequence number")
+        int | None,
+        Query(ge=0, le=MAX_OFFSET, description="Only events after this sequence number"),
     ] = None,
     last_event_id: LastEventId = None,
     token: Annotated[
@@ -142,15 +142,8 @@ async def turn_events(
         Query(max_length=512, description="The prompt's `X-Stream-Token` (instead of a key)"),
     ] = None,
 ) -> EventSourceResponse:
-    if token is not None:
-        if not await auth.check_stream_token(token, turn_id):
-            raise Unauthorized("the stream token is invalid, expired, or for another turn")
-        await turns.get_turn(session_id, turn_id)
-    else:
-        principal = await current_principal(request, await bearer(request))
-        if not principal.allows("read"):
-            raise Forbidden("read")
-        await turns.get_turn(session_id, turn_id, principal)
+    del token  # checked by `stream_access`, before anything else
+    await turns.get_turn(session_id, turn_id, access)
     # A browser reconnects to the same URL (with its ?after=) and adds Last-Event-ID.
     start = max(after or 0, int(last_event_id or 0))
     return _event_source(

@@ -21,7 +21,7 @@ class AgentSummary(_CliModel):
     """One row of `paseo ls --json`: every field is a string."""
 
     id: str
-    short_id: str = Field(alias="shortId")
+    short_id: str = Field(validation_alias="shortId")
     name: str
     provider: str
     thinking: str
@@ -31,17 +31,17 @@ class AgentSummary(_CliModel):
 
 
 class Usage(_CliModel):
-    input_tokens: int | None = Field(default=None, alias="InputTokens")
-    output_tokens: int | None = Field(default=None, alias="OutputTokens")
-    cached_tokens: int | None = Field(default=None, alias="CachedTokens")
-    cost_usd: float | None = Field(default=None, alias="CostUsd")
+    input_tokens: int | None = Field(default=None, validation_alias="InputTokens")
+    output_tokens: int | None = Field(default=None, validation_alias="OutputTokens")
+    cached_tokens: int | None = Field(default=None, validation_alias="CachedTokens")
+    cost_usd: float | None = Field(default=None, validation_alias="CostUsd")
 
 
 class Capabilities(_CliModel):
-    streaming: bool = Field(alias="Streaming")
-    persistence: bool = Field(alias="Persistence")
-    dynamic_modes: bool = Field(alias="DynamicModes")
-    mcp_servers: bool = Field(alias="McpServers")
+    streaming: bool = Field(validation_alias="Streaming")
+    persistence: bool = Field(validation_alias="Persistence")
+    dynamic_modes: bool = Field(validation_alias="DynamicModes")
+    mcp_servers: bool = Field(validation_alias="McpServers")
 
 
 class AgentMode(_CliModel):
@@ -57,32 +57,32 @@ class PendingPermission(_CliModel):
 class AgentDetail(_CliModel):
     """`paseo inspect --json`: PascalCase keys, no labels."""
 
-    id: str = Field(alias="Id")
-    name: str = Field(alias="Name")
-    provider: str = Field(alias="Provider")
-    model: str = Field(alias="Model")
-    thinking: str = Field(alias="Thinking")
-    status: str = Field(alias="Status")
-    archived: bool = Field(alias="Archived")
-    archived_at: str | None = Field(alias="ArchivedAt")
-    mode: str = Field(alias="Mode")
-    cwd: str = Field(alias="Cwd")
-    created_at: str = Field(alias="CreatedAt")
-    updated_at: str = Field(alias="UpdatedAt")
-    last_usage: Usage | None = Field(default=None, alias="LastUsage")
-    capabilities: Capabilities | None = Field(default=None, alias="Capabilities")
-    available_modes: list[AgentMode] | None = Field(default=None, alias="AvailableModes")
+    id: str = Field(validation_alias="Id")
+    name: str = Field(validation_alias="Name")
+    provider: str = Field(validation_alias="Provider")
+    model: str = Field(validation_alias="Model")
+    thinking: str = Field(validation_alias="Thinking")
+    status: str = Field(validation_alias="Status")
+    archived: bool = Field(validation_alias="Archived")
+    archived_at: str | None = Field(validation_alias="ArchivedAt")
+    mode: str = Field(validation_alias="Mode")
+    cwd: str = Field(validation_alias="Cwd")
+    created_at: str = Field(validation_alias="CreatedAt")
+    updated_at: str = Field(validation_alias="UpdatedAt")
+    last_usage: Usage | None = Field(default=None, validation_alias="LastUsage")
+    capabilities: Capabilities | None = Field(default=None, validation_alias="Capabilities")
+    available_modes: list[AgentMode] | None = Field(default=None, validation_alias="AvailableModes")
     pending_permissions: list[PendingPermission] = Field(
-        default_factory=list, alias="PendingPermissions"
+        default_factory=list, validation_alias="PendingPermissions"
     )
-    worktree: str | None = Field(default=None, alias="Worktree")
-    parent_agent_id: str | None = Field(default=None, alias="ParentAgentId")
+    worktree: str | None = Field(default=None, validation_alias="Worktree")
+    parent_agent_id: str | None = Field(default=None, validation_alias="ParentAgentId")
 
 
 class CreatedAgent(_CliModel):
     """`run -d --json` and `import --json` both print this shape."""
 
-    agent_id: str = Field(alias="agentId")
+    agent_id: str = Field(validation_alias="agentId")
     status: str
     provider: str
     cwd: str
@@ -90,31 +90,31 @@ class CreatedAgent(_CliModel):
 
 
 class SendResult(_CliModel):
-    agent_id: str = Field(alias="agentId")
+    agent_id: str = Field(validation_alias="agentId")
     status: str
     message: str
 
 
 class WaitResult(_CliModel):
-    agent_id: str = Field(alias="agentId")
+    agent_id: str = Field(validation_alias="agentId")
     status: str
     message: str
 
 
 class StopResult(_CliModel):
-    stopped_count: int = Field(alias="stoppedCount")
-    agent_ids: list[str] = Field(alias="agentIds")
+    stopped_count: int = Field(validation_alias="stoppedCount")
+    agent_ids: list[str] = Field(validation_alias="agentIds")
 
 
 class ArchiveResult(_CliModel):
-    agent_id: str = Field(alias="agentId")
+    agent_id: str = Field(validation_alias="agentId")
     status: str
-    archived_at: str = Field(alias="archivedAt")
+    archived_at: str = Field(validation_alias="archivedAt")
 
 
 class DeleteResult(_CliModel):
-    deleted_count: int = Field(alias="deletedCount")
-    agent_ids: list[str] = Field(alias="agentIds")
+    deleted_count: int = Field(validation_alias="deletedCount")
+    agent_ids: list[str] = Field(validation_alias="agentIds")
 
 
 class ProviderInfo(_CliModel):
@@ -124,7 +124,7 @@ class ProviderInfo(_CliModel):
     label: str
     status: str
     enabled: str
-    default_mode: str = Field(alias="defaultMode")
+    default_mode: str = Field(validation_alias="defaultMode")
     modes: str
 
 

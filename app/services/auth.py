@@ -137,7 +137,7 @@ class AuthService:
         body = _b64(json.dumps({"turn": str(turn_id), "exp": expires}).encode())
         return f"{body}.{_b64(await self._sign(body))}"
 
-    async def check_stream_token(self, token: str, turn_id: uuid.UUID) -> bool:
+    async def check_stream_token(self, token: str, turn_id: uuid.UUID | str) -> bool:
         body, _, signature = token.partition(".")
         try:
             expected = await self._sign(body)
