@@ -60,6 +60,8 @@ def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     for handler in logging.getLogger().handlers:
         handler.addFilter(RequestIdLogFilter())
+    # Alembic narrates every plugin and step at INFO; keep its warnings only.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _serve(settings: Settings, host: str, port: int) -> None:

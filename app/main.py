@@ -119,6 +119,9 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
     app.include_router(keys.router, responses=protected)
     if not settings.public_docs:
         app.include_router(docs.router)
+    if not settings.auth_disabled:
+        app.add_middleware(RequireCredentialsMiddleware, public_paths=_public_paths(app))
+    # Outside the key check: preflights need no key, and a 401 still carries CORS headers.
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -133,8 +136,6 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
                 "Retry-After",
             ],
         )
-    if not settings.auth_disabled:
-        app.add_middleware(RequireCredentialsMiddleware, public_paths=_public_paths(app))
     app.add_middleware(RequestIdMiddleware)
     _register_problem_schema(app)
     return app

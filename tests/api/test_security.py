@@ -253,6 +253,9 @@ async def test_cors_allows_configured_origins(gateway_with: Any, http: httpx.Asy
     assert preflight.headers["access-control-allow-origin"] == "https://ui.example"
     other = await http.get(f"{gateway.url}/healthz", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in other.headers
+    refused = await http.get(f"{gateway.url}/sessions", headers={"Origin": "https://ui.example"})
+    assert refused.status_code == 401  # and the browser may read why:
+    assert refused.headers["access-control-allow-origin"] == "https://ui.example"
 
 
 async def test_first_start_prints_an_admin_key_once(
