@@ -14,7 +14,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.exc import IntegrityError
 
 from app.api import agents, docs, health, keys, sessions, turns
-from app.api.middleware import RequestIdMiddleware, RequireCredentialsMiddleware
+from app.api.middleware import (
+    BodyLimitMiddleware,
+    RequestIdMiddleware,
+    RequireCredentialsMiddleware,
+)
 from app.api.problems import (
     PROBLEM_MEDIA_TYPE,
     Problem,
@@ -34,6 +38,9 @@ from app.services.turns import TurnService, TurnSettings
 from app.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
+
+# Room in a request body for everything besides the prompt (labels, title, JSON syntax).
+BODY_OVERHEAD_BYTES = 64 * 1024
 
 DESCRIPTION = """\
 Drive [Paseo](https://paseo.sh) coding agents over plain HTTP. A **session** is one Paseo
@@ -136,6 +143,9 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
                 "Retry-After",
             ],
         )
+    # A prompt as JSON may escape every byte (\\uXXXX: 6 bytes each), plus some room.
+    body_limit = 6 * settings.max_prompt_bytes + BODY_OVERHEAD_BYTES
+    app.add_middleware(BodyLimitMiddleware, max_bytes=body_limit)
     app.add_middleware(RequestIdMiddleware)
     _register_problem_schema(app)
     return app

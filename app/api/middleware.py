@@ -8,10 +8,11 @@ import logging
 import re
 import uuid
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.problems import gateway_error_response
-from app.errors import Unauthorized
+from app.errors import PayloadTooLarge, Unauthorized
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -78,3 +79,54 @@ def _has_credentials(scope: Scope) -> bool:
         return True
     reads_events = scope["method"] == "GET" and scope["path"].endswith("/events")
     return reads_events and b"token=" in scope.get("query_string", b"")
+
+
+class BodyLimitMiddleware:
+    """Refuse a request body over `max_bytes` with 413 before it is read into memory.
+
+    A declared Content-Length is checked up front; a body without one (chunked) is read here,
+    up to the limit, and then handed on.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None:
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                await self._too_large()(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+            return
+        messages = await self._read_bounded(receive)
+        if messages is None:
+            await self._too_large()(scope, receive, send)
+            return
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _read_bounded(self, receive: Receive) -> list[Message] | None:
+        """The body's messages, or None once they pass the limit."""
+        messages: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                return None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return messages
+
+    def _too_large(self) -> JSONResponse:
+        return gateway_error_response(
+            PayloadTooLarge(f"the request body is over {self.max_bytes} bytes")
+        )

@@ -338,3 +338,23 @@ def test_keys_command(tmp_path: Path) -> None:
     assert key_id.group(1) not in run("list").stdout
     assert "revoked" in run("list", "--revoked").stdout
     assert run("create", "--name", "x", "--scope", "root").returncode != 0
+
+
+async def test_oversize_bodies_are_refused_before_they_are_read(
+    client: httpx.AsyncClient,
+) -> None:
+    session = await new_session(client)
+    url = f"/sessions/{session['id']}/prompt"
+    huge = b'{"prompt": "' + b"x" * (7 * 1024 * 1024) + b'"}'
+    declared = await client.post(url, content=huge, headers={"content-type": "application/json"})
+    assert_problem(declared, 413, "payload_too_large")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(huge), 1024 * 1024):
+            yield huge[start : start + 1024 * 1024]
+
+    streamed = await client.post(
+        url, content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert_problem(streamed, 413, "payload_too_large")
+    assert (await client.get(f"/sessions/{session['id']}/turns")).json()["total"] == 0
