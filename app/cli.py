@@ -1,11 +1,10 @@
-"""The `paseo-gateway` command: `serve` (default), `migrate`, and `keys create|list|revoke`."""
+"""The `paseo-gateway` command: `serve` (default), `migrate`, `check`, and `keys ...`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import ipaddress
-import logging
 import sys
 import uuid
 
@@ -24,8 +23,15 @@ def main(argv: list[str] | None = None) -> None:
         upgrade_to_head(settings.database_url)
     elif args.command == "keys":
         sys.exit(asyncio.run(_keys(args, settings)))
+    elif args.command == "check":
+        sys.exit(asyncio.run(_check(settings)))
     else:
-        _serve(settings, getattr(args, "host", "127.0.0.1"), getattr(args, "port", 8000))
+        _serve(
+            settings,
+            getattr(args, "host", "127.0.0.1"),
+            getattr(args, "port", 8000),
+            getattr(args, "workers", 1),
+        )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,7 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP server (the default)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="worker processes (default 1); they share the DB"
+    )
     commands.add_parser("migrate", help="apply database migrations and exit")
+    commands.add_parser(
+        "check", help="check config, database, paseo binary and daemon; say how to fix"
+    )
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
         dest="keys_command", required=True
     )
@@ -55,16 +67,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _configure_logging(settings: Settings) -> None:
-    from app.api.middleware import RequestIdLogFilter
+    from app.logs import configure_logging
 
-    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RequestIdLogFilter())
-    # Alembic narrates every plugin and step at INFO; keep its warnings only.
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+    configure_logging(settings.log_level, settings.log_format)
 
 
-def _serve(settings: Settings, host: str, port: int) -> None:
+def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     if settings.auth_disabled and not _is_loopback(host):
         sys.exit(
             f"paseo-gateway: PASEO_GATEWAY_AUTH_DISABLED is only allowed on a loopback address, "
@@ -72,9 +80,49 @@ def _serve(settings: Settings, host: str, port: int) -> None:
         )
     import uvicorn
 
+    # log_config=None: the gateway's own logging set-up (JSON or text) covers uvicorn too.
+    if workers > 1:
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+        )
+        return
     from app.main import create_app
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
+
+
+async def _check(settings: Settings) -> int:
+    """What `/readyz` checks, from the command line, with what to do about each failure."""
+    from app.db import Database
+    from app.main import make_paseo_client
+    from app.migrations import pending_migrations
+    from app.services.health import HealthService
+
+    print(f"ok    config: database {_redacted_url(settings.database_url)}")
+    db = Database.from_url(settings.database_url)
+    paseo = make_paseo_client(settings)
+    try:
+        readiness = await HealthService(db, paseo, settings.paseo_bin).readiness()
+        pending = await pending_migrations(settings.database_url) if await db.ping() else None
+    finally:
+        await paseo.aclose()
+        await db.dispose()
+    for name, check in readiness.checks.items():
+        print(f"{'ok  ' if check.ok else 'FAIL'}  {name}: {check.detail}")
+    if pending:
+        print(f"note  migrations: {pending} to apply (`paseo-gateway migrate`, or at start)")
+    return 0 if readiness.status == "ready" else 1
+
+
+def _redacted_url(url: str) -> str:
+    from sqlalchemy import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 async def _keys(args: argparse.Namespace, settings: Settings) -> int:

@@ -13,9 +13,10 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.exc import IntegrityError
 
-from app.api import agents, docs, health, keys, sessions, turns
+from app.api import agents, docs, health, keys, metrics, sessions, turns
 from app.api.middleware import (
     BodyLimitMiddleware,
+    MetricsMiddleware,
     RequestIdMiddleware,
     RequireCredentialsMiddleware,
 )
@@ -26,6 +27,7 @@ from app.api.problems import (
     problem_responses,
 )
 from app.db import Database
+from app.logs import configure_logging
 from app.migrations import upgrade_to_head_async
 from app.paseo.cli import CliPaseoClient
 from app.paseo.client import PaseoClient
@@ -61,6 +63,7 @@ def make_paseo_client(settings: Settings) -> CliPaseoClient:
 
 def create_app(settings: Settings | None = None, paseo: PaseoClient | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -124,6 +127,7 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
     app.include_router(turns.router, responses={**protected, **problem_responses(429)})
     app.include_router(agents.router, responses=protected)
     app.include_router(keys.router, responses=protected)
+    app.include_router(metrics.router, responses=protected)
     if not settings.public_docs:
         app.include_router(docs.router)
     if not settings.auth_disabled:
@@ -146,6 +150,7 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
     # A prompt as JSON may escape every byte (\\uXXXX: 6 bytes each), plus some room.
     body_limit = 6 * settings.max_prompt_bytes + BODY_OVERHEAD_BYTES
     app.add_middleware(BodyLimitMiddleware, max_bytes=body_limit)
+    app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     _register_problem_schema(app)
     return app

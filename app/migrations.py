@@ -59,3 +59,22 @@ async def upgrade_to_head_async(url: str) -> None:
 
 async def downgrade_to_base_async(url: str) -> None:
     await asyncio.to_thread(downgrade_to_base, url)
+
+
+async def pending_migrations(url: str) -> int:
+    """How many migrations the database at `url` still lacks (0: at head)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from app.db import create_engine
+
+    scripts = ScriptDirectory.from_config(alembic_config(url))
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            current = await connection.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision()
+            )
+    finally:
+        await engine.dispose()
+    return len(list(scripts.iterate_revisions(scripts.get_current_head(), current)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -85,6 +85,9 @@ class Settings(BaseSettings):
         default=15.0, gt=0, description="Seconds between SSE keep-alive comments."
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="JSON lines for production, text for development."
+    )
 
     admin_key: SecretStr | None = Field(
         default=None,

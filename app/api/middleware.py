@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.problems import gateway_error_response
 from app.errors import PayloadTooLarge, Unauthorized
+from app.metrics import HTTP_REQUESTS
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -130,3 +131,28 @@ class BodyLimitMiddleware:
         return gateway_error_response(
             PayloadTooLarge(f"the request body is over {self.max_bytes} bytes")
         )
+
+
+class MetricsMiddleware:
+    """Counts answered requests by route template (never the raw path: ids would explode it)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            HTTP_REQUESTS.labels(route=route, method=scope["method"], status=str(status)).inc()

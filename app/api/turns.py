@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.api.deps import AuthDep, Prompter, Reader, SettingsDep, TurnsDep, stream_access
 from app.api.problems import problem_responses
+from app.metrics import ACTIVE_STREAMS
 from app.schemas import MAX_OFFSET, CancelResult, Page, PromptRequest, TurnOut
 from app.services.auth import Principal
 from app.services.sessions import check_prompt
@@ -52,6 +56,8 @@ A `text/event-stream`. Each event has an `id:` (its sequence number in the turn)
 - `text` `{delta}`: the agent's reply as it is produced
 - `reasoning` `{delta}`, `tool` `{name, status}`, `notice` `{kind, text}` where Paseo shows them
 - `turn.cancelling` `{detail}` when Paseo has not yet confirmed a requested stop
+- `gateway.shutdown` `{detail, events_url, last_event_id}` when this gateway stops: the turn
+  goes on; reconnect to `events_url` (on any gateway) with `Last-Event-ID`
 - exactly one terminal event: `turn.completed` (its `final_text` equals the concatenated
   `text` deltas), `turn.failed`, `turn.cancelled`, `turn.timed_out`, `turn.permission` or
   `turn.interrupted`, each `{turn_id, status, final_text, error_code, message, usage}`.
@@ -61,19 +67,56 @@ The turn does not depend on this connection: if it drops, reconnect to `events_u
 """
 
 
-def _stream(events: AsyncIterator[StoredEvent]) -> AsyncIterator[ServerSentEvent]:
-    async def render() -> AsyncIterator[ServerSentEvent]:
-        async for event in events:
-            yield ServerSentEvent(data=json.dumps(event.data), event=event.name, id=str(event.seq))
+# After telling a stream the gateway stops, give the farewell this long to go out.
+SHUTDOWN_GRACE_SECONDS = 2.0
 
-    return render()
+
+async def _stream(
+    events: AsyncIterator[StoredEvent], shutdown: anyio.Event, events_url: str
+) -> AsyncIterator[ServerSentEvent]:
+    """The stored events as SSE; on server shutdown, a last `gateway.shutdown` event that
+    tells the client where to resume (the turn itself goes on, elsewhere or after restart)."""
+    ACTIVE_STREAMS.inc()
+    last = 0
+    try:
+        while True:
+            upcoming = asyncio.ensure_future(anext(events))
+            stopping = asyncio.ensure_future(shutdown.wait())
+            await asyncio.wait({upcoming, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not upcoming.done():
+                upcoming.cancel()
+                farewell = {
+                    "detail": "this gateway is shutting down; reconnect to events_url with "
+                    "Last-Event-ID to get the rest of the turn",
+                    "events_url": events_url,
+                    "last_event_id": last,
+                }
+                yield ServerSentEvent(data=json.dumps(farewell), event="gateway.shutdown")
+                return
+            try:
+                event = upcoming.result()
+            except StopAsyncIteration:
+                return
+            last = event.seq
+            yield ServerSentEvent(data=json.dumps(event.data), event=event.name, id=str(event.seq))
+    finally:
+        ACTIVE_STREAMS.dec()
+        with contextlib.suppress(Exception):
+            await events.aclose()  # type: ignore[attr-defined]
 
 
 def _event_source(
-    events: AsyncIterator[StoredEvent], ping: float, headers: dict[str, str]
+    events: AsyncIterator[StoredEvent], ping: float, headers: dict[str, str], events_url: str
 ) -> EventSourceResponse:
+    shutdown = anyio.Event()
     return EventSourceResponse(
-        _stream(events), ping=ping, headers={**SSE_HEADERS, **headers}, send_timeout=30
+        _stream(events, shutdown, events_url),
+        ping=ping,
+        headers={**SSE_HEADERS, **headers},
+        send_timeout=30,
+        shutdown_event=shutdown,
+        shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
     )
 
 
@@ -112,7 +155,7 @@ async def prompt_session(
         # For EventSource, which cannot send headers: `?token=` on the events URL only.
         "X-Stream-Token": await auth.issue_stream_token(turn.id),
     }
-    return _event_source(turns.events(turn.id), settings.sse_ping_seconds, headers)
+    return _event_source(turns.events(turn.id), settings.sse_ping_seconds, headers, url)
 
 
 @router.get(
@@ -147,7 +190,10 @@ async def turn_events(
     # A browser reconnects to the same URL (with its ?after=) and adds Last-Event-ID.
     start = max(after or 0, int(last_event_id or 0))
     return _event_source(
-        turns.events(turn_id, after=start), settings.sse_ping_seconds, {"X-Turn-Id": str(turn_id)}
+        turns.events(turn_id, after=start),
+        settings.sse_ping_seconds,
+        {"X-Turn-Id": str(turn_id)},
+        events_url(session_id, turn_id),
     )
 
 

@@ -15,10 +15,12 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from app.aio import shielded
+from app.metrics import CLI_DURATION, CLI_RUNNING, CLI_SLOT_WAIT
 from app.paseo.errors import PaseoError
 
 logger = logging.getLogger(__name__)
@@ -150,7 +152,13 @@ class CliRunner:
     async def run(self, args: Sequence[str]) -> CliResult:
         """Run one short CLI call to completion under the semaphore and the time limit."""
         limit = self.timeout
-        async with self._slots, self.spawn(args) as child:
+        waited = time.monotonic()
+        async with self._slots:
+            CLI_SLOT_WAIT.observe(time.monotonic() - waited)
+            return await self._run_child(args, limit)
+
+    async def _run_child(self, args: Sequence[str], limit: float) -> CliResult:
+        async with self.spawn(args) as child:
             try:
                 async with asyncio.timeout(limit):
                     stdout = await child.read_all_stdout()
@@ -186,12 +194,16 @@ class CliRunner:
             ) from exc
         child = ChildProcess(process, args)
         self._children.add(child)
+        CLI_RUNNING.inc()
+        started = time.monotonic()
         try:
             yield child
         finally:
             # Shielded so a cancelled caller still waits for the reap instead of leaking it.
             await shielded(child.terminate())
             self._children.discard(child)
+            CLI_RUNNING.dec()
+            CLI_DURATION.labels(command=args[0] if args else "").observe(time.monotonic() - started)
 
     @property
     def running_children(self) -> int:

@@ -7,6 +7,7 @@ import os
 import shutil
 
 from app.db import Database
+from app.errors import from_paseo
 from app.paseo.client import PaseoClient
 from app.paseo.errors import PaseoError
 from app.schemas import Readiness, ReadinessCheck
@@ -47,7 +48,7 @@ class HealthService:
             async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
                 await self.paseo.ping()
         except PaseoError as exc:
-            return ReadinessCheck(ok=False, detail=f"{exc.code}: {exc.message}")
+            return ReadinessCheck(ok=False, detail=f"{exc.code}: {from_paseo(exc).detail}")
         except TimeoutError:
             return ReadinessCheck(ok=False, detail="the daemon did not answer in time")
         return ReadinessCheck(ok=True, detail="daemon answers")

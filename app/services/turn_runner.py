@@ -17,6 +17,7 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
+from app.metrics import TURN_DURATION, TURNS
 from app.models import GatewaySession, SessionStatus, Turn, TurnStatus, utcnow
 from app.paseo.client import PaseoClient
 from app.paseo.errors import PaseoError, PaseoErrorKind
@@ -400,6 +401,8 @@ class TurnRun:
                 await sessions_repo.update_session(session, record, last_active_at=utcnow())
         self._finished = True
         self.notifier.notify(self.turn_id)
+        TURNS.labels(outcome=self.turn.status).inc()
+        TURN_DURATION.observe(_age_seconds(self.turn))
 
     async def _ended_elsewhere(self, session: AsyncSession) -> Turn:
         """The compare-and-set missed: someone else (an interrupting prompt) ended the turn."""

@@ -35,6 +35,7 @@ from app.errors import (
     TurnInProgress,
     TurnNotFound,
 )
+from app.logs import turn_log_context
 from app.models import ACTIVE_TURN_STATUSES, GatewaySession, SessionStatus, Turn, TurnStatus, utcnow
 from app.paseo.client import PaseoClient
 from app.paseo.errors import PaseoError
@@ -269,6 +270,9 @@ class TurnService:
 
     async def _drive(self, run: TurnRun, body: Coroutine[Any, Any, None]) -> None:
         """Run a turn's coroutine; every way it can end leaves the turn in a final state."""
+        turn_log_context.set(
+            (("session_id", str(run.turn.session_id)), ("turn_id", str(run.turn_id)))
+        )
         try:
             try:
                 await body

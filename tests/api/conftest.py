@@ -100,6 +100,7 @@ def gateway_env(
         PASEO_GATEWAY_DEFAULT_CWD=str(cwd),
         PASEO_GATEWAY_SSE_PING_SECONDS="1",
         PASEO_GATEWAY_ADMIN_KEY=TEST_ADMIN_KEY,
+        PASEO_GATEWAY_LOG_FORMAT="text",  # the tests read the access log
     )
     env.update(overrides)
     return env

@@ -1,0 +1,46 @@
+"""Prometheus metrics of this gateway process (served at /metrics).
+
+With several uvicorn workers, each worker counts for itself; scrape each process, or run one
+worker per container.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry()
+
+HTTP_REQUESTS = Counter(
+    "paseo_gateway_http_requests",
+    "HTTP requests answered, by route template, method and status.",
+    ["route", "method", "status"],
+    registry=REGISTRY,
+)
+ACTIVE_STREAMS = Gauge(
+    "paseo_gateway_active_streams", "Event streams open to clients now.", registry=REGISTRY
+)
+TURNS = Counter(
+    "paseo_gateway_turns", "Turns that ended, by final status.", ["outcome"], registry=REGISTRY
+)
+TURN_DURATION = Histogram(
+    "paseo_gateway_turn_duration_seconds",
+    "From a turn's start to its end.",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200),
+    registry=REGISTRY,
+)
+CLI_RUNNING = Gauge(
+    "paseo_gateway_cli_processes", "paseo CLI children running now.", registry=REGISTRY
+)
+CLI_DURATION = Histogram(
+    "paseo_gateway_cli_duration_seconds",
+    "How long paseo CLI children ran, by command.",
+    ["command"],
+    buckets=(0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 300, 1800),
+    registry=REGISTRY,
+)
+CLI_SLOT_WAIT = Histogram(
+    "paseo_gateway_cli_slot_wait_seconds",
+    "How long short CLI calls waited for a free process slot (the semaphore).",
+    buckets=(0.001, 0.01, 0.1, 0.5, 1, 2, 5, 15, 60),
+    registry=REGISTRY,
+)
