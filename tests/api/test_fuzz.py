@@ -75,6 +75,7 @@ def _schemathesis(gateway: Gateway, *extra: str) -> tuple[int, str]:
         capture_output=True,
         text=True,
         timeout=900,
+        cwd=gateway.log_path.parent,  # schemathesis keeps a cache in its working directory
     )
     output = result.stdout + result.stderr
     return result.returncode, output
