@@ -11,6 +11,7 @@ import asyncio
 from logging.config import fileConfig
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from app.db import create_engine
@@ -45,10 +46,21 @@ def configure(connection: Connection) -> None:
     )
 
 
+# Several gateway replicas may start at once on one PostgreSQL: one migrates, the others wait
+# for it (then find nothing left to do). Any fixed number works; this one spells "pgw".
+MIGRATION_LOCK_ID = 0x706777
+
+
 def do_run_migrations(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
     configure(connection)
     with context.begin_transaction():
         context.run_migrations()
+    # With the lock taken, Alembic joined that transaction instead of owning one: commit it
+    # (which also releases the lock).
+    if connection.in_transaction():
+        connection.commit()
 
 
 async def run_async_migrations() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import os
 import sys
 import uuid
 
@@ -82,6 +83,12 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
 
     # log_config=None: the gateway's own logging set-up (JSON or text) covers uvicorn too.
     if workers > 1:
+        # Migrate once here; the workers (which read settings from the environment) skip it.
+        if settings.migrate_on_start:
+            from app.migrations import upgrade_to_head
+
+            upgrade_to_head(settings.database_url)
+            os.environ["PASEO_GATEWAY_MIGRATE_ON_START"] = "false"
         uvicorn.run(
             "app.main:create_app",
             factory=True,

@@ -401,6 +401,7 @@ class TurnRun:
                 await sessions_repo.update_session(session, record, last_active_at=utcnow())
         self._finished = True
         self.notifier.notify(self.turn_id)
+        logger.info("turn ended: %s", self.turn.status)
         TURNS.labels(outcome=self.turn.status).inc()
         TURN_DURATION.observe(_age_seconds(self.turn))
 
