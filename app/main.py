@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.exc import IntegrityError
 
-from app.api import agents, docs, health, keys, metrics, sessions, turns
+from app.api import agents, docs, health, keys, metrics, sessions, turns, ui
 from app.api.middleware import (
     BodyLimitMiddleware,
     MetricsMiddleware,
@@ -128,6 +128,7 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
     app.include_router(agents.router, responses=protected)
     app.include_router(keys.router, responses=protected)
     app.include_router(metrics.router, responses=protected)
+    app.include_router(ui.router)
     if not settings.public_docs:
         app.include_router(docs.router)
     if not settings.auth_disabled:
@@ -157,7 +158,7 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
 
 
 def _public_paths(app: FastAPI) -> frozenset[str]:
-    paths = {"/healthz", "/readyz"}
+    paths = {"/healthz", "/readyz", *ui.PUBLIC_PATHS}
     if app.docs_url:
         paths |= {app.docs_url, f"{app.docs_url}/oauth2-redirect"}
     if app.openapi_url:

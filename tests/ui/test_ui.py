@@ -1,0 +1,250 @@
+"""The browser page in a real headless Chromium (Debian's `chromium`, driven by Playwright).
+
+A real gateway (uvicorn child process, SQLite) drives the fake paseo CLI and daemon. The test
+types the key, creates sessions, streams prompts, reloads mid-turn, cancels, opens an earlier
+turn, and saves a screenshot (in pytest's tmp dir and as test-artifacts/ui.png).
+
+Without Chromium or Python Playwright the test skips and says why; with CI set, it fails.
+Playwright's own browser download (`playwright install`) is never used: it launches the
+system Chromium (PASEO_GATEWAY_TEST_CHROMIUM, default /usr/bin/chromium).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from tests.api.conftest import (
+    AUTH,
+    TEST_ADMIN_KEY,
+    Gateway,
+    empty_database,
+    gateway_env,
+    start_gateway,
+    stop_gateway,
+)
+from tests.fakes.harness import FakePaseoDaemon
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Page
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACT = ROOT / "test-artifacts" / "ui.png"
+CHROMIUM = Path(os.environ.get("PASEO_GATEWAY_TEST_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+INSTANT = "emit 3 coalesced agent stream updates"
+INSTANT_REPLY = "stress-update-0stress-update-1stress-update-2"
+# Fake-daemon model streamed for about 6 s at the suite's time scale (ten-second-stream: 1 s).
+LONG_MODEL = "one-minute-stream"
+TURN_TIMEOUT_MS = 60_000
+RUN_STORE = "paseo-gateway.running-turn"  # where the page keeps this tab's running turn
+
+
+def _browser_missing() -> str | None:
+    if importlib.util.find_spec("playwright") is None:
+        return "Python Playwright is not installed (pip install -e '.[test]')"
+    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def ui_gateway(
+    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    missing = _browser_missing()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"the browser test cannot run in CI: {missing}")
+        pytest.skip(missing)
+    log_dir = tmp_path_factory.mktemp("gateway-ui")
+    with empty_database("sqlite", log_dir) as database_url:
+        gateway = start_gateway(log_dir, gateway_env(database_url, fake_daemon, agent_cwd))
+        try:
+            yield gateway
+        finally:
+            stop_gateway(gateway)
+
+
+@pytest.fixture(scope="module")
+async def browser(ui_gateway: Gateway) -> AsyncIterator[Browser]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    context = await browser.new_context(
+        viewport={"width": 1280, "height": 900}, color_scheme="light", locale="en-GB"
+    )
+    try:
+        yield await context.new_page()
+    finally:
+        await context.close()
+
+
+def api_turns(gateway: Gateway, session_id: str) -> list[dict[str, Any]]:
+    response = httpx.get(f"{gateway.url}/sessions/{session_id}/turns", headers=AUTH, timeout=30)
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+def open_session_id(page: Page) -> str:
+    fragment = parse_qs(urlsplit(page.url).fragment)
+    return fragment["session"][0]
+
+
+async def rendered_answer(page: Page) -> str:
+    return await page.locator("#live-text").text_content() or ""
+
+
+async def send_prompt(page: Page, prompt: str) -> None:
+    await page.get_by_label("Prompt", exact=True).fill(prompt)
+    await page.get_by_role("button", name="Send").click()
+
+
+async def wait_for_status(page: Page, state: str) -> None:
+    from playwright.async_api import expect
+
+    await expect(page.locator("#live-status")).to_have_attribute(
+        "data-state", state, timeout=TURN_TIMEOUT_MS
+    )
+
+
+async def wait_for_text(page: Page, at_least: int) -> None:
+    await page.wait_for_function(
+        "n => document.querySelector('#live-text').textContent.length >= n",
+        arg=at_least,
+        timeout=TURN_TIMEOUT_MS,
+    )
+
+
+async def create_session(page: Page, title: str, model: str | None = None) -> str:
+    from playwright.async_api import expect
+
+    if model:
+        await page.get_by_text("More options").click()
+        await page.get_by_label("Model").fill(model)
+    await page.get_by_label("Title").fill(title)
+    await page.get_by_role("button", name="Create session").click()
+    await expect(page.locator("#session-title")).to_have_text(title)
+    if model:
+        await expect(page.locator("#session-meta")).to_contain_text(f"mock / {model}")
+    return open_session_id(page)
+
+
+async def test_browser_page_streams_resumes_cancels_and_shows_turns(
+    ui_gateway: Gateway, page: Page, tmp_path: Path
+) -> None:
+    from playwright.async_api import expect
+
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    alert = page.get_by_role("alert")
+
+    # `/` leads to the page, which loads without a key and asks for one.
+    response = await page.goto(f"{ui_gateway.url}/")
+    assert response is not None and response.ok
+    assert urlsplit(page.url).path == "/ui"
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "default-src 'none'" in csp
+    await expect(alert).to_contain_text("Enter an API key")
+
+    # A wrong key is refused; the admin key lists the (no) sessions.
+    await page.get_by_label("API key").fill("pgw_not-a-key")
+    await page.get_by_role("button", name="Use key").click()
+    await expect(alert).to_contain_text("refused")
+    await page.get_by_label("API key").fill(TEST_ADMIN_KEY)
+    await page.get_by_role("button", name="Use key").click()
+    await expect(alert).to_be_hidden()
+    await expect(page.get_by_text("No sessions yet.")).to_be_visible()
+
+    # A session whose title looks like HTML shows it as text.
+    title = '<img src=x onerror="window.pwned = 1"> demo & <b>co</b>'
+    first_id = await create_session(page, title)
+    await expect(page.locator(f'[data-session-id="{first_id}"] .session-name')).to_have_text(title)
+    assert await page.locator("#session-list img, #session-list b, main img").count() == 0
+
+    # A prompt streams in (ten-second-stream: deltas over about a second) and ends completed.
+    await send_prompt(page, "write a haiku")
+    await wait_for_text(page, 1)
+    await wait_for_status(page, "completed")
+    [turn] = api_turns(ui_gateway, first_id)
+    assert turn["status"] == "completed" and turn["final_text"]
+    assert await rendered_answer(page) == turn["final_text"]
+    await expect(page.locator("#live-activity-summary")).to_contain_text("tool")
+    await expect(page.locator("#live-status")).to_contain_text("completed")
+
+    # A long turn (about 6 s): reload in the middle; the page resumes after the last event.
+    second_id = await create_session(page, "Long turn", model=LONG_MODEL)
+    await send_prompt(page, "walk me through the scroll anchor")
+    await wait_for_text(page, 400)
+    assert await page.locator("#live-status").get_attribute("data-state") == "running"
+    # The tab keeps where the turn is as it goes (not only when the page goes away).
+    await page.wait_for_function(
+        f"JSON.parse(sessionStorage.getItem({RUN_STORE!r})).lastEventId > 0"
+    )
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    await page.reload()
+    await expect(page.locator("#session-title")).to_have_text("Long turn")
+    await expect(page.locator("#live-status")).to_contain_text("resumed after a reload")
+    await wait_for_status(page, "completed")
+    [long_turn] = api_turns(ui_gateway, second_id)
+    assert long_turn["status"] == "completed"
+    assert await rendered_answer(page) == long_turn["final_text"]
+    resumes = [parse_qs(urlsplit(url).query) for url in requested if "/events?" in url]
+    assert resumes, f"no events request after the reload: {requested}"
+    assert int(resumes[0]["after"][0]) > 0 and resumes[0]["token"][0]
+
+    # Cancel a running turn.
+    await send_prompt(page, "and once more, slowly")
+    await wait_for_text(page, 100)
+    await page.get_by_role("button", name="Cancel turn").click()
+    await wait_for_status(page, "cancelled")
+    assert [t["status"] for t in api_turns(ui_gateway, second_id)] == ["completed", "cancelled"]
+
+    # An instant turn, then open the first (earlier) turn of this session.
+    await send_prompt(page, INSTANT)
+    await wait_for_status(page, "completed")
+    assert await rendered_answer(page) == INSTANT_REPLY
+    earlier = page.locator(f'#turn-list details[data-turn-id="{long_turn["id"]}"]')
+    await expect(page.locator("#turn-list > li")).to_have_count(2)
+    await earlier.locator("summary").click()
+    await expect(earlier.locator(".answer")).to_be_visible()
+    assert await earlier.locator(".answer").text_content() == long_turn["final_text"]
+
+    assert await page.evaluate("window.pwned") is None
+    assert not errors, errors
+
+    shot = tmp_path / "ui.png"
+    await page.screenshot(path=str(shot), full_page=True)
+    ARTIFACT.parent.mkdir(exist_ok=True)
+    shutil.copyfile(shot, ARTIFACT)
