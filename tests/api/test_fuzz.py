@@ -22,6 +22,9 @@ from tests.api.conftest import (
 )
 from tests.fakes.harness import FakePaseoDaemon
 
+# Each run generates several hundred requests; on a busy 2-core machine that takes minutes.
+pytestmark = pytest.mark.timeout(900)
+
 ST = Path(sys.executable).with_name("st")
 CHECKS = ",".join(
     [
