@@ -143,6 +143,13 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakePaseoDaemon
     assert running_fake_processes(include_daemons=True, home=fake.home) == []
 
 
+@pytest.fixture(scope="module")
+def slow_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakePaseoDaemon]:
+    """Turns long enough (a "ten-second" one takes 5 s) to be seen running on a busy machine."""
+    with FakePaseoDaemon(tmp_path_factory.mktemp("slow-home"), time_scale=0.5) as fake:
+        yield fake
+
+
 def run(
     daemon: FakePaseoDaemon, cwd: Path, *args: str, **env: str
 ) -> subprocess.CompletedProcess[str]:
@@ -214,7 +221,8 @@ def test_empty_ls_matches_recording(daemon: FakePaseoDaemon, tmp_path: Path) -> 
 # shapes of ls / inspect / run / send / wait
 
 
-def test_run_detach_ls_inspect_shapes(daemon: FakePaseoDaemon, project: Path) -> None:
+def test_run_detach_ls_inspect_shapes(slow_daemon: FakePaseoDaemon, project: Path) -> None:
+    daemon = slow_daemon
     args = ["--provider", "mock", "--model", "ten-second-stream", "--label", "shape=1"]
     created = run_json(
         daemon, project, "run", "-d", "--json", *args, "--title", "mock detached", "x"

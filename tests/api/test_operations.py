@@ -143,16 +143,18 @@ async def test_shutdown_tells_streams_to_resume_elsewhere(
             ) as response:
                 turn_id = response.headers["x-turn-id"]
                 stream = read_events(response)
+                seen = []
                 async for event in stream:
+                    seen.append(event)
                     if event.event == "text":
                         break
                 first.process.send_signal(signal.SIGTERM)  # a graceful stop, mid-turn
-                rest = [event async for event in stream]
+                seen += [event async for event in stream]
         first.process.wait(timeout=60)
-        farewell = rest[-1]
+        farewell = seen[-1]
         assert farewell.event == "gateway.shutdown"
         assert farewell.json()["events_url"].endswith(f"/turns/{turn_id}/events")
-        assert farewell.json()["last_event_id"] == int(rest[-2].id or 0)
+        assert farewell.json()["last_event_id"] == int(seen[-2].id or 0)
 
         second = _start(fake_daemon, agent_cwd, tmp_path / "b", url)
         try:
