@@ -11,8 +11,6 @@ import uuid
 
 from app.settings import Settings, get_settings
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
-
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)

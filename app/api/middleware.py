@@ -4,7 +4,6 @@ the response header and attached to every log line, so an error body can stay sh
 from __future__ import annotations
 
 import contextvars
-import logging
 import re
 import uuid
 
@@ -44,14 +43,6 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             request_id_var.reset(token)
-
-
-class RequestIdLogFilter(logging.Filter):
-    """Adds `request_id` to every log record (for the log format)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
-        return True
 
 
 class RequireCredentialsMiddleware:

@@ -205,10 +205,6 @@ class CliRunner:
             CLI_RUNNING.dec()
             CLI_DURATION.labels(command=args[0] if args else "").observe(time.monotonic() - started)
 
-    @property
-    def running_children(self) -> int:
-        return len(self._children)
-
     async def aclose(self) -> None:
         """Terminate every child still running (server shutdown)."""
         await asyncio.gather(*(child.terminate() for child in list(self._children)))
