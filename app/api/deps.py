@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -17,40 +17,31 @@ from app.services.sessions import SessionService
 from app.services.turns import TurnService
 from app.settings import Settings
 
+StateT = TypeVar("StateT")
+
 bearer = HTTPBearer(
     auto_error=False,
     description="An API key: `Authorization: Bearer pgw_…` (`paseo-gateway keys create`).",
 )
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+def _from_state(name: str, kind: type[StateT]) -> Callable[[Request], StateT]:
+    """A dependency that hands out what the lifespan put on `app.state` under `name`."""
+
+    def get(request: Request) -> StateT:
+        value = getattr(request.app.state, name)
+        assert isinstance(value, kind), f"app.state.{name} is not a {kind.__name__}"
+        return value
+
+    return get
 
 
-def _sessions(request: Request) -> SessionService:
-    service: SessionService = request.app.state.sessions
-    return service
-
-
-def _turns(request: Request) -> TurnService:
-    service: TurnService = request.app.state.turns
-    return service
-
-
-def _agents(request: Request) -> AgentService:
-    service: AgentService = request.app.state.agents
-    return service
-
-
-def _health(request: Request) -> HealthService:
-    service: HealthService = request.app.state.health
-    return service
-
-
-def _auth(request: Request) -> AuthService:
-    service: AuthService = request.app.state.auth
-    return service
+_settings = _from_state("settings", Settings)
+_sessions = _from_state("sessions", SessionService)
+_turns = _from_state("turns", TurnService)
+_agents = _from_state("agents", AgentService)
+_health = _from_state("health", HealthService)
+_auth = _from_state("auth", AuthService)
 
 
 async def current_principal(
@@ -84,10 +75,7 @@ async def stream_access(request: Request) -> Principal | None:
     """
     token = request.query_params.get("token")
     if token is None:
-        principal = await current_principal(request, await bearer(request))
-        if not principal.allows("read"):
-            raise Forbidden("read")
-        return principal
+        return await require("read")(await current_principal(request, await bearer(request)))
     if not await _auth(request).check_stream_token(token, request.path_params.get("turn_id", "")):
         raise Unauthorized("the stream token is invalid, expired, or for another turn")
     return None
