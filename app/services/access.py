@@ -6,6 +6,11 @@ probed. Internal callers (recovery, background work) pass no principal and see e
 
 from __future__ import annotations
 
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import SessionNotFound
 from app.models import GatewaySession
 from app.repositories import sessions as sessions_repo
 from app.services.auth import Principal
@@ -13,6 +18,16 @@ from app.services.auth import Principal
 
 def can_see(record: GatewaySession, principal: Principal | None) -> bool:
     return principal is None or principal.is_admin or record.owner_key_id == principal.key_id
+
+
+async def get_visible_session(
+    session: AsyncSession, session_id: uuid.UUID, principal: Principal | None = None
+) -> GatewaySession:
+    """The session, or SessionNotFound if it does not exist or `principal` may not see it."""
+    record = await sessions_repo.get_session(session, session_id)
+    if record is None or not can_see(record, principal):
+        raise SessionNotFound(f"no session {session_id}")
+    return record
 
 
 def owner_filter(principal: Principal | None) -> sessions_repo.OwnerFilter:

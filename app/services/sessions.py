@@ -18,7 +18,6 @@ from app.errors import (
     InvalidInput,
     PayloadTooLarge,
     SessionExists,
-    SessionNotFound,
     from_paseo,
 )
 from app.models import GatewaySession, SessionStatus, Turn
@@ -26,7 +25,7 @@ from app.paseo.client import PaseoClient
 from app.paseo.errors import PaseoError, PaseoErrorKind
 from app.repositories import sessions as sessions_repo
 from app.schemas import AgentLiveStatus, SessionCreate, SessionImport
-from app.services.access import can_see, owner_filter
+from app.services.access import get_visible_session, owner_filter
 from app.services.auth import Principal
 from app.services.turn_runner import SESSION_LABEL
 from app.services.turns import TurnService
@@ -127,10 +126,7 @@ class SessionService:
 
     async def get(self, session_id: uuid.UUID, principal: Principal | None) -> GatewaySession:
         async with self.db.session() as session:
-            record = await sessions_repo.get_session(session, session_id)
-        if record is None or not can_see(record, principal):
-            raise SessionNotFound(f"no session {session_id}")
-        return record
+            return await get_visible_session(session, session_id, principal)
 
     async def live_status(self, record: GatewaySession) -> AgentLiveStatus | None:
         """What Paseo says of the agent now; a Paseo failure is reported, not raised.
@@ -218,9 +214,7 @@ class SessionService:
         if record.agent_id is not None:
             await self._archive(record.agent_id, force=force)
         async with self.db.session() as session:
-            fresh = await sessions_repo.get_session(session, session_id)
-            if fresh is None:
-                raise SessionNotFound(f"no session {session_id}")
+            fresh = await get_visible_session(session, session_id)
             return await sessions_repo.update_session(session, fresh, status=SessionStatus.CLOSED)
 
     async def _archive(self, agent_id: str, *, force: bool) -> None:

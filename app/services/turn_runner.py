@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +35,7 @@ from app.paseo.types import (
 from app.repositories import sessions as sessions_repo
 from app.repositories import turn_events as events_repo
 from app.repositories import turns as turns_repo
+from app.repositories.sessions import SessionChanges
 from app.services.turn_events import EventNotifier, EventWriter
 from app.services.turn_states import (
     FINAL_STATUSES,
@@ -124,7 +125,7 @@ class TurnRun:
                 await self._finish(TurnStatus.CANCELLED, "cancelled before it started")
                 return
             if record.status == SessionStatus.AGENT_ARCHIVED:
-                await self._mark_session(record.id, SessionStatus.ACTIVE)  # send unarchives it
+                await self._update_session(status=SessionStatus.ACTIVE)  # send unarchives it
             self.agent_id = record.agent_id
             await self._follow(self._turn_events(record), created_now=record.agent_id is None)
         finally:
@@ -169,7 +170,7 @@ class TurnRun:
         except PaseoError as exc:
             if exc.kind != PaseoErrorKind.NOT_FOUND:
                 raise
-            await self._mark_session(record.id, SessionStatus.AGENT_MISSING)
+            await self._update_session(status=SessionStatus.AGENT_MISSING)
             await self._finish(
                 TurnStatus.INTERRUPTED, "the agent no longer exists", error_code="agent_missing"
             )
@@ -257,7 +258,12 @@ class TurnRun:
         """Store one event; False when the run is over."""
         if isinstance(event, AgentStarted):
             self.agent_id = event.agent.agent_id
-            await self._attach_agent(event)
+            await self._update_session(
+                agent_id=event.agent.agent_id,
+                status=SessionStatus.ACTIVE,
+                cwd=event.agent.cwd,
+                default_title=event.agent.title,
+            )
             await self.writer.emit("agent.created", {"agent_id": self.agent_id})
         elif isinstance(event, TurnStarted):
             self._mark_started()
@@ -442,18 +448,17 @@ class TurnRun:
             raise IllegalTurnTransition(f"turn {self.turn_id} has no session")
         return record
 
-    async def _attach_agent(self, started: AgentStarted) -> None:
+    async def _update_session(
+        self, *, default_title: str | None = None, **changes: Unpack[SessionChanges]
+    ) -> None:
+        """Change this turn's session (its agent found or gone); a title it has stays."""
         async with self.db.session() as session:
             record = await sessions_repo.get_session(session, self.turn.session_id)
-            if record is not None:
-                await sessions_repo.update_session(
-                    session,
-                    record,
-                    agent_id=started.agent.agent_id,
-                    status=SessionStatus.ACTIVE,
-                    cwd=started.agent.cwd,
-                    title=record.title or started.agent.title,
-                )
+            if record is None:
+                return
+            if default_title and not record.title:
+                changes["title"] = default_title
+            await sessions_repo.update_session(session, record, **changes)
 
     async def _find_agent(self, record: GatewaySession) -> str | None:
         """The agent `run -d` may have created before the gateway died (found by its label)."""
@@ -462,22 +467,8 @@ class TurnRun:
         )
         if not agents:
             return None
-        await self._attach_agent_id(record.id, agents[0].id)
+        await self._update_session(agent_id=agents[0].id, status=SessionStatus.ACTIVE)
         return agents[0].id
-
-    async def _attach_agent_id(self, session_id: uuid.UUID, agent_id: str) -> None:
-        async with self.db.session() as session:
-            record = await sessions_repo.get_session(session, session_id)
-            if record is not None:
-                await sessions_repo.update_session(
-                    session, record, agent_id=agent_id, status=SessionStatus.ACTIVE
-                )
-
-    async def _mark_session(self, session_id: uuid.UUID, status: SessionStatus) -> None:
-        async with self.db.session() as session:
-            record = await sessions_repo.get_session(session, session_id)
-            if record is not None:
-                await sessions_repo.update_session(session, record, status=status)
 
     async def _stored_text(self) -> str:
         """The reply text already stored as `text` events (what clients have seen)."""

@@ -31,7 +31,6 @@ from app.errors import (
     PayloadTooLarge,
     RateLimited,
     SessionClosed,
-    SessionNotFound,
     TurnInProgress,
     TurnNotFound,
 )
@@ -39,9 +38,8 @@ from app.logs import turn_log_context
 from app.models import ACTIVE_TURN_STATUSES, GatewaySession, SessionStatus, Turn, TurnStatus, utcnow
 from app.paseo.client import PaseoClient
 from app.paseo.errors import PaseoError
-from app.repositories import sessions as sessions_repo
 from app.repositories import turns as turns_repo
-from app.services.access import can_see
+from app.services.access import get_visible_session
 from app.services.auth import Principal
 from app.services.turn_events import EventNotifier, EventWriter, StoredEvent, follow_events
 from app.services.turn_runner import TurnLimits, TurnRun
@@ -143,7 +141,7 @@ class TurnService:
         self, session_id: uuid.UUID, key: str, digest: str, principal: Principal | None
     ) -> Turn | None:
         async with self.db.session() as session:
-            await _get_session(session, session_id, principal)
+            await get_visible_session(session, session_id, principal)
             turn = await turns_repo.get_turn_by_idempotency_key(session, session_id, key)
         if turn is not None and turn.request_hash != digest:
             raise IdempotencyKeyReused(
@@ -165,7 +163,7 @@ class TurnService:
         for _ in range(2):
             try:
                 async with self.db.session() as session:
-                    record = await _get_session(session, session_id, principal)
+                    record = await get_visible_session(session, session_id, principal)
                     if record.status in _CLOSED_SESSION_STATUSES:
                         raise SessionClosed(
                             f"session {session_id} is {record.status}; create a new session"
@@ -223,7 +221,7 @@ class TurnService:
     async def _interrupt_active(self, session_id: uuid.UUID) -> bool:
         """Mark the active turn interrupted, on purpose (`mode=interrupt`)."""
         async with self.db.session() as session:
-            record = await _get_session(session, session_id)
+            record = await get_visible_session(session, session_id)
             active = await turns_repo.get_active_turn(session, session_id)
             if active is None:
                 return True
@@ -317,17 +315,28 @@ class TurnService:
         Returns the turn and whether it has ended. The request is stored in the database, so
         the process running the turn sees it even when another process took the request.
         """
+        record, turn = await self._store_cancel_request(session_id, turn_id, principal)
+        if record.agent_id and turn.id not in self._runs:
+            await self.paseo.stop_agent(record.agent_id)  # its runner is elsewhere; stop it now
+        return await self._wait_until_final(session_id, turn.id)
+
+    async def request_cancel(self, session_id: uuid.UUID) -> None:
+        """Mark the active turn cancelled-on-purpose without stopping anything (forced close)."""
+        with contextlib.suppress(NoRunningTurn):
+            await self._store_cancel_request(session_id, None, None)
+
+    async def _store_cancel_request(
+        self, session_id: uuid.UUID, turn_id: uuid.UUID | None, principal: Principal | None
+    ) -> tuple[GatewaySession, Turn]:
+        """Record the cancel in the database (every process sees it); tell a local run now."""
         async with self.db.session() as session:
-            record = await _get_session(session, session_id, principal)
+            record = await get_visible_session(session, session_id, principal)
             turn = await self._turn_to_cancel(session, session_id, turn_id)
             turn = await turns_repo.update_turn(session, turn, cancel_requested_at=utcnow())
         run = self._runs.get(turn.id)
         if run is not None:
             run.cancel_requested.set()
-        agent_id = record.agent_id or (run.agent_id if run else None)
-        if agent_id and run is None:
-            await self.paseo.stop_agent(agent_id)  # its runner is elsewhere; stop it now
-        return await self._wait_until_final(session_id, turn.id)
+        return record, turn
 
     async def _turn_to_cancel(
         self, session: AsyncSession, session_id: uuid.UUID, turn_id: uuid.UUID | None
@@ -356,17 +365,6 @@ class TurnService:
             if loop.time() >= deadline:
                 return turn, False
             await asyncio.sleep(CANCEL_POLL_SECONDS)
-
-    async def request_cancel(self, session_id: uuid.UUID) -> None:
-        """Mark the active turn cancelled-on-purpose without stopping anything (forced close)."""
-        async with self.db.session() as session:
-            turn = await turns_repo.get_active_turn(session, session_id)
-            if turn is None:
-                return
-            await turns_repo.update_turn(session, turn, cancel_requested_at=utcnow())
-        run = self._runs.get(turn.id)
-        if run is not None:
-            run.cancel_requested.set()
 
     # --- heartbeats and recovery ------------------------------------------------------------
 
@@ -438,7 +436,7 @@ class TurnService:
         self, session_id: uuid.UUID, turn_id: uuid.UUID, principal: Principal | None = None
     ) -> Turn:
         async with self.db.session() as session:
-            await _get_session(session, session_id, principal)
+            await get_visible_session(session, session_id, principal)
             turn = await turns_repo.get_turn(session, turn_id, session_id=session_id)
         if turn is None:
             raise TurnNotFound(f"session {session_id} has no turn {turn_id}")
@@ -448,14 +446,5 @@ class TurnService:
         self, session_id: uuid.UUID, principal: Principal | None, *, limit: int, offset: int
     ) -> tuple[list[Turn], int]:
         async with self.db.session() as session:
-            await _get_session(session, session_id, principal)
+            await get_visible_session(session, session_id, principal)
             return await turns_repo.list_turns(session, session_id, limit=limit, offset=offset)
-
-
-async def _get_session(
-    session: AsyncSession, session_id: uuid.UUID, principal: Principal | None = None
-) -> GatewaySession:
-    record = await sessions_repo.get_session(session, session_id)
-    if record is None or not can_see(record, principal):
-        raise SessionNotFound(f"no session {session_id}")
-    return record
