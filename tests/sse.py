@@ -53,3 +53,19 @@ async def collect_turn(response: httpx.Response) -> list[SseEvent]:
         if event.event in TERMINAL_EVENTS:
             break
     return events
+
+
+async def read_until(stream: AsyncIterator[SseEvent], name: str) -> list[SseEvent]:
+    """Events from `stream` up to and including the first one called `name` (the stream
+    stays open for the rest)."""
+    seen = []
+    async for event in stream:
+        seen.append(event)
+        if event.event == name:
+            break
+    return seen
+
+
+def agent_id_in(events: list[SseEvent]) -> str:
+    agent_id: str = next(e.json()["agent_id"] for e in events if e.event == "agent.created")
+    return agent_id

@@ -27,7 +27,7 @@ from tests.api.conftest import (
 from tests.api.test_prompt import INSTANT, INSTANT_REPLY, new_session, text_of
 from tests.api.test_sessions import assert_problem
 from tests.fakes.harness import FakePaseoDaemon, running_fake_processes
-from tests.sse import SseEvent, collect_turn, read_events
+from tests.sse import SseEvent, agent_id_in, collect_turn, read_events, read_until
 
 LONG = {"provider": "mock", "model": "one-minute-stream"}  # about 6 s at the test time scale
 
@@ -133,9 +133,7 @@ async def test_interrupt_mode_replaces_the_running_turn(client: httpx.AsyncClien
     url = f"/sessions/{session['id']}/prompt"
     async with client.stream("POST", url, json={"prompt": "long work"}) as old:
         old_events = read_events(old)
-        async for event in old_events:
-            if event.event == "text":
-                break
+        await read_until(old_events, "text")
         async with client.stream("POST", url, json={"prompt": INSTANT, "mode": "interrupt"}) as new:
             assert new.status_code == 200
             new_events = await collect_turn(new)
@@ -157,11 +155,7 @@ async def test_cancel_a_turn_by_id_is_confirmed(client: httpx.AsyncClient) -> No
     ) as running:
         turn_id = running.headers["x-turn-id"]
         stream = read_events(running)
-        async for event in stream:
-            if event.event == "agent.created":
-                agent_id = event.json()["agent_id"]
-            if event.event == "text":
-                break
+        agent_id = agent_id_in(await read_until(stream, "text"))
         cancel = await client.post(f"/sessions/{session['id']}/turns/{turn_id}/cancel")
         rest = [event async for event in stream]
     assert cancel.status_code == 200 and cancel.json()["confirmed"] is True
@@ -203,11 +197,7 @@ async def test_idle_timeout_stops_a_silent_turn(
                 "POST", f"/sessions/{session['id']}/prompt", json={"prompt": "work"}
             ) as response:
                 stream = read_events(response)
-                async for event in stream:
-                    if event.event == "agent.created":
-                        agent_id = event.json()["agent_id"]
-                    if event.event == "text":
-                        break
+                agent_id = agent_id_in(await read_until(stream, "text"))
                 for attach in _attach_children_of(gateway.process.pid):
                     attach.send_signal(signal.SIGSTOP)  # the CLI hangs: no more output
                 rest = [event async for event in stream]
@@ -320,9 +310,7 @@ async def test_daemon_killed_mid_turn_fails_the_turn_then_recovers(
                     "POST", f"/sessions/{session['id']}/prompt", json={"prompt": "work"}
                 ) as response:
                     stream = read_events(response)
-                    async for event in stream:
-                        if event.event == "text":
-                            break
+                    await read_until(stream, "text")
                     daemon.kill()
                     rest = [event async for event in stream]
                 assert rest[-1].event == "turn.failed"

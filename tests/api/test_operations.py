@@ -23,7 +23,7 @@ from tests.api.test_durable_turns import LONG, wait_until_final
 from tests.api.test_prompt import INSTANT, new_session
 from tests.api.test_sessions import assert_problem
 from tests.fakes.harness import FakePaseoDaemon
-from tests.sse import collect_turn, read_events
+from tests.sse import collect_turn, read_events, read_until
 
 
 async def test_metrics(client: httpx.AsyncClient) -> None:
@@ -143,11 +143,7 @@ async def test_shutdown_tells_streams_to_resume_elsewhere(
             ) as response:
                 turn_id = response.headers["x-turn-id"]
                 stream = read_events(response)
-                seen = []
-                async for event in stream:
-                    seen.append(event)
-                    if event.event == "text":
-                        break
+                seen = await read_until(stream, "text")
                 first.process.send_signal(signal.SIGTERM)  # a graceful stop, mid-turn
                 seen += [event async for event in stream]
         first.process.wait(timeout=60)

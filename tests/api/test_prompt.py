@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.api.test_sessions import assert_problem
-from tests.sse import SseEvent, collect_turn, read_events
+from tests.sse import SseEvent, agent_id_in, collect_turn, read_events, read_until
 
 INSTANT = "emit 3 coalesced agent stream updates"
 INSTANT_REPLY = "stress-update-0stress-update-1stress-update-2"
@@ -123,7 +123,7 @@ async def test_second_prompt_while_running_is_409(client: httpx.AsyncClient) -> 
     assert events[-1].event == "turn.cancelled"
     stored = (await client.get(f"/sessions/{session['id']}/turns/{turn_id}")).json()
     assert stored["status"] == "cancelled"
-    agent_id = next(e.json()["agent_id"] for e in events if e.event == "agent.created")
+    agent_id = agent_id_in(events)
     agent = (await client.get(f"/agents/{agent_id}")).json()
     assert agent["status"] == "idle"
 
@@ -141,9 +141,7 @@ async def test_disconnect_does_not_cancel_the_turn(client: httpx.AsyncClient) ->
         "POST", f"/sessions/{session['id']}/prompt", json={"prompt": "write a haiku"}
     ) as response:
         turn_id = response.headers["x-turn-id"]
-        async for event in read_events(response):
-            if event.event == "text":
-                break  # the client goes away mid-answer
+        await read_until(read_events(response), "text")  # the client goes away mid-answer
     for _ in range(100):
         turn = (await client.get(f"/sessions/{session['id']}/turns/{turn_id}")).json()
         if turn["status"] != "running":
@@ -230,9 +228,7 @@ async def test_close_while_running_needs_force(client: httpx.AsyncClient) -> Non
         "POST", f"/sessions/{session['id']}/prompt", json={"prompt": "long work"}
     ) as running:
         stream = read_events(running)
-        async for event in stream:
-            if event.event == "text":
-                break
+        await read_until(stream, "text")
         busy = await client.delete(f"/sessions/{session['id']}")
         assert_problem(busy, 409, "agent_running")
         forced = await client.delete(f"/sessions/{session['id']}", params={"force": "true"})

@@ -19,7 +19,7 @@ from tests.api.conftest import (
 )
 from tests.api.test_prompt import INSTANT, INSTANT_REPLY, new_session
 from tests.fakes.harness import FakePaseoDaemon
-from tests.sse import collect_turn, read_events
+from tests.sse import collect_turn, read_events, read_until
 
 TURN_TIMEOUT_SECONDS = 3
 
@@ -55,9 +55,7 @@ async def test_timeout_stops_the_agent_and_later_turns_queue(tight: httpx.AsyncC
         "POST", f"/sessions/{slow['id']}/prompt", json={"prompt": "long work"}
     ) as slow_stream:
         slow_events = read_events(slow_stream)
-        async for event in slow_events:
-            if event.event == "text":
-                break
+        await read_until(slow_events, "text")
         async with tight.stream(
             "POST", f"/sessions/{quick['id']}/prompt", json={"prompt": INSTANT}
         ) as quick_stream:
