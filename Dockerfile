@@ -24,10 +24,11 @@ FROM ${BASE_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python3 -m venv /opt/venv
 WORKDIR /src
-# Dependencies first (their own layer: it is rebuilt only when pyproject.toml changes).
-COPY pyproject.toml ./
+# Dependencies first (their own layer: it is rebuilt only when pyproject.toml or
+# constraints.txt changes), at the versions constraints.txt pins.
+COPY pyproject.toml constraints.txt ./
 RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
- && /opt/venv/bin/pip install -r requirements.txt
+ && /opt/venv/bin/pip install -c constraints.txt -r requirements.txt
 COPY README.md alembic.ini ./
 COPY alembic ./alembic
 COPY app ./app

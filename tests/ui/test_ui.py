@@ -60,7 +60,7 @@ RUN_STORE = "paseo-gateway.running-turn"  # where the page keeps this tab's runn
 
 def _browser_missing() -> str | None:
     if importlib.util.find_spec("playwright") is None:
-        return "Python Playwright is not installed (pip install -e '.[test]')"
+        return "Python Playwright is not installed (pip install -c constraints.txt -e '.[test]')"
     if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
         return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
     return None
