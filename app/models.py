@@ -181,8 +181,16 @@ class Turn(Base):
     # Which gateway process runs the turn, and when it last said it still does.
     runner_id: Mapped[str | None] = mapped_column(String(64))
     heartbeat_at: Mapped[datetime | None] = mapped_column()
-    # The highest `TurnEventRecord.seq` stored for this turn (0: none yet).
+    # The highest `TurnEventRecord.seq` stored for this turn (0: none yet). Event numbers are
+    # handed out by raising it, so every writer, in any process, gets numbers of its own.
     last_event_seq: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # Facts, recorded when they happen (recovery decides from them, never from guesses): the
+    # prompt was handed to Paseo; Paseo recorded it; the turn this one replaced (interrupt);
+    # when the stream said that a requested stop is not yet confirmed.
+    prompt_sent_at: Mapped[datetime | None] = mapped_column()
+    prompt_delivered_at: Mapped[datetime | None] = mapped_column()
+    replaces_turn_id: Mapped[uuid.UUID | None] = mapped_column()
+    cancelling_at: Mapped[datetime | None] = mapped_column()
 
 
 class TurnEventRecord(Base):

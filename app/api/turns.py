@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Query
@@ -75,17 +74,23 @@ async def _stream(
     events: AsyncIterator[StoredEvent], shutdown: anyio.Event, events_url: str
 ) -> AsyncIterator[ServerSentEvent]:
     """The stored events as SSE; on server shutdown, a last `gateway.shutdown` event that
-    tells the client where to resume (the turn itself goes on, elsewhere or after restart)."""
+    tells the client where to resume (the turn itself goes on, elsewhere or after restart).
+
+    The helper tasks of each step are ended before the stream is: a client that disconnects
+    (which cancels this generator) leaves no task behind and the event source closes cleanly.
+    """
     ACTIVE_STREAMS.inc()
     last = 0
+    upcoming: asyncio.Future[StoredEvent] | None = None
+    stopping: asyncio.Future[Any] | None = None
     try:
         while True:
             upcoming = asyncio.ensure_future(anext(events))
             stopping = asyncio.ensure_future(shutdown.wait())
             await asyncio.wait({upcoming, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
+            await _end_task(stopping)
             if not upcoming.done():
-                upcoming.cancel()
+                await _end_task(upcoming)
                 farewell = {
                     "detail": "this gateway is shutting down; reconnect to events_url with "
                     "Last-Event-ID to get the rest of the turn",
@@ -102,8 +107,21 @@ async def _stream(
             yield ServerSentEvent(data=json.dumps(event.data), event=event.name, id=str(event.seq))
     finally:
         ACTIVE_STREAMS.dec()
-        with contextlib.suppress(Exception):
+        # Shielded: a disconnect cancels this generator's scope again at every await.
+        with anyio.CancelScope(shield=True):
+            for task in (upcoming, stopping):
+                if task is not None:
+                    await _end_task(task)
             await events.aclose()  # type: ignore[attr-defined]
+
+
+async def _end_task(task: asyncio.Future[Any]) -> None:
+    """Cancel `task` if it still runs and wait until it has ended (its result is not wanted)."""
+    if not task.done():
+        task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not log it as never retrieved
 
 
 def _event_source(

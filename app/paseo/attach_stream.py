@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from app.paseo.prompts import recorded_prompt
 from app.paseo.types import AgentNotice, ReasoningDelta, TextDelta, ToolActivity, TurnEvent
 
 HEADER_END = "(Press Ctrl+C to detach)\n\n"
@@ -46,11 +47,11 @@ class AttachParser:
     """Incremental parser: feed it stdout chunks, get events; it holds back partial markers.
 
     `prompt` is the prompt of the turn being followed: its `[User]` line may span several lines,
-    so knowing the text lets the parser skip it whole.
+    so knowing the text (as Paseo records it: trimmed) lets the parser skip it whole.
     """
 
     def __init__(self, prompt: str, *, expect_header: bool = True) -> None:
-        self._prompt = prompt
+        self._prompt = recorded_prompt(prompt)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._buffer = ""
         self._header_seen = not expect_header

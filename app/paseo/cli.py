@@ -20,7 +20,8 @@ from app.paseo.attach_stream import HEADER_END, AttachParser, ParsedItem, Prompt
 from app.paseo.errors import PaseoError
 from app.paseo.output import check, error_from_result, parse_json, parse_json_list
 from app.paseo.process import ChildProcess, CliResult, CliRunner
-from app.paseo.transcript import last_reply
+from app.paseo.prompts import recorded_prompt
+from app.paseo.transcript import last_reply, latest_is, same_words, times_recorded
 from app.paseo.types import (
     AgentDetail,
     AgentStarted,
@@ -29,6 +30,8 @@ from app.paseo.types import (
     CreatedAgent,
     DeleteResult,
     NewAgent,
+    PromptDelivered,
+    PromptHistory,
     ProviderInfo,
     SendResult,
     StopResult,
@@ -138,8 +141,30 @@ class CliPaseoClient:
         result = await self.runner.run(["logs", "--", agent_id])
         return check(result, text_code="LOGS_FAILED").stdout
 
-    async def last_reply(self, agent_id: str, prompt: str) -> str | None:
-        return last_reply(await self.read_logs(agent_id), prompt)
+    async def prompt_history(self, agent_id: str, prompt: str) -> PromptHistory:
+        """From `logs` (the whole transcript); the reply text from `attach`'s replay, which
+        keeps the whitespace `logs` trims, when both agree on everything else."""
+        transcript = await self.read_logs(agent_id)
+        reply = last_reply(transcript, prompt)
+        if reply is not None:
+            reply = await self._faithful(agent_id, prompt, reply)
+        return PromptHistory(
+            times_recorded=times_recorded(transcript, prompt),
+            latest_is_this_prompt=latest_is(transcript, prompt),
+            latest_reply=reply,
+        )
+
+    async def _faithful(self, agent_id: str, prompt: str, logged: str) -> str:
+        """The reply as `attach` replays it, if it has the same words as the logged one."""
+        try:
+            async with self.runner.spawn(["attach", "--", agent_id]) as attach:
+                replayed = _replayed_reply(await _read_replay(attach), prompt)
+        except PaseoError as exc:
+            logger.warning("no replay of agent %s: %s", agent_id, exc)
+            return logged
+        if replayed is None or not same_words(replayed, logged):
+            return logged
+        return replayed
 
     async def create_agent(self, agent: NewAgent, prompt: str) -> CreatedAgent:
         """`paseo run -d`: the agent starts working on `prompt` at once."""
@@ -164,9 +189,11 @@ class CliPaseoClient:
     # --- turns ---------------------------------------------------------------------------------
 
     async def start_agent_turn(self, agent: NewAgent, prompt: str) -> AsyncIterator[TurnEvent]:
+        yield TurnStarted()
         created = await self.create_agent(agent, prompt)
         yield AgentStarted(created)
-        yield TurnStarted()
+        # `run -d` answers once the daemon has recorded the first prompt.
+        yield PromptDelivered()
         async for event in self._follow_turn(created.agent_id, prompt, mode="new"):
             yield event
 
@@ -194,6 +221,7 @@ class CliPaseoClient:
         """
         streamed = [already]
         scope = _TurnScope(prompt, inside=mode == "resume")
+        delivered = mode != "send"
         async with self.runner.spawn(["attach", "--", agent_id]) as attach:
             parser = AttachParser(prompt, expect_header=mode == "new")
             if mode != "new":
@@ -205,14 +233,23 @@ class CliPaseoClient:
             finisher = asyncio.create_task(self._finish_turn(agent_id, prompt, mode == "send"))
             try:
                 async for event in _live_events(attach, parser, scope, finisher):
+                    if not delivered and scope.inside:
+                        delivered = True  # attach showed this turn's own `[User]` item
+                        yield PromptDelivered()
                     if isinstance(event, TextDelta):
                         streamed.append(event.text)
                     yield event
+                if not delivered and scope.inside:
+                    delivered = True
+                    yield PromptDelivered()
                 outcome: TurnOutcome
                 if scope.superseded:
                     outcome, message = "interrupted", "another prompt replaced this turn"
                 else:
                     outcome, message = finisher.result()
+                    if not delivered:
+                        delivered = True  # send answered: the daemon accepted the prompt
+                        yield PromptDelivered()
             finally:
                 if not finisher.done():
                     finisher.cancel()
@@ -271,13 +308,21 @@ class CliPaseoClient:
         )
 
     async def _missing_tail(self, agent_id: str, prompt: str, streamed: str) -> str:
-        """What the transcript has beyond what attach delivered (attach may lose the end)."""
+        """What the transcript has beyond what attach delivered (attach may lose the end).
+
+        `logs` trims blocks, so it is compared word for word; only when it has more is the
+        exact text read from `attach`'s replay.
+        """
         try:
-            reply = await self.last_reply(agent_id, prompt)
+            logged = last_reply(await self.read_logs(agent_id), prompt)
+            if logged is None or same_words(logged, streamed):
+                return ""
+            reply = await self._faithful(agent_id, prompt, logged)
         except PaseoError as exc:
             logger.warning("could not read logs of agent %s: %s", agent_id, exc)
             return ""
-        if reply is None or not reply.startswith(streamed):
+        if not reply.startswith(streamed):
+            logger.warning("the transcript of agent %s does not extend what was streamed", agent_id)
             return ""
         return reply[len(streamed) :]
 
@@ -300,7 +345,7 @@ class _TurnScope:
     """
 
     def __init__(self, prompt: str, *, inside: bool) -> None:
-        self.prompt = prompt
+        self.prompt = recorded_prompt(prompt)
         self.inside = inside
         self.superseded = False
 
@@ -340,18 +385,30 @@ async def _read_replay(attach: ChildProcess) -> bytes:
         # The history is fetched after the header: wait longer for its first bytes (an agent
         # that exists has at least the prompt that created it), then for a quiet moment.
         quiet = REPLAY_QUIET_SECONDS if replay else REPLAY_FIRST_BYTES_SECONDS
-        try:
-            chunk = await asyncio.wait_for(attach.read_chunk(), quiet)
-        except TimeoutError:
+        more = await _read_within(attach, quiet)
+        if more is None:
             break
-        if not chunk:
+        if not more:
             raise _attach_failed(attach, await attach.wait())
-        replay += chunk
+        replay += more
     return bytes(replay)
 
 
-def _unstreamed(replay: bytes, prompt: str, already: str) -> str:
-    """The replayed text of the last turn for `prompt` beyond what was already streamed."""
+async def _read_within(attach: ChildProcess, seconds: float) -> bytes | None:
+    """The next stdout chunk, or None after `seconds` of silence.
+
+    `asyncio.timeout`, not `wait_for`: on Python 3.11 `wait_for` can swallow the caller's own
+    cancellation (an outer limit) when the read completes as its timer fires.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            return await attach.read_chunk()
+    except TimeoutError:
+        return None
+
+
+def _replayed_reply(replay: bytes, prompt: str) -> str | None:
+    """The replayed text of the last turn, if that turn is `prompt`'s."""
     parser = AttachParser(prompt, expect_header=False)
     texts: list[str] = []
     latest_prompt: str | None = None
@@ -360,8 +417,15 @@ def _unstreamed(replay: bytes, prompt: str, already: str) -> str:
             texts, latest_prompt = [], item.text
         elif isinstance(item, TextDelta):
             texts.append(item.text)
-    so_far = "".join(texts)
-    if latest_prompt != prompt or not so_far.startswith(already):
+    if latest_prompt != recorded_prompt(prompt):
+        return None
+    return "".join(texts)
+
+
+def _unstreamed(replay: bytes, prompt: str, already: str) -> str:
+    """The replayed text of the last turn for `prompt` beyond what was already streamed."""
+    so_far = _replayed_reply(replay, prompt)
+    if so_far is None or not so_far.startswith(already):
         logger.warning("cannot line up the replayed turn with what was streamed; no catch-up")
         return ""
     return so_far[len(already) :]

@@ -16,6 +16,7 @@ from app.paseo.types import (
     CreatedAgent,
     DeleteResult,
     NewAgent,
+    PromptHistory,
     ProviderInfo,
     StopResult,
     TurnEvent,
@@ -49,12 +50,17 @@ class PaseoClient(Protocol):
     def start_agent_turn(self, agent: NewAgent, prompt: str) -> AsyncIterator[TurnEvent]:
         """Create an agent with its first prompt and follow that turn.
 
-        Yields `AgentStarted` first, then the turn's output, then exactly one `TurnEnded`.
+        Yields `TurnStarted` (nothing is created before the consumer asks for more), then
+        `AgentStarted`, `PromptDelivered`, the turn's output, and exactly one `TurnEnded`.
         """
         ...
 
     def prompt_agent_turn(self, agent_id: str, prompt: str) -> AsyncIterator[TurnEvent]:
-        """Send a prompt to an existing agent and follow the turn until `TurnEnded`."""
+        """Send a prompt to an existing agent and follow the turn until `TurnEnded`.
+
+        Yields `TurnStarted` before anything is sent, `PromptDelivered` once Paseo is seen to
+        have the prompt (at the latest before `TurnEnded`, unless it never got it).
+        """
         ...
 
     def resume_agent_turn(
@@ -67,8 +73,8 @@ class PaseoClient(Protocol):
         """
         ...
 
-    async def last_reply(self, agent_id: str, prompt: str) -> str | None:
-        """The agent's reply text to its latest turn for `prompt` (None if there is none)."""
+    async def prompt_history(self, agent_id: str, prompt: str) -> PromptHistory:
+        """What the agent's transcript records of `prompt` (recovery decides from it)."""
 
     async def stop_agent(self, agent_id: str) -> StopResult: ...
 

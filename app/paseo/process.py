@@ -116,7 +116,8 @@ class ChildProcess:
         if self.process.returncode is None:
             self.signal_group(signal.SIGTERM)
             try:
-                await asyncio.wait_for(self.process.wait(), grace)
+                async with asyncio.timeout(grace):  # not wait_for: see app.aio
+                    await self.process.wait()
             except TimeoutError:
                 self.signal_group(signal.SIGKILL)
         # Whatever the leader did, end anything it left behind in its group.

@@ -1,14 +1,18 @@
-"""Reading the assistant's reply to the last prompt out of a `paseo logs` transcript.
+"""Reading a `paseo logs` transcript: which prompts it records, and the reply to the last one.
 
 `logs` prints one timeline item per line: `[User] ...`, assistant text (merged chunks, possibly
 spanning lines), `[Thought] ...`, `[<Tool>] summary`, `[Tasks]` with `- [x] item` lines,
 `[Error] ...`, `[Compacted]`. Consecutive assistant items are printed joined with no separator,
 which is also how `attach` streams them, so the reply is the assistant lines of the last turn.
+Paseo trims each block it prints (the prompt of a `[User]` item too), so whitespace at the
+edges of a block is lost here; `attach` keeps it.
 """
 
 from __future__ import annotations
 
 import re
+
+from app.paseo.prompts import recorded_prompt
 
 NO_ACTIVITY = "No activity to display."
 _USER_PREFIX = "[User] "
@@ -19,25 +23,51 @@ _TASK_LINE = re.compile(r"^- \[[ xX]\] ")
 
 
 def last_reply(transcript: str, prompt: str) -> str | None:
-    """The assistant text after the last `[User]` item (the one for `prompt` when found)."""
+    """The assistant text of the transcript's last turn, if that turn is `prompt`'s.
+
+    None when the last `[User]` item is another prompt (or there is none): a reply counts
+    only if it follows this turn's own prompt.
+    """
     lines = transcript.split("\n")
-    start = _after_last_user_item(lines, prompt)
-    if start is None:
+    users = _user_items(lines, prompt)
+    if not users or not users[-1][1]:
         return None
-    return _assistant_text(lines[start:])
+    return _assistant_text(lines[users[-1][0] :])
 
 
-def _after_last_user_item(lines: list[str], prompt: str) -> int | None:
-    prompt_lines = prompt.split("\n")
-    for index in range(len(lines) - 1, -1, -1):
-        if not lines[index].startswith(_USER_PREFIX):
+def times_recorded(transcript: str, prompt: str) -> int:
+    """How many `[User]` items of the transcript carry `prompt` (as Paseo records it)."""
+    return sum(1 for _, is_prompt in _user_items(transcript.split("\n"), prompt) if is_prompt)
+
+
+def latest_is(transcript: str, prompt: str) -> bool:
+    """Whether the transcript's last `[User]` item is `prompt`."""
+    users = _user_items(transcript.split("\n"), prompt)
+    return bool(users) and users[-1][1]
+
+
+def _user_items(lines: list[str], prompt: str) -> list[tuple[int, bool]]:
+    """Each `[User]` item: the index of the line after it, and whether it is `prompt`.
+
+    A `[User]` item of `prompt` spans as many lines as the recorded prompt has.
+    """
+    prompt_lines = recorded_prompt(prompt).split("\n")
+    span = len(prompt_lines)
+    items: list[tuple[int, bool]] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if not line.startswith(_USER_PREFIX):
+            index += 1
             continue
-        first = lines[index][len(_USER_PREFIX) :]
-        span = len(prompt_lines)
+        first = line[len(_USER_PREFIX) :]
         if [first, *lines[index + 1 : index + span]] == prompt_lines:
-            return index + span
-        return index + 1
-    return None
+            items.append((index + span, True))
+            index += span
+        else:
+            items.append((index + 1, False))
+            index += 1
+    return items
 
 
 def _assistant_text(lines: list[str]) -> str:
@@ -57,4 +87,13 @@ def _assistant_text(lines: list[str]) -> str:
         parts.append(line)
         previous_was_text = True
     text = "".join(parts)
+    # The newline `logs` prints after its last line is not reply text.
     return text[:-1] if text.endswith("\n") else text
+
+
+def same_words(left: str, right: str) -> bool:
+    """Whether two renderings of one reply differ at most in whitespace (logs trims blocks)."""
+    return _WHITESPACE.sub("", left) == _WHITESPACE.sub("", right)
+
+
+_WHITESPACE = re.compile(r"\s+")

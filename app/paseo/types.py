@@ -153,11 +153,17 @@ class AgentStarted:
 
 @dataclass(frozen=True)
 class TurnStarted:
-    """Paseo has the prompt (or is about to get it): from here on the turn's output follows.
+    """The prompt goes to Paseo next (nothing has been sent yet): from here on the turn's
+    output follows.
 
     A consumer that wants to call the turn off before it reaches Paseo closes the iterator
-    on this event.
+    on this event; the client sends nothing until it asks for the next one.
     """
+
+
+@dataclass(frozen=True)
+class PromptDelivered:
+    """Paseo has recorded the prompt (a fact seen, not assumed): the turn is the agent's now."""
 
 
 @dataclass(frozen=True)
@@ -195,5 +201,25 @@ class TurnEnded:
 
 
 TurnEvent = (
-    AgentStarted | TurnStarted | TextDelta | ReasoningDelta | ToolActivity | AgentNotice | TurnEnded
+    AgentStarted
+    | TurnStarted
+    | PromptDelivered
+    | TextDelta
+    | ReasoningDelta
+    | ToolActivity
+    | AgentNotice
+    | TurnEnded
 )
+
+
+@dataclass(frozen=True)
+class PromptHistory:
+    """What an agent's transcript says of one prompt (as Paseo records it).
+
+    `times_recorded`: how many `[User]` items carry it. `latest_reply`: the reply to it when
+    the agent's latest turn is this prompt's (None otherwise, or with no reply text yet).
+    """
+
+    times_recorded: int
+    latest_is_this_prompt: bool
+    latest_reply: str | None

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import attributes, util
 
 from app.models import Turn, TurnEventRecord, utcnow
-from app.repositories.turns import violates_unique
+from app.repositories.turns import take_event_numbers, violates_unique
 
 EVENT_SEQ_CONSTRAINT = "uq_turn_events_turn_id_seq"
 _SQLITE_EVENT_SEQ_VIOLATION = "UNIQUE constraint failed: turn_events.turn_id, turn_events.seq"
@@ -54,6 +54,14 @@ async def append_events(
     seqs = [seq for seq, _, _ in events]
     if min(seqs) < 1:
         raise ValueError(f"event numbers start at 1, not {min(seqs)}")
+    await _insert_events(session, turn_id, events)
+    await _raise_last_event_seq(session, turn_id, max(seqs))
+
+
+async def _insert_events(
+    session: AsyncSession, turn_id: uuid.UUID, events: Sequence[EventRow]
+) -> None:
+    seqs = [seq for seq, _, _ in events]
     created_at = utcnow()
     rows = [
         {"turn_id": turn_id, "seq": seq, "name": name, "data": data, "created_at": created_at}
@@ -63,7 +71,26 @@ async def append_events(
         for start in range(0, len(rows), MAX_EVENTS_PER_INSERT):
             chunk = rows[start : start + MAX_EVENTS_PER_INSERT]
             await session.execute(insert(TurnEventRecord).values(chunk))
-    await _raise_last_event_seq(session, turn_id, max(seqs))
+
+
+async def append_next_events(
+    session: AsyncSession,
+    turn_id: uuid.UUID,
+    events: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    runner_id: str | None = None,
+) -> list[int]:
+    """Store `events` under the turn's next numbers (taken from the turn row); returns them.
+
+    Raises `app.repositories.turns.TurnNotWritable` when the turn has ended or, with
+    `runner_id`, another runner holds it: nothing is stored after a terminal event.
+    """
+    if not events:
+        return []
+    first = await take_event_numbers(session, turn_id, len(events), runner_id=runner_id)
+    numbered = [(first + index, name, data) for index, (name, data) in enumerate(events)]
+    await _insert_events(session, turn_id, numbered)
+    return [seq for seq, _, _ in numbered]
 
 
 async def list_events(

@@ -11,7 +11,8 @@ session.
 Durable turns: the process running a turn (`runner_id`) stamps `heartbeat_at` while it runs
 and releases it when it shuts down; another process may take over a turn that was released or
 whose heartbeat has gone stale (`claim_stale_turns`).
-Status changes that race go through `transition_turn`, a compare-and-set.
+Status changes that race go through `transition_turn`, a compare-and-set; a turn ends only
+through `finish_turn`, which also hands out the number of its terminal event.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import attributes, util
 
 from app.models import ACTIVE_TURN_STATUSES, GatewaySession, Turn, TurnStatus, utcnow
 from app.repositories.sessions import check_page
@@ -66,6 +68,14 @@ class DuplicateIdempotencyKey(Exception):
         super().__init__(f"session {session_id} already has a turn with idempotency key {key!r}")
         self.session_id = session_id
         self.key = key
+
+
+class TurnNotWritable(Exception):
+    """The turn has ended, or another runner holds it: nothing more may be written for it."""
+
+    def __init__(self, turn_id: uuid.UUID) -> None:
+        super().__init__(f"turn {turn_id} has ended or is run elsewhere; it takes no more events")
+        self.turn_id = turn_id
 
 
 class _TurnOutcome(TypedDict, total=False):
@@ -101,6 +111,7 @@ async def add_turn(
     request_hash: str | None = None,
     runner_id: str | None = None,
     heartbeat_at: datetime | None = None,
+    replaces_turn_id: uuid.UUID | None = None,
 ) -> Turn:
     """Insert the session's next turn, numbered 1, 2, ... in one statement.
 
@@ -109,7 +120,7 @@ async def add_turn(
     key is checked in the INSERT itself (it inserts nothing then), so a retry of an active
     turn's request is told apart from another request on a busy session on both backends.
     """
-    await _lock_session_row(session, session_id)
+    await lock_session_row(session, session_id)
     values = {
         "session_id": session_id,
         "prompt": prompt,
@@ -118,6 +129,7 @@ async def add_turn(
         "request_hash": request_hash,
         "runner_id": runner_id,
         "heartbeat_at": heartbeat_at,
+        "replaces_turn_id": replaces_turn_id,
     }
     next_number = (
         select(func.coalesce(func.max(Turn.number), 0) + 1)
@@ -251,6 +263,147 @@ async def transition_turn(
         return (await session.scalars(statement)).one_or_none()
 
 
+async def finish_turn(
+    session: AsyncSession,
+    turn_id: uuid.UUID,
+    *,
+    from_statuses: Iterable[str],
+    to_status: str,
+    runner_id: str | None = None,
+    **changes: Unpack[_TurnOutcome],
+) -> Turn | None:
+    """End the turn: `to_status`, `changes`, and the next event number for its terminal event.
+
+    A compare-and-set like `transition_turn` (and, with `runner_id`, only while that runner
+    holds the turn); None means nothing changed. The returned turn's `last_event_seq` is the
+    number the caller must give the terminal event, in this same transaction.
+    """
+    conditions = [Turn.id == turn_id, Turn.status.in_(_status_list(from_statuses))]
+    if runner_id is not None:
+        conditions.append(Turn.runner_id == runner_id)
+    statement = (
+        update(Turn)
+        .where(*conditions)
+        .values(status=to_status, last_event_seq=Turn.last_event_seq + 1, **changes)
+        .returning(Turn)
+        .execution_options(**_REFRESH_RETURNED)
+    )
+    return (await session.scalars(statement)).one_or_none()
+
+
+async def take_event_numbers(
+    session: AsyncSession, turn_id: uuid.UUID, count: int, *, runner_id: str | None = None
+) -> int:
+    """Reserve `count` event numbers for an active turn; returns the first of them.
+
+    One UPDATE of `last_event_seq`, which on PostgreSQL also locks the row until commit, so
+    concurrent writers get consecutive, disjoint ranges. Raises `TurnNotWritable` when the
+    turn has ended (its terminal event is the last) or, with `runner_id`, another runner
+    holds it.
+    """
+    conditions = [Turn.id == turn_id, Turn.status.in_(list(ACTIVE_TURN_STATUSES))]
+    if runner_id is not None:
+        conditions.append(Turn.runner_id == runner_id)
+    statement = (
+        update(Turn)
+        .where(*conditions)
+        .values(last_event_seq=Turn.last_event_seq + count)
+        .returning(Turn.last_event_seq)
+        .execution_options(synchronize_session=False)
+    )
+    last = (await session.execute(statement)).scalar_one_or_none()
+    if last is None:
+        raise TurnNotWritable(turn_id)
+    held = session.identity_map.get(util.identity_key(Turn, turn_id))
+    if held is not None:
+        attributes.set_committed_value(held, "last_event_seq", last)
+    return int(last) - count + 1
+
+
+async def mark_prompt_sent(session: AsyncSession, turn_id: uuid.UUID, runner_id: str) -> bool:
+    """Record that the prompt goes to Paseo now, only while the turn runs under `runner_id`.
+
+    False means the turn ended (replaced, cancelled) or moved on: do not send the prompt.
+    """
+    statement = (
+        update(Turn)
+        .where(Turn.id == turn_id, Turn.status == TurnStatus.RUNNING, Turn.runner_id == runner_id)
+        .values(prompt_sent_at=func.coalesce(Turn.prompt_sent_at, utcnow()))
+        .returning(Turn.id)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.scalar(statement)) is not None
+
+
+async def mark_prompt_delivered(session: AsyncSession, turn_id: uuid.UUID) -> None:
+    """Record that Paseo has the prompt (a fact, whatever the turn's status is now)."""
+    now = utcnow()
+    statement = (
+        update(Turn)
+        .where(Turn.id == turn_id)
+        .values(
+            prompt_sent_at=func.coalesce(Turn.prompt_sent_at, now),
+            prompt_delivered_at=func.coalesce(Turn.prompt_delivered_at, now),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(statement)
+
+
+async def mark_cancelling(session: AsyncSession, turn_id: uuid.UUID) -> bool:
+    """Record, once, that the stream says a requested stop is unconfirmed; True the first time
+    (for an active turn): the caller then stores the `turn.cancelling` event."""
+    statement = (
+        update(Turn)
+        .where(
+            Turn.id == turn_id,
+            Turn.status.in_(list(ACTIVE_TURN_STATUSES)),
+            Turn.cancelling_at.is_(None),
+        )
+        .values(cancelling_at=utcnow())
+        .returning(Turn.id)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.scalar(statement)) is not None
+
+
+async def request_cancel(session: AsyncSession, turn_id: uuid.UUID) -> Turn | None:
+    """Store a cancel request on an active turn; the first request's time is kept (it starts
+    the one deadline every party of the cancel uses). None if the turn is not active."""
+    statement = (
+        update(Turn)
+        .where(Turn.id == turn_id, Turn.status.in_(list(ACTIVE_TURN_STATUSES)))
+        .values(cancel_requested_at=func.coalesce(Turn.cancel_requested_at, utcnow()))
+        .returning(Turn)
+        .execution_options(**_REFRESH_RETURNED)
+    )
+    return (await session.scalars(statement)).one_or_none()
+
+
+async def let_go(session: AsyncSession, turn_id: uuid.UUID, runner_id: str) -> None:
+    """`runner_id` no longer follows the turn, whatever its status: an active one can be
+    claimed at once, and a turn that replaced it need not wait for this runner."""
+    statement = (
+        update(Turn)
+        .where(Turn.id == turn_id, Turn.runner_id == runner_id)
+        .values(runner_id=None, heartbeat_at=None)
+        .execution_options(synchronize_session="fetch")
+    )
+    await session.execute(statement)
+
+
+async def delivered_prompts_before(
+    session: AsyncSession, session_id: uuid.UUID, number: int
+) -> list[str]:
+    """The prompts of the session's turns before `number` that Paseo is known to have."""
+    statement = select(Turn.prompt).where(
+        Turn.session_id == session_id,
+        Turn.number < number,
+        Turn.prompt_delivered_at.is_not(None),
+    )
+    return list((await session.scalars(statement)).all())
+
+
 async def heartbeat_turns(
     session: AsyncSession, runner_id: str, turn_ids: Sequence[uuid.UUID]
 ) -> int:
@@ -334,12 +487,18 @@ async def claim_stale_turns(
     return sorted(claimed, key=lambda turn: (turn.started_at, turn.number))
 
 
-async def _lock_session_row(session: AsyncSession, session_id: uuid.UUID) -> None:
-    """Serialize turn inserts per session: a row lock on PostgreSQL (SQLite has one writer).
+async def lock_session_row(session: AsyncSession, session_id: uuid.UUID) -> None:
+    """Serialize what changes a session's turns: a row lock held until the transaction ends.
 
-    Without it two inserts could take the same number and fail on that index instead of
-    reporting the active turn, or both miss the other's idempotency key.
+    PostgreSQL: SELECT ... FOR UPDATE. SQLite has one writer but a reader may not become one
+    once another wrote (WAL answers "database is locked" at once), so there it is a no-op
+    write, which takes the write lock (waiting up to the busy timeout). Call it first in the
+    transaction, before anything reads what it protects.
     """
+    if session.get_bind().dialect.name == "sqlite":
+        touch = update(GatewaySession).where(GatewaySession.id == session_id)
+        await session.execute(touch.values(status=GatewaySession.status))
+        return
     statement = select(GatewaySession.id).where(GatewaySession.id == session_id)
     await session.execute(statement.with_for_update())
 

@@ -23,6 +23,7 @@ from app.errors import (
 from app.models import GatewaySession, SessionStatus, Turn
 from app.paseo.client import PaseoClient
 from app.paseo.errors import PaseoError, PaseoErrorKind
+from app.paseo.prompts import recorded_prompt
 from app.repositories import sessions as sessions_repo
 from app.schemas import AgentLiveStatus, SessionCreate, SessionImport
 from app.services.access import get_visible_session, owner_filter
@@ -228,7 +229,7 @@ class SessionService:
 
 def check_prompt(prompt: str, max_bytes: int) -> None:
     """Prompts are data of any content, but not empty and not larger than configured."""
-    if not prompt.strip():
+    if not prompt.strip() or not recorded_prompt(prompt):
         raise InvalidInput("prompt must contain some non-whitespace text", field="prompt")
     size = len(prompt.encode("utf-8"))
     if size > max_bytes:

@@ -31,6 +31,10 @@ POLL_INTERVAL_SECONDS = 0.5
 READ_PAGE_SIZE = 500
 
 
+# An event not yet stored: its name and data (the number comes when it is stored).
+Event = tuple[str, dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class StoredEvent:
     seq: int
@@ -70,73 +74,123 @@ class EventNotifier:
             return
         wakeup = self._wakeups.setdefault(turn_id, asyncio.Event())
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wakeup.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await wakeup.wait()
 
 
 class EventWriter:
-    """Numbers one turn's events and stores them in batches; `close` flushes the rest."""
+    """Stores one turn's events in batches, numbered by the database as they are stored.
+
+    A batch being written is never cancelled (the write is shielded; `close` waits for it):
+    it is stored, or its error is raised to the turn, which then fails loudly. Only the
+    runner holding the turn (`runner_id`) may write, and nothing is stored once the turn has
+    ended: `TurnNotWritable` then tells the run that the turn was ended or taken elsewhere.
+    """
 
     def __init__(
-        self, db: Database, notifier: EventNotifier, turn_id: uuid.UUID, last_seq: int = 0
+        self, db: Database, notifier: EventNotifier, turn_id: uuid.UUID, runner_id: str | None
     ) -> None:
         self.db = db
         self.notifier = notifier
         self.turn_id = turn_id
-        self.seq = last_seq
-        self._buffer: list[tuple[int, str, dict[str, Any]]] = []
+        self.runner_id = runner_id
+        self.last_seq = 0
+        self._buffer: list[Event] = []
         self._lock = asyncio.Lock()
-        self._flusher: asyncio.Task[None] | None = None
+        self._timer: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
         self._failure: Exception | None = None
 
-    async def emit(self, name: str, data: dict[str, Any]) -> int:
+    async def emit(self, name: str, data: dict[str, Any]) -> None:
         """Queue an event; it is stored within FLUSH_INTERVAL_SECONDS."""
-        if self._failure is not None:
-            await self.flush()  # raises the stored failure
-        self.seq += 1
-        self._buffer.append((self.seq, name, data))
+        self._raise_failure()
+        self._buffer.append((name, data))
         if len(self._buffer) >= MAX_BATCH_EVENTS:
             await self.flush()
-        elif self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_soon())
-        return self.seq
+        elif self._timer is None or self._timer.done():
+            self._timer = asyncio.create_task(self._flush_soon())
 
     async def emit_now(self, name: str, data: dict[str, Any]) -> int:
-        """Queue an event and store it (with anything buffered) before returning."""
-        seq = await self.emit(name, data)
+        """Queue an event and store it (with anything buffered); returns its number."""
+        await self.emit(name, data)
         await self.flush()
-        return seq
+        return self.last_seq
 
     async def _flush_soon(self) -> None:
-        await asyncio.sleep(FLUSH_INTERVAL_SECONDS)
+        """The timer: flush after FLUSH_INTERVAL_SECONDS, or at once when woken by `drain`.
+
+        It is woken, never cancelled, so a flush it started always runs to its end.
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FLUSH_INTERVAL_SECONDS):
+                await self._wake.wait()
         with contextlib.suppress(Exception):  # kept in `_failure`; the next call raises it
             await self.flush()
 
     async def flush(self) -> None:
         """Store the buffered events. A batch that fails stays buffered and the error is raised
-        (now, or by the next `emit`/`close` if a timer hit it): nothing is dropped silently."""
+        (now, or by the next `emit`/`close` if the timer hit it): nothing is dropped silently."""
         async with self._lock:
-            if self._failure is not None:
-                failure, self._failure = self._failure, None
-                raise failure
+            self._raise_failure()
             batch, self._buffer = self._buffer, []
             if not batch:
                 return
+            write = asyncio.ensure_future(self._store(batch))
             try:
-                async with self.db.session() as session:
-                    await events_repo.append_events(session, self.turn_id, batch)
-            except Exception as exc:
-                self._buffer[:0] = batch
-                self._failure = exc
+                await asyncio.shield(write)
+            except asyncio.CancelledError:
+                # The caller is cancelled (shutdown): the write in flight still ends first, so
+                # nothing written later can overtake it.
+                await asyncio.wait({write})
+                self._settle(write, batch, raise_failure=False)
                 raise
+            self._settle(write, batch, raise_failure=True)
+
+    def _settle(
+        self, write: asyncio.Future[list[int]], batch: list[Event], *, raise_failure: bool
+    ) -> None:
+        if write.cancelled() or write.exception() is not None:
+            failure = write.exception() if not write.cancelled() else None
+            self._buffer[:0] = batch
+            self._failure = (
+                failure
+                if isinstance(failure, Exception)
+                else RuntimeError("the event write was cancelled")
+            )
+            if raise_failure:
+                self._raise_failure()
+            return
+        self.last_seq = write.result()[-1]
         self.notifier.notify(self.turn_id)
 
+    async def _store(self, batch: list[Event]) -> list[int]:
+        async with self.db.session() as session:
+            return await events_repo.append_next_events(
+                session, self.turn_id, batch, runner_id=self.runner_id
+            )
+
+    async def drain(self) -> list[Event]:
+        """Stop the timer, wait for a write in flight, and hand over what is still buffered
+        (the turn's ending stores it in its own transaction)."""
+        if self._timer is not None and not self._timer.done():
+            self._wake.set()
+            await asyncio.shield(self._timer)
+        self._wake = asyncio.Event()
+        async with self._lock:
+            self._raise_failure()
+            batch, self._buffer = self._buffer, []
+        return batch
+
     async def close(self) -> None:
-        """Store what is buffered; stop the pending timer."""
-        if self._flusher is not None and not self._flusher.done():
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+        """Store what is buffered, after any write in flight; stop the timer."""
+        batch = await self.drain()
+        self._buffer[:0] = batch
         await self.flush()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
 
 
 async def follow_events(

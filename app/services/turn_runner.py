@@ -1,7 +1,9 @@
-"""Running one turn to its end: follow Paseo, store every event, end in exactly one state.
+"""Running one turn: follow Paseo, store what it produces, end the turn once.
 
-A run ends by `_finish`, which stores the final status (a compare-and-set, so a turn that
-someone else already ended keeps that ending) and the terminal event in one transaction.
+The parts: the store (app/services/turn_store.py) claims, appends and ends; the decisions
+(app/services/turn_decisions.py) say how a turn ends; this module follows the transport's
+events and applies the limits and the cancel. Every ending goes through `TurnRun._end`, and
+from there through the store's one `end_turn`.
 """
 
 from __future__ import annotations
@@ -11,12 +13,10 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any, Literal, Unpack
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from app.db import Database
 from app.metrics import TURN_DURATION, TURNS
 from app.models import GatewaySession, SessionStatus, Turn, TurnStatus, utcnow
 from app.paseo.client import PaseoClient
@@ -25,24 +25,20 @@ from app.paseo.types import (
     AgentNotice,
     AgentStarted,
     NewAgent,
+    PromptDelivered,
+    PromptHistory,
     ReasoningDelta,
     TextDelta,
     ToolActivity,
     TurnEnded,
     TurnEvent,
     TurnStarted,
+    Usage,
 )
-from app.repositories import sessions as sessions_repo
-from app.repositories import turn_events as events_repo
-from app.repositories import turns as turns_repo
-from app.repositories.sessions import SessionChanges
-from app.services.turn_events import EventNotifier, EventWriter
-from app.services.turn_states import (
-    FINAL_STATUSES,
-    TERMINAL_EVENT_BY_STATUS,
-    IllegalTurnTransition,
-    sources_of,
-)
+from app.repositories.turns import TurnNotWritable
+from app.services import turn_decisions as decide
+from app.services.turn_decisions import Ending, RecoveryFacts
+from app.services.turn_store import TurnStore
 
 logger = logging.getLogger(__name__)
 
@@ -56,36 +52,41 @@ CANCEL_GIVE_UP_SECONDS = 600.0
 # A queued turn checks this often whether it was cancelled or replaced meanwhile.
 SLOT_CHECK_SECONDS = 1.0
 
-RunMode = Literal["start", "recover"]
-
 
 @dataclass
 class TurnLimits:
     timeout_seconds: float
     idle_timeout_seconds: float
     cancel_confirm_seconds: float
+    stale_seconds: float = 30.0
 
 
-@dataclass
 class TurnRun:
     """One turn being run by this process."""
 
-    db: Database
-    paseo: PaseoClient
-    notifier: EventNotifier
-    limits: TurnLimits
-    turn: Turn
-    writer: EventWriter
-    started: asyncio.Future[None]
-    agent_id: str | None = None
-    cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
-    # Set when another request or process ended this turn (mode=interrupt, a takeover).
-    ended_elsewhere: asyncio.Event = field(default_factory=asyncio.Event)
-    taken_over: bool = False
-    task: asyncio.Task[None] | None = None
-    _stopper: asyncio.Task[None] | None = None
-    _told_unconfirmed: bool = False
-    _finished: bool = False
+    def __init__(
+        self,
+        *,
+        store: TurnStore,
+        paseo: PaseoClient,
+        limits: TurnLimits,
+        turn: Turn,
+        started: asyncio.Future[None],
+    ) -> None:
+        self.store = store
+        self.paseo = paseo
+        self.limits = limits
+        self.turn = turn
+        self.started = started
+        self.agent_id: str | None = None
+        self.delivered = turn.prompt_delivered_at is not None
+        self.cancel_requested = asyncio.Event()
+        # Set when another request or process ended this turn (mode=interrupt, a takeover).
+        self.ended_elsewhere = asyncio.Event()
+        self.taken_over = False
+        self.task: asyncio.Task[None] | None = None
+        self._creating = False
+        self._stopper: asyncio.Task[None] | None = None
 
     @property
     def turn_id(self) -> uuid.UUID:
@@ -95,9 +96,9 @@ class TurnRun:
 
     async def start(self, slots: asyncio.Semaphore) -> None:
         """A new turn: wait for a slot, then give Paseo the prompt and follow the answer."""
-        record = await self._load_session()
+        record = await self.store.load_session()
         self.agent_id = record.agent_id
-        await self.writer.emit(
+        await self.store.writer.emit(
             "turn.started",
             {
                 "turn_id": str(self.turn_id),
@@ -107,94 +108,100 @@ class TurnRun:
             },
         )
         if slots.locked():
-            await self.writer.emit_now("turn.queued", {"turn_id": str(self.turn_id)})
+            await self.store.writer.emit_now("turn.queued", {"turn_id": str(self.turn_id)})
             self._mark_started()  # answer the request now; the stream says it waits
         if not await self._take_slot(slots):
-            await self._end_before_start()
+            if not self.ended_elsewhere.is_set():
+                await self._end(decide.ending_before_start(cancel_requested=True))
             return
         try:
-            record = await self._load_session()  # it may have changed while the turn waited
-            if record.status in (SessionStatus.CLOSED, SessionStatus.AGENT_MISSING):
-                await self._finish(
-                    TurnStatus.INTERRUPTED, f"the session became {record.status} before it ran"
-                )
-                return
-            if not await self._claim_running():
-                return
-            if await self._cancel_is_requested():
-                await self._finish(TurnStatus.CANCELLED, "cancelled before it started")
-                return
-            if record.status == SessionStatus.AGENT_ARCHIVED:
-                await self._update_session(status=SessionStatus.ACTIVE)  # send unarchives it
-            self.agent_id = record.agent_id
-            await self._follow(self._turn_events(record), created_now=record.agent_id is None)
+            await self._run_claimed()
         finally:
             slots.release()
+
+    async def _run_claimed(self) -> None:
+        record = await self.store.load_session()  # it may have changed while the turn waited
+        claimed = await self.store.claim_running()
+        if claimed is None:
+            return  # ended while it waited (replaced): its ender stored the ending
+        self.turn = claimed
+        if record.status in (SessionStatus.CLOSED, SessionStatus.AGENT_MISSING):
+            await self._end(
+                Ending(TurnStatus.INTERRUPTED, f"the session became {record.status} before it ran")
+            )
+            return
+        if await self._cancel_is_requested():
+            await self._end(decide.ending_before_start(cancel_requested=True))
+            return
+        if record.status == SessionStatus.AGENT_ARCHIVED:
+            await self.store.update_session(status=SessionStatus.ACTIVE)  # send unarchives it
+        if record.agent_id is None and await self._find_agent(record):
+            record = await self.store.load_session()  # adopted: never a second agent
+        self.agent_id = record.agent_id
+        if self.turn.replaces_turn_id is not None:
+            await self.store.wait_for_replaced(
+                self.turn.replaces_turn_id, self.limits.stale_seconds
+            )
+        await self._follow(self._turn_events(record), recovering=False)
 
     async def _take_slot(self, slots: asyncio.Semaphore) -> bool:
         """Wait for a turn slot; False if the turn was cancelled or ended while it waited."""
         while True:
             try:
-                await asyncio.wait_for(slots.acquire(), SLOT_CHECK_SECONDS)
+                async with asyncio.timeout(SLOT_CHECK_SECONDS):  # not wait_for: see app.aio
+                    await slots.acquire()
                 return True
             except TimeoutError:
                 if self.ended_elsewhere.is_set() or await self._cancel_is_requested():
                     return False
 
-    async def _end_before_start(self) -> None:
-        if self.cancel_requested.is_set():
-            await self._finish(TurnStatus.CANCELLED, "cancelled while it waited for a slot")
-        else:
-            await self._finish(TurnStatus.INTERRUPTED, "replaced while it waited for a slot")
-
     async def recover(self) -> None:
         """A turn whose gateway died: reconcile it with what Paseo has now."""
+        facts, history = await self._recovery_facts()
+        decision = decide.recover(facts)
+        if decide.prompt_reached_paseo(facts) and not self.delivered:
+            self.delivered = True
+            await self.store.mark_prompt_delivered()
+        already = await self.store.stored_text()
+        if decision == "follow":
+            assert self.agent_id is not None
+            events = self.paseo.resume_agent_turn(self.agent_id, self.turn.prompt, already)
+            await self._follow(events, recovering=True, elapsed=_age_seconds(self.turn))
+        elif decision == "finished":
+            assert history is not None
+            await self._catch_up(history.latest_reply, already)
+            await self._end(decide.FINISHED_AWAY, usage=await self._last_usage())
+        else:
+            await self._end(decision)
+
+    async def _recovery_facts(self) -> tuple[RecoveryFacts, PromptHistory | None]:
         if self.turn.status == TurnStatus.QUEUED:
-            await self._finish(
-                TurnStatus.INTERRUPTED,
-                "the gateway stopped before this turn started",
-                error_code="gateway_restarted",
-            )
-            return
-        record = await self._load_session()
+            return RecoveryFacts(queued=True, agent_known=False), None
+        record = await self.store.load_session()
         self.agent_id = record.agent_id or await self._find_agent(record)
         if self.agent_id is None:
-            await self._finish(
-                TurnStatus.INTERRUPTED,
-                "the gateway stopped before the agent was created",
-                error_code="gateway_restarted",
-            )
-            return
+            return RecoveryFacts(queued=False, agent_known=False), None
         try:
             detail = await self.paseo.inspect_agent(self.agent_id)
         except PaseoError as exc:
             if exc.kind != PaseoErrorKind.NOT_FOUND:
                 raise
-            await self._update_session(status=SessionStatus.AGENT_MISSING)
-            await self._finish(
-                TurnStatus.INTERRUPTED, "the agent no longer exists", error_code="agent_missing"
-            )
-            return
-        already = await self._stored_text()
-        if detail.status in ("running", "initializing") and not detail.pending_permissions:
-            events = self.paseo.resume_agent_turn(self.agent_id, self.turn.prompt, already)
-            # The prompt reached Paseo long ago: a cancel must stop the agent, not skip a send.
-            await self._follow(events, created_now=True, elapsed=_age_seconds(self.turn))
-            return
-        await self._catch_up(already)
-        if await self._cancel_is_requested():
-            await self._finish(TurnStatus.CANCELLED, "cancelled; the agent had already stopped")
-        elif detail.pending_permissions:
-            await self._finish(TurnStatus.WAITING_PERMISSION, "Agent is waiting for permission")
-        elif detail.status == "error":
-            await self._finish(
-                TurnStatus.FAILED, "the agent reported an error", error_code="agent_error"
-            )
-        else:
-            usage = detail.last_usage.model_dump() if detail.last_usage else None
-            await self._finish(
-                TurnStatus.COMPLETED, "finished while the gateway was away", usage=usage
-            )
+            await self.store.update_session(status=SessionStatus.AGENT_MISSING)
+            return RecoveryFacts(queued=False, agent_known=True, agent_exists=False), None
+        history = await self.paseo.prompt_history(self.agent_id, self.turn.prompt)
+        facts = RecoveryFacts(
+            queued=False,
+            agent_known=True,
+            agent_status=detail.status,
+            pending_permission=bool(detail.pending_permissions),
+            prompt_sent=self.turn.prompt_sent_at is not None,
+            prompt_delivered=self.delivered,
+            times_recorded=history.times_recorded,
+            earlier_deliveries=await self.store.earlier_deliveries(self.turn),
+            latest_is_this_prompt=history.latest_is_this_prompt,
+            cancel_requested=await self._cancel_is_requested(),
+        )
+        return facts, history
 
     # --- following Paseo ---------------------------------------------------------------------
 
@@ -212,7 +219,7 @@ class TurnRun:
         return self.paseo.start_agent_turn(agent, self.turn.prompt)
 
     async def _follow(
-        self, events: AsyncIterator[TurnEvent], *, created_now: bool, elapsed: float = 0.0
+        self, events: AsyncIterator[TurnEvent], *, recovering: bool, elapsed: float = 0.0
     ) -> None:
         """Store the turn's events until it ends, within the wall-clock and idle limits.
 
@@ -220,112 +227,126 @@ class TurnRun:
         ending itself (which may wait for a confirmed stop) runs outside those limits.
         """
         remaining = self.limits.timeout_seconds - elapsed
-        ended: TurnEnded | None = None
+        outcome: TurnEnded | None = None
+        self._stopper = asyncio.create_task(self._stop_when_cancelled())
         try:
             async with contextlib.aclosing(events), asyncio.timeout(max(remaining, 0.0)):  # type: ignore[type-var]
-                while ended is None:
+                while outcome is None:
                     event = await self._next_event(events)
-                    if isinstance(event, TurnEnded):
-                        ended = event
-                    elif event is None:
+                    if event is None:
                         break
-                    elif not await self._handle(event, created_now):
+                    if isinstance(event, TurnEnded):
+                        outcome = event
+                    elif not await self._handle(event, recovering):
                         return
         except TimeoutError:
-            await self._end_on_limit("turn_timeout", self.limits.timeout_seconds, "in all")
+            await self._end_on_limit("turn_timeout", self.limits.timeout_seconds)
             return
         except _IdleTimeout:
-            await self._end_on_limit(
-                "turn_idle_timeout", self.limits.idle_timeout_seconds, "without output"
-            )
+            await self._end_on_limit("turn_idle_timeout", self.limits.idle_timeout_seconds)
             return
-        finally:
-            if self._stopper is not None:
-                self._stopper.cancel()
-        if ended is None:
+        except TurnNotWritable:
+            self.ended_elsewhere.set()
+        if self.ended_elsewhere.is_set():
+            logger.info("turn %s was ended elsewhere; no longer following it", self.turn_id)
+            return
+        if outcome is None:
             raise PaseoError("BAD_OUTPUT", "the turn's output ended without an outcome")
-        await self._end(ended)
+        await self._end_with(outcome)
 
     async def _next_event(self, events: AsyncIterator[TurnEvent]) -> TurnEvent | None:
+        """The transport's next event; None when it has no more or the turn ended elsewhere.
+
+        Creating an agent is not idle output: the idle limit counts only once it exists.
+        """
+        upcoming = asyncio.ensure_future(anext(events))
+        ended = asyncio.ensure_future(self.ended_elsewhere.wait())
         try:
-            return await asyncio.wait_for(anext(events), self.limits.idle_timeout_seconds)
-        except StopAsyncIteration:
-            return None
+            async with asyncio.timeout(None if self._creating else self._idle_limit()):
+                await asyncio.wait({upcoming, ended}, return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError:
             raise _IdleTimeout from None
+        finally:
+            ended.cancel()
+            if not upcoming.done():
+                upcoming.cancel()
+                await asyncio.wait({upcoming})
+        if upcoming.cancelled():
+            return None
+        try:
+            return upcoming.result()
+        except StopAsyncIteration:
+            return None
 
-    async def _handle(self, event: TurnEvent, created_now: bool) -> bool:
+    def _idle_limit(self) -> float:
+        return self.limits.idle_timeout_seconds
+
+    async def _handle(self, event: TurnEvent, recovering: bool) -> bool:
         """Store one event; False when the run is over."""
         if isinstance(event, AgentStarted):
+            self._creating = False
             self.agent_id = event.agent.agent_id
-            await self._update_session(
+            await self.store.update_session(
                 agent_id=event.agent.agent_id,
                 status=SessionStatus.ACTIVE,
                 cwd=event.agent.cwd,
                 default_title=event.agent.title,
             )
-            await self.writer.emit("agent.created", {"agent_id": self.agent_id})
-        elif isinstance(event, TurnStarted):
+            await self.store.writer.emit("agent.created", {"agent_id": self.agent_id})
             self._mark_started()
-            self._stopper = asyncio.create_task(self._stop_when_cancelled())
-            if not created_now and await self._cancel_is_requested():
-                # The prompt has not reached Paseo: do not send it at all.
-                await self._finish(TurnStatus.CANCELLED, "cancelled before it reached the agent")
-                return False
+        elif isinstance(event, TurnStarted):
+            return recovering or await self._may_send()
+        elif isinstance(event, PromptDelivered):
+            self._creating = False
+            if not self.delivered:
+                self.delivered = True
+                await self.store.mark_prompt_delivered()
         else:
-            await self.writer.emit(*stream_event(event))
+            await self.store.writer.emit(*stream_event(event))
         return True
 
-    async def _end(self, ended: TurnEnded) -> None:
-        usage = ended.usage.model_dump() if ended.usage else None
-        common: dict[str, Any] = {"final_text": ended.final_text, "usage": usage}
+    async def _may_send(self) -> bool:
+        """At `TurnStarted`, nothing was sent yet: record that it goes now, or call it off."""
         if await self._cancel_is_requested():
-            if await self._confirm_stopped():
-                await self._finish(TurnStatus.CANCELLED, "cancelled", **common)
-            else:
-                await self._finish(
-                    TurnStatus.FAILED,
-                    "Paseo never confirmed that the agent stopped",
-                    error_code="cancel_unconfirmed",
-                    **common,
-                )
-        elif ended.outcome == "completed":
-            await self._finish(TurnStatus.COMPLETED, ended.message, **common)
-        elif ended.outcome == "permission":
-            await self._finish(TurnStatus.WAITING_PERMISSION, ended.message, **common)
-        elif ended.outcome == "interrupted":
-            await self._finish(
-                TurnStatus.INTERRUPTED, ended.message, error_code="replaced", **common
-            )
+            await self._end(decide.ending_before_start(cancel_requested=True))
+            return False
+        if not await self.store.mark_prompt_sent():
+            self.ended_elsewhere.set()  # replaced (or taken over) before it was sent
+            return False
+        if self.agent_id is None:
+            self._creating = True  # answered at `AgentStarted`, once the agent exists
         else:
-            await self._finish(TurnStatus.FAILED, ended.message, error_code="agent_error", **common)
+            self._mark_started()
+        return True
+
+    async def _end_with(self, ended: TurnEnded) -> None:
+        cancel = await self._cancel_is_requested()
+        confirmed = cancel and await self._confirm_stopped()
+        ending = decide.ending_for_outcome(
+            ended.outcome, ended.message, cancel_requested=cancel, stop_confirmed=confirmed
+        )
+        await self._end(ending, usage=_usage(ended.usage))
 
     # --- cancelling --------------------------------------------------------------------------
 
     async def _stop_when_cancelled(self) -> None:
-        """Once a cancel is asked for, stop the agent, and again until the turn has ended."""
+        """Once a cancel is asked for, stop the agent; at the cancel's one deadline say so in
+        the stream, and keep stopping until the turn has ended."""
         await self.cancel_requested.wait()
         await self._stop_agent()
-        await asyncio.sleep(self.limits.cancel_confirm_seconds)
+        requested_at = await self.store.cancel_requested_at() or utcnow()
+        deadline = decide.cancel_deadline(requested_at, self.limits.cancel_confirm_seconds)
+        await _sleep_until(deadline)
         while True:
-            await self._say_unconfirmed()
-            await self._stop_agent()
+            await self.store.announce_cancelling()
             await asyncio.sleep(STOP_RETRY_SECONDS)
-
-    async def _say_unconfirmed(self) -> None:
-        if not self._told_unconfirmed:
-            self._told_unconfirmed = True
-            await self.writer.emit_now(
-                "turn.cancelling",
-                {"detail": "Paseo has not confirmed the stop yet; still checking"},
-            )
+            await self._stop_agent()
 
     async def _confirm_stopped(self) -> bool:
         """Wait until Paseo reports the agent is no longer running."""
         if self.agent_id is None:
             return True
         loop = asyncio.get_running_loop()
-        warn_at = loop.time() + self.limits.cancel_confirm_seconds
         give_up_at = loop.time() + CANCEL_GIVE_UP_SECONDS
         while loop.time() < give_up_at:
             try:
@@ -334,19 +355,13 @@ class TurnRun:
             except PaseoError as exc:
                 if exc.kind == PaseoErrorKind.NOT_FOUND:
                     return True
-            if loop.time() > warn_at:
-                warn_at = loop.time() + STOP_RETRY_SECONDS
-                await self._say_unconfirmed()
-                await self._stop_agent()
             await asyncio.sleep(CONFIRM_POLL_SECONDS)
         return False
 
     async def _cancel_is_requested(self) -> bool:
         if self.cancel_requested.is_set():
             return True
-        async with self.db.session() as session:
-            turn = await turns_repo.get_turn(session, self.turn_id)
-        if turn is not None and turn.cancel_requested_at is not None:
+        if await self.store.cancel_requested_at() is not None:
             self.cancel_requested.set()
             return True
         return False
@@ -361,140 +376,89 @@ class TurnRun:
 
     # --- ending ------------------------------------------------------------------------------
 
-    async def _end_on_limit(self, code: str, seconds: float, what: str) -> None:
+    async def _end_on_limit(self, kind: decide.LimitKind, seconds: float) -> None:
+        if self.agent_id is None:
+            # The limit hit while the agent was being created: it may exist all the same.
+            with contextlib.suppress(PaseoError):
+                self.agent_id = await self._find_agent(await self.store.load_session())
         await self._stop_agent()
-        await self._finish(
-            TurnStatus.TIMED_OUT,
-            f"the turn ran over its limit of {seconds:g} s {what}; the agent was stopped",
-            error_code=code,
-        )
+        await self._end(decide.ending_for_limit(kind, seconds))
 
     async def fail(self, code: str, message: str, exc: BaseException) -> None:
         """End the run as failed; raise `exc` to whoever waits for the start."""
-        await self._finish(TurnStatus.FAILED, message, error_code=code)
+        await self._end(decide.ending_for_failure(code, message))
         if not self.started.done():
             self.started.set_exception(exc)
 
-    async def _finish(self, status: TurnStatus, message: str, **fields: Any) -> None:
-        """Store the final status and the terminal event together, once per run."""
-        if self._finished:
+    async def _end(self, ending: Ending, *, usage: dict[str, Any] | None = None) -> None:
+        """The run's one way to end its turn (through the store's `end_turn`)."""
+        if self._stopper is not None:
+            self._stopper.cancel()
+        replaced = self.turn.replaces_turn_id is not None
+        if decide.must_stop_agent_after(ending, replaced_a_turn=replaced, delivered=self.delivered):
+            await self._stop_agent()
+        turn = await self.store.end(ending, usage=usage)
+        if turn is None:
+            self.ended_elsewhere.set()
+            logger.info("turn %s had already ended elsewhere", self.turn_id)
             return
-        await self.writer.close()
-        if status in (TurnStatus.FAILED, TurnStatus.INTERRUPTED, TurnStatus.TIMED_OUT):
-            fields.setdefault("error_message", message)
-        if "final_text" not in fields:
-            fields["final_text"] = await self._stored_text()  # keep what the agent produced
-        async with self.db.session() as session:
-            turn = await turns_repo.transition_turn(
-                session,
-                self.turn_id,
-                from_statuses=sources_of(status),
-                to_status=status,
-                finished_at=utcnow(),
-                **fields,
-            )
-            if turn is None:
-                turn = await self._ended_elsewhere(session)
-            self.turn = turn
-            name = TERMINAL_EVENT_BY_STATUS[TurnStatus(turn.status)]
-            self.writer.seq += 1
-            payload = terminal_payload(turn, message if turn.status == status else None)
-            await events_repo.append_events(
-                session, self.turn_id, [(self.writer.seq, name, payload)]
-            )
-            record = await sessions_repo.get_session(session, turn.session_id)
-            if record is not None:
-                await sessions_repo.update_session(session, record, last_active_at=utcnow())
-        self._finished = True
-        self.notifier.notify(self.turn_id)
-        logger.info("turn ended: %s", self.turn.status)
-        TURNS.labels(outcome=self.turn.status).inc()
-        TURN_DURATION.observe(_age_seconds(self.turn))
+        self.turn = turn
+        logger.info("turn ended: %s", turn.status)
+        TURNS.labels(outcome=turn.status).inc()
+        TURN_DURATION.observe(_age_seconds(turn))
 
-    async def _ended_elsewhere(self, session: AsyncSession) -> Turn:
-        """The compare-and-set missed: someone else (an interrupting prompt) ended the turn."""
-        turn = await turns_repo.get_turn(session, self.turn_id)
-        if turn is None or TurnStatus(turn.status) not in FINAL_STATUSES:
-            raise IllegalTurnTransition(
-                f"turn {self.turn_id} is {turn.status if turn else 'gone'}; cannot end it"
-            )
-        return turn
+    def stop_helpers(self) -> None:
+        if self._stopper is not None:
+            self._stopper.cancel()
 
-    # --- storage helpers ---------------------------------------------------------------------
-
-    async def _claim_running(self) -> bool:
-        """queued -> running; False (with the ending stored) if the turn was ended meanwhile."""
-        async with self.db.session() as session:
-            turn = await turns_repo.transition_turn(
-                session,
-                self.turn_id,
-                from_statuses=[TurnStatus.QUEUED],
-                to_status=TurnStatus.RUNNING,
-            )
-        if turn is not None:
-            self.turn = turn
-            return True
-        await self._finish(TurnStatus.INTERRUPTED, "replaced before it started")
-        return False
+    # --- helpers -----------------------------------------------------------------------------
 
     def _mark_started(self) -> None:
         if not self.started.done():
             self.started.set_result(None)
 
-    async def _load_session(self) -> GatewaySession:
-        async with self.db.session() as session:
-            record = await sessions_repo.get_session(session, self.turn.session_id)
-        if record is None:
-            raise IllegalTurnTransition(f"turn {self.turn_id} has no session")
-        return record
-
-    async def _update_session(
-        self, *, default_title: str | None = None, **changes: Unpack[SessionChanges]
-    ) -> None:
-        """Change this turn's session (its agent found or gone); a title it has stays."""
-        async with self.db.session() as session:
-            record = await sessions_repo.get_session(session, self.turn.session_id)
-            if record is None:
-                return
-            if default_title and not record.title:
-                changes["title"] = default_title
-            await sessions_repo.update_session(session, record, **changes)
-
     async def _find_agent(self, record: GatewaySession) -> str | None:
-        """The agent `run -d` may have created before the gateway died (found by its label)."""
+        """An agent already labelled with the session (a `run -d` whose answer was lost)."""
         agents = await self.paseo.list_agents(
             include_archived=True, labels={SESSION_LABEL: str(record.id)}
         )
         if not agents:
             return None
-        await self._update_session(agent_id=agents[0].id, status=SessionStatus.ACTIVE)
+        await self.store.update_session(agent_id=agents[0].id, status=SessionStatus.ACTIVE)
         return agents[0].id
 
-    async def _stored_text(self) -> str:
-        """The reply text already stored as `text` events (what clients have seen)."""
-        await self.writer.flush()
-        async with self.db.session() as session:
-            rows = await events_repo.list_events(session, self.turn_id, limit=1_000_000)
-        return "".join(str(row.data.get("delta", "")) for row in rows if row.name == "text")
-
-    async def _catch_up(self, already: str) -> None:
+    async def _catch_up(self, reply: str | None, already: str) -> None:
         """Store as one `text` event what the transcript has beyond what was streamed."""
-        assert self.agent_id is not None
-        try:
-            reply = await self.paseo.last_reply(self.agent_id, self.turn.prompt)
-        except PaseoError as exc:
-            logger.warning("no transcript for turn %s: %s", self.turn_id, exc)
+        if reply is None or reply == already:
             return
-        if reply and reply.startswith(already) and len(reply) > len(already):
-            await self.writer.emit("text", {"delta": reply[len(already) :]})
+        if not reply.startswith(already):
+            logger.warning("turn %s: the transcript does not extend the stored text", self.turn_id)
+            return
+        await self.store.writer.emit("text", {"delta": reply[len(already) :]})
+
+    async def _last_usage(self) -> dict[str, Any] | None:
+        if self.agent_id is None:
+            return None
+        try:
+            return _usage((await self.paseo.inspect_agent(self.agent_id)).last_usage)
+        except PaseoError:
+            return None
 
 
 class _IdleTimeout(Exception):
     """No event from Paseo for the idle limit."""
 
 
+def _usage(usage: Usage | None) -> dict[str, Any] | None:
+    return usage.model_dump() if usage else None
+
+
 def _age_seconds(turn: Turn) -> float:
     return (utcnow() - turn.started_at).total_seconds()
+
+
+async def _sleep_until(moment: datetime) -> None:
+    await asyncio.sleep(max(0.0, (moment - utcnow()).total_seconds()))
 
 
 def events_url(session_id: uuid.UUID, turn_id: uuid.UUID) -> str:
@@ -516,14 +480,3 @@ def stream_event(event: TurnEvent) -> tuple[str, dict[str, Any]]:
     if isinstance(event, AgentNotice):
         return "notice", {"kind": event.kind, "text": event.text}
     raise TypeError(f"not a stream event: {event!r}")
-
-
-def terminal_payload(turn: Turn, message: str | None) -> dict[str, Any]:
-    return {
-        "turn_id": str(turn.id),
-        "status": turn.status,
-        "final_text": turn.final_text,
-        "error_code": turn.error_code,
-        "message": message or turn.error_message,
-        "usage": turn.usage,
-    }

@@ -18,7 +18,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,11 +39,14 @@ from app.models import ACTIVE_TURN_STATUSES, GatewaySession, SessionStatus, Turn
 from app.paseo.client import PaseoClient
 from app.paseo.errors import PaseoError
 from app.repositories import turns as turns_repo
+from app.repositories.turns import TurnNotWritable
 from app.services.access import get_visible_session
 from app.services.auth import Principal
-from app.services.turn_events import EventNotifier, EventWriter, StoredEvent, follow_events
+from app.services.turn_decisions import REPLACED, admit_prompt, cancel_deadline
+from app.services.turn_events import EventNotifier, StoredEvent, follow_events
 from app.services.turn_runner import TurnLimits, TurnRun
 from app.services.turn_states import FINAL_STATUSES
+from app.services.turn_store import TurnStore, announce_cancelling, end_turn
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +70,10 @@ class TurnSettings:
     @property
     def limits(self) -> TurnLimits:
         return TurnLimits(
-            self.timeout_seconds, self.idle_timeout_seconds, self.cancel_confirm_seconds
+            self.timeout_seconds,
+            self.idle_timeout_seconds,
+            self.cancel_confirm_seconds,
+            self.stale_seconds,
         )
 
 
@@ -159,36 +165,70 @@ class TurnService:
         interrupt: bool,
         principal: Principal | None,
     ) -> tuple[Turn, bool]:
-        """The new turn and True; or an earlier turn with the same key and False."""
-        for _ in range(2):
-            try:
-                async with self.db.session() as session:
-                    record = await get_visible_session(session, session_id, principal)
-                    if record.status in _CLOSED_SESSION_STATUSES:
-                        raise SessionClosed(
-                            f"session {session_id} is {record.status}; create a new session"
-                        )
-                    self._check_first_prompt(record, prompt)
-                    turn = await turns_repo.add_turn(
-                        session,
-                        session_id=session_id,
-                        prompt=prompt,
-                        idempotency_key=idempotency_key,
-                        request_hash=digest,
-                        runner_id=self.runner_id,
-                        heartbeat_at=utcnow(),
+        """The new turn and True; or an earlier turn with the same key and False.
+
+        One transaction under the session's row lock: read the active turn, decide, end it
+        (with its terminal event) if the prompt replaces it, insert the new one. A refusal
+        (409) changes nothing; concurrent interrupts each replace the one before.
+        """
+        try:
+            async with self.db.session() as session:
+                await turns_repo.lock_session_row(session, session_id)
+                record = await get_visible_session(session, session_id, principal)
+                if record.status in _CLOSED_SESSION_STATUSES:
+                    raise SessionClosed(
+                        f"session {session_id} is {record.status}; create a new session"
                     )
-                return turn, True
-            except turns_repo.DuplicateIdempotencyKey:
-                # A concurrent request with the same key won the race: answer with its turn.
-                assert idempotency_key is not None
-                earlier = await self._turn_for_key(session_id, idempotency_key, digest, principal)
-                if earlier is not None:
-                    return earlier, False
-            except turns_repo.ActiveTurnExists:
-                if not interrupt or not await self._interrupt_active(session_id):
-                    break
-        raise await self._busy(session_id)
+                self._check_first_prompt(record, prompt)
+                active = await turns_repo.get_active_turn(session, session_id)
+                admission = admit_prompt(
+                    active=TurnStatus(active.status) if active else None,
+                    has_agent=record.agent_id is not None,
+                    interrupt=interrupt,
+                )
+                if admission == "busy":
+                    assert active is not None
+                    raise _busy(session_id, active.id)
+                replaced = None
+                if admission == "replace":
+                    assert active is not None
+                    if await self._earlier_with_key(session, session_id, idempotency_key):
+                        raise turns_repo.DuplicateIdempotencyKey(session_id, idempotency_key or "")
+                    replaced = await end_turn(session, active.id, REPLACED)
+                turn = await turns_repo.add_turn(
+                    session,
+                    session_id=session_id,
+                    prompt=prompt,
+                    idempotency_key=idempotency_key,
+                    request_hash=digest,
+                    runner_id=self.runner_id,
+                    heartbeat_at=utcnow(),
+                    replaces_turn_id=replaced.id if replaced else None,
+                )
+        except turns_repo.DuplicateIdempotencyKey:
+            # A concurrent request with the same key won the race: answer with its turn.
+            assert idempotency_key is not None
+            earlier = await self._turn_for_key(session_id, idempotency_key, digest, principal)
+            if earlier is None:
+                raise
+            return earlier, False
+        except turns_repo.ActiveTurnExists:
+            raise await self._busy(session_id) from None
+        if replaced is not None:
+            self.notifier.notify(replaced.id)
+            run = self._runs.get(replaced.id)
+            if run is not None:
+                run.ended_elsewhere.set()  # stop following it now (elsewhere: at a heartbeat)
+        return turn, True
+
+    @staticmethod
+    async def _earlier_with_key(
+        session: AsyncSession, session_id: uuid.UUID, key: str | None
+    ) -> bool:
+        """A retry of a request whose turn exists must not replace anything."""
+        if key is None:
+            return False
+        return await turns_repo.get_turn_by_idempotency_key(session, session_id, key) is not None
 
     async def _check_rate(self, principal: Principal | None) -> None:
         """At most `prompt_rate_per_minute` turns per key per minute, counted in the database
@@ -218,49 +258,18 @@ class TurnService:
                 f"(this one is {size}); start with a shorter prompt, send the long one next"
             )
 
-    async def _interrupt_active(self, session_id: uuid.UUID) -> bool:
-        """Mark the active turn interrupted, on purpose (`mode=interrupt`)."""
-        async with self.db.session() as session:
-            record = await get_visible_session(session, session_id)
-            active = await turns_repo.get_active_turn(session, session_id)
-            if active is None:
-                return True
-            if record.agent_id is None:
-                return False  # the running turn is still creating the agent: a second would be
-            changed = await turns_repo.transition_turn(
-                session,
-                active.id,
-                from_statuses=ACTIVE_TURN_STATUSES,
-                to_status=TurnStatus.INTERRUPTED,
-                error_code="replaced",
-                error_message="replaced by a newer prompt (mode=interrupt)",
-                finished_at=utcnow(),
-            )
-        run = self._runs.get(active.id)
-        if changed is not None and run is not None:
-            run.ended_elsewhere.set()
-        return changed is not None
-
     async def _busy(self, session_id: uuid.UUID) -> TurnInProgress:
         active = await self.active_turn(session_id)
-        active_id = str(active.id) if active else None
-        return TurnInProgress(
-            f"session {session_id} is already running turn {active_id}; wait for it, cancel "
-            "it, or send with mode=interrupt",
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
-            turn_id=active_id,
-        )
+        return _busy(session_id, active.id if active else None)
 
     # --- running --------------------------------------------------------------------------------
 
     def _new_run(self, turn: Turn) -> TurnRun:
         run = TurnRun(
-            db=self.db,
+            store=TurnStore(self.db, self.notifier, turn, self.runner_id),
             paseo=self.paseo,
-            notifier=self.notifier,
             limits=self.settings.limits,
             turn=turn,
-            writer=EventWriter(self.db, self.notifier, turn.id, turn.last_event_seq),
             started=asyncio.get_running_loop().create_future(),
         )
         self._runs[turn.id] = run
@@ -280,6 +289,8 @@ class TurnService:
                 if not run.taken_over:
                     await shielded(self._release(run))
                 raise
+            except TurnNotWritable:
+                logger.info("turn %s was ended or taken over elsewhere", run.turn_id)
             except Exception as exc:
                 logger.exception("turn %s crashed", run.turn_id)
                 await run.fail("internal_error", "the gateway failed running this turn", exc)
@@ -290,17 +301,20 @@ class TurnService:
             with contextlib.suppress(Exception):
                 await self._release(run)
         finally:
+            run.stop_helpers()
             if not run.started.done():
                 run.started.set_result(None)
+            if not run.taken_over:
+                with contextlib.suppress(Exception):
+                    await shielded(run.store.let_go())
             self._runs.pop(run.turn_id, None)
             self.notifier.forget(run.turn_id)
 
     async def _release(self, run: TurnRun) -> None:
         """This process stops following the turn: store what it has, let another take it."""
         with contextlib.suppress(Exception):
-            await run.writer.close()
-        async with self.db.session() as session:
-            await turns_repo.release_turns(session, self.runner_id, [run.turn_id])
+            await run.store.writer.close()
+        await run.store.let_go()
 
     # --- cancelling -----------------------------------------------------------------------------
 
@@ -310,15 +324,19 @@ class TurnService:
         turn_id: uuid.UUID | None = None,
         principal: Principal | None = None,
     ) -> tuple[Turn, bool]:
-        """Ask the active turn to stop and wait a while for Paseo to confirm it.
+        """Ask the active turn to stop and wait, until the cancel's deadline, for Paseo to
+        confirm it.
 
         Returns the turn and whether it has ended. The request is stored in the database, so
-        the process running the turn sees it even when another process took the request.
+        the process running the turn sees it even when another process took the request. Not
+        ended by the deadline: the stream has said `turn.cancelling` before this returns.
         """
         record, turn = await self._store_cancel_request(session_id, turn_id, principal)
         if record.agent_id and turn.id not in self._runs:
             await self.paseo.stop_agent(record.agent_id)  # its runner is elsewhere; stop it now
-        return await self._wait_until_final(session_id, turn.id)
+        assert turn.cancel_requested_at is not None
+        deadline = cancel_deadline(turn.cancel_requested_at, self.settings.cancel_confirm_seconds)
+        return await self._wait_until_final(session_id, turn.id, deadline)
 
     async def request_cancel(self, session_id: uuid.UUID) -> None:
         """Mark the active turn cancelled-on-purpose without stopping anything (forced close)."""
@@ -332,11 +350,13 @@ class TurnService:
         async with self.db.session() as session:
             record = await get_visible_session(session, session_id, principal)
             turn = await self._turn_to_cancel(session, session_id, turn_id)
-            turn = await turns_repo.update_turn(session, turn, cancel_requested_at=utcnow())
+            requested = await turns_repo.request_cancel(session, turn.id)
+        if requested is None:
+            raise NoRunningTurn(f"turn {turn.id} has already ended")
         run = self._runs.get(turn.id)
         if run is not None:
             run.cancel_requested.set()
-        return record, turn
+        return record, requested
 
     async def _turn_to_cancel(
         self, session: AsyncSession, session_id: uuid.UUID, turn_id: uuid.UUID | None
@@ -354,16 +374,16 @@ class TurnService:
         return turn
 
     async def _wait_until_final(
-        self, session_id: uuid.UUID, turn_id: uuid.UUID
+        self, session_id: uuid.UUID, turn_id: uuid.UUID, deadline: datetime
     ) -> tuple[Turn, bool]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.cancel_confirm_seconds
         while True:
             turn = await self.get_turn(session_id, turn_id)
             if TurnStatus(turn.status) in FINAL_STATUSES:
                 return turn, True
-            if loop.time() >= deadline:
-                return turn, False
+            if utcnow() >= deadline:
+                await announce_cancelling(self.db, self.notifier, turn_id)
+                turn = await self.get_turn(session_id, turn_id)
+                return turn, TurnStatus(turn.status) in FINAL_STATUSES
             await asyncio.sleep(CANCEL_POLL_SECONDS)
 
     # --- heartbeats and recovery ------------------------------------------------------------
@@ -390,7 +410,9 @@ class TurnService:
                 continue
             if turn.cancel_requested_at:
                 run.cancel_requested.set()
-            if turn.runner_id != self.runner_id and turn.status in ACTIVE_TURN_STATUSES:
+            if TurnStatus(turn.status) in FINAL_STATUSES:
+                run.ended_elsewhere.set()  # another process ended it (mode=interrupt)
+            elif turn.runner_id != self.runner_id:
                 # This process stalled and another took the turn over: stop following it.
                 logger.warning("turn %s was taken over by %s", turn.id, turn.runner_id)
                 run.taken_over = True
@@ -448,3 +470,13 @@ class TurnService:
         async with self.db.session() as session:
             await get_visible_session(session, session_id, principal)
             return await turns_repo.list_turns(session, session_id, limit=limit, offset=offset)
+
+
+def _busy(session_id: uuid.UUID, active_id: uuid.UUID | None) -> TurnInProgress:
+    turn = str(active_id) if active_id else None
+    return TurnInProgress(
+        f"session {session_id} is already running turn {turn}; wait for it, cancel it, or "
+        "send with mode=interrupt",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+        turn_id=turn,
+    )

@@ -48,7 +48,7 @@ from app.repositories.turns import get_turn
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_TABLES = {"sessions", "turns", "turn_events", "api_keys", "gateway_secrets"}
-HEAD = "0003"
+HEAD = "0004"
 SUBPROCESS_TIMEOUT_SECONDS = 60
 
 
@@ -296,11 +296,45 @@ async def _turn_rows(url: str) -> list[tuple[Any, ...]]:
     return list(await _inspect(url, look))
 
 
+async def _turn_values(url: str, turn_id: uuid.UUID, *columns: str) -> tuple[Any, ...]:
+    """Columns of one turn read with plain SQL (the ORM model has the head's columns)."""
+
+    def look(connection: Connection) -> tuple[Any, ...]:
+        statement = text(f"SELECT {', '.join(columns)} FROM turns WHERE id = :id")
+        id_value = turn_id.hex if connection.dialect.name == "sqlite" else turn_id
+        return tuple(connection.execute(statement, {"id": id_value}).one())
+
+    return tuple(await _inspect(url, look))
+
+
 async def test_0002_adds_columns_to_existing_turns(empty_database_url: str) -> None:
     await _migrate(empty_database_url, "0001")
     turn_id = await _add_0001_turn(empty_database_url)
 
     await _migrate(empty_database_url, "0002")
+
+    values = await _turn_values(
+        empty_database_url,
+        turn_id,
+        "prompt",
+        "status",
+        "last_event_seq",
+        "idempotency_key",
+        "request_hash",
+        "runner_id",
+        "heartbeat_at",
+    )
+    assert values == ("kept", "running", 0, None, None, None, None)
+
+
+async def test_0004_records_earlier_turns_as_delivered(empty_database_url: str) -> None:
+    """Turns that ran before 0004 reached Paseo as far as the gateway knew; none replaced
+    another, and none announced a cancel."""
+    await _migrate(empty_database_url, "0001")
+    turn_id = await _add_0001_turn(empty_database_url)
+    await _migrate(empty_database_url, "0003")
+
+    await upgrade_to_head_async(empty_database_url)
 
     db = Database.from_url(empty_database_url)
     try:
@@ -309,13 +343,24 @@ async def test_0002_adds_columns_to_existing_turns(empty_database_url: str) -> N
     finally:
         await db.dispose()
     assert turn is not None
-    assert (turn.prompt, turn.status, turn.last_event_seq) == ("kept", "running", 0)
-    assert (turn.idempotency_key, turn.request_hash, turn.runner_id, turn.heartbeat_at) == (
-        None,
-        None,
-        None,
-        None,
-    )
+    assert turn.prompt_sent_at == turn.prompt_delivered_at == turn.started_at
+    assert (turn.replaces_turn_id, turn.cancelling_at) == (None, None)
+
+
+async def test_0004_downgrade_to_0003_and_upgrade_again(empty_database_url: str) -> None:
+    await _migrate(empty_database_url, "0001")
+    turn_id = await _add_0001_turn(empty_database_url)
+    await upgrade_to_head_async(empty_database_url)
+    fact_columns = {"prompt_sent_at", "prompt_delivered_at", "replaces_turn_id", "cancelling_at"}
+    assert await _inspect(empty_database_url, _turn_columns) >= fact_columns
+
+    await _migrate(empty_database_url, "0003", down=True)
+
+    assert not await _inspect(empty_database_url, _turn_columns) & fact_columns
+    assert await _turn_rows(empty_database_url) == [(turn_id, "kept", "running")]
+    assert "queued" in await _inspect(empty_database_url, _active_turn_index_where)
+    await upgrade_to_head_async(empty_database_url)
+    assert await _inspect(empty_database_url, _revision) == HEAD
 
 
 async def test_0002_downgrade_to_0001_and_upgrade_again(empty_database_url: str) -> None:

@@ -19,6 +19,8 @@ from app.paseo.errors import PaseoError, PaseoErrorKind
 from app.paseo.types import (
     AgentStarted,
     NewAgent,
+    PromptDelivered,
+    PromptHistory,
     TextDelta,
     ToolActivity,
     TurnEnded,
@@ -80,9 +82,19 @@ def _text(events: list[TurnEvent]) -> str:
     return "".join(event.text for event in events if isinstance(event, TextDelta))
 
 
+def _streamed_live(events: list[TurnEvent]) -> bool:
+    """Text on both sides of a tool call: it came in the order the agent wrote it, not as one
+    block rebuilt at the end (whatever the machine's load, tool lines split the text)."""
+    kinds = [type(event) for event in events if isinstance(event, TextDelta | ToolActivity)]
+    if ToolActivity not in kinds:
+        return False
+    first_tool = kinds.index(ToolActivity)
+    return TextDelta in kinds[:first_tool] and TextDelta in kinds[first_tool:]
+
+
 async def _new_agent(paseo: PaseoClient, cwd: Path, **labels: str) -> str:
     events = await _collect(paseo.start_agent_turn(_agent(cwd, **labels), INSTANT))
-    started = events[0]
+    started = events[1]
     assert isinstance(started, AgentStarted)
     return started.agent.agent_id
 
@@ -99,17 +111,56 @@ async def test_ping_and_list(paseo: PaseoClient, agent_cwd: Path) -> None:
 
 async def test_first_turn_streams_and_ends(paseo: PaseoClient, agent_cwd: Path) -> None:
     events = await _collect(paseo.start_agent_turn(_agent(agent_cwd), "write a haiku"))
-    assert isinstance(events[0], AgentStarted)
-    assert isinstance(events[1], TurnStarted)
+    # Nothing is created before the consumer asks past `TurnStarted`.
+    assert [type(event) for event in events[:3]] == [TurnStarted, AgentStarted, PromptDelivered]
     ended = events[-1]
     assert isinstance(ended, TurnEnded)
     assert ended.outcome == "completed"
     assert ended.final_text == _text(events)
     assert ended.final_text.startswith("## Cycle 1")
-    assert "_(end of synthetic stream)_" in ended.final_text
-    assert len([e for e in events if isinstance(e, TextDelta)]) > 10  # really streamed
-    assert any(isinstance(e, ToolActivity) for e in events)
+    assert ended.final_text.endswith("\n\n_(end of synthetic stream)_\n")
+    assert _streamed_live(events)
     assert ended.usage is not None and ended.usage.output_tokens
+
+
+async def test_a_first_prompt_ending_in_a_newline_streams_live(
+    paseo: PaseoClient, agent_cwd: Path
+) -> None:
+    """Paseo records the prompt trimmed; the turn is still found and streamed as it runs."""
+    events = await _collect(paseo.start_agent_turn(_agent(agent_cwd), "write a haiku\n"))
+    ended = events[-1]
+    assert isinstance(ended, TurnEnded) and ended.outcome == "completed"
+    assert _streamed_live(events)
+    assert ended.final_text == _text(events)
+    assert ended.final_text.endswith("\n\n_(end of synthetic stream)_\n")
+
+
+async def test_a_multi_line_prompt_is_not_taken_for_the_answer(
+    paseo: PaseoClient, agent_cwd: Path
+) -> None:
+    agent_id = await _new_agent(paseo, agent_cwd)
+    prompt = "emit 2 coalesced agent stream updates\nsecond line of the prompt\n"
+    events = await _collect(paseo.prompt_agent_turn(agent_id, prompt))
+    ended = events[-1]
+    assert isinstance(ended, TurnEnded) and ended.outcome == "completed"
+    assert ended.final_text == "stress-update-0stress-update-1" == _text(events)
+    delivered = [i for i, e in enumerate(events) if isinstance(e, PromptDelivered)]
+    assert len(delivered) == 1 and delivered[0] < len(events) - 1
+
+
+async def test_prompt_history_tells_this_turn_from_earlier_ones(
+    paseo: PaseoClient, agent_cwd: Path
+) -> None:
+    events = await _collect(paseo.start_agent_turn(_agent(agent_cwd), "write a haiku"))
+    agent_id = next(e.agent.agent_id for e in events if isinstance(e, AgentStarted))
+    streamed = _text(events)
+
+    mine = await paseo.prompt_history(agent_id, "write a haiku\n")
+    other = await paseo.prompt_history(agent_id, INSTANT)
+
+    assert (mine.times_recorded, mine.latest_is_this_prompt) == (1, True)
+    assert mine.latest_reply == streamed  # whitespace and all, though `logs` trims blocks
+    assert other == PromptHistory(times_recorded=0, latest_is_this_prompt=False, latest_reply=None)
 
 
 async def test_next_turn_streams_only_its_own_output(paseo: PaseoClient, agent_cwd: Path) -> None:
@@ -143,15 +194,19 @@ async def test_permission_outcome(paseo: PaseoClient, agent_cwd: Path) -> None:
 async def test_stop_ends_a_running_turn(paseo: PaseoClient, agent_cwd: Path) -> None:
     agent = _agent(agent_cwd, model="one-minute-stream")
     turn = paseo.start_agent_turn(agent, "work for a while")
+    assert isinstance(await anext(turn), TurnStarted)
     started = await anext(turn)
     assert isinstance(started, AgentStarted)
     collected: list[TurnEvent] = []
 
     async def follow() -> None:
-        collected.extend([event async for event in turn])
+        async for event in turn:
+            collected.append(event)
 
     follower = asyncio.create_task(follow())
-    await asyncio.sleep(1.0)
+    async with asyncio.timeout(60):  # the turn is under way once its text streams
+        while not any(isinstance(event, TextDelta) for event in collected):
+            await asyncio.sleep(0.05)
     stopped = await paseo.stop_agent(started.agent.agent_id)
     assert stopped.agent_ids == [started.agent.agent_id]
     await asyncio.wait_for(follower, 30)

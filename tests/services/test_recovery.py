@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from app.db import Database
 from app.models import SessionStatus, Turn, TurnStatus, utcnow
@@ -40,16 +41,30 @@ async def service(database: Database, paseo: CliPaseoClient) -> AsyncIterator[Tu
 
 
 async def _orphan(
-    database: Database, *, status: TurnStatus, agent_id: str | None, prompt: str = INSTANT
+    database: Database,
+    *,
+    status: TurnStatus,
+    agent_id: str | None,
+    prompt: str = INSTANT,
+    sent: bool = True,
+    delivered: bool = True,
+    session_id: uuid.UUID | None = None,
 ) -> Turn:
-    """A session and a turn left behind by a gateway that died a minute ago."""
+    """A turn left behind by a gateway that died a minute ago (in a new session unless
+    `session_id` is given), with the facts it had recorded about its prompt."""
     async with database.session() as session:
-        record = await sessions_repo.add_session(
-            session, provider="mock", cwd="/tmp", agent_id=agent_id, status=SessionStatus.ACTIVE
-        )
+        if session_id is None:
+            record = await sessions_repo.add_session(
+                session,
+                provider="mock",
+                cwd="/tmp",
+                agent_id=agent_id,
+                status=SessionStatus.ACTIVE,
+            )
+            session_id = record.id
         turn = await turns_repo.add_turn(
             session,
-            session_id=record.id,
+            session_id=session_id,
             prompt=prompt,
             runner_id="dead-gateway",
             heartbeat_at=utcnow() - timedelta(minutes=1),
@@ -60,7 +75,21 @@ async def _orphan(
             )
             assert moved is not None
             turn = moved
+        if delivered:
+            await turns_repo.mark_prompt_delivered(session, turn.id)
+        elif sent:
+            await session.execute(
+                update(Turn).where(Turn.id == turn.id).values(prompt_sent_at=utcnow())
+            )
     return turn
+
+
+async def _idle(paseo: CliPaseoClient, agent_id: str) -> None:
+    """Wait until the agent's turn is over (the instant mock turns end at once)."""
+    deadline = asyncio.get_running_loop().time() + 60
+    while (await paseo.inspect_agent(agent_id)).status != "idle":
+        assert asyncio.get_running_loop().time() < deadline, f"agent {agent_id} never idle"
+        await asyncio.sleep(0.1)
 
 
 async def _recovered(service: TurnService, database: Database, turn: Turn) -> Turn:
@@ -105,7 +134,7 @@ async def test_an_orphan_whose_agent_finished_gets_its_text(
         NewAgent(provider="mock", cwd=str(agent_cwd), title="orphan"), INSTANT
     )
     turn = await _orphan(database, status=TurnStatus.RUNNING, agent_id=created.agent_id)
-    await asyncio.sleep(1)  # the instant turn is over before anyone looks
+    await _idle(paseo, created.agent_id)  # the turn is over before anyone looks
     ended = await _recovered(service, database, turn)
     assert ended.status == "completed"
     assert ended.final_text == "stress-update-0stress-update-1stress-update-2"
@@ -117,9 +146,10 @@ async def test_an_orphan_whose_agent_finished_gets_its_text(
 async def test_an_orphan_finds_its_agent_by_label(
     service: TurnService, paseo: CliPaseoClient, database: Database, agent_cwd: Path
 ) -> None:
-    """The gateway died right after `paseo run`: the session never learned the agent id."""
-    turn = await _orphan(database, status=TurnStatus.RUNNING, agent_id=None)
-    await paseo.create_agent(
+    """The gateway died right after `paseo run`: the session never learned the agent id, nor
+    recorded that the prompt arrived; the transcript shows it did."""
+    turn = await _orphan(database, status=TurnStatus.RUNNING, agent_id=None, delivered=False)
+    created = await paseo.create_agent(
         NewAgent(
             provider="mock",
             cwd=str(agent_cwd),
@@ -128,9 +158,10 @@ async def test_an_orphan_finds_its_agent_by_label(
         ),
         INSTANT,
     )
-    await asyncio.sleep(1)
+    await _idle(paseo, created.agent_id)
     ended = await _recovered(service, database, turn)
     assert ended.status == "completed"
+    assert ended.final_text == "stress-update-0stress-update-1stress-update-2"
     async with database.session() as session:
         record = await sessions_repo.get_session(session, turn.session_id)
     assert record is not None and record.agent_id is not None
@@ -154,3 +185,80 @@ async def test_a_live_turn_is_not_taken(service: TurnService, database: Database
             session, session_id=record.id, prompt="x", runner_id="alive", heartbeat_at=utcnow()
         )
     assert await service.recover_stale_turns() == []
+
+
+# --- a prompt that may never have reached Paseo --------------------------------------------
+
+
+async def _agent_with_one_turn(paseo: CliPaseoClient, agent_cwd: Path) -> str:
+    created = await paseo.create_agent(
+        NewAgent(provider="mock", cwd=str(agent_cwd), title="earlier"), INSTANT
+    )
+    await _idle(paseo, created.agent_id)
+    return created.agent_id
+
+
+@pytest.mark.parametrize("sent", [True, False], ids=["sent", "never-sent"])
+async def test_an_undelivered_prompt_is_not_given_the_previous_answer(
+    service: TurnService,
+    paseo: CliPaseoClient,
+    database: Database,
+    agent_cwd: Path,
+    sent: bool,
+) -> None:
+    """The gateway died before `send` reached Paseo: the agent's last reply is an earlier
+    prompt's, and must not become this turn's answer."""
+    agent_id = await _agent_with_one_turn(paseo, agent_cwd)
+    turn = await _orphan(
+        database,
+        status=TurnStatus.RUNNING,
+        agent_id=agent_id,
+        prompt="emit 5 coalesced agent stream updates",
+        sent=sent,
+        delivered=False,
+    )
+    ended = await _recovered(service, database, turn)
+    assert (ended.status, ended.error_code) == ("interrupted", "prompt_not_delivered")
+    assert ended.final_text == ""
+    assert [name for name, _ in await _events(database, turn.id)] == ["turn.interrupted"]
+
+
+async def test_the_same_prompt_again_counts_only_if_paseo_has_it_twice(
+    service: TurnService, paseo: CliPaseoClient, database: Database, agent_cwd: Path
+) -> None:
+    """An earlier turn of the session sent the same text: one `[User]` item is that turn's."""
+    agent_id = await _agent_with_one_turn(paseo, agent_cwd)
+    earlier = await _orphan(database, status=TurnStatus.RUNNING, agent_id=agent_id, prompt=INSTANT)
+    async with database.session() as session:
+        await session.execute(
+            update(Turn).where(Turn.id == earlier.id).values(status=TurnStatus.COMPLETED)
+        )
+    turn = await _orphan(
+        database,
+        status=TurnStatus.RUNNING,
+        agent_id=agent_id,
+        prompt=INSTANT + "\n",  # recorded trimmed: the same `[User]` text
+        delivered=False,
+        session_id=earlier.session_id,
+    )
+    ended = await _recovered(service, database, turn)
+    assert (ended.status, ended.error_code) == ("interrupted", "prompt_not_delivered")
+
+
+async def test_a_recovered_reply_keeps_its_whitespace(
+    service: TurnService, paseo: CliPaseoClient, database: Database, agent_cwd: Path
+) -> None:
+    """`logs` trims each block; the text recovered must be the agent's, as `attach` has it."""
+    created = await paseo.create_agent(
+        NewAgent(provider="mock", cwd=str(agent_cwd), title="long", model="ten-second-stream"),
+        "write a haiku",
+    )
+    turn = await _orphan(
+        database, status=TurnStatus.RUNNING, agent_id=created.agent_id, prompt="write a haiku"
+    )
+    await _idle(paseo, created.agent_id)
+    ended = await _recovered(service, database, turn)
+    assert ended.status == "completed"
+    assert ended.final_text is not None
+    assert ended.final_text.startswith("## Cycle 1\n\n")
+    assert ended.final_text.endswith("\n\n_(end of synthetic stream)_\n")

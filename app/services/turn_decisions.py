@@ -1,0 +1,194 @@
+"""What a turn's facts decide: pure functions of values, tested without a database or Paseo.
+
+Every way a turn can end is decided here (the store then records the ending, the runner acts
+on it): the transport's outcome with the cancel requested or not, the limits, failures,
+recovery after a gateway died; and what a new prompt may do to a session's active turn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from app.models import TurnStatus
+from app.paseo.types import TurnOutcome
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a turn ends: its final status, the message its terminal event carries, a code."""
+
+    status: TurnStatus
+    message: str
+    error_code: str | None = None
+
+
+# --- a new prompt and the session's active turn ------------------------------------------------
+
+Admission = Literal["insert", "replace", "busy"]
+
+
+def admit_prompt(*, active: TurnStatus | None, has_agent: bool, interrupt: bool) -> Admission:
+    """What a new prompt may do: start (`insert`), end the active turn and start (`replace`),
+    or nothing (`busy`: 409, and nothing was changed).
+
+    A turn that is still creating the session's agent cannot be replaced: a second prompt
+    would create a second agent.
+    """
+    if active is None:
+        return "insert"
+    if interrupt and has_agent:
+        return "replace"
+    return "busy"
+
+
+REPLACED = Ending(
+    TurnStatus.INTERRUPTED, "replaced by a newer prompt (mode=interrupt)", error_code="replaced"
+)
+
+
+# --- a turn that ran to an outcome --------------------------------------------------------------
+
+
+def ending_for_outcome(
+    outcome: TurnOutcome, message: str, *, cancel_requested: bool, stop_confirmed: bool
+) -> Ending:
+    """The ending of a turn whose transport reported `outcome`.
+
+    A requested cancel wins over the outcome (a stopped mock turn reports `completed`): it
+    ends `cancelled` once Paseo confirmed the stop, else `failed`.
+    """
+    if cancel_requested:
+        if stop_confirmed:
+            return Ending(TurnStatus.CANCELLED, "cancelled")
+        return Ending(
+            TurnStatus.FAILED,
+            "Paseo never confirmed that the agent stopped",
+            error_code="cancel_unconfirmed",
+        )
+    if outcome == "completed":
+        return Ending(TurnStatus.COMPLETED, message)
+    if outcome == "permission":
+        return Ending(TurnStatus.WAITING_PERMISSION, message)
+    if outcome == "interrupted":
+        return Ending(TurnStatus.INTERRUPTED, message, error_code="replaced")
+    return Ending(TurnStatus.FAILED, message, error_code="agent_error")
+
+
+LimitKind = Literal["turn_timeout", "turn_idle_timeout"]
+
+
+def ending_for_limit(kind: LimitKind, seconds: float) -> Ending:
+    what = "in all" if kind == "turn_timeout" else "without output"
+    return Ending(
+        TurnStatus.TIMED_OUT,
+        f"the turn ran over its limit of {seconds:g} s {what}; the agent was stopped",
+        error_code=kind,
+    )
+
+
+def ending_for_failure(code: str, message: str) -> Ending:
+    return Ending(TurnStatus.FAILED, message, error_code=code)
+
+
+def ending_before_start(*, cancel_requested: bool) -> Ending:
+    """A turn that never left the queue (or never reached Paseo) and was called off."""
+    if cancel_requested:
+        return Ending(TurnStatus.CANCELLED, "cancelled before it reached the agent")
+    return Ending(TurnStatus.INTERRUPTED, "replaced before it started", error_code="replaced")
+
+
+def must_stop_agent_after(ending: Ending, *, replaced_a_turn: bool, delivered: bool) -> bool:
+    """Whether the run that ended this turn must stop the agent.
+
+    A turn that replaced a running one (mode=interrupt) but whose own prompt never reached
+    Paseo leaves the agent working on the replaced prompt, which nobody follows any more.
+    """
+    return replaced_a_turn and not delivered and ending.status != TurnStatus.COMPLETED
+
+
+# --- cancelling ------------------------------------------------------------------------------
+
+
+def cancel_deadline(requested_at: datetime, confirm_seconds: float) -> datetime:
+    """The one deadline of a cancel: the HTTP answer (200 or 202), the stream's
+    `turn.cancelling` and the runner's stop retries all count from the stored request."""
+    return requested_at + timedelta(seconds=confirm_seconds)
+
+
+# --- recovery of a turn whose gateway died -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecoveryFacts:
+    """What is known of an orphaned turn, from the database and from Paseo."""
+
+    queued: bool
+    agent_known: bool
+    agent_exists: bool = True
+    agent_status: str = "idle"
+    pending_permission: bool = False
+    prompt_sent: bool = False
+    prompt_delivered: bool = False
+    # From the transcript: how often the prompt is recorded, against how many earlier turns
+    # of the session with the same prompt reached Paseo; whether the latest turn is this one.
+    times_recorded: int = 0
+    earlier_deliveries: int = 0
+    latest_is_this_prompt: bool = False
+    cancel_requested: bool = False
+
+
+Recovery = Ending | Literal["follow", "finished"]
+
+
+def prompt_reached_paseo(facts: RecoveryFacts) -> bool:
+    """Delivered if recorded so, or if the transcript has this prompt more often than the
+    session's earlier turns put it there (a gateway may die between send and the record)."""
+    if facts.prompt_delivered:
+        return True
+    return facts.prompt_sent and facts.times_recorded > facts.earlier_deliveries
+
+
+def recover(facts: RecoveryFacts) -> Recovery:
+    """`follow`: the agent still runs this turn; `finished`: it ended while the gateway was
+    away (take its reply); or the turn's ending."""
+    if facts.queued:
+        return Ending(
+            TurnStatus.INTERRUPTED,
+            "the gateway stopped before this turn started",
+            error_code="gateway_restarted",
+        )
+    if not facts.agent_known:
+        return Ending(
+            TurnStatus.INTERRUPTED,
+            "the gateway stopped before the agent was created",
+            error_code="gateway_restarted",
+        )
+    if not facts.agent_exists:
+        return Ending(
+            TurnStatus.INTERRUPTED, "the agent no longer exists", error_code="agent_missing"
+        )
+    if not prompt_reached_paseo(facts):
+        return Ending(
+            TurnStatus.INTERRUPTED,
+            "the gateway stopped before the prompt reached the agent; send it again",
+            error_code="prompt_not_delivered",
+        )
+    if not facts.latest_is_this_prompt:
+        return Ending(
+            TurnStatus.INTERRUPTED, "another prompt replaced this turn", error_code="replaced"
+        )
+    busy = facts.agent_status in ("running", "initializing")
+    if busy and not facts.pending_permission:
+        return "follow"
+    if facts.cancel_requested:
+        return Ending(TurnStatus.CANCELLED, "cancelled; the agent had already stopped")
+    if facts.pending_permission:
+        return Ending(TurnStatus.WAITING_PERMISSION, "Agent is waiting for permission")
+    if facts.agent_status == "error":
+        return Ending(TurnStatus.FAILED, "the agent reported an error", error_code="agent_error")
+    return "finished"
+
+
+FINISHED_AWAY = Ending(TurnStatus.COMPLETED, "finished while the gateway was away")
