@@ -25,7 +25,40 @@ from tests.fakes.harness import FakePaseoDaemon
 # Each run generates several hundred requests; on a busy 2-core machine that takes minutes.
 pytestmark = pytest.mark.timeout(900)
 
-ST = Path(sys.executable).with_name("st")
+# Schemathesis's command line (the `st` script), run with every AST construction serialised.
+# CPython before 3.11.8 and 3.12.2 keeps the AST constructor's recursion counter in one global
+# per interpreter (python/cpython#106905, fixed by GH-113035): when two threads turn parsed
+# source into `ast` objects at once, and a garbage collection in one lets the other run, both
+# count on the same counter and one fails with `SystemError: AST constructor recursion depth
+# mismatch`. With --workers 2, both of schemathesis's worker threads call `ast.parse` while
+# generating (Hypothesis reads the source of `.filter()`/`.map()` lambdas to describe and
+# rewrite them): a few calls overlap in every run, and on a loaded machine one of them failed.
+# One lock around `compile(..., PyCF_ONLY_AST)` (what `ast.parse` calls) removes the overlap;
+# harmless on a fixed Python. (The wrapper passes on the __future__ flags that the builtin would
+# otherwise take from its caller's code, so other compiles behave as before.)
+ST = [
+    sys.executable,
+    "-c",
+    """\
+import __future__, ast, builtins, contextlib, sys, threading
+
+_lock, _compile, _futures = threading.RLock(), builtins.compile, 0
+for _feature in __future__.all_feature_names:
+    _futures |= getattr(__future__, _feature).compiler_flag
+
+def compile(source, filename, mode, flags=0, dont_inherit=False, *args, **kwargs):
+    if not dont_inherit:  # the __future__ flags the builtin takes from its caller's code
+        flags |= sys._getframe(1).f_code.co_flags & _futures
+    with _lock if flags & ast.PyCF_ONLY_AST else contextlib.nullcontext():
+        return _compile(source, filename, mode, flags, True, *args, **kwargs)
+
+builtins.compile = compile
+from schemathesis.cli import schemathesis
+
+sys.argv[0] = "st"
+sys.exit(schemathesis())
+""",
+]
 CHECKS = ",".join(
     [
         "not_a_server_error",
@@ -59,7 +92,7 @@ def fuzzed_gateway(
 def _schemathesis(gateway: Gateway, *extra: str) -> tuple[int, str]:
     result = subprocess.run(
         [
-            str(ST),
+            *ST,
             "run",
             f"{gateway.url}/openapi.json",
             "--checks",
