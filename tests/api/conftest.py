@@ -26,7 +26,8 @@ from sqlalchemy import URL, make_url
 from tests.conftest import BACKENDS, DEFAULT_PG_ADMIN_URL, PG_ADMIN_URL_ENV
 from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon
 
-STARTUP_TIMEOUT_SECONDS = 60.0
+# Generous: on a loaded 2-core machine a server (imports, migrations) can take tens of seconds.
+STARTUP_TIMEOUT_SECONDS = 120.0
 # The gateways under test start with this admin key (PASEO_GATEWAY_ADMIN_KEY).
 TEST_ADMIN_KEY = "pgw_test-admin-key-for-the-suite-0000000000"
 AUTH = {"Authorization": f"Bearer {TEST_ADMIN_KEY}"}

@@ -7,12 +7,14 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 
 from tests.api.conftest import (
     AUTH,
+    STARTUP_TIMEOUT_SECONDS,
     Gateway,
     empty_database,
     gateway_env,
@@ -111,12 +113,7 @@ async def test_several_workers(
         try:
             base = f"http://127.0.0.1:{port}"
             async with httpx.AsyncClient(base_url=base, headers=AUTH, timeout=60) as client:
-                for _ in range(150):
-                    try:
-                        if (await client.get("/healthz")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        await asyncio.sleep(0.2)
+                await _wait_until_healthy(client, process, tmp_path / "workers.log")
                 results = []
                 for _ in range(4):
                     session = await new_session(client)
@@ -129,6 +126,22 @@ async def test_several_workers(
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
             log.close()
+
+
+async def _wait_until_healthy(
+    client: httpx.AsyncClient, process: subprocess.Popen[bytes], log: Path
+) -> None:
+    """Until /healthz answers 200; a server that exits or stays down that long fails the test."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while True:
+        assert process.poll() is None, f"the server exited:\n{log.read_text(errors='replace')}"
+        try:
+            if (await client.get("/healthz", timeout=5)).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"no /healthz:\n{log.read_text(errors='replace')}"
+        await asyncio.sleep(0.2)
 
 
 async def test_shutdown_tells_streams_to_resume_elsewhere(
