@@ -149,11 +149,8 @@ class TurnService:
         async with self.db.session() as session:
             await get_visible_session(session, session_id, principal)
             turn = await turns_repo.get_turn_by_idempotency_key(session, session_id, key)
-        if turn is not None and turn.request_hash != digest:
-            raise IdempotencyKeyReused(
-                "this Idempotency-Key was used with a different request body; use a new key",
-                turn_id=str(turn.id),
-            )
+        if turn is not None:
+            _check_same_request(turn, digest)
         return turn
 
     async def _insert_turn(
@@ -179,6 +176,13 @@ class TurnService:
                     raise SessionClosed(
                         f"session {session_id} is {record.status}; create a new session"
                     )
+                if idempotency_key is not None:
+                    earlier = await turns_repo.get_turn_by_idempotency_key(
+                        session, session_id, idempotency_key
+                    )
+                    if earlier is not None:  # a retry that raced the first request
+                        _check_same_request(earlier, digest)
+                        return earlier, False
                 self._check_first_prompt(record, prompt)
                 active = await turns_repo.get_active_turn(session, session_id)
                 admission = admit_prompt(
@@ -192,8 +196,6 @@ class TurnService:
                 replaced = None
                 if admission == "replace":
                     assert active is not None
-                    if await self._earlier_with_key(session, session_id, idempotency_key):
-                        raise turns_repo.DuplicateIdempotencyKey(session_id, idempotency_key or "")
                     replaced = await end_turn(session, active.id, REPLACED)
                 turn = await turns_repo.add_turn(
                     session,
@@ -220,15 +222,6 @@ class TurnService:
             if run is not None:
                 run.ended_elsewhere.set()  # stop following it now (elsewhere: at a heartbeat)
         return turn, True
-
-    @staticmethod
-    async def _earlier_with_key(
-        session: AsyncSession, session_id: uuid.UUID, key: str | None
-    ) -> bool:
-        """A retry of a request whose turn exists must not replace anything."""
-        if key is None:
-            return False
-        return await turns_repo.get_turn_by_idempotency_key(session, session_id, key) is not None
 
     async def _check_rate(self, principal: Principal | None) -> None:
         """At most `prompt_rate_per_minute` turns per key per minute, counted in the database
@@ -480,3 +473,11 @@ def _busy(session_id: uuid.UUID, active_id: uuid.UUID | None) -> TurnInProgress:
         headers={"Retry-After": RETRY_AFTER_SECONDS},
         turn_id=turn,
     )
+
+
+def _check_same_request(turn: Turn, digest: str) -> None:
+    if turn.request_hash != digest:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was used with a different request body; use a new key",
+            turn_id=str(turn.id),
+        )

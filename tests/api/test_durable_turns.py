@@ -315,7 +315,7 @@ async def test_daemon_killed_mid_turn_fails_the_turn_then_recovers(
                     rest = [event async for event in stream]
                 assert rest[-1].event == "turn.failed"
                 assert rest[-1].json()["error_code"] in ("send_failed", "wait_failed")
-                assert "Daemon connection closed" in rest[-1].json()["message"]
+                assert "Transport closed (code 1006)" in rest[-1].json()["message"]
                 down = await client.get("/readyz")
                 assert down.status_code == 503
 
