@@ -9,17 +9,18 @@ Migration tests get empty databases of their own. Pick a backend with `-k sqlite
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import asyncpg
 import pytest
-from sqlalchemy import URL, make_url
+from sqlalchemy import URL, make_url, text
 
 from app.db import Database
 from app.migrations import upgrade_to_head_async
@@ -168,6 +169,48 @@ async def sqlite_database(sqlite_backend: SqliteBackend) -> AsyncIterator[Databa
 async def postgresql_database(postgresql_backend: PostgresBackend) -> AsyncIterator[Database]:
     async with emptied_after_use(await postgresql_backend.migrated_database()) as db:
         yield db
+
+
+# --- Racing transactions ---------------------------------------------------------------------
+
+# How long a racer gets to reach the lock where the backend cannot show that it waits (SQLite).
+RACE_PAUSE_SECONDS = 0.3
+# Generous deadlines for a loaded machine: a racer to show its lock wait, a racer to finish.
+LOCK_WAIT_SECONDS = 60.0
+RACER_SECONDS = 60.0
+
+
+async def until_blocked(db: Database, racer: asyncio.Task[Any]) -> None:
+    """Until `racer` waits for a lock that an open transaction of the test holds; fails if it
+    ends instead.
+
+    PostgreSQL shows the wait (pg_stat_activity, wait_event_type 'Lock'), so on PostgreSQL this
+    waits for exactly that, however slow the machine: a pause could end before the racer got
+    there and let the test pass without any race. SQLite's busy handler shows nothing; there the
+    racer gets RACE_PAUSE_SECONDS (if it got less far, it still ends only after the transaction
+    it races, which the tests check next).
+    """
+    loop = asyncio.get_running_loop()
+    if db.engine.dialect.name == "postgresql":
+        deadline = loop.time() + LOCK_WAIT_SECONDS
+        while not await _lock_waiters(db):
+            assert not racer.done(), "the racer ended without waiting for the open transaction"
+            assert loop.time() < deadline, "the racer never waited for a lock"
+            await asyncio.sleep(0.02)
+    else:
+        await asyncio.sleep(RACE_PAUSE_SECONDS)
+    assert not racer.done(), "the racer ended without waiting for the open transaction"
+
+
+async def _lock_waiters(db: Database) -> int:
+    async with db.engine.connect() as connection:
+        count = await connection.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+    return int(count or 0)
 
 
 # --- The fake paseo daemon ------------------------------------------------------------------

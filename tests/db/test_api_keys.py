@@ -21,10 +21,8 @@ from app.repositories import secrets as secrets_repo
 from app.repositories import sessions as sessions_repo
 from app.repositories import turns as turns_repo
 from app.repositories.sessions import ANY_OWNER, OwnerFilter
+from tests.conftest import RACER_SECONDS, until_blocked
 
-WAIT_SECONDS = 10.0
-# Long enough for a blocked racer to show it is blocked.
-RACE_PAUSE_SECONDS = 0.3
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -213,10 +211,9 @@ async def test_racing_revokes_agree_on_the_time(database: Database) -> None:
     async with database.session() as first:
         mine = await keys_repo.revoke_key(first, key.id)
         racer = asyncio.create_task(_revoke(database, key.id))
-        await asyncio.sleep(RACE_PAUSE_SECONDS)
-        assert not racer.done()  # waits for the first revocation's transaction
+        await until_blocked(database, racer)  # on the first revocation's transaction
 
-    theirs = await asyncio.wait_for(racer, WAIT_SECONDS)
+    theirs = await asyncio.wait_for(racer, RACER_SECONDS)
     assert mine is not None and theirs is not None
     assert theirs.revoked_at == mine.revoked_at
 
@@ -539,10 +536,9 @@ async def test_racing_creators_end_with_the_first_ones_value(database: Database)
     async with database.session() as first:
         mine = await secrets_repo.get_or_create_secret(first, "signing", _maker("mine", calls))
         racer = asyncio.create_task(_secret(database, "signing", _maker("theirs", calls)))
-        await asyncio.sleep(RACE_PAUSE_SECONDS)
-        assert not racer.done()  # it found none, made one, and waits to insert it
+        await until_blocked(database, racer)  # it found none, made one, waits to insert it
 
-    theirs = await asyncio.wait_for(racer, WAIT_SECONDS)
+    theirs = await asyncio.wait_for(racer, RACER_SECONDS)
     assert (mine, theirs) == ("mine", "mine")
     assert calls == ["mine", "theirs"]  # both made one; only the first was kept
     assert await _secret_rows(database) == [("signing", "mine")]
@@ -553,18 +549,17 @@ async def test_a_racer_keeps_its_value_when_the_first_rolls_back(database: Datab
         async with database.session() as first:
             await secrets_repo.get_or_create_secret(first, "signing", lambda: "rolled back")
             racer = asyncio.create_task(_secret(database, "signing", lambda: "theirs"))
-            await asyncio.sleep(RACE_PAUSE_SECONDS)
-            assert not racer.done()
+            await until_blocked(database, racer)
             raise RuntimeError("the first transaction fails")
 
-    assert await asyncio.wait_for(racer, WAIT_SECONDS) == "theirs"
+    assert await asyncio.wait_for(racer, RACER_SECONDS) == "theirs"
     assert await _secret_rows(database) == [("signing", "theirs")]
 
 
 async def test_many_concurrent_creators_agree_on_one_value(database: Database) -> None:
     values = await asyncio.wait_for(
         asyncio.gather(*(_secret(database, "signing", lambda n=n: f"v{n}") for n in range(6))),
-        WAIT_SECONDS,
+        RACER_SECONDS,
     )
 
     assert len(set(values)) == 1

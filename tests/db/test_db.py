@@ -17,11 +17,10 @@ from app.db import SQLITE_BUSY_TIMEOUT_MS, Database, create_engine
 from app.models import GatewaySession, Turn
 from app.repositories.sessions import add_session, get_session
 from app.repositories.turns import ActiveTurnExists, add_turn, get_turn
+from tests.conftest import RACER_SECONDS, until_blocked
 
 if TYPE_CHECKING:
     from tests.db.conftest import PostgresBackend
-
-WAIT_SECONDS = 10.0
 
 
 async def _scalar(engine: AsyncEngine, sql: str) -> object:
@@ -83,9 +82,8 @@ async def test_sqlite_second_writer_waits_for_the_first(sqlite_database: Databas
     async with db.session() as first:
         await add_session(first, provider="claude", cwd="/a")
         second = asyncio.create_task(_delete_sessions_in_cwd(db, "/a"))
-        await asyncio.sleep(0.3)
-        assert not second.done()  # blocked on the first writer's lock
-    await asyncio.wait_for(second, WAIT_SECONDS)
+        await until_blocked(db, second)  # on the first writer's lock
+    await asyncio.wait_for(second, RACER_SECONDS)
     # It ran after the first committed, so it saw and deleted that row.
     assert await _count_sessions(db) == 0
 

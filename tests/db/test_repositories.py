@@ -16,8 +16,8 @@ from app.models import GatewaySession, SessionStatus, Turn, TurnStatus
 from app.repositories import sessions as sessions_repo
 from app.repositories import turns as turns_repo
 from app.repositories.turns import ActiveTurnExists
+from tests.conftest import RACER_SECONDS, until_blocked
 
-WAIT_SECONDS = 10.0
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -423,11 +423,10 @@ async def test_concurrent_second_turn_waits_then_is_refused(database: Database) 
     async with database.session() as first:
         await turns_repo.add_turn(first, session_id=record.id, prompt="first")
         racer = asyncio.create_task(_add_turn(database, record.id, TurnStatus.QUEUED))
-        await asyncio.sleep(0.3)
-        assert not racer.done()  # waiting on the first transaction's lock
+        await until_blocked(database, racer)  # on the first transaction's lock
 
     with pytest.raises(ActiveTurnExists):
-        await asyncio.wait_for(racer, WAIT_SECONDS)
+        await asyncio.wait_for(racer, RACER_SECONDS)
 
 
 async def test_concurrent_turns_get_distinct_numbers(database: Database) -> None:
@@ -438,10 +437,9 @@ async def test_concurrent_turns_get_distinct_numbers(database: Database) -> None
             first, session_id=record.id, prompt="first", status=TurnStatus.COMPLETED
         )
         racer = asyncio.create_task(_add_turn(database, record.id, TurnStatus.COMPLETED))
-        await asyncio.sleep(0.3)
-        assert not racer.done()
+        await until_blocked(database, racer)
 
-    second = await asyncio.wait_for(racer, WAIT_SECONDS)
+    second = await asyncio.wait_for(racer, RACER_SECONDS)
     assert second.number == 2
 
 
