@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.fake_paseo_common import js_trim
 from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon, running_fake_processes
 
 SAMPLES = Path(__file__).resolve().parent / "fixtures" / "paseo-samples"
@@ -399,6 +400,100 @@ def test_send_prompt_sources(daemon: FakePaseoDaemon, project: Path, tmp_path: P
         "env_PASEO_HOST_set": True,
         "prompt": "emit 2 coalesced agent stream updates\n",
     }
+
+
+# Exactly what JavaScript's String.prototype.trim() removes (WhiteSpace + LineTerminator).
+JS_TRIMMED = {
+    *"\t\n\v\f\r \u00a0\u1680\u2028\u2029\u202f\u205f\u3000\ufeff",
+    *(chr(c) for c in range(0x2000, 0x200B)),
+}
+
+
+def test_js_trim_is_exactly_the_javascript_set() -> None:
+    assert all(
+        js_trim(f"{ch}x{ch}") == ("x" if ch in JS_TRIMMED else f"{ch}x{ch}")
+        for ch in map(chr, range(0x110000))
+    )
+    # Where Python's str.strip() differs.
+    assert js_trim("\x1c\x1d\x1e\x1fx\x85") == "\x1c\x1d\x1e\x1fx\x85"
+    assert js_trim("\ufeff x \ufeff") == "x"
+
+
+def test_prompts_are_recorded_trimmed(
+    daemon: FakePaseoDaemon, project: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "argv.jsonl"
+    raw_run = "\n  \u3000emit 2 coalesced agent stream updates\nsecond line of the prompt\n\ufeff"
+    created = run(
+        daemon,
+        project,
+        "run",
+        "--json",
+        "--provider",
+        "mock",
+        "--",
+        raw_run,
+        FAKE_PASEO_ARGV_LOG=str(log),
+    )
+    assert created.returncode == 0, created.stderr
+    agent_id = json.loads(created.stdout)["agentId"]
+    assert json.loads(created.stdout)["status"] == "completed"  # the magic phrase still worked
+    first = "emit 2 coalesced agent stream updates\nsecond line of the prompt"
+    assert run(daemon, project, "logs", agent_id).stdout == (
+        f"[User] {first}\nstress-update-0stress-update-1\n"
+    )
+    # Leading \x1c and trailing \x85 are not JS whitespace: they stay; the rest goes.
+    raw_send = "\t \x1c emit 1 coalesced agent stream updates\nmore \x85\u2028\ufeff \r\n"
+    sent = run(
+        daemon,
+        project,
+        "send",
+        "--json",
+        agent_id,
+        "--prompt",
+        raw_send,
+        FAKE_PASEO_ARGV_LOG=str(log),
+    )
+    assert json.loads(sent.stdout)["status"] == "completed", sent.stderr
+    second = "\x1c emit 1 coalesced agent stream updates\nmore \x85"
+    stress = "stress-update-0stress-update-1"
+    assert run(daemon, project, "logs", agent_id).stdout == (
+        f"[User] {first}\n{stress}\n[User] {second}\nstress-update-0\n"
+    )
+    waited = run_json(daemon, project, "wait", "--json", agent_id)
+    assert waited["message"].endswith(f"[User] {second}\nstress-update-0")
+    # The argv log keeps what the CLI was given.
+    assert [json.loads(line)["prompt"] for line in log.read_text().splitlines()] == [
+        raw_run,
+        raw_send,
+    ]
+    attach = Stream(["attach", agent_id], daemon.env(), project)
+    attach.wait_for(f"\n[User] {second}\nstress-update-0")
+    assert attach.finish() == 0
+    assert attach.text == (
+        f"Attaching to agent {agent_id[:7]}...\n(Press Ctrl+C to detach)\n\n"
+        f"\n[User] {first}\n{stress}\n[User] {second}\nstress-update-0"
+        "\n\nDetaching from agent...\n"
+    )
+    blank = run(daemon, project, "send", "--json", agent_id, "\ufeff\u3000 \n\u2029")
+    assert json.loads(blank.stderr)["error"]["code"] == "MISSING_PROMPT"
+    blank_run = run(daemon, project, "run", "--json", "--provider", "mock", "\u00a0\t")
+    assert json.loads(blank_run.stderr)["error"]["code"] == "MISSING_PROMPT"
+
+
+def test_prompt_with_trailing_newline_from_a_file(
+    daemon: FakePaseoDaemon, project: Path, tmp_path: Path
+) -> None:
+    agent_id = mock_agent(daemon, project, "emit 1 coalesced agent stream updates\n")
+    prompt_file = tmp_path / "prompt.txt"
+    prompt_file.write_text("\nemit 2 agent stream updates\n\n")
+    sent = run_json(daemon, project, "send", "--json", "--prompt-file", str(prompt_file), agent_id)
+    assert sent["status"] == "completed"
+    assert run(daemon, project, "logs", agent_id).stdout == (
+        "[User] emit 1 coalesced agent stream updates\nstress-update-0\n"
+        "[User] emit 2 agent stream updates\n[Tasks]\n- [x] stress-update-0\n"
+        "[Tasks]\n- [ ] stress-update-1\n"
+    )
 
 
 def test_double_dash_keeps_dash_prompts(daemon: FakePaseoDaemon, project: Path) -> None:
@@ -839,6 +934,9 @@ def test_password(tmp_path: Path) -> None:
         }
 
 
+TRANSPORT_CLOSED = "Transport closed (code 1006)"
+
+
 def test_kill_mid_turn_then_restart(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
@@ -849,25 +947,51 @@ def test_kill_mid_turn_then_restart(tmp_path: Path) -> None:
         env = fake.env()
         sender = Stream(["send", "--json", slow, "keep going"], env, work)
         waiter = Stream(["wait", "--json", slow], env, work)
+        text_waiter = Stream(["wait", slow], env, work)
         attach = Stream(["attach", slow], env, work)
+        follow = Stream(["logs", "-f", slow], env, work)
         attach.wait_for("[User] keep going\n## Cycle 1")
+        follow.wait_for("[User] keep going\n")
+        runner = Stream(["run", "--json", "--provider", "mock", "--title", "fg", "hi"], env, work)
+        deadline = time.monotonic() + 10
+        while len(run_json(fake, work, "ls", "--json")) < 3:
+            assert time.monotonic() < deadline, "the foreground run never created its agent"
+            time.sleep(0.05)
         time.sleep(0.2)
         fake.kill()
+        killed = time.monotonic()
         assert sender.finish(sig=None) == 1 and sender.out == b""
         assert json.loads(sender.err)["error"] == {
             "code": "SEND_FAILED",
-            "message": "Failed to send message: Daemon connection closed",
+            "message": f"Failed to send message: {TRANSPORT_CLOSED}",
         }
         assert waiter.finish(sig=None) == 1
-        assert json.loads(waiter.err)["error"]["code"] == "WAIT_FAILED"
-        time.sleep(0.3)
-        assert attach.proc.poll() is None
-        assert attach.finish() == 0 and attach.text.endswith("\n\nDetaching from agent...\n")
+        assert json.loads(waiter.err)["error"] == {
+            "code": "WAIT_FAILED",
+            "message": f"Failed to wait for agent: {TRANSPORT_CLOSED}",
+        }
+        assert text_waiter.finish(sig=None) == 1
+        assert text_waiter.err.decode() == f"Error: Failed to wait for agent: {TRANSPORT_CLOSED}\n"
+        assert runner.finish(sig=None) == 1 and runner.out == b""
+        assert json.loads(runner.err)["error"] == {
+            "code": "AGENT_CREATE_FAILED",
+            "message": f"Failed to create agent: {TRANSPORT_CLOSED}",
+        }
+        # attach and logs -f exit by themselves, at once, without being signalled.
+        assert attach.finish(sig=None, timeout=5) == 1
+        assert follow.finish(sig=None, timeout=5) == 1
+        assert time.monotonic() - killed < 5
+        assert attach.err.decode() == f"Error: Failed to attach to agent: {TRANSPORT_CLOSED}\n"
+        assert "[User] keep going\n## Cycle 1" in attach.text
+        assert "Detaching from agent" not in attach.text
+        assert follow.err.decode() == f"Error: Failed to get logs: {TRANSPORT_CLOSED}\n"
+        assert "--- Following logs (last 10 entries; Ctrl+C to stop) ---" in follow.text
         fake.start()
         listed = run_json(fake, work, "ls", "--json")
         out, _, _ = recorded("ls_after_restart")
         assert keys(listed) == keys(json.loads(out))
-        assert {a["id"]: a["status"] for a in listed} == {fast: "closed", slow: "closed"}
+        statuses = {a["name"]: a["status"] for a in listed}
+        assert statuses == {"fast": "closed", "slow": "closed", "fg": "closed"}
         assert run_json(fake, work, "inspect", "--json", fast)["Capabilities"]["Streaming"] is False
         resumed = run_json(
             fake, work, "send", "--json", fast, "emit 2 coalesced agent stream updates"
@@ -878,6 +1002,25 @@ def test_kill_mid_turn_then_restart(tmp_path: Path) -> None:
         assert run(fake, work, "logs", "--tail", "2", fast).stdout == out
         fake.restart()
         assert {a["status"] for a in run_json(fake, work, "ls", "--json")} == {"closed"}
+    finally:
+        fake.stop()
+
+
+def test_attach_and_follow_exit_when_the_daemon_stops(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    fake = FakePaseoDaemon(tmp_path / "home", time_scale=SCALE).start()
+    try:
+        agent_id = mock_agent(fake, work, "emit 1 coalesced agent stream updates")
+        attach = Stream(["attach", agent_id], fake.env(), work)
+        follow = Stream(["logs", "-f", "--tail", "0", agent_id], fake.env(), work)
+        attach.wait_for("stress-update-0")
+        follow.wait_for("Ctrl+C to stop) ---\n\n")
+        fake.stop()
+        assert attach.finish(sig=None, timeout=5) == 1
+        assert attach.err.decode() == f"Error: Failed to attach to agent: {TRANSPORT_CLOSED}\n"
+        assert follow.finish(sig=None, timeout=5) == 1
+        assert follow.err.decode() == f"Error: Failed to get logs: {TRANSPORT_CLOSED}\n"
     finally:
         fake.stop()
 

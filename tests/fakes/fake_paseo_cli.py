@@ -29,6 +29,7 @@ from fake_paseo_common import (
     DEFAULT_LISTEN,
     VERSION,
     config_listen,
+    js_trim,
     load_config,
     normalize_daemon_host,
     parse_iso,
@@ -42,7 +43,9 @@ HOST_HELP = (
 )
 CONNECT_TIMEOUT_S = 15.0
 IMPORT_PROVIDERS = ("claude", "codex", "opencode", "acp")
-CONNECTION_LOST = "Daemon connection closed"
+# A dropped daemon connection (kill -9, crash, stop): the WebSocket closes without a close
+# frame, so the real client reports describeTransportClose({code: 1006}).
+CONNECTION_LOST = "Transport closed (code 1006)"
 WAIT_PREVIEW_ITEMS = 5
 
 
@@ -1072,15 +1075,15 @@ def curate(items: list[dict[str, Any]], max_items: int | None = None) -> str:
     buf = {"message": "", "thought": ""}
 
     def append(key: str, text: str) -> None:
-        text = text.strip()
+        text = js_trim(text)
         if text:
             buf[key] = f"{buf[key]}\n{text}" if buf[key] else text
 
     def flush() -> None:
-        if buf["message"].strip():
-            lines.append(buf["message"].strip())
-        if buf["thought"].strip():
-            lines.append(f"[Thought] {buf['thought'].strip()}")
+        if js_trim(buf["message"]):
+            lines.append(js_trim(buf["message"]))
+        if js_trim(buf["thought"]):
+            lines.append(f"[Thought] {js_trim(buf['thought'])}")
         buf["message"] = buf["thought"] = ""
 
     for item in collapsed:
@@ -1100,7 +1103,7 @@ def curate_line(item: dict[str, Any]) -> list[str]:
     """Transcript lines of one non-text item."""
     kind = item["type"]
     if kind == "user_message":
-        return [f"[User] {item['text'].strip()}"]
+        return [f"[User] {js_trim(item['text'])}"]
     if kind == "tool_call":
         name, summary = tool_display(item)
         return [f"[{name}] {summary}" if summary else f"[{name}]"]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fake_paseo_cli import (
+    CONNECTION_LOST,
     HOST_HELP,
     IMPORT_PROVIDERS,
     WAIT_PREVIEW_ITEMS,
@@ -58,6 +59,7 @@ from fake_paseo_common import (
     PROVIDERS,
     VERSION,
     config_listen,
+    js_trim,
     load_config,
     normalize_daemon_host,
     pid_alive,
@@ -236,7 +238,7 @@ def cmd_run(inv: Invocation) -> Result:
     schema = (
         load_output_schema(inv.get("outputSchema")) if inv.get("outputSchema") is not None else None
     )
-    if not prompt.strip():
+    if not js_trim(prompt):
         raise CommandError(
             "MISSING_PROMPT", "A prompt is required", "Usage: paseo agent run [options] <prompt>"
         )
@@ -371,7 +373,7 @@ def send_prompt(inv: Invocation) -> str:
             raise CommandError(
                 "PROMPT_FILE_READ_ERROR", f"Failed to read prompt file: {path}", str(exc)
             ) from exc
-    if not text or not text.strip():
+    if not text or not js_trim(text):
         raise CommandError(
             "MISSING_PROMPT",
             "A prompt is required",
@@ -705,14 +707,19 @@ def print_event(event: dict[str, Any]) -> None:
         write(sys.stdout, f"\n[Attention Required: {event.get('reason')}]\n")
 
 
-def linger() -> None:
-    """Daemon gone: keep running silently until signalled (the caller must stop us)."""
-    while True:
-        signal.pause()
+def connection_dropped(prefix: str) -> CliExit:
+    """Daemon gone under attach / logs -f: exit 1 at once with `Error: <prefix>: <reason>`.
+
+    SIGINT/SIGTERM are ignored from here on, so a signal racing the exit cannot turn it into
+    a `Detaching from agent...` exit 0 (or a traceback).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return CliExit(1, stderr=f"Error: {prefix}: {CONNECTION_LOST}\n")
 
 
 def cmd_attach(inv: Invocation) -> int:
-    """attach: header, replay, live events; never exits on its own."""
+    """attach: header, replay, live events; exits only when signalled or the daemon goes."""
     install_detach_handlers()
     try:
         client = text_connect(inv)
@@ -728,7 +735,7 @@ def cmd_attach(inv: Invocation) -> int:
             print_item(item)
         while (message := client.next_event()) is not None:
             print_event(message["event"])
-        linger()
+        raise connection_dropped("Failed to attach to agent")
     except Detach:
         write(sys.stdout, "\n\nDetaching from agent...\n")
     return 0
@@ -808,7 +815,7 @@ def follow_logs(client: Client, items: list[dict[str, Any]], tail: int, flt: str
         text = curate([event["item"]])
         if text != "No activity to display.":
             write(sys.stdout, text + "\n")
-    linger()
+    raise connection_dropped("Failed to get logs")
 
 
 # =============================================================================================

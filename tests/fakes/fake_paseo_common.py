@@ -58,6 +58,20 @@ PROVIDERS: list[tuple[str, str, str | None, list[tuple[str, str]]]] = [
 ]
 PROVIDER_INFO = {p[0]: p for p in PROVIDERS}
 
+# What JavaScript's String.prototype.trim() removes: WhiteSpace (TAB, VT, FF, SP, NBSP, ZWNBSP
+# and the Zs category) and LineTerminator (LF, CR, LS, PS). Python's str.strip() differs: it
+# also strips \x1c-\x1f and \x85, and keeps U+FEFF.
+JS_TRIM_CHARS = (
+    "\t\n\v\f\r \u00a0\u1680"
+    + "".join(chr(c) for c in range(0x2000, 0x200B))
+    + "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+
+
+def js_trim(text: str) -> str:
+    """String.prototype.trim(): the daemon trims every prompt it records."""
+    return text.strip(JS_TRIM_CHARS)
+
 
 def iso_now() -> str:
     """Timestamps as JavaScript's Date.toISOString() prints them (milliseconds, `Z`)."""

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from fake_paseo_common import (
+    JS_TRIM_CHARS,
     LOG_FILENAME,
     PID_FILENAME,
     PROVIDER_INFO,
@@ -39,6 +40,7 @@ from fake_paseo_common import (
     VERSION,
     config_listen,
     iso_now,
+    js_trim,
     load_config,
     parse_listen,
     pid_alive,
@@ -160,11 +162,22 @@ END_MARKER = "\n\n_(end of synthetic stream)_\n"
 EDIT_FILE = "packages/app/src/hooks/use-scroll-anchor.ts"
 READ_FILE = "packages/app/src/components/conversation-list.tsx"
 SHELL_COMMAND = "node scripts/simulate-stream-burst.mjs"
-PLAN_RE = re.compile(r"emit\s+(?:a\s+)?synthetic\s+plan\s+approval", re.I)
-STRESS_RE = re.compile(r"emit\s+(\d+)\s+(coalesced\s+)?agent stream updates", re.I)
-PAYLOAD_RE = re.compile(
-    r"emit\s+(\d+)\s+(?:byte\s+)?(?:large\s+)?(diff|file|image)\s+agent stream (?:update|payload)",
-    re.I,
+
+
+def js_regex(pattern: str) -> re.Pattern[str]:
+    """A JS `/.../i` regex (no `u` flag): JS \\s and \\d, ASCII-only case folding.
+
+    The mock's magic phrases are searched anywhere in the prompt (surrounding whitespace and
+    extra lines do not matter), like `regex.exec(text)` in mock-load-test-agent.ts.
+    """
+    space = "[" + re.escape(JS_TRIM_CHARS) + "]"
+    return re.compile(pattern.replace(r"\s", space).replace(r"\d", "[0-9]"), re.I | re.ASCII)
+
+
+PLAN_RE = js_regex(r"emit\s+(?:a\s+)?synthetic\s+plan\s+approval")
+STRESS_RE = js_regex(r"emit\s+(\d+)\s+(coalesced\s+)?agent stream updates")
+PAYLOAD_RE = js_regex(
+    r"emit\s+(\d+)\s+(?:byte\s+)?(?:large\s+)?(diff|file|image)\s+agent stream (?:update|payload)"
 )
 ONE_PIXEL_PNG = (
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mP8/x8AAusB9Wl4Kj8AAAAASUVORK5CYII="
@@ -652,8 +665,8 @@ class Manager:
         provider = str(req.get("provider") or "")
         self.check_provider(provider)
         cwd = git_root(os.path.abspath(str(req.get("cwd") or os.getcwd())))
-        prompt = str(req.get("initialPrompt") or "")
-        title = req.get("title") or (prompt.strip() or None)
+        prompt = js_trim(str(req.get("initialPrompt") or ""))  # recorded (and run) trimmed
+        title = req.get("title") or (prompt or None)
         agent = self.new_agent(
             provider,
             req.get("model") or None,
@@ -697,7 +710,11 @@ class Manager:
         return agent.snapshot()
 
     def start_turn(self, agent: Agent, prompt: str) -> None:
-        """Begin a turn; a running one is interrupted first (send replaces the turn)."""
+        """Begin a turn; a running one is interrupted first (send replaces the turn).
+
+        `prompt` is already trimmed like JS trim() (create's initialPrompt, send's text): the
+        user_message is recorded that way and the mock's magic phrases are searched in it.
+        """
         if agent.turn is not None:
             self.interrupt(agent)
         agent.live = True
@@ -1219,7 +1236,7 @@ class Daemon:
     def op_send_message(self, _conn: Connection, req: dict[str, Any]) -> dict[str, Any]:
         """send: unarchive/load, replace a running turn, reply once the new run started."""
         agent = self.manager.resolve(str(req.get("agentId") or ""))
-        self.manager.start_turn(agent, str(req.get("text") or ""))
+        self.manager.start_turn(agent, js_trim(str(req.get("text") or "")))
         return {"agentId": agent.id}
 
     async def op_wait_for_finish(self, _conn: Connection, req: dict[str, Any]) -> dict[str, Any]:
