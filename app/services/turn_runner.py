@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from app.aio import shielded
 from app.metrics import TURN_DURATION, TURNS
 from app.models import GatewaySession, SessionStatus, Turn, TurnStatus, utcnow
 from app.paseo.client import PaseoClient
@@ -226,20 +227,20 @@ class TurnRun:
         `elapsed` is how long the turn already ran before this follow began (recovery). The
         ending itself (which may wait for a confirmed stop) runs outside those limits.
         """
-        remaining = self.limits.timeout_seconds - elapsed
+        deadline = asyncio.get_running_loop().time() + self.limits.timeout_seconds - elapsed
         outcome: TurnEnded | None = None
         self._stopper = asyncio.create_task(self._stop_when_cancelled())
         try:
-            async with contextlib.aclosing(events), asyncio.timeout(max(remaining, 0.0)):  # type: ignore[type-var]
+            async with contextlib.aclosing(events):  # type: ignore[type-var]
                 while outcome is None:
-                    event = await self._next_event(events)
+                    event = await self._next_event(events, deadline)
                     if event is None:
                         break
                     if isinstance(event, TurnEnded):
                         outcome = event
                     elif not await self._handle(event, recovering):
                         return
-        except TimeoutError:
+        except _WallClockLimit:
             await self._end_on_limit("turn_timeout", self.limits.timeout_seconds)
             return
         except _IdleTimeout:
@@ -254,17 +255,29 @@ class TurnRun:
             raise PaseoError("BAD_OUTPUT", "the turn's output ended without an outcome")
         await self._end_with(outcome)
 
-    async def _next_event(self, events: AsyncIterator[TurnEvent]) -> TurnEvent | None:
+    async def _next_event(
+        self, events: AsyncIterator[TurnEvent], deadline: float
+    ) -> TurnEvent | None:
         """The transport's next event; None when it has no more or the turn ended elsewhere.
 
-        Creating an agent is not idle output: the idle limit counts only once it exists.
+        The limits apply only to this wait, never to storing what arrived (a cancelled write
+        could leave a database connection mid-transaction): `_WallClockLimit` at `deadline`
+        (loop time), `_IdleTimeout` after the idle limit without an event. Creating an agent
+        is not idle output: the idle limit counts only once it exists. One `timeout_at`, not
+        `wait_for`, which on Python 3.11 can swallow a cancellation when both fire together.
         """
+        loop = asyncio.get_running_loop()
+        wake_at = deadline
+        if not self._creating:
+            wake_at = min(deadline, loop.time() + self._idle_limit())
         upcoming = asyncio.ensure_future(anext(events))
         ended = asyncio.ensure_future(self.ended_elsewhere.wait())
         try:
-            async with asyncio.timeout(None if self._creating else self._idle_limit()):
+            async with asyncio.timeout_at(wake_at):
                 await asyncio.wait({upcoming, ended}, return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError:
+            if loop.time() >= deadline:
+                raise _WallClockLimit from None
             raise _IdleTimeout from None
         finally:
             ended.cancel()
@@ -334,11 +347,14 @@ class TurnRun:
         the stream, and keep stopping until the turn has ended."""
         await self.cancel_requested.wait()
         await self._stop_agent()
-        requested_at = await self.store.cancel_requested_at() or utcnow()
+        # This task is cancelled when the turn ends: its database calls are shielded, so a
+        # cancellation never lands in the middle of a transaction.
+        read = asyncio.ensure_future(self.store.cancel_requested_at())
+        requested_at = await asyncio.shield(read) or utcnow()
         deadline = decide.cancel_deadline(requested_at, self.limits.cancel_confirm_seconds)
         await _sleep_until(deadline)
         while True:
-            await self.store.announce_cancelling()
+            await shielded(self.store.announce_cancelling())
             await asyncio.sleep(STOP_RETRY_SECONDS)
             await self._stop_agent()
 
@@ -447,6 +463,10 @@ class TurnRun:
 
 class _IdleTimeout(Exception):
     """No event from Paseo for the idle limit."""
+
+
+class _WallClockLimit(Exception):
+    """The turn ran for its whole time limit."""
 
 
 def _usage(usage: Usage | None) -> dict[str, Any] | None:

@@ -145,6 +145,57 @@ async def test_interrupt_mode_replaces_the_running_turn(client: httpx.AsyncClien
     assert [t["status"] for t in turns] == ["interrupted", "completed"]
 
 
+async def test_concurrent_interrupts_each_replace_the_one_before(
+    client: httpx.AsyncClient,
+) -> None:
+    """Five interrupts at once: every one is accepted (no 409 after a side effect), each
+    replaced turn's stream ends, and the last one is what the agent answers."""
+    session = await new_session(client, **LONG)
+    url = f"/sessions/{session['id']}/prompt"
+    async with client.stream("POST", url, json={"prompt": "long work"}) as old:
+        old_events = read_events(old)
+        await read_until(old_events, "text")
+
+        async def interrupt(n: int) -> tuple[int, list[SseEvent]]:
+            prompt = f"emit {n + 1} coalesced agent stream updates"
+            body = {"prompt": prompt, "mode": "interrupt"}
+            async with client.stream("POST", url, json=body) as response:
+                return response.status_code, await collect_turn(response)
+
+        results = await asyncio.gather(*(interrupt(n) for n in range(5)))
+        old_rest = [event async for event in old_events]
+    assert [status for status, _ in results] == [200] * 5
+    assert old_rest[-1].event == "turn.interrupted"
+    endings = [events[-1] for _, events in results]
+    assert sorted(event.event for event in endings) == ["turn.completed"] + ["turn.interrupted"] * 4
+    turns = (await client.get(f"/sessions/{session['id']}/turns")).json()["items"]
+    assert [t["status"] for t in turns].count("completed") == 1
+    assert all(t["status"] not in ("queued", "running") for t in turns)
+    last = turns[-1]
+    assert last["status"] == "completed"
+    n = int(last["prompt"].split()[1])
+    assert last["final_text"] == "".join(f"stress-update-{i}" for i in range(n))
+    detail = (await client.get(f"/sessions/{session['id']}")).json()
+    assert detail["active_turn"] is None
+    assert detail["agent"]["status"] == "idle"  # nothing left running that nobody follows
+
+
+async def test_a_multi_line_prompt_gets_only_the_agents_answer(
+    client: httpx.AsyncClient,
+) -> None:
+    """Paseo records the prompt trimmed; its second line is not the agent's text."""
+    session = await new_session(client)
+    url = f"/sessions/{session['id']}/prompt"
+    async with client.stream("POST", url, json={"prompt": INSTANT + "\n"}) as first:
+        assert (await collect_turn(first))[-1].json()["final_text"] == INSTANT_REPLY
+    prompt = "emit 2 coalesced agent stream updates\nsecond line of the prompt\n"
+    async with client.stream("POST", url, json={"prompt": prompt}) as second:
+        events = await collect_turn(second)
+    assert events[-1].event == "turn.completed"
+    assert events[-1].json()["final_text"] == "stress-update-0stress-update-1"
+    assert text_of(events) == "stress-update-0stress-update-1"
+
+
 # --- cancel --------------------------------------------------------------------------------
 
 
