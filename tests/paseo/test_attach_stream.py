@@ -113,3 +113,19 @@ def test_utf8_split_inside_a_character(split: int) -> None:
     body = "\n[User] write a haiku\nnaïve — 東京 ✓".encode()
     chunks = [HEADER] + [body[i : i + split] for i in range(0, len(body), split)]
     assert _text(_parse(chunks)) == "naïve — 東京 ✓"
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "emit 2 coalesced agent stream updates\nsecond line of the prompt\n",
+        "write a haiku\n",
+        "  \twrite a haiku\ufeff",
+    ],
+)
+def test_the_user_item_shows_the_prompt_trimmed(prompt: str) -> None:
+    """Paseo echoes the prompt trimmed: the whole `[User]` item is skipped, no line of it is
+    taken for the agent's text."""
+    shown = prompt.strip(" \t\n\ufeff")
+    events = _parse([HEADER, f"\n[User] {shown}\n".encode(), b"the answer"], prompt)
+    assert _text(events) == "the answer"

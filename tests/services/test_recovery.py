@@ -262,3 +262,28 @@ async def test_a_recovered_reply_keeps_its_whitespace(
     assert ended.final_text is not None
     assert ended.final_text.startswith("## Cycle 1\n\n")
     assert ended.final_text.endswith("\n\n_(end of synthetic stream)_\n")
+
+
+async def test_a_first_prompt_adopts_the_agent_already_labelled_with_the_session(
+    service: TurnService, paseo: CliPaseoClient, database: Database, agent_cwd: Path
+) -> None:
+    """A `run -d` whose answer was lost (a limit fired, the gateway died) made an agent the
+    session never learned of: the next prompt uses it instead of creating a second one."""
+    async with database.session() as session:
+        record = await sessions_repo.add_session(session, provider="mock", cwd=str(agent_cwd))
+    labels = {SESSION_LABEL: str(record.id)}
+    created = await paseo.create_agent(
+        NewAgent(provider="mock", cwd=str(agent_cwd), title="lost", labels=labels), INSTANT
+    )
+    await _idle(paseo, created.agent_id)
+
+    turn, _ = await service.start_turn(record.id, "emit 2 coalesced agent stream updates")
+    async with asyncio.timeout(60):
+        while (current := await service.get_turn(record.id, turn.id)).status == "running":
+            await asyncio.sleep(0.05)
+
+    assert (current.status, current.final_text) == ("completed", "stress-update-0stress-update-1")
+    async with database.session() as session:
+        adopted = await sessions_repo.get_session(session, record.id)
+    assert adopted is not None and adopted.agent_id == created.agent_id
+    assert [agent.id for agent in await paseo.list_agents(labels=labels)] == [created.agent_id]

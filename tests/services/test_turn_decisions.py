@@ -1,0 +1,157 @@
+"""How a turn ends, decided from values alone: no database, no Paseo."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from app.models import TurnStatus
+from app.services import turn_decisions as decide
+from app.services.turn_decisions import Ending, RecoveryFacts
+
+
+@pytest.mark.parametrize(
+    ("active", "has_agent", "interrupt", "expected"),
+    [
+        (None, False, False, "insert"),
+        (None, True, True, "insert"),
+        (TurnStatus.RUNNING, True, False, "busy"),
+        (TurnStatus.QUEUED, True, True, "replace"),
+        (TurnStatus.RUNNING, True, True, "replace"),
+        # Still creating the agent: a second prompt would create a second agent.
+        (TurnStatus.RUNNING, False, True, "busy"),
+    ],
+)
+def test_admit_prompt(
+    active: TurnStatus | None, has_agent: bool, interrupt: bool, expected: str
+) -> None:
+    assert decide.admit_prompt(active=active, has_agent=has_agent, interrupt=interrupt) == expected
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status", "code"),
+    [
+        ("completed", TurnStatus.COMPLETED, None),
+        ("permission", TurnStatus.WAITING_PERMISSION, None),
+        ("interrupted", TurnStatus.INTERRUPTED, "replaced"),
+        ("error", TurnStatus.FAILED, "agent_error"),
+        ("timeout", TurnStatus.FAILED, "agent_error"),
+    ],
+)
+def test_an_outcome_without_cancel_is_the_outcome(
+    outcome: Any, status: TurnStatus, code: str | None
+) -> None:
+    ending = decide.ending_for_outcome(outcome, "msg", cancel_requested=False, stop_confirmed=False)
+    assert (ending.status, ending.error_code) == (status, code)
+
+
+@pytest.mark.parametrize("outcome", ["completed", "error", "interrupted", "permission"])
+def test_a_requested_cancel_wins_over_the_outcome(outcome: Any) -> None:
+    confirmed = decide.ending_for_outcome(
+        outcome, "msg", cancel_requested=True, stop_confirmed=True
+    )
+    unconfirmed = decide.ending_for_outcome(
+        outcome, "msg", cancel_requested=True, stop_confirmed=False
+    )
+    assert confirmed.status == TurnStatus.CANCELLED
+    assert (unconfirmed.status, unconfirmed.error_code) == (TurnStatus.FAILED, "cancel_unconfirmed")
+
+
+def test_limits_say_which_and_how_long() -> None:
+    wall = decide.ending_for_limit("turn_timeout", 3600)
+    idle = decide.ending_for_limit("turn_idle_timeout", 900)
+    assert (wall.status, wall.error_code) == (TurnStatus.TIMED_OUT, "turn_timeout")
+    assert "3600 s in all" in wall.message and "900 s without output" in idle.message
+
+
+def test_before_start() -> None:
+    assert decide.ending_before_start(cancel_requested=True).status == TurnStatus.CANCELLED
+    replaced = decide.ending_before_start(cancel_requested=False)
+    assert (replaced.status, replaced.error_code) == (TurnStatus.INTERRUPTED, "replaced")
+
+
+@pytest.mark.parametrize(
+    ("replaced", "delivered", "status", "stop"),
+    [
+        (True, False, TurnStatus.FAILED, True),
+        (True, False, TurnStatus.CANCELLED, True),
+        (True, True, TurnStatus.FAILED, False),
+        (False, False, TurnStatus.FAILED, False),
+        (True, False, TurnStatus.COMPLETED, False),
+    ],
+)
+def test_the_agent_is_stopped_only_when_a_replaced_prompt_would_run_unseen(
+    replaced: bool, delivered: bool, status: TurnStatus, stop: bool
+) -> None:
+    ending = Ending(status, "x")
+    assert (
+        decide.must_stop_agent_after(ending, replaced_a_turn=replaced, delivered=delivered) is stop
+    )
+
+
+def test_one_cancel_deadline_counts_from_the_stored_request() -> None:
+    requested = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    assert decide.cancel_deadline(requested, 15) == requested + timedelta(seconds=15)
+
+
+# --- recovery ----------------------------------------------------------------------------
+
+DELIVERED = {"queued": False, "agent_known": True, "prompt_sent": True, "prompt_delivered": True}
+
+
+def _recover(**facts: Any) -> decide.Recovery:
+    return decide.recover(RecoveryFacts(**{**DELIVERED, "latest_is_this_prompt": True, **facts}))
+
+
+def _code(recovery: decide.Recovery) -> str | None:
+    assert isinstance(recovery, Ending), recovery
+    return recovery.error_code
+
+
+def test_recovery_before_anything_reached_paseo() -> None:
+    assert _code(_recover(queued=True)) == "gateway_restarted"
+    assert _code(_recover(agent_known=False)) == "gateway_restarted"
+    assert _code(_recover(agent_exists=False)) == "agent_missing"
+
+
+@pytest.mark.parametrize(
+    ("sent", "recorded", "earlier", "reached"),
+    [
+        (False, 1, 0, False),  # never sent: whatever the transcript says, not this turn's
+        (True, 0, 0, False),
+        (True, 1, 0, True),  # the gateway died between send and the record
+        (True, 1, 1, False),  # the one `[User]` item is an earlier turn's
+        (True, 2, 1, True),
+    ],
+)
+def test_an_unrecorded_delivery_is_read_from_the_transcript(
+    sent: bool, recorded: int, earlier: int, reached: bool
+) -> None:
+    facts = RecoveryFacts(
+        queued=False,
+        agent_known=True,
+        prompt_sent=sent,
+        times_recorded=recorded,
+        earlier_deliveries=earlier,
+        latest_is_this_prompt=True,
+    )
+    assert decide.prompt_reached_paseo(facts) is reached
+    if not reached:
+        assert _code(decide.recover(facts)) == "prompt_not_delivered"
+
+
+def test_a_reply_counts_only_after_this_turns_own_prompt() -> None:
+    assert _code(_recover(latest_is_this_prompt=False)) == "replaced"
+    assert _recover() == "finished"
+
+
+def test_recovery_of_a_delivered_turn() -> None:
+    assert _recover(agent_status="running") == "follow"
+    assert _recover(agent_status="initializing") == "follow"
+    permission = _recover(agent_status="running", pending_permission=True)
+    assert isinstance(permission, Ending) and permission.status == TurnStatus.WAITING_PERMISSION
+    cancelled = _recover(cancel_requested=True)
+    assert isinstance(cancelled, Ending) and cancelled.status == TurnStatus.CANCELLED
+    assert _code(_recover(agent_status="error")) == "agent_error"
