@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from typing import Any
 
@@ -48,7 +49,11 @@ async def test_first_prompt_streams_the_answer(client: httpx.AsyncClient) -> Non
     names = [event.event for event in events]
     assert names[0] == "turn.started" and names[1] == "agent.created"
     assert names[-1] == "turn.completed"
-    assert names.count("text") > 10  # deltas as produced, not one block
+    # Deltas as produced, not one block: how many `text` events a stretch of text arrives in
+    # depends on how the reads fall (a loaded machine reads several writes at once), but the
+    # fake's cycle writes text, then reasoning and tools, then text, tools, text: three
+    # stretches of text that only a stream passing them on as they come keeps apart.
+    assert [name for name, _ in itertools.groupby(names)].count("text") >= 3
     assert "tool" in names and "reasoning" in names
     ids = [int(event.id or 0) for event in events]
     assert ids == sorted(ids) and len(set(ids)) == len(ids) and ids[0] == 1

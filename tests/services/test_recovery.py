@@ -94,14 +94,17 @@ async def _idle(paseo: CliPaseoClient, agent_id: str) -> None:
 
 async def _recovered(service: TurnService, database: Database, turn: Turn) -> Turn:
     assert turn.id in await service.recover_stale_turns()
-    for _ in range(200):
+    # Until the turn has ended: a deadline in time, generous for a loaded machine (200 polls
+    # of 50 ms were not always enough there).
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
         async with database.session() as session:
             current = await turns_repo.get_turn(session, turn.id)
         assert current is not None
         if current.status not in (TurnStatus.QUEUED, TurnStatus.RUNNING):
             return current
+        assert asyncio.get_running_loop().time() < deadline, f"turn {turn.id} was not recovered"
         await asyncio.sleep(0.05)
-    raise AssertionError(f"turn {turn.id} was not recovered")
 
 
 async def _events(database: Database, turn_id: uuid.UUID) -> list[tuple[str, dict[str, object]]]:
