@@ -15,6 +15,16 @@ PROVIDER_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,127}$"
 # gateway.* and paseo.* label keys are reserved (the session label, Paseo's own).
 LABEL_KEY_PATTERN = r"^(?!gateway\.|paseo\.)[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+# A filter may name any label, the reserved ones too (`gateway.session=<id>`).
+LABEL_FILTER_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+# No NUL, newline or comma: `agent update` joins labels with commas.
+LABEL_VALUE_PATTERN = r"^[^\x00\n\r,]*$"
+LABEL_VALUE_MAX_CHARS = 256
+MAX_LABELS = 32
+LABEL_FILTER_DESCRIPTION = (
+    "key=value; repeat to require several labels (at most 32). The key matches "
+    f"`{LABEL_FILTER_KEY_PATTERN}`, the value `{LABEL_VALUE_PATTERN}` (at most 256 characters)."
+)
 NO_NUL_PATTERN = r"^[^\x00]*$"
 AGENT_ID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 IMPORT_PROVIDERS = Literal["claude", "codex", "opencode", "acp"]
@@ -26,9 +36,10 @@ MAX_OFFSET = 2**31 - 1
 Provider = Annotated[str, StringConstraints(pattern=PROVIDER_PATTERN)]
 Model = Annotated[str, StringConstraints(pattern=MODEL_PATTERN)]
 LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY_PATTERN)]
-# No NUL, newline or comma: `agent update` joins labels with commas.
-LabelValue = Annotated[str, StringConstraints(max_length=256, pattern=r"^[^\x00\n\r,]*$")]
-Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=32)]
+LabelValue = Annotated[
+    str, StringConstraints(max_length=LABEL_VALUE_MAX_CHARS, pattern=LABEL_VALUE_PATTERN)
+]
+Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=MAX_LABELS)]
 Title = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL_PATTERN)]
 Cwd = Annotated[str, StringConstraints(max_length=4096, pattern=r"^/[^\x00]*$")]
 PromptText = Annotated[str, StringConstraints(pattern=NO_NUL_PATTERN)]

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Path, Query
 from app.api.deps import AgentsDep, Prompter, Reader
 from app.api.problems import problem_responses
 from app.paseo.types import AgentDetail, AgentSummary, ArchiveResult, ProviderInfo, StopResult
-from app.schemas import AGENT_ID_PATTERN
+from app.schemas import AGENT_ID_PATTERN, LABEL_FILTER_DESCRIPTION
 from app.services.sessions import session_labels
 
 router = APIRouter(tags=["agents"])
+LabelFilter = Annotated[list[str], Query(description=LABEL_FILTER_DESCRIPTION)]
 
 AgentId = Annotated[
     str, Path(pattern=AGENT_ID_PATTERN, description="Full agent id (UUID), as `GET /agents` shows")
@@ -30,9 +31,7 @@ async def list_agents(
     agents: AgentsDep,
     principal: Reader,
     all: Annotated[bool, Query(description="Include archived agents")] = False,
-    label: Annotated[
-        list[str], Query(description="key=value; repeat to require several labels")
-    ] = [],  # noqa: B006 - FastAPI copies defaults
+    label: LabelFilter = [],  # noqa: B006 - FastAPI copies defaults
 ) -> list[AgentSummary]:
     return await agents.list_agents(principal, include_archived=all, labels=session_labels(label))
 

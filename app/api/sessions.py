@@ -11,6 +11,7 @@ from app.api.deps import Prompter, Reader, SessionsDep, TurnsDep
 from app.api.problems import problem_responses
 from app.models import GatewaySession, SessionStatus
 from app.schemas import (
+    LABEL_FILTER_DESCRIPTION,
     MAX_OFFSET,
     Page,
     SessionCreate,
@@ -23,6 +24,7 @@ from app.schemas import (
 from app.services.sessions import session_labels
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
+LabelFilter = Annotated[list[str], Query(description=LABEL_FILTER_DESCRIPTION)]
 
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")]
@@ -63,9 +65,7 @@ async def list_sessions(
     sessions: SessionsDep,
     principal: Reader,
     status: Annotated[SessionStatus | None, Query(description="Only this status")] = None,
-    label: Annotated[
-        list[str], Query(description="key=value; repeat to require several labels")
-    ] = [],  # noqa: B006 - FastAPI copies defaults
+    label: LabelFilter = [],  # noqa: B006 - FastAPI copies defaults
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[SessionOut]:

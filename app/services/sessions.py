@@ -7,6 +7,7 @@ call Paseo, then write in a second short transaction.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -25,7 +26,15 @@ from app.paseo.client import PaseoClient
 from app.paseo.errors import PaseoError, PaseoErrorKind
 from app.paseo.prompts import recorded_prompt
 from app.repositories import sessions as sessions_repo
-from app.schemas import AgentLiveStatus, SessionCreate, SessionImport
+from app.schemas import (
+    LABEL_FILTER_KEY_PATTERN,
+    LABEL_VALUE_MAX_CHARS,
+    LABEL_VALUE_PATTERN,
+    MAX_LABELS,
+    AgentLiveStatus,
+    SessionCreate,
+    SessionImport,
+)
 from app.services.access import get_visible_session, owner_filter
 from app.services.auth import Principal
 from app.services.turn_runner import SESSION_LABEL
@@ -239,11 +248,26 @@ def check_prompt(prompt: str, max_bytes: int) -> None:
 
 
 def session_labels(pairs: list[str]) -> dict[str, str]:
-    """`key=value` query parameters as a dict; a pair without `=` is a client error."""
+    """`key=value` query parameters as a dict, held to the rules of labels in bodies (the key
+    may name a reserved label too): anything else is a client error that says what to fix."""
+    if len(pairs) > MAX_LABELS:
+        raise InvalidInput(f"at most {MAX_LABELS} label filters, not {len(pairs)}", field="label")
     labels: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise InvalidInput(f"label filter {pair!r} must look like key=value", field="label")
+        if not re.fullmatch(LABEL_FILTER_KEY_PATTERN, key):
+            raise InvalidInput(
+                f"label filter key {key!r} must match {LABEL_FILTER_KEY_PATTERN}: a letter or "
+                "digit, then up to 62 letters, digits, '_', '.' or '-'",
+                field="label",
+            )
+        if len(value) > LABEL_VALUE_MAX_CHARS or not re.fullmatch(LABEL_VALUE_PATTERN, value):
+            raise InvalidInput(
+                f"label filter value for {key!r} must be at most {LABEL_VALUE_MAX_CHARS} "
+                "characters without NUL, line breaks or commas",
+                field="label",
+            )
         labels[key] = value
     return labels

@@ -358,3 +358,55 @@ async def test_oversize_bodies_are_refused_before_they_are_read(
     )
     assert_problem(streamed, 413, "payload_too_large")
     assert (await client.get(f"/sessions/{session['id']}/turns")).json()["total"] == 0
+
+
+# --- input that reaches SQL or argv: query parameters and bodies held to the same rules -------
+
+BAD_LABEL_FILTERS = [
+    ("k=a\x00b", "NUL"),
+    ("k=a\nb", "line breaks"),
+    ("k=a,b", "commas"),
+    ("k=" + "v" * 257, "256"),
+    ("-k=v", "must match"),
+    ("k\x00=v", "must match"),
+]
+
+
+@pytest.mark.parametrize("path", ["/sessions", "/agents"])
+async def test_label_filters_follow_the_rules_of_labels(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    for label, says in BAD_LABEL_FILTERS:
+        problem = assert_problem(
+            await client.get(path, params={"label": label}), 422, "invalid_input"
+        )
+        assert problem["field"] == "label" and says in problem["detail"], label
+    too_many = [("label", f"k{n}=v") for n in range(33)]
+    problem = assert_problem(await client.get(path, params=too_many), 422, "invalid_input")
+    assert "at most 32" in problem["detail"]
+    # Reserved keys may be filtered on (they cannot be set): the session label.
+    listed = await client.get(path, params={"label": f"gateway.session={uuid.uuid4()}"})
+    assert listed.status_code == 200, listed.text
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/sessions", "title"),
+        ("/sessions", "labels"),
+        ("/sessions/import", "cwd"),
+    ],
+)
+async def test_lone_surrogates_in_bodies_are_refused(
+    client: httpx.AsyncClient, path: str, field: str
+) -> None:
+    """JSON may escape half a UTF-16 pair; it has no UTF-8 form for SQL or argv (pydantic
+    refuses it as no valid string, before any pattern)."""
+    value = {"cwd": '"/tmp/a\\ud800"', "labels": '{"k": "a\\udc00"}'}.get(field, '"a\\ud800b"')
+    base = {"/sessions/import": '"provider": "claude", "provider_session_id": "s1", '}.get(path, "")
+    body = "{" + base + f'"{field}": {value}' + "}"
+    response = await client.post(
+        path, content=body.encode(), headers={"Content-Type": "application/json"}
+    )
+    problem = assert_problem(response, 422, "validation_failed")
+    assert field in problem["detail"]
