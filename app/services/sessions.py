@@ -37,8 +37,9 @@ from app.schemas import (
 )
 from app.services.access import get_visible_session, owner_filter
 from app.services.auth import Principal
+from app.services.providers import ProviderCatalog
 from app.services.turn_runner import SESSION_LABEL
-from app.services.turns import TurnService
+from app.services.turns import TurnService, check_first_prompt
 
 
 @dataclass
@@ -58,18 +59,26 @@ class SessionService:
         self.paseo = paseo
         self.turns = turns
         self.defaults = defaults
+        self.providers = ProviderCatalog(paseo)
 
     async def create(
         self, request: SessionCreate, principal: Principal
     ) -> tuple[GatewaySession, Turn | None]:
-        """A pending session; with a first prompt its agent is created and the turn starts."""
+        """A pending session; with a first prompt its agent is created and the turn starts.
+
+        Everything that can refuse the request is checked before the session is stored, so a
+        refused request leaves nothing behind (one request, one outcome).
+        """
         if request.prompt is not None:
             check_prompt(request.prompt, self.defaults.max_prompt_bytes)
+            check_first_prompt(request.prompt, self.paseo.max_first_prompt_bytes)
         cwd = self.confine(request.cwd or self.defaults.cwd)
+        provider = request.provider or self.defaults.provider
+        await self.providers.check(provider)
         async with self.db.session() as session:
             record = await sessions_repo.add_session(
                 session,
-                provider=request.provider or self.defaults.provider,
+                provider=provider,
                 model=request.model or (None if request.provider else self.defaults.model),
                 mode=request.mode,
                 title=request.title,

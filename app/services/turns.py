@@ -243,13 +243,8 @@ class TurnService:
 
     def _check_first_prompt(self, record: GatewaySession, prompt: str) -> None:
         """Refuse, before recording a turn, a first prompt the transport cannot carry."""
-        limit = self.paseo.max_first_prompt_bytes
-        size = len(prompt.encode("utf-8"))
-        if record.agent_id is None and limit is not None and size > limit:
-            raise PayloadTooLarge(
-                f"a session's first prompt creates its agent and may be at most {limit} bytes "
-                f"(this one is {size}); start with a shorter prompt, send the long one next"
-            )
+        if record.agent_id is None:
+            check_first_prompt(prompt, self.paseo.max_first_prompt_bytes)
 
     async def _busy(self, session_id: uuid.UUID) -> TurnInProgress:
         active = await self.active_turn(session_id)
@@ -480,4 +475,15 @@ def _check_same_request(turn: Turn, digest: str) -> None:
         raise IdempotencyKeyReused(
             "this Idempotency-Key was used with a different request body; use a new key",
             turn_id=str(turn.id),
+        )
+
+
+def check_first_prompt(prompt: str, limit: int | None) -> None:
+    """A session's first prompt creates its agent; the transport may carry less than later
+    prompts (`limit` bytes; None: no limit of its own)."""
+    size = len(prompt.encode("utf-8"))
+    if limit is not None and size > limit:
+        raise PayloadTooLarge(
+            f"a session's first prompt creates its agent and may be at most {limit} bytes "
+            f"(this one is {size}); start with a shorter prompt, send the long one next"
         )

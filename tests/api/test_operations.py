@@ -59,7 +59,7 @@ async def test_json_logs_carry_request_and_turn_ids(
         gateway = _start(fake_daemon, agent_cwd, tmp_path, url, PASEO_GATEWAY_LOG_FORMAT="json")
         try:
             async with httpx.AsyncClient(base_url=gateway.url, headers=AUTH, timeout=60) as client:
-                session = await new_session(client, provider="nosuch")
+                session = await new_session(client, provider="claude")  # its turns fail
                 failed = await client.post(
                     f"/sessions/{session['id']}/prompt", json={"prompt": INSTANT}
                 )

@@ -188,15 +188,17 @@ async def test_prompt_errors_before_streaming(client: httpx.AsyncClient) -> None
         409,
         "session_closed",
     )
-    bad_provider = await new_session(client, provider="nosuch")
+    before = (await client.get("/sessions")).json()["total"]
     problem = assert_problem(
-        await client.post(f"/sessions/{bad_provider['id']}/prompt", json={"prompt": INSTANT}),
+        await client.post("/sessions", json={"provider": "nosuch", "prompt": INSTANT}),
         422,
         "invalid_input",
     )
-    assert "nosuch" in problem["detail"] and problem["paseo_code"] == "AGENT_CREATE_FAILED"
-    turns = (await client.get(f"/sessions/{bad_provider['id']}/turns")).json()["items"]
-    assert [t["status"] for t in turns] == ["failed"]  # recorded, and the session is free again
+    # Refused at create, with what the daemon has, and nothing stored.
+    assert "nosuch" in problem["detail"] and "mock" in problem["detail"]
+    assert (await client.get("/sessions")).json()["total"] == before
+    unavailable = await client.post("/sessions", json={"provider": "codex"})
+    assert "unavailable" in assert_problem(unavailable, 422, "invalid_input")["detail"]
 
 
 async def test_turn_routes_errors(client: httpx.AsyncClient) -> None:
