@@ -76,8 +76,12 @@ async def stream_access(request: Request) -> Principal | None:
     token = request.query_params.get("token")
     if token is None:
         return await require("read")(await current_principal(request, await bearer(request)))
-    if not await _auth(request).check_stream_token(token, request.path_params.get("turn_id", "")):
-        raise Unauthorized("the stream token is invalid, expired, or for another turn")
+    turn_id = request.path_params.get("turn_id", "")
+    keyless = _settings(request).auth_disabled
+    if not await _auth(request).check_stream_token(token, turn_id, keyless=keyless):
+        raise Unauthorized(
+            "the stream token is invalid, expired, for another turn, or its key was revoked"
+        )
     return None
 
 

@@ -171,7 +171,7 @@ async def prompt_session(
         "Content-Location": url,
         "Link": f'<{url}>; rel="events"',
         # For EventSource, which cannot send headers: `?token=` on the events URL only.
-        "X-Stream-Token": await auth.issue_stream_token(turn.id),
+        "X-Stream-Token": await auth.issue_stream_token(turn.id, principal.key_id),
     }
     return _event_source(turns.events(turn.id), settings.sse_ping_seconds, headers, url)
 

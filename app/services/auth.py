@@ -131,22 +131,41 @@ class AuthService:
 
     # --- stream tokens --------------------------------------------------------------------------
 
-    async def issue_stream_token(self, turn_id: uuid.UUID) -> str:
-        """A signed token that opens only this turn's event stream, until it expires."""
+    async def issue_stream_token(self, turn_id: uuid.UUID, key_id: uuid.UUID | None) -> str:
+        """A signed token that opens only this turn's event stream, until it expires or the
+        key it was issued to (`key_id`; None with keys disabled) is revoked."""
         expires = int(time.time() + self.stream_token_seconds)
-        body = _b64(json.dumps({"turn": str(turn_id), "exp": expires}).encode())
+        claims = {"turn": str(turn_id), "key": str(key_id) if key_id else None, "exp": expires}
+        body = _b64(json.dumps(claims).encode())
         return f"{body}.{_b64(await self._sign(body))}"
 
-    async def check_stream_token(self, token: str, turn_id: uuid.UUID | str) -> bool:
+    async def check_stream_token(
+        self, token: str, turn_id: uuid.UUID | str, *, keyless: bool = False
+    ) -> bool:
+        """Whether `token` opens `turn_id`'s stream now: signed here, for that turn, not expired,
+        and its key still active (looked up on every check, like a key itself).
+
+        A token of no key opens a stream only while keys are disabled (`keyless`). Tokens made
+        before they named their key (no "key" claim) are refused: they could outlive a revoke.
+        """
         body, _, signature = token.partition(".")
         try:
             expected = await self._sign(body)
             if not hmac.compare_digest(_unb64(signature), expected):
                 return False
             claims = json.loads(_unb64(body))
-        except (ValueError, TypeError):
+            if not isinstance(claims, dict) or "key" not in claims:
+                return False
+            if claims.get("turn") != str(turn_id) or float(claims.get("exp", 0)) <= time.time():
+                return False
+            key_id = uuid.UUID(claims["key"]) if claims["key"] is not None else None
+        except (ValueError, TypeError, AttributeError):
             return False
-        return claims.get("turn") == str(turn_id) and float(claims.get("exp", 0)) > time.time()
+        if key_id is None:
+            return keyless
+        async with self.db.session() as session:
+            key = await keys_repo.get_key(session, key_id)
+        return key is not None and key.revoked_at is None
 
     async def _sign(self, body: str) -> bytes:
         return hmac.new(await self._secret(), body.encode(), hashlib.sha256).digest()

@@ -157,6 +157,31 @@ async def test_stream_token_opens_only_its_turn(client: httpx.AsyncClient) -> No
     )
 
 
+async def test_stream_token_dies_with_its_key(client: httpx.AsyncClient) -> None:
+    """A token stands for the key it was issued to: revoking the key ends it at once."""
+    created = (await client.post("/keys", json={"name": "brief", "scopes": ["prompt"]})).json()
+    headers = {"Authorization": f"Bearer {created['secret']}"}
+    session = (await client.post("/sessions", json={}, headers=headers)).json()
+    async with client.stream(
+        "POST", f"/sessions/{session['id']}/prompt", json={"prompt": INSTANT}, headers=headers
+    ) as response:
+        token = response.headers["x-stream-token"]
+        events = await collect_turn(response)
+    url = f"/sessions/{session['id']}/turns/{events[0].json()['turn_id']}/events"
+    bare = {"Authorization": ""}
+    async with client.stream("GET", url, params={"token": token}, headers=bare) as replayed:
+        assert replayed.status_code == 200
+        await replayed.aread()
+
+    assert (await client.delete(f"/keys/{created['id']}")).status_code == 200
+
+    problem = assert_problem(
+        await client.get(url, params={"token": token}, headers=bare), 401, "unauthorized"
+    )
+    assert "revoked" in problem["detail"]
+    assert (await client.get(url)).status_code == 200  # the admin still reads it
+
+
 async def test_request_id_header(client: httpx.AsyncClient) -> None:
     generated = await client.get(f"/sessions/{uuid.uuid4()}")
     assert re.fullmatch(r"[0-9a-f]{32}", generated.headers["x-request-id"])
