@@ -15,15 +15,18 @@ from app.api.middleware import request_id_var
 turn_log_context: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.ContextVar(
     "turn_log_context", default=()
 )
-TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]%(turn_ids)s %(message)s"
 _CONFIGURED = "_paseo_gateway_logging"
 
 
 class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
-        for key, value in turn_log_context.get():
+        ids = turn_log_context.get()
+        for key, value in ids:
             setattr(record, key, value)
+        # For the text format: ` session=… turn=…` inside a turn, nothing elsewhere.
+        record.turn_ids = "".join(f" {key.removesuffix('_id')}={value}" for key, value in ids)
         return True
 
 

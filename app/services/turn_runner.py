@@ -419,7 +419,10 @@ class TurnRun:
             logger.info("turn %s had already ended elsewhere", self.turn_id)
             return
         self.turn = turn
-        logger.info("turn ended: %s", turn.status)
+        if turn.error_code:
+            logger.info("turn ended: %s (%s: %s)", turn.status, turn.error_code, ending.message)
+        else:
+            logger.info("turn ended: %s", turn.status)
         TURNS.labels(outcome=turn.status).inc()
         TURN_DURATION.observe(_age_seconds(turn))
 

@@ -10,6 +10,7 @@ against the fake CLI (tests/api, tests/services/test_recovery.py).
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import timedelta
@@ -278,7 +279,7 @@ async def test_interrupting_a_turn_whose_gateway_died_ends_its_stream(
 
 
 async def test_a_replacing_prompt_that_never_arrives_stops_the_agent(
-    database: Database, settings: TurnSettings
+    database: Database, settings: TurnSettings, caplog: pytest.LogCaptureFixture
 ) -> None:
     """mode=interrupt ended the old turn; if the new prompt fails before Paseo has it, the
     agent would go on with the old prompt that nobody follows: it is stopped."""
@@ -302,9 +303,15 @@ async def test_a_replacing_prompt_that_never_arrives_stops_the_agent(
                 heartbeat_at=utcnow(),
             )
         turn, _ = await service.start_turn(session_id, "new", interrupt=True)
-        ended = await _final(service, session_id, turn.id)
-        assert ended.status == "failed"
-        assert paseo.stops == [AGENT_ID]
+        with caplog.at_level(logging.INFO, logger="app.services.turn_runner"):
+            ended = await _final(service, session_id, turn.id)
+            assert ended.status == "failed"
+            assert paseo.stops == [AGENT_ID]
+            async with asyncio.timeout(10):  # logged just after the ending is stored
+                while "turn ended" not in caplog.text:
+                    await asyncio.sleep(0.01)
+        # The log line of the ending says why, not only that it failed.
+        assert "turn ended: failed (send_failed: Failed to send message" in caplog.text
     finally:
         await service.aclose()
 
