@@ -68,7 +68,11 @@ async def _paseo_error(request: Request, exc: Exception) -> JSONResponse:
     return await _gateway_error(request, from_paseo(exc))
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+# What pydantic says of a body that is not a JSON object (e.g. a form, or no content type).
+_NOT_AN_OBJECT = ("model_attributes_type", "dict_type", "model_type")
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
         {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type")}
@@ -76,13 +80,17 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     ]
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
     where = ".".join(str(part) for part in first["loc"])
-    return problem_response(
-        422,
-        "validation_failed",
-        "Invalid request",
-        f"{where}: {first['msg']}" if where else str(first["msg"]),
-        errors=errors,
-    )
+    detail = f"{where}: {first['msg']}" if where else str(first["msg"])
+    content_type = request.headers.get("content-type", "")
+    if first["loc"] == ["body"] and first.get("type") in _NOT_AN_OBJECT:
+        if "json" not in content_type:
+            detail = (
+                "the body must be a JSON object sent with `Content-Type: application/json` "
+                f"(this request's content type: {content_type or 'none'})"
+            )
+        else:
+            detail = 'the body must be a JSON object, like {"prompt": "..."}'
+    return problem_response(422, "validation_failed", "Invalid request", detail, errors=errors)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:

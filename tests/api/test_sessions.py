@@ -79,6 +79,16 @@ async def test_create_rejects_bad_input(
     assert where in problem["detail"]
 
 
+async def test_a_body_that_is_not_json_says_what_to_send(client: httpx.AsyncClient) -> None:
+    form = await client.post("/sessions", data={"title": "t"})
+    detail = assert_problem(form, 422, "validation_failed")["detail"]
+    assert "Content-Type: application/json" in detail and "x-www-form-urlencoded" in detail
+    raw = await client.post("/sessions", content=b'{"title": "t"}')
+    assert "content type: none" in assert_problem(raw, 422, "validation_failed")["detail"]
+    array = await client.post("/sessions", json=["title"])
+    assert "JSON object" in assert_problem(array, 422, "validation_failed")["detail"]
+
+
 async def test_create_rejects_blank_first_prompt(client: httpx.AsyncClient) -> None:
     assert_problem(await client.post("/sessions", json={"prompt": "  \n"}), 422, "invalid_input")
 
