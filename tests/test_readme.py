@@ -1,0 +1,87 @@
+"""README's walk-through runs as pasted: its `sh` blocks, in order, in one shell.
+
+The blocks of "Try it without Paseo" and "Using it with curl" start the fake daemon and a
+real gateway, create a session, stream a prompt and read the turn back. Only the ports and
+the demo folder are changed (so the test never takes port 8000 or 6767 from anyone).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.fakes.harness import FAKE_PASEO_BIN
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTIONS = ("## Try it without Paseo", "## Using it with curl")
+SH_BLOCK = re.compile(r"^```sh\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+RUN_SECONDS = 180
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def readme_walkthrough() -> list[str]:
+    """The `sh` blocks of the walk-through sections, in README order."""
+    text = (ROOT / "README.md").read_text()
+    blocks: list[str] = []
+    for title in SECTIONS:
+        start = text.index(title + "\n")
+        end = text.find("\n## ", start + len(title))
+        blocks += SH_BLOCK.findall(text[start : end if end > 0 else None])
+    return blocks
+
+
+def test_the_walkthrough_has_the_steps_a_new_user_needs() -> None:
+    script = "\n".join(readme_walkthrough())
+    for step in ("daemon start", "paseo-gateway serve", "/sessions", "/prompt", "TURN=", "kill"):
+        assert step in script
+
+
+def test_readme_walkthrough_runs_as_pasted(tmp_path: Path) -> None:
+    port, daemon_port = _free_port(), _free_port()
+    script = "\n".join(readme_walkthrough())
+    script = (
+        script.replace("localhost:8000", f"127.0.0.1:{port}")
+        .replace("127.0.0.1:6767", f"127.0.0.1:{daemon_port}")
+        .replace("/tmp/paseo-demo", str(tmp_path))
+        .replace(
+            ".venv/bin/paseo-gateway serve", f"{sys.prefix}/bin/paseo-gateway serve --port {port}"
+        )
+    )
+    env = {**os.environ, "PASEO_HOME": str(tmp_path)}
+    shell = subprocess.Popen(
+        ["bash", "-e", "-o", "pipefail", "-c", script],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output, _ = shell.communicate(timeout=RUN_SECONDS)
+    finally:
+        if shell.poll() is None:
+            os.killpg(shell.pid, signal.SIGKILL)
+            shell.wait()
+        subprocess.run(
+            [str(FAKE_PASEO_BIN), "daemon", "stop", "--home", str(tmp_path)],
+            env=env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    assert shell.returncode == 0, output + (tmp_path / "gateway.log").read_text()
+    assert "event: turn.completed" in output
+    assert '"final_text": "stress-update-0stress-update-1stress-update-2"' in output
+    assert '"status":"completed"' in output  # the turn read back
