@@ -111,6 +111,21 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column()
 
 
+class PromptAdmission(Base):
+    """A prompt a key was let send: the per-key rate limit counts these in its window.
+
+    Written in the same transaction that counts them, under the key row's lock, so two
+    prompts at the same instant (in any process) cannot both take the last place.
+    """
+
+    __tablename__ = "prompt_admissions"
+    __table_args__ = (Index("ix_prompt_admissions_key_id_admitted_at", "key_id", "admitted_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    key_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    admitted_at: Mapped[datetime] = mapped_column()
+
+
 class GatewaySecret(Base):
     """A value the gateway makes once and every process shares (a signing key, say)."""
 

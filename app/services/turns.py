@@ -33,11 +33,13 @@ from app.errors import (
     SessionClosed,
     TurnInProgress,
     TurnNotFound,
+    Unauthorized,
 )
 from app.logs import turn_log_context
 from app.models import ACTIVE_TURN_STATUSES, GatewaySession, SessionStatus, Turn, TurnStatus, utcnow
 from app.paseo.client import PaseoClient
 from app.paseo.errors import PaseoError
+from app.repositories import rate_limits as rate_repo
 from app.repositories import turns as turns_repo
 from app.repositories.turns import TurnNotWritable
 from app.services.access import get_visible_session
@@ -224,20 +226,25 @@ class TurnService:
         return turn, True
 
     async def _check_rate(self, principal: Principal | None) -> None:
-        """At most `prompt_rate_per_minute` turns per key per minute, counted in the database
-        (so the limit holds across gateway processes)."""
+        """At most `prompt_rate_per_minute` prompts per key per minute, counted and recorded in
+        one short transaction under the key row's lock (so the limit holds across gateway
+        processes, and two prompts at the same instant cannot both take the last place)."""
         limit = self.settings.prompt_rate_per_minute
         if principal is None or principal.key_id is None or limit <= 0:
             return
-        since = utcnow() - timedelta(seconds=RATE_WINDOW_SECONDS)
-        async with self.db.session() as session:
-            count, earliest = await turns_repo.recent_turns_of_owner(
-                session, principal.key_id, since=since
-            )
-        if count >= limit and earliest is not None:
-            wait = RATE_WINDOW_SECONDS - (utcnow() - earliest).total_seconds()
+        now = utcnow()
+        since = now - timedelta(seconds=RATE_WINDOW_SECONDS)
+        try:
+            async with self.db.session() as session:
+                admission = await rate_repo.admit_prompt(
+                    session, principal.key_id, limit=limit, since=since, now=now
+                )
+        except rate_repo.UnknownKey:
+            raise Unauthorized("the API key is unknown or revoked", invalid_token=True) from None
+        if not admission.admitted and admission.earliest is not None:
+            wait = RATE_WINDOW_SECONDS - (utcnow() - admission.earliest).total_seconds()
             raise RateLimited(
-                f"this key sent {count} prompts in the last minute; the limit is {limit}",
+                f"this key sent {admission.count} prompts in the last minute; the limit is {limit}",
                 headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
 

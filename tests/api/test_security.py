@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -263,6 +264,34 @@ async def test_rate_limit_per_key(gateway_with: Any, http: httpx.AsyncClient) ->
                 problem = assert_problem(response, 429, "rate_limited")
                 assert 1 <= int(response.headers["retry-after"]) <= 60
                 assert "limit is 2" in problem["detail"]
+
+
+async def test_rate_limit_holds_for_prompts_at_the_same_instant(
+    gateway_with: Any, http: httpx.AsyncClient
+) -> None:
+    """Counting and recording are one step: simultaneous prompts never overshoot the limit."""
+    gateway = gateway_with(PASEO_GATEWAY_PROMPT_RATE_LIMIT_PER_MINUTE="2")
+    sessions = [
+        (await http.post(f"{gateway.url}/sessions", json={}, headers=AUTH)).json() for _ in range(5)
+    ]
+
+    async def prompt(session: dict[str, Any]) -> int:
+        async with http.stream(
+            "POST",
+            f"{gateway.url}/sessions/{session['id']}/prompt",
+            json={"prompt": INSTANT},
+            headers=AUTH,
+        ) as response:
+            if response.status_code == 200:
+                await collect_turn(response)
+            else:
+                await response.aread()
+                assert_problem(response, 429, "rate_limited")
+            return response.status_code
+
+    statuses = await asyncio.gather(*(prompt(session) for session in sessions))
+
+    assert sorted(statuses) == [200, 200, 429, 429, 429]
 
 
 async def test_cors_allows_configured_origins(gateway_with: Any, http: httpx.AsyncClient) -> None:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tomllib
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +43,20 @@ from app.migrations import (
 )
 from app.models import Base, UTCDateTime
 from app.repositories.api_keys import add_key
+from app.repositories.rate_limits import admit_prompt
 from app.repositories.sessions import add_session, get_session
 from app.repositories.turns import get_turn
 
 ROOT = Path(__file__).resolve().parents[2]
-GATEWAY_TABLES = {"sessions", "turns", "turn_events", "api_keys", "gateway_secrets"}
-HEAD = "0004"
+GATEWAY_TABLES = {
+    "sessions",
+    "turns",
+    "turn_events",
+    "api_keys",
+    "gateway_secrets",
+    "prompt_admissions",
+}
+HEAD = "0005"
 SUBPROCESS_TIMEOUT_SECONDS = 60
 
 
@@ -144,7 +152,7 @@ async def test_upgrade_creates_named_indexes_and_constraints(empty_database_url:
     assert schema["pks"] == [f"pk_{t}" for t in PK_ORDER]
 
 
-PK_ORDER = ("sessions", "turns", "turn_events", "api_keys", "gateway_secrets")
+PK_ORDER = ("sessions", "turns", "turn_events", "api_keys", "gateway_secrets", "prompt_admissions")
 
 
 def _active_turn_index_where(connection: Connection) -> str:
@@ -471,9 +479,9 @@ async def test_0003_downgrade_to_0002_and_upgrade_again(empty_database_url: str)
     await _migrate(empty_database_url, "0002", down=True)
 
     assert await _inspect(empty_database_url, _revision) == "0002"
-    assert await _inspect(empty_database_url, _tables) == (GATEWAY_TABLES - KEY_TABLES) | {
-        "alembic_version"
-    }
+    assert await _inspect(empty_database_url, _tables) == (
+        GATEWAY_TABLES - KEY_TABLES - RATE_TABLES
+    ) | {"alembic_version"}
     assert "owner_key_id" not in await _inspect(empty_database_url, _session_columns)
     # SQLite copied sessions to drop the column: its rows, index, unique constraint and the
     # turns' foreign key to it survive, and its turns were not cascaded away.
@@ -492,6 +500,96 @@ async def test_0003_downgrade_to_0002_and_upgrade_again(empty_database_url: str)
     assert await _inspect(empty_database_url, _session_shape) == at_head
     owners = await _session_owners(empty_database_url)
     assert len(owners) == 2 and set(owners.values()) == {None}
+
+
+# --- 0005: prompt admissions (the per-key rate limit) -------------------------------------------
+
+RATE_TABLES = {"prompt_admissions"}
+
+
+def _admission_shape(connection: Connection) -> dict[str, Any]:
+    inspector = inspect(connection)
+    return {
+        "indexes": {
+            index["name"]: (index["column_names"], bool(index["unique"]))
+            for index in inspector.get_indexes("prompt_admissions")
+        },
+        "fks": [
+            (fk["name"], fk["constrained_columns"], fk["referred_table"], fk["options"])
+            for fk in inspector.get_foreign_keys("prompt_admissions")
+        ],
+    }
+
+
+async def _admit_one(url: str) -> uuid.UUID:
+    """A key with one admitted prompt (0005's schema): the key's id."""
+    db = Database.from_url(url)
+    try:
+        async with db.session() as session:
+            key = await add_key(
+                session, name="ci", prefix="pgw_abcd", secret_hash="cd" * 32, scopes=["a"]
+            )
+            now = datetime.now(UTC)
+            admission = await admit_prompt(
+                session, key.id, limit=1, since=now - timedelta(minutes=1), now=now
+            )
+            assert admission.admitted
+    finally:
+        await db.dispose()
+    return key.id
+
+
+async def test_0005_creates_prompt_admissions(empty_database_url: str) -> None:
+    await _migrate(empty_database_url, "0004")
+    assert "prompt_admissions" not in await _inspect(empty_database_url, _tables)
+
+    await upgrade_to_head_async(empty_database_url)
+
+    shape = await _inspect(empty_database_url, _admission_shape)
+    assert shape["indexes"] == {
+        "ix_prompt_admissions_key_id_admitted_at": (["key_id", "admitted_at"], False)
+    }
+    [(name, columns, referred, options)] = shape["fks"]
+    assert (name, columns, referred) == (
+        "fk_prompt_admissions_key_id_api_keys",
+        ["key_id"],
+        "api_keys",
+    )
+    assert options["ondelete"] == "CASCADE"
+    await _admit_one(empty_database_url)
+
+
+async def test_0005_downgrade_to_0004_and_upgrade_again(empty_database_url: str) -> None:
+    await _migrate(empty_database_url, "0001")
+    turn_id = await _add_0001_turn(empty_database_url)
+    await upgrade_to_head_async(empty_database_url)
+    key_id = await _admit_one(empty_database_url)
+
+    await _migrate(empty_database_url, "0004", down=True)
+
+    assert await _inspect(empty_database_url, _revision) == "0004"
+    assert await _inspect(empty_database_url, _tables) == (GATEWAY_TABLES - RATE_TABLES) | {
+        "alembic_version"
+    }
+    assert await _turn_rows(empty_database_url) == [(turn_id, "kept", "running")]
+    await upgrade_to_head_async(empty_database_url)
+    assert await _inspect(empty_database_url, _revision) == HEAD
+    assert await _inspect(empty_database_url, _schema_diff) == []
+    # The key survived; its admissions did not (the table was dropped), so it has a place.
+    assert await _admit_one_more(empty_database_url, key_id)
+
+
+async def _admit_one_more(url: str, key_id: uuid.UUID) -> bool:
+    db = Database.from_url(url)
+    try:
+        async with db.session() as session:
+            now = datetime.now(UTC)
+            admission = await admit_prompt(
+                session, key_id, limit=1, since=now - timedelta(minutes=1), now=now
+            )
+    finally:
+        await db.dispose()
+    return admission.admitted
 
 
 def test_sync_functions_run_from_sync_code(empty_database_url: str) -> None:
@@ -555,6 +653,7 @@ def test_cli_offline_mode_prints_the_partial_index(url: str) -> None:
     assert "CREATE TABLE sessions" in sql
     assert "CREATE TABLE turn_events" in sql
     assert "CREATE TABLE api_keys" in sql
+    assert "CREATE TABLE prompt_admissions" in sql
     assert "owner_key_id" in sql
     assert "CREATE UNIQUE INDEX uq_turns_one_active_per_session ON turns (session_id) WHERE" in sql
 
