@@ -173,7 +173,7 @@
           "button",
           { type: "button", class: "session-item", "data-session-id": item.id },
           el("span", { class: "session-name" }, item.title || "Untitled session"),
-          el("span", { class: "muted small" }, `${item.status} · ${when(item.created_at)}`),
+          el("span", { class: "muted small" }, `${shownStatus(item)} · ${when(item.created_at)}`),
         );
         if (session && session.id === item.id) button.setAttribute("aria-current", "true");
         button.addEventListener("click", () => openSession(item.id));
@@ -239,8 +239,15 @@
     ui.noSession.hidden = true;
     ui.sessionView.hidden = false;
     ui.sessionTitle.textContent = session.title || "Untitled session";
-    const model = session.model ? `${session.provider} / ${session.model}` : session.provider;
-    ui.sessionMeta.textContent = `${session.status} · ${model} · ${session.cwd} · ${session.id}`;
+    const model = `${session.provider} / ${session.model || "its default model"}`;
+    ui.sessionMeta.textContent = `${shownStatus(session)} · ${model} · ${session.cwd} · ${session.id}`;
+  }
+
+  // A session is `pending` until its first turn has created the agent: while that turn runs,
+  // it is starting, not waiting for anyone.
+  function shownStatus(item) {
+    const starting = live && !live.done && live.sessionId === item.id;
+    return item.status === "pending" && starting ? "starting" : item.status;
   }
 
   // --- Earlier turns -------------------------------------------------------------------------
@@ -323,6 +330,7 @@
       state: "running",
       note: "",
       done: false,
+      startedAt: Date.now(),
       ...fields,
       eventsUrl: fields.eventsUrl || (fields.turnId ? eventsPath(fields) : null),
     };
@@ -377,9 +385,21 @@
       running: "Running…",
       queued: "Queued: waiting for a free slot…",
     };
-    const main = words[live.state] || live.state;
+    let main = words[live.state] || live.state;
+    if (!live.done && live.startedAt) main += ` ${elapsed(Date.now() - live.startedAt)}`;
     ui.liveStatus.textContent = live.note ? `${main} — ${live.note}` : main;
   }
+
+  function elapsed(ms) {
+    const seconds = Math.max(0, Math.floor(ms / 1000));
+    const minutes = Math.floor(seconds / 60);
+    return minutes ? `${minutes} min ${seconds % 60} s` : `${seconds} s`;
+  }
+
+  // While a turn runs, the status line counts the time it has taken.
+  setInterval(() => {
+    if (live && !live.done) renderStatus();
+  }, 1000);
 
   function renderActivitySummary() {
     const count = live.activity.length;
@@ -431,6 +451,7 @@
         break;
       case "agent.created":
         addActivity(`agent created ${data.agent_id || ""}`.trim());
+        refreshSessionHead();
         break;
       case "text":
         if (live.state === "queued") live.state = "running";
@@ -474,6 +495,7 @@
     updateButtons();
     loadSessions();
     refreshSessionHead();
+    loadTurns();
   }
 
   async function refreshSessionHead() {
@@ -784,6 +806,12 @@
 
   async function start() {
     updateButtons();
+    if (!apiKey) {
+      // Nothing is asked of the API before there is a key to ask with.
+      ui.noSession.textContent = "Paste an API key above to begin.";
+      ui.key.focus();
+      return;
+    }
     const ok = await loadSessions();
     if (!ok) return;
     ui.noSession.textContent = "Create a session or open one.";

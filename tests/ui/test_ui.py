@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -169,13 +170,20 @@ async def test_browser_page_streams_resumes_cancels_and_shows_turns(
     page.on("pageerror", lambda error: errors.append(str(error)))
     alert = page.get_by_role("alert")
 
-    # `/` leads to the page, which loads without a key and asks for one.
+    # `/` leads to the page, which loads without a key and asks for one, asking the API
+    # nothing before it has a key to ask with.
+    api_calls: list[str] = []
+    page.on(
+        "request",
+        lambda request: api_calls.append(request.url) if "/sessions" in request.url else None,
+    )
     response = await page.goto(f"{ui_gateway.url}/")
     assert response is not None and response.ok
     assert urlsplit(page.url).path == "/ui"
     csp = response.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "default-src 'none'" in csp
-    await expect(alert).to_contain_text("Enter an API key")
+    await expect(page.locator("#no-session")).to_contain_text("Paste an API key")
+    assert api_calls == []
 
     # A wrong key is refused; the admin key lists the (no) sessions.
     await page.get_by_label("API key").fill("pgw_not-a-key")
@@ -192,6 +200,8 @@ async def test_browser_page_streams_resumes_cancels_and_shows_turns(
     await expect(page.locator(f'[data-session-id="{first_id}"] .session-name')).to_have_text(title)
     assert await page.locator("#session-list img, #session-list b, main img").count() == 0
 
+    # The session's model is shown, its gateway default too.
+    await expect(page.locator("#session-meta")).to_contain_text("mock / ten-second-stream")
     # A prompt streams in (ten-second-stream: deltas over about a second) and ends completed.
     await send_prompt(page, "write a haiku")
     await wait_for_text(page, 1)
@@ -207,6 +217,9 @@ async def test_browser_page_streams_resumes_cancels_and_shows_turns(
     await send_prompt(page, "walk me through the scroll anchor")
     await wait_for_text(page, 400)
     assert await page.locator("#live-status").get_attribute("data-state") == "running"
+    # While it runs: how long it has taken, and a session that is not "pending".
+    await expect(page.locator("#live-status")).to_contain_text(re.compile(r"Running… \d+ s"))
+    await expect(page.locator("#session-meta")).not_to_contain_text("pending")
     # The tab keeps where the turn is as it goes (not only when the page goes away).
     await page.wait_for_function(
         f"JSON.parse(sessionStorage.getItem({RUN_STORE!r})).lastEventId > 0"
