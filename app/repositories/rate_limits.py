@@ -2,7 +2,7 @@
 caller owns the transaction, and should keep it short (it holds the key row's lock).
 
 `admit_prompt` counts and records in one step: under a lock on the key's row (PostgreSQL:
-SELECT ... FOR UPDATE; SQLite: a no-op write, which takes the one write lock), so concurrent
+SELECT ... FOR NO KEY UPDATE; SQLite: a no-op write, which takes the one write lock), so concurrent
 prompts of one key, in any process, are counted one after another and never both take the
 last place in the window.
 """
@@ -66,7 +66,9 @@ async def _lock_key_row(session: AsyncSession, key_id: uuid.UUID) -> None:
         result = await session.execute(touch.execution_options(synchronize_session=False))
         found = result.rowcount > 0  # type: ignore[attr-defined]
     else:
-        statement = select(ApiKey.id).where(ApiKey.id == key_id).with_for_update()
+        # FOR NO KEY UPDATE: admissions wait for each other, but not rows that merely refer
+        # to the key (a new session's foreign key check takes FOR KEY SHARE).
+        statement = select(ApiKey.id).where(ApiKey.id == key_id).with_for_update(key_share=True)
         found = (await session.scalar(statement)) is not None
     if not found:
         raise UnknownKey(f"no API key {key_id}")

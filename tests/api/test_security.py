@@ -329,6 +329,22 @@ async def test_auth_can_be_disabled_for_loopback(
     assert (await http.get(f"{gateway.url}/sessions")).status_code == 200
 
 
+async def test_with_keys_disabled_a_stream_token_of_no_key_opens_its_turn(
+    gateway_with: Any, http: httpx.AsyncClient
+) -> None:
+    gateway = gateway_with(PASEO_GATEWAY_AUTH_DISABLED="true")
+    session = (await http.post(f"{gateway.url}/sessions", json={})).json()
+    async with http.stream(
+        "POST", f"{gateway.url}/sessions/{session['id']}/prompt", json={"prompt": INSTANT}
+    ) as response:
+        token = response.headers["x-stream-token"]
+        events = await collect_turn(response)
+    url = f"{gateway.url}/sessions/{session['id']}/turns/{events[0].json()['turn_id']}/events"
+    async with http.stream("GET", url, params={"token": token}) as replayed:
+        assert replayed.status_code == 200
+        assert [e.id async for e in read_events(replayed)] == [e.id for e in events]
+
+
 def test_auth_disabled_refuses_a_public_bind(tmp_path: Path) -> None:
     env = {**os.environ, "PASEO_GATEWAY_AUTH_DISABLED": "true"}
     env["PASEO_GATEWAY_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/x.db"
