@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
                 stale_seconds=settings.turn_stale_seconds,
                 cancel_confirm_seconds=settings.cancel_confirm_seconds,
                 prompt_rate_per_minute=settings.prompt_rate_limit_per_minute,
+                workspace_roots=tuple(str(root) for root in settings.workspace_root_paths),
             ),
         )
         defaults = SessionDefaults(

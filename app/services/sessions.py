@@ -6,11 +6,9 @@ call Paseo, then write in a second short transaction.
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import Any
 
 from app.db import Database
@@ -40,6 +38,7 @@ from app.services.auth import Principal
 from app.services.providers import ProviderCatalog
 from app.services.turn_runner import SESSION_LABEL
 from app.services.turns import TurnService, check_first_prompt
+from app.services.workspaces import confine
 
 
 @dataclass
@@ -99,18 +98,7 @@ class SessionService:
 
     def confine(self, cwd: str) -> str:
         """The agent's directory, resolved (symlinks followed) and inside a workspace root."""
-        if ".." in PurePosixPath(cwd).parts:
-            raise InvalidInput("cwd must not contain '..'", field="cwd")
-        resolved = os.path.realpath(cwd)
-        for root in self.defaults.workspace_roots:
-            real_root = os.path.realpath(root)
-            if resolved == real_root or resolved.startswith(real_root.rstrip("/") + "/"):
-                return resolved
-        roots = ", ".join(self.defaults.workspace_roots)
-        raise InvalidInput(
-            f"cwd {cwd!r} is outside the workspace roots ({roots}); pick a folder inside one",
-            field="cwd",
-        )
+        return confine(cwd, self.defaults.workspace_roots)
 
     async def import_session(self, request: SessionImport, principal: Principal) -> GatewaySession:
         """Register an existing provider session: `paseo import`, labelled with our id."""

@@ -40,6 +40,7 @@ from app.repositories.turns import TurnNotWritable
 from app.services import turn_decisions as decide
 from app.services.turn_decisions import Ending, RecoveryFacts
 from app.services.turn_store import TurnStore
+from app.services.workspaces import confine
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ class TurnLimits:
     idle_timeout_seconds: float
     cancel_confirm_seconds: float
     stale_seconds: float = 30.0
+    # Where agents may work (checked again just before one is created); empty: not checked.
+    workspace_roots: tuple[str, ...] = ()
 
 
 class TurnRun:
@@ -209,9 +212,12 @@ class TurnRun:
     def _turn_events(self, record: GatewaySession) -> AsyncIterator[TurnEvent]:
         if record.agent_id:
             return self.paseo.prompt_agent_turn(record.agent_id, self.turn.prompt)
+        cwd = record.cwd
+        if self.limits.workspace_roots:
+            cwd = confine(record.cwd, self.limits.workspace_roots)  # it may have moved since
         agent = NewAgent(
             provider=record.provider,
-            cwd=record.cwd,
+            cwd=cwd,
             title=record.title or title_from(self.turn.prompt),
             model=record.model,
             mode=record.mode,

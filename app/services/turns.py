@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.aio import shielded
 from app.db import Database
 from app.errors import (
+    GatewayError,
     IdempotencyKeyReused,
     NoRunningTurn,
     PayloadTooLarge,
@@ -68,6 +69,7 @@ class TurnSettings:
     stale_seconds: float = 30.0
     cancel_confirm_seconds: float = 15.0
     prompt_rate_per_minute: int = 0
+    workspace_roots: tuple[str, ...] = ()
 
     @property
     def limits(self) -> TurnLimits:
@@ -76,6 +78,7 @@ class TurnSettings:
             self.idle_timeout_seconds,
             self.cancel_confirm_seconds,
             self.stale_seconds,
+            self.workspace_roots,
         )
 
 
@@ -280,6 +283,8 @@ class TurnService:
                 await body
             except PaseoError as exc:
                 await run.fail(exc.code.lower(), exc.message, exc)
+            except GatewayError as exc:
+                await run.fail(exc.code, exc.detail, exc)  # e.g. a cwd that moved out
             except asyncio.CancelledError:
                 if not run.taken_over:
                     await shielded(self._release(run))
