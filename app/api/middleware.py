@@ -145,5 +145,18 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            HTTP_REQUESTS.labels(route=route, method=scope["method"], status=str(status)).inc()
+            HTTP_REQUESTS.labels(
+                route=_route_template(scope), method=scope["method"], status=str(status)
+            ).inc()
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template. FastAPI's own routes (`/openapi.json`, static pages)
+    are plain Starlette routes that record no route, only their endpoint: without parameters,
+    their path is their template."""
+    route = scope.get("route")
+    if route is not None and hasattr(route, "path"):
+        return str(route.path)
+    if "endpoint" in scope and not scope.get("path_params"):
+        return str(scope["path"])
+    return "unmatched"

@@ -35,7 +35,12 @@ async def test_metrics(client: httpx.AsyncClient) -> None:
     ) as response:
         await collect_turn(response)
     assert_problem(await client.get("/metrics", headers={"Authorization": ""}), 401, "unauthorized")
+    assert (await client.get("/openapi.json")).status_code == 200
+    assert (await client.get("/no/such/route")).status_code == 404
     text = (await client.get("/metrics")).text
+    # FastAPI's own routes are named; only what matched no route is "unmatched".
+    assert 'route="/openapi.json",status="200"' in text
+    assert 'route="unmatched",status="404"' in text
     assert (
         'paseo_gateway_http_requests_total{method="POST",route="/sessions/{session_id}/prompt",'
         'status="200"}'
