@@ -19,6 +19,7 @@ from app.api.middleware import (
     MetricsMiddleware,
     RequestIdMiddleware,
     RequireCredentialsMiddleware,
+    UnexpectedErrorMiddleware,
 )
 from app.api.problems import (
     PROBLEM_MEDIA_TYPE,
@@ -152,6 +153,7 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
     # A prompt as JSON may escape every byte (\\uXXXX: 6 bytes each), plus some room.
     body_limit = 6 * settings.max_prompt_bytes + BODY_OVERHEAD_BYTES
     app.add_middleware(BodyLimitMiddleware, max_bytes=body_limit)
+    app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     _register_problem_schema(app)

@@ -4,15 +4,18 @@ the response header and attached to every log line, so an error body can stay sh
 from __future__ import annotations
 
 import contextvars
+import logging
 import re
 import uuid
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.problems import gateway_error_response
+from app.api.problems import gateway_error_response, internal_error_response
 from app.errors import PayloadTooLarge, Unauthorized
 from app.metrics import HTTP_REQUESTS
+
+logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -122,6 +125,39 @@ class BodyLimitMiddleware:
         return gateway_error_response(
             PayloadTooLarge(f"the request body is over {self.max_bytes} bytes")
         )
+
+
+class UnexpectedErrorMiddleware:
+    """A bug answers `500 internal_error` as a problem, logged once with its traceback.
+
+    It sits inside the request-id middleware, so the answer carries `X-Request-ID` (the key to
+    the log record), and it does not re-raise, so the server keeps the client's keep-alive
+    connection. An error after the answer started cannot be answered: it goes on to the
+    server, which logs it and closes the connection.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            if started:
+                raise
+            logger.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            await internal_error_response()(scope, receive, send)
 
 
 class MetricsMiddleware:

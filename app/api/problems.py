@@ -104,10 +104,13 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error", exc_info=exc)
+def internal_error_response() -> JSONResponse:
+    """What a bug answers (app.api.middleware.UnexpectedErrorMiddleware logs it)."""
     return problem_response(
-        500, "internal_error", "Internal error", "An unexpected error occurred; see the logs."
+        500,
+        "internal_error",
+        "Internal error",
+        "An unexpected error occurred; the gateway's log has it under this answer's X-Request-ID.",
     )
 
 
@@ -116,7 +119,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PaseoError, _paseo_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    # Any other exception: UnexpectedErrorMiddleware (inside the request-id middleware).
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
