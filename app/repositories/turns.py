@@ -186,20 +186,6 @@ async def count_turns(session: AsyncSession, session_id: uuid.UUID) -> int:
     return (await session.scalar(statement)) or 0
 
 
-async def recent_turns_of_owner(
-    session: AsyncSession, owner_key_id: uuid.UUID, *, since: datetime
-) -> tuple[int, datetime | None]:
-    """How many turns of the key's sessions started at or after `since`, and when the first
-    of them did (None if none): enough for a rate limit to say when a slot frees up."""
-    statement = (
-        select(func.count(Turn.id), func.min(Turn.started_at))
-        .join(GatewaySession, GatewaySession.id == Turn.session_id)
-        .where(GatewaySession.owner_key_id == owner_key_id, Turn.started_at >= since)
-    )
-    count, earliest = (await session.execute(statement)).one()
-    return count, earliest
-
-
 async def get_active_turn(session: AsyncSession, session_id: uuid.UUID) -> Turn | None:
     """The session's queued or running turn, if it has one."""
     statement = select(Turn).where(

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.exc import IntegrityError
 
 from app.db import Database
-from app.models import ApiKey, GatewaySecret, GatewaySession, Turn, TurnStatus
+from app.models import ApiKey, GatewaySecret, GatewaySession
 from app.repositories import api_keys as keys_repo
 from app.repositories import secrets as secrets_repo
 from app.repositories import sessions as sessions_repo
@@ -402,63 +402,6 @@ async def test_agent_ids_of_owner(database: Database) -> None:
         nobodys = await sessions_repo.agent_ids_of_owner(session, uuid.uuid4())
 
     assert (mine, theirs, nobodys) == ({"agent-1", "agent-2"}, {"agent-3"}, set())
-
-
-# --- turns: recent turns of an owner ----------------------------------------------------------
-
-
-async def _turns_started_at(db: Database, session_id: uuid.UUID, *offsets: timedelta) -> None:
-    """Finished turns of the session that started at T0 plus each offset."""
-    for offset in offsets:
-        async with db.session() as session:
-            turn = await turns_repo.add_turn(
-                session, session_id=session_id, prompt="p", status=TurnStatus.COMPLETED
-            )
-            await session.execute(
-                update(Turn).where(Turn.id == turn.id).values(started_at=T0 + offset)
-            )
-
-
-async def test_recent_turns_of_owner_counts_from_since_on(database: Database) -> None:
-    key, other = await _new_key(database), await _new_key(database)
-    first = await _new_session(database, owner_key_id=key.id)
-    second = await _new_session(database, owner_key_id=key.id)
-    minute = timedelta(minutes=1)
-    await _turns_started_at(database, first.id, -timedelta(microseconds=1), 0 * minute, 5 * minute)
-    await _turns_started_at(database, second.id, 2 * minute)
-    # Other keys' turns and unowned ones do not count.
-    await _turns_started_at(
-        database, (await _new_session(database, owner_key_id=other.id)).id, minute
-    )
-    await _turns_started_at(database, (await _new_session(database)).id, minute)
-
-    async with database.session() as session:
-        from_t0 = await turns_repo.recent_turns_of_owner(session, key.id, since=T0)
-        later = await turns_repo.recent_turns_of_owner(session, key.id, since=T0 + 3 * minute)
-
-    assert from_t0 == (3, T0)  # a turn that started exactly at `since` counts
-    assert later == (1, T0 + 5 * minute)
-    assert from_t0[1] is not None and from_t0[1].tzinfo is not None
-
-
-async def test_recent_turns_of_owner_without_any_is_zero_and_none(database: Database) -> None:
-    key = await _new_key(database)
-    record = await _new_session(database, owner_key_id=key.id)
-    await _turns_started_at(database, record.id, timedelta(minutes=-5))
-
-    async with database.session() as session:
-        recent = await turns_repo.recent_turns_of_owner(session, key.id, since=T0)
-        unknown = await turns_repo.recent_turns_of_owner(session, uuid.uuid4(), since=T0)
-
-    assert recent == unknown == (0, None)
-
-
-async def test_recent_turns_of_owner_refuses_a_naive_since(database: Database) -> None:
-    key = await _new_key(database)
-
-    async with database.session() as session:
-        with pytest.raises(StatementError, match="naive datetime"):
-            await turns_repo.recent_turns_of_owner(session, key.id, since=datetime(2026, 1, 1))
 
 
 # --- gateway secrets --------------------------------------------------------------------------
