@@ -102,14 +102,16 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
         app.state.turns = turn_service
         app.state.sessions = sessions_service
         app.state.agents = AgentService(db, client)
-        app.state.health = HealthService(db, client, settings.paseo_bin)
+        app.state.health = health_service = HealthService(db, client, settings.paseo_bin)
         turn_service.start_background()
+        health_service.start_background()
         reconcile = asyncio.create_task(_reconcile_sessions(sessions_service))
         try:
             yield
         finally:
             reconcile.cancel()
             await asyncio.gather(reconcile, return_exceptions=True)
+            await health_service.aclose()
             await turn_service.aclose()
             await client.aclose()
             await db.dispose()

@@ -209,6 +209,11 @@ class CancelResult(BaseModel):
 class ReadinessCheck(BaseModel):
     ok: bool
     detail: str
+    age_seconds: float | None = Field(
+        default=None,
+        description="How old the result is: the daemon is checked in the background, so a "
+        "probe never waits for a CLI call.",
+    )
 
 
 class Readiness(BaseModel):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import time
 
 from app.db import Database
 from app.errors import from_paseo
@@ -14,19 +16,55 @@ from app.schemas import Readiness, ReadinessCheck
 
 # A readiness probe must answer even when a dependency hangs.
 CHECK_TIMEOUT_SECONDS = 20.0
+# The daemon is asked this often in the background (a CLI call costs 1-13 s and ~200 MiB, too
+# much for every probe); readiness answers from the last result.
+DAEMON_CHECK_SECONDS = 10.0
 
 
 class HealthService:
-    def __init__(self, db: Database, paseo: PaseoClient, paseo_bin: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        paseo: PaseoClient,
+        paseo_bin: str,
+        *,
+        daemon_check_seconds: float = DAEMON_CHECK_SECONDS,
+    ) -> None:
         self.db = db
         self.paseo = paseo
         self.paseo_bin = paseo_bin
+        self.daemon_check_seconds = daemon_check_seconds
+        self._daemon_result: tuple[ReadinessCheck, float] | None = None
+        self._checker: asyncio.Task[None] | None = None
+
+    def start_background(self) -> None:
+        """Check the daemon now and then every `daemon_check_seconds`."""
+        self._checker = asyncio.create_task(self._check_daemon_forever(), name="daemon-check")
+
+    async def aclose(self) -> None:
+        if self._checker is not None:
+            self._checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checker
+
+    async def _check_daemon_forever(self) -> None:
+        while True:
+            self._daemon_result = (await self._daemon(), time.monotonic())
+            await asyncio.sleep(self.daemon_check_seconds)
 
     async def readiness(self) -> Readiness:
-        database, daemon = await asyncio.gather(self._database(), self._daemon())
+        database, daemon = await asyncio.gather(self._database(), self._daemon_status())
         checks = {"database": database, "paseo_binary": self._binary(), "daemon": daemon}
         ready = all(check.ok for check in checks.values())
         return Readiness(status="ready" if ready else "not_ready", checks=checks)
+
+    async def _daemon_status(self) -> ReadinessCheck:
+        """The background check's last result, with its age; before the first (or without a
+        background check, as for `paseo-gateway check`), one made now."""
+        if self._daemon_result is None:
+            return await self._daemon()
+        check, at = self._daemon_result
+        return check.model_copy(update={"age_seconds": round(time.monotonic() - at, 1)})
 
     async def _database(self) -> ReadinessCheck:
         if await self.db.ping():
