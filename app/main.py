@@ -121,7 +121,10 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs" if settings.public_docs else None,
+        # /docs is app.api.docs (Swagger UI from the gateway itself, no CDN); no ReDoc.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         openapi_url="/openapi.json" if settings.public_docs else None,
     )
     install_problem_handlers(app)
@@ -133,8 +136,9 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
     app.include_router(keys.router, responses=protected)
     app.include_router(metrics.router, responses=protected)
     app.include_router(ui.router)
+    app.include_router(docs.pages)
     if not settings.public_docs:
-        app.include_router(docs.router)
+        app.include_router(docs.protected_openapi)
     if not settings.auth_disabled:
         app.add_middleware(RequireCredentialsMiddleware, public_paths=_public_paths(app))
     # Outside the key check: preflights need no key, and a 401 still carries CORS headers.
@@ -163,9 +167,7 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
 
 
 def _public_paths(app: FastAPI) -> frozenset[str]:
-    paths = {"/healthz", "/readyz", *ui.PUBLIC_PATHS}
-    if app.docs_url:
-        paths |= {app.docs_url, f"{app.docs_url}/oauth2-redirect"}
+    paths = {"/healthz", "/readyz", *ui.PUBLIC_PATHS, *docs.PUBLIC_PATHS}
     if app.openapi_url:
         paths.add(app.openapi_url)
     return frozenset(paths)
