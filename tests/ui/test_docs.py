@@ -25,7 +25,7 @@ from tests.api.conftest import (
     stop_gateway,
 )
 from tests.fakes.harness import FakePaseoDaemon
-from tests.ui.test_ui import CHROMIUM, CHROMIUM_ARGS, _browser_missing
+from tests.ui.test_ui import _browser_missing, launched_chromium
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
@@ -65,16 +65,8 @@ def docs_gateway(
 
 @pytest.fixture(scope="module")
 async def docs_browser(docs_gateway: tuple[str, Gateway]) -> AsyncIterator[Browser]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with launched_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture

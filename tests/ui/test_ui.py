@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -85,8 +86,9 @@ def ui_gateway(
             stop_gateway(gateway)
 
 
-@pytest.fixture(scope="module")
-async def browser(ui_gateway: Gateway) -> AsyncIterator[Browser]:
+@asynccontextmanager
+async def launched_chromium() -> AsyncIterator[Browser]:
+    """The system Chromium under Playwright (never a downloaded browser), closed at the end."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
@@ -97,6 +99,12 @@ async def browser(ui_gateway: Gateway) -> AsyncIterator[Browser]:
             yield chromium
         finally:
             await chromium.close()
+
+
+@pytest.fixture(scope="module")
+async def browser(ui_gateway: Gateway) -> AsyncIterator[Browser]:
+    async with launched_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture
