@@ -152,6 +152,11 @@ class AgentLiveStatus(BaseModel):
     error: str | None = Field(
         default=None, description="Why the live status could not be read, if it could not."
     )
+    age_seconds: float | None = Field(
+        default=None,
+        description="How old this answer of Paseo's is: readers of one session within a few "
+        "seconds share one CLI call.",
+    )
 
 
 class SessionOut(BaseModel):

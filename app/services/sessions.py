@@ -6,7 +6,9 @@ call Paseo, then write in a second short transaction.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +42,9 @@ from app.services.turn_runner import SESSION_LABEL
 from app.services.turns import TurnService, check_first_prompt
 from app.services.workspaces import confine
 
+# How long one `inspect` answers `GET /sessions/{id}` for every reader of that session.
+AGENT_STATUS_FRESH_SECONDS = 2.0
+
 
 @dataclass
 class SessionDefaults:
@@ -59,6 +64,9 @@ class SessionService:
         self.turns = turns
         self.defaults = defaults
         self.providers = ProviderCatalog(paseo)
+        # agent id -> (its last live status, when it was read); one reader asks at a time.
+        self._inspected: dict[str, tuple[AgentLiveStatus, float]] = {}
+        self._inspecting: dict[str, asyncio.Lock] = {}
 
     async def create(
         self, request: SessionCreate, principal: Principal
@@ -136,12 +144,24 @@ class SessionService:
             return await get_visible_session(session, session_id, principal)
 
     async def live_status(self, record: GatewaySession) -> AgentLiveStatus | None:
-        """What Paseo says of the agent now; a Paseo failure is reported, not raised.
+        """What Paseo said of the agent at most AGENT_STATUS_FRESH_SECONDS ago (with its age):
+        a CLI call costs seconds, so readers of one session share one.
 
-        An agent archived or deleted outside the gateway marks its session so.
+        A Paseo failure is reported, not raised; an agent archived or deleted outside the
+        gateway marks its session so.
         """
         if record.agent_id is None:
             return None
+        async with self._inspecting.setdefault(record.agent_id, asyncio.Lock()):
+            known = self._inspected.get(record.agent_id)
+            if known is None or time.monotonic() - known[1] > AGENT_STATUS_FRESH_SECONDS:
+                known = (await self._inspect(record), time.monotonic())
+                self._inspected[record.agent_id] = known
+        status, at = known
+        return status.model_copy(update={"age_seconds": round(time.monotonic() - at, 1)})
+
+    async def _inspect(self, record: GatewaySession) -> AgentLiveStatus:
+        assert record.agent_id is not None
         try:
             detail = await self.paseo.inspect_agent(record.agent_id)
         except PaseoError as exc:
