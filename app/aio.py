@@ -15,3 +15,16 @@ async def shielded(coro: Coroutine[Any, Any, None]) -> None:
     except asyncio.CancelledError:
         await task
         raise
+
+
+async def cancel_and_wait(task: asyncio.Future[Any]) -> None:
+    """Cancel `task` if it still runs and wait until it has ended, so nothing is left behind.
+
+    Its exception, if any, counts as retrieved (asyncio would log it otherwise); whoever wants
+    the outcome reads it from the task afterwards.
+    """
+    if not task.done():
+        task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()

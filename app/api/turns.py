@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from app.aio import cancel_and_wait
 from app.api.deps import AuthDep, Prompter, Reader, SettingsDep, TurnsDep, stream_access
 from app.api.problems import problem_responses
 from app.metrics import ACTIVE_STREAMS
@@ -88,9 +89,9 @@ async def _stream(
             upcoming = asyncio.ensure_future(anext(events))
             stopping = asyncio.ensure_future(shutdown.wait())
             await asyncio.wait({upcoming, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            await _end_task(stopping)
+            await cancel_and_wait(stopping)
             if not upcoming.done():
-                await _end_task(upcoming)
+                await cancel_and_wait(upcoming)
                 farewell = {
                     "detail": "this gateway is shutting down; reconnect to events_url with "
                     "Last-Event-ID to get the rest of the turn",
@@ -111,17 +112,8 @@ async def _stream(
         with anyio.CancelScope(shield=True):
             for task in (upcoming, stopping):
                 if task is not None:
-                    await _end_task(task)
+                    await cancel_and_wait(task)
             await events.aclose()  # type: ignore[attr-defined]
-
-
-async def _end_task(task: asyncio.Future[Any]) -> None:
-    """Cancel `task` if it still runs and wait until it has ended (its result is not wanted)."""
-    if not task.done():
-        task.cancel()
-    await asyncio.wait({task})
-    if not task.cancelled():
-        task.exception()  # retrieved, so asyncio does not log it as never retrieved
 
 
 def _event_source(

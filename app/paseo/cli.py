@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import tempfile
@@ -16,12 +17,14 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from app.aio import cancel_and_wait
 from app.paseo.attach_stream import HEADER_END, AttachParser, ParsedItem, PromptSeen
 from app.paseo.errors import PaseoError
 from app.paseo.output import check, error_from_result, parse_json, parse_json_list
 from app.paseo.process import ChildProcess, CliResult, CliRunner
 from app.paseo.prompts import recorded_prompt
-from app.paseo.transcript import last_reply, latest_is, same_words, times_recorded
+from app.paseo.transcript import last_reply, same_words
+from app.paseo.transcript import prompt_history as transcript_history
 from app.paseo.types import (
     AgentDetail,
     AgentStarted,
@@ -144,15 +147,11 @@ class CliPaseoClient:
     async def prompt_history(self, agent_id: str, prompt: str) -> PromptHistory:
         """From `logs` (the whole transcript); the reply text from `attach`'s replay, which
         keeps the whitespace `logs` trims, when both agree on everything else."""
-        transcript = await self.read_logs(agent_id)
-        reply = last_reply(transcript, prompt)
-        if reply is not None:
-            reply = await self._faithful(agent_id, prompt, reply)
-        return PromptHistory(
-            times_recorded=times_recorded(transcript, prompt),
-            latest_is_this_prompt=latest_is(transcript, prompt),
-            latest_reply=reply,
-        )
+        history = transcript_history(await self.read_logs(agent_id), prompt)
+        if history.latest_reply is None:
+            return history
+        reply = await self._faithful(agent_id, prompt, history.latest_reply)
+        return dataclasses.replace(history, latest_reply=reply)
 
     async def _faithful(self, agent_id: str, prompt: str, logged: str) -> str:
         """The reply as `attach` replays it, if it has the same words as the logged one."""
@@ -233,15 +232,13 @@ class CliPaseoClient:
             finisher = asyncio.create_task(self._finish_turn(agent_id, prompt, mode == "send"))
             try:
                 async for event in _live_events(attach, parser, scope, finisher):
-                    if not delivered and scope.inside:
-                        delivered = True  # attach showed this turn's own `[User]` item
-                        yield PromptDelivered()
-                    if isinstance(event, TextDelta):
+                    if isinstance(event, PromptDelivered):
+                        if delivered:
+                            continue  # `run -d` already said so
+                        delivered = True
+                    elif isinstance(event, TextDelta):
                         streamed.append(event.text)
                     yield event
-                if not delivered and scope.inside:
-                    delivered = True
-                    yield PromptDelivered()
                 outcome: TurnOutcome
                 if scope.superseded:
                     outcome, message = "interrupted", "another prompt replaced this turn"
@@ -251,10 +248,7 @@ class CliPaseoClient:
                         delivered = True  # send answered: the daemon accepted the prompt
                         yield PromptDelivered()
             finally:
-                if not finisher.done():
-                    finisher.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, PaseoError):
-                        await finisher
+                await cancel_and_wait(finisher)  # still running: the turn was left early
         final_text = "".join(streamed)
         if scope.superseded:
             yield TurnEnded(outcome, message, final_text)
@@ -341,7 +335,8 @@ class _TurnScope:
     """Keeps one turn's events: those after its own `[User]` line and before any next one.
 
     Only a `[User]` line with this turn's prompt opens the scope, so stray history (a replay
-    that arrived late) is never taken for the answer.
+    that arrived late) is never taken for the answer; opening it yields `PromptDelivered`,
+    since that line is Paseo's record of the prompt.
     """
 
     def __init__(self, prompt: str, *, inside: bool) -> None:
@@ -357,6 +352,8 @@ class _TurnScope:
                     self.superseded = True  # another prompt took the agent over
                     break
                 self.inside = item.text == self.prompt
+                if self.inside:
+                    kept.append(PromptDelivered())
             elif self.inside:
                 kept.append(item)
         return kept
@@ -468,10 +465,8 @@ async def _live_events(
         for event in scope.take(parser.finish()):
             yield event
     finally:
-        if reader is not None and not reader.done():
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+        if reader is not None:
+            await cancel_and_wait(reader)
 
 
 def _attach_failed(attach: ChildProcess, status: int) -> PaseoError:

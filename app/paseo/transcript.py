@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from app.paseo.prompts import recorded_prompt
+from app.paseo.types import PromptHistory
 
 NO_ACTIVITY = "No activity to display."
 _USER_PREFIX = "[User] "
@@ -22,28 +23,35 @@ _ITEM_LINE = re.compile(r"^\[[A-Za-z][A-Za-z0-9 _.:/-]*\](?: |$)")
 _TASK_LINE = re.compile(r"^- \[[ xX]\] ")
 
 
-def last_reply(transcript: str, prompt: str) -> str | None:
-    """The assistant text of the transcript's last turn, if that turn is `prompt`'s.
+def prompt_history(transcript: str, prompt: str) -> PromptHistory:
+    """What the transcript records of `prompt`, from one reading of it.
 
-    None when the last `[User]` item is another prompt (or there is none): a reply counts
-    only if it follows this turn's own prompt.
+    `latest_reply` is the assistant text of the last turn if that turn is `prompt`'s: a
+    reply counts only if it follows this turn's own prompt.
     """
     lines = transcript.split("\n")
     users = _user_items(lines, prompt)
-    if not users or not users[-1][1]:
-        return None
-    return _assistant_text(lines[users[-1][0] :])
+    latest_is_this = bool(users) and users[-1][1]
+    return PromptHistory(
+        times_recorded=sum(1 for _, is_prompt in users if is_prompt),
+        latest_is_this_prompt=latest_is_this,
+        latest_reply=_assistant_text(lines[users[-1][0] :]) if latest_is_this else None,
+    )
+
+
+def last_reply(transcript: str, prompt: str) -> str | None:
+    """The assistant text of the transcript's last turn, if that turn is `prompt`'s."""
+    return prompt_history(transcript, prompt).latest_reply
 
 
 def times_recorded(transcript: str, prompt: str) -> int:
     """How many `[User]` items of the transcript carry `prompt` (as Paseo records it)."""
-    return sum(1 for _, is_prompt in _user_items(transcript.split("\n"), prompt) if is_prompt)
+    return prompt_history(transcript, prompt).times_recorded
 
 
 def latest_is(transcript: str, prompt: str) -> bool:
     """Whether the transcript's last `[User]` item is `prompt`."""
-    users = _user_items(transcript.split("\n"), prompt)
-    return bool(users) and users[-1][1]
+    return prompt_history(transcript, prompt).latest_is_this_prompt
 
 
 def _user_items(lines: list[str], prompt: str) -> list[tuple[int, bool]]:

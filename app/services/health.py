@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import time
 
+from app.aio import cancel_and_wait
 from app.db import Database
 from app.errors import from_paseo
 from app.paseo.client import PaseoClient
@@ -43,9 +43,7 @@ class HealthService:
 
     async def aclose(self) -> None:
         if self._checker is not None:
-            self._checker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checker
+            await cancel_and_wait(self._checker)
 
     async def _check_daemon_forever(self) -> None:
         while True:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from app.aio import shielded
+from app.aio import cancel_and_wait, shielded
 from app.metrics import TURN_DURATION, TURNS
 from app.models import GatewaySession, SessionStatus, Turn, TurnStatus, utcnow
 from app.paseo.client import PaseoClient
@@ -275,7 +275,7 @@ class TurnRun:
         loop = asyncio.get_running_loop()
         wake_at = deadline
         if not self._creating:
-            wake_at = min(deadline, loop.time() + self._idle_limit())
+            wake_at = min(deadline, loop.time() + self.limits.idle_timeout_seconds)
         upcoming = asyncio.ensure_future(anext(events))
         ended = asyncio.ensure_future(self.ended_elsewhere.wait())
         try:
@@ -286,19 +286,14 @@ class TurnRun:
                 raise _WallClockLimit from None
             raise _IdleTimeout from None
         finally:
-            ended.cancel()
-            if not upcoming.done():
-                upcoming.cancel()
-                await asyncio.wait({upcoming})
+            await cancel_and_wait(ended)
+            await cancel_and_wait(upcoming)
         if upcoming.cancelled():
             return None
         try:
             return upcoming.result()
         except StopAsyncIteration:
             return None
-
-    def _idle_limit(self) -> float:
-        return self.limits.idle_timeout_seconds
 
     async def _handle(self, event: TurnEvent, recovering: bool) -> bool:
         """Store one event; False when the run is over."""
