@@ -13,10 +13,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import ApiKey, PromptAdmission
+from app.repositories.locks import lock_row
 
 
 @dataclass(frozen=True)
@@ -60,15 +61,10 @@ async def admit_prompt(
 
 
 async def _lock_key_row(session: AsyncSession, key_id: uuid.UUID) -> None:
-    """The key row's lock until the transaction ends (see `lock_session_row` in turns)."""
-    if session.get_bind().dialect.name == "sqlite":
-        touch = update(ApiKey).where(ApiKey.id == key_id).values(name=ApiKey.name)
-        result = await session.execute(touch.execution_options(synchronize_session=False))
-        found = result.rowcount > 0  # type: ignore[attr-defined]
-    else:
-        # FOR NO KEY UPDATE: admissions wait for each other, but not rows that merely refer
-        # to the key (a new session's foreign key check takes FOR KEY SHARE).
-        statement = select(ApiKey.id).where(ApiKey.id == key_id).with_for_update(key_share=True)
-        found = (await session.scalar(statement)) is not None
-    if not found:
+    """The key row's lock until the transaction ends (app/repositories/locks.py).
+
+    FOR NO KEY UPDATE on PostgreSQL: admissions wait for each other, but not rows that
+    merely refer to the key (a new session's foreign key check takes FOR KEY SHARE).
+    """
+    if not await lock_row(session, ApiKey.id, key_id, touch=ApiKey.name, key_share=True):
         raise UnknownKey(f"no API key {key_id}")

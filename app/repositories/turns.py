@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import attributes, util
 
 from app.models import ACTIVE_TURN_STATUSES, GatewaySession, Turn, TurnStatus, utcnow
+from app.repositories.locks import lock_row
 from app.repositories.sessions import check_page
 
 ACTIVE_TURN_INDEX = "uq_turns_one_active_per_session"
@@ -474,19 +475,8 @@ async def claim_stale_turns(
 
 
 async def lock_session_row(session: AsyncSession, session_id: uuid.UUID) -> None:
-    """Serialize what changes a session's turns: a row lock held until the transaction ends.
-
-    PostgreSQL: SELECT ... FOR UPDATE. SQLite has one writer but a reader may not become one
-    once another wrote (WAL answers "database is locked" at once), so there it is a no-op
-    write, which takes the write lock (waiting up to the busy timeout). Call it first in the
-    transaction, before anything reads what it protects.
-    """
-    if session.get_bind().dialect.name == "sqlite":
-        touch = update(GatewaySession).where(GatewaySession.id == session_id)
-        await session.execute(touch.values(status=GatewaySession.status))
-        return
-    statement = select(GatewaySession.id).where(GatewaySession.id == session_id)
-    await session.execute(statement.with_for_update())
+    """Serialize what changes a session's turns (see app/repositories/locks.py)."""
+    await lock_row(session, GatewaySession.id, session_id, touch=GatewaySession.status)
 
 
 def _status_list(statuses: Iterable[str]) -> list[str]:
