@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 
 from app.db import Database
@@ -17,6 +16,7 @@ from app.paseo.types import (
 )
 from app.repositories import sessions as sessions_repo
 from app.services.auth import Principal
+from app.services.providers import daemon_providers
 
 
 class AgentService:
@@ -59,6 +59,4 @@ class AgentService:
             raise AgentNotFound(f"no agent {agent_id}")
 
     async def providers(self) -> list[ProviderInfo]:
-        # With the daemon down, `provider ls` prints a static list and exits 0: ask `ls` too.
-        _, providers = await asyncio.gather(self.paseo.ping(), self.paseo.list_providers())
-        return providers
+        return await daemon_providers(self.paseo)

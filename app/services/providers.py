@@ -18,6 +18,16 @@ from app.paseo.types import ProviderInfo
 PROVIDERS_FRESH_SECONDS = 10.0
 
 
+async def daemon_providers(paseo: PaseoClient) -> list[ProviderInfo]:
+    """The daemon's providers, asked now; raises `PaseoError` (503) when the daemon is down.
+
+    With the daemon down `provider ls` prints a static list and exits 0, so `ls` is asked
+    as well.
+    """
+    _, providers = await asyncio.gather(paseo.ping(), paseo.list_providers())
+    return providers
+
+
 class ProviderCatalog:
     def __init__(self, paseo: PaseoClient, fresh_seconds: float = PROVIDERS_FRESH_SECONDS) -> None:
         self.paseo = paseo
@@ -27,16 +37,12 @@ class ProviderCatalog:
         self._lock = asyncio.Lock()
 
     async def providers(self) -> list[ProviderInfo]:
-        """The daemon's providers; raises `PaseoError` (503) when the daemon is down.
-
-        With the daemon down `provider ls` prints a static list and exits 0, so `ls` is asked
-        as well.
-        """
+        """`daemon_providers`, asked at most every `fresh_seconds`."""
         async with self._lock:
             fresh = time.monotonic() - self._asked_at <= self.fresh_seconds
             if self._known is not None and fresh:
                 return self._known
-            _, known = await asyncio.gather(self.paseo.ping(), self.paseo.list_providers())
+            known = await daemon_providers(self.paseo)
             self._known, self._asked_at = known, time.monotonic()
             return known
 
