@@ -225,3 +225,15 @@ def _proc_cwd(entry: Path) -> str:
 def _same_file(arg: str, cwd: str, target: str) -> bool:
     """Does this argv entry name the fake CLI script?"""
     return arg.endswith("paseo") and os.path.realpath(os.path.join(cwd, arg)) == target
+
+
+def argv_log(path: Path) -> list[dict[str, Any]]:
+    """The FAKE_PASEO_ARGV_LOG entries, one per CLI invocation (none if nothing ran yet)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def cli_calls(path: Path, command: str) -> int:
+    """How many logged invocations ran `paseo <command>`."""
+    return sum(1 for entry in argv_log(path) if entry["argv"][:1] == [command])

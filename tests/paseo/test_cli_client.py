@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import stat
 import time
@@ -16,7 +15,7 @@ import pytest
 from app.paseo.cli import CliPaseoClient
 from app.paseo.errors import PaseoError, PaseoErrorKind
 from app.paseo.types import AgentStarted, NewAgent, TurnEnded
-from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon, running_fake_processes
+from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon, argv_log, running_fake_processes
 
 
 def _client(daemon: FakePaseoDaemon, **env: str) -> CliPaseoClient:
@@ -39,10 +38,6 @@ def _my_paseo_children() -> list[psutil.Process]:
     return children
 
 
-def _read_log(path: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 async def _no_children_left(timeout: float = 60) -> list[tuple[int, list[str]]]:
     deadline = time.monotonic() + timeout
     while (alive := running_fake_processes()) and time.monotonic() < deadline:
@@ -63,7 +58,7 @@ async def test_daemon_address_and_prompt_never_in_argv(tmp_path: Path, agent_cwd
         turn = [e async for e in client.prompt_agent_turn(agent_id, prompt)]
         await client.aclose()
     assert isinstance(turn[-1], TurnEnded) and turn[-1].final_text == "stress-update-0"
-    entries = _read_log(log)
+    entries = argv_log(log)
     assert entries and all(entry["env_PASEO_HOST_set"] for entry in entries)
     for entry in entries:
         argv = [str(arg) for arg in entry["argv"]]  # type: ignore[union-attr]
@@ -90,7 +85,7 @@ async def test_prompt_file_is_removed_after_the_turn(
         e async for e in client.prompt_agent_turn(agent_id, "emit 1 coalesced agent stream updates")
     ]
     await client.aclose()
-    send = next(e for e in _read_log(log) if e["argv"][0] == "send")  # type: ignore[index]
+    send = next(e for e in argv_log(log) if e["argv"][0] == "send")  # type: ignore[index]
     prompt_file = next(a for a in send["argv"] if str(a).startswith("--prompt-file="))  # type: ignore[union-attr]
     assert not Path(str(prompt_file).split("=", 1)[1]).exists()
 

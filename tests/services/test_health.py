@@ -3,33 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from pathlib import Path
 
 from app.db import Database
 from app.paseo.cli import CliPaseoClient
 from app.services.health import HealthService
-from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon
-
-
-def _ls_calls(argv_log: Path) -> int:
-    if not argv_log.exists():
-        return 0
-    return sum(
-        1 for line in argv_log.read_text().splitlines() if json.loads(line)["argv"][:1] == ["ls"]
-    )
+from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon, cli_calls
 
 
 async def test_probes_answer_from_the_last_background_check(
     database: Database, fake_daemon: FakePaseoDaemon, tmp_path: Path
 ) -> None:
-    argv_log = tmp_path / "argv.jsonl"
+    log = tmp_path / "argv.jsonl"
     paseo = CliPaseoClient(
         str(FAKE_PASEO_BIN),
         host=fake_daemon.host,
         home=str(fake_daemon.home),
-        base_env={**os.environ, "FAKE_PASEO_ARGV_LOG": str(argv_log)},
+        base_env={**os.environ, "FAKE_PASEO_ARGV_LOG": str(log)},
     )
     health = HealthService(database, paseo, str(FAKE_PASEO_BIN), daemon_check_seconds=3600)
     health.start_background()
@@ -37,10 +28,10 @@ async def test_probes_answer_from_the_last_background_check(
         async with asyncio.timeout(60):
             while health._daemon_result is None:
                 await asyncio.sleep(0.05)
-        calls = _ls_calls(argv_log)
+        calls = cli_calls(log, "ls")
         assert calls >= 1  # the background check asked the daemon
         answers = [await health.readiness() for _ in range(5)]
-        assert _ls_calls(argv_log) == calls  # no probe started a CLI call
+        assert cli_calls(log, "ls") == calls  # no probe started a CLI call
         assert all(answer.status == "ready" for answer in answers)
         daemon = answers[-1].checks["daemon"]
         assert daemon.ok and daemon.age_seconds is not None and daemon.age_seconds >= 0

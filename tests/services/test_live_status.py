@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from pathlib import Path
 
@@ -14,12 +13,7 @@ from app.paseo.types import NewAgent
 from app.repositories import sessions as sessions_repo
 from app.services.sessions import SessionDefaults, SessionService
 from app.services.turns import TurnService, TurnSettings
-from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon
-
-
-def _inspect_calls(argv_log: Path) -> int:
-    calls = [json.loads(line)["argv"] for line in argv_log.read_text().splitlines()]
-    return sum(1 for argv in calls if argv[:1] == ["inspect"])
+from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon, cli_calls
 
 
 async def test_readers_of_one_session_share_one_inspect(
@@ -44,9 +38,9 @@ async def test_readers_of_one_session_share_one_inspect(
             record = await sessions_repo.add_session(
                 session, provider="mock", cwd=str(agent_cwd), agent_id=created.agent_id
             )
-        before = _inspect_calls(argv_log)
+        before = cli_calls(argv_log, "inspect")
         answers = await asyncio.gather(*(sessions.live_status(record) for _ in range(5)))
-        assert _inspect_calls(argv_log) == before + 1
+        assert cli_calls(argv_log, "inspect") == before + 1
         assert all(answer is not None and answer.status for answer in answers)
         ages = [answer.age_seconds for answer in answers if answer is not None]
         assert all(age is not None and age >= 0 for age in ages)
