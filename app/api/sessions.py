@@ -60,7 +60,12 @@ async def import_session(
     return SessionOut.model_validate(await sessions.import_session(body, principal))
 
 
-@router.get("", response_model=Page[SessionOut], summary="List sessions, newest first")
+@router.get(
+    "",
+    response_model=Page[SessionOut],
+    summary="List sessions, newest first",
+    responses=problem_responses(422),
+)
 async def list_sessions(
     sessions: SessionsDep,
     principal: Reader,
