@@ -9,8 +9,8 @@ ends cleanly without the refused row. Read what won (the active turn, the key's 
 session.
 
 Durable turns: the process running a turn (`runner_id`) stamps `heartbeat_at` while it runs
-and releases it when it shuts down; another process may take over a turn that was released or
-whose heartbeat has gone stale (`claim_stale_turns`).
+and lets go of it (`let_go`) when it stops following it; another process may take over an
+active turn let go of, or whose heartbeat has gone stale (`claim_stale_turns`).
 Status changes that race go through `transition_turn`, a compare-and-set; a turn ends only
 through `finish_turn`, which also hands out the number of its terminal event.
 """
@@ -411,30 +411,6 @@ async def heartbeat_turns(
         .values(heartbeat_at=utcnow())
         .returning(Turn.id)
         # RETURNING tells which rows matched: the copies this session holds get the new value.
-        .execution_options(synchronize_session="fetch")
-    )
-    return len((await session.scalars(statement)).all())
-
-
-async def release_turns(
-    session: AsyncSession, runner_id: str, turn_ids: Sequence[uuid.UUID]
-) -> int:
-    """Give up those of `turn_ids` still active and run by `runner_id` (a clean shutdown).
-
-    They lose their runner and heartbeat, so the next `claim_stale_turns` anywhere takes them
-    at once instead of waiting for the heartbeat to go stale. Returns how many were released.
-    """
-    if not turn_ids:
-        return 0
-    statement = (
-        update(Turn)
-        .where(
-            Turn.id.in_(list(turn_ids)),
-            Turn.runner_id == runner_id,
-            Turn.status.in_(ACTIVE_TURN_STATUSES),
-        )
-        .values(runner_id=None, heartbeat_at=None)
-        .returning(Turn.id)
         .execution_options(synchronize_session="fetch")
     )
     return len((await session.scalars(statement)).all())

@@ -453,7 +453,9 @@ async def test_heartbeat_refreshes_the_turn_this_session_holds(database: Databas
 # --- release_turns ----------------------------------------------------------------------------
 
 
-async def test_release_frees_only_the_runners_active_turns(database: Database) -> None:
+async def test_let_go_frees_only_the_runners_hold(database: Database) -> None:
+    """Whatever the status: an ended turn let go tells a turn that replaced it that this
+    runner will send nothing more; an active one can be claimed at once."""
     now = datetime.now(UTC)
     mine, theirs = await _running_turns(database, 2, heartbeat_at=now)
     async with database.session() as session:
@@ -466,25 +468,22 @@ async def test_release_frees_only_the_runners_active_turns(database: Database) -
 
     async with database.session() as session:
         loaded = await turns_repo.get_turn(session, mine.id)
-        released = await turns_repo.release_turns(
-            session, "me", [mine.id, theirs.id, finished.id, uuid.uuid4()]
-        )
+        for turn_id in (mine.id, theirs.id, finished.id, uuid.uuid4()):
+            await turns_repo.let_go(session, turn_id, "me")
         assert loaded is not None and (loaded.runner_id, loaded.heartbeat_at) == (None, None)
 
-    assert released == 1
     stored = await _stored(database, mine.id)
     assert (stored.runner_id, stored.heartbeat_at, stored.status) == (None, None, "running")
     assert (await _stored(database, theirs.id)).runner_id == "them"
-    assert (await _stored(database, finished.id)).runner_id == "me"
-    async with database.session() as session:
-        assert await turns_repo.release_turns(session, "me", []) == 0
+    done = await _stored(database, finished.id)
+    assert (done.runner_id, done.heartbeat_at, done.status) == (None, None, "completed")
 
 
-async def test_a_released_turn_is_claimed_at_once(database: Database) -> None:
+async def test_a_turn_let_go_is_claimed_at_once(database: Database) -> None:
     """No waiting for the heartbeat to go stale: any heartbeat is newer than a NULL one."""
     [turn] = await _running_turns(database, 1, runner_id="old", heartbeat_at=datetime.now(UTC))
     async with database.session() as session:
-        await turns_repo.release_turns(session, "old", [turn.id])
+        await turns_repo.let_go(session, turn.id, "old")
 
     async with database.session() as session:
         claimed = await turns_repo.claim_stale_turns(session, "new", stale_before=T0)
