@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
         if not settings.auth_disabled:
             await _bootstrap_admin_key(auth, settings)
         app.state.settings = settings
+        app.state.db = db
         sessions_service = SessionService(db, client, turn_service, defaults)
         app.state.auth = auth
         app.state.turns = turn_service

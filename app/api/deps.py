@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import Database
 from app.errors import Forbidden, Unauthorized
 from app.services.agents import AgentService
 from app.services.auth import AUTH_DISABLED, AuthService, Principal
@@ -25,13 +27,18 @@ bearer = HTTPBearer(
 )
 
 
-def _from_state(name: str, kind: type[StateT]) -> Callable[[Request], StateT]:
-    """A dependency that hands out what the lifespan put on `app.state` under `name`."""
+def _state(request: Request, name: str, kind: type[StateT]) -> StateT:
+    """What the lifespan put on `app.state` under `name`."""
+    value = getattr(request.app.state, name)
+    assert isinstance(value, kind), f"app.state.{name} is not a {kind.__name__}"
+    return value
 
-    def get(request: Request) -> StateT:
-        value = getattr(request.app.state, name)
-        assert isinstance(value, kind), f"app.state.{name} is not a {kind.__name__}"
-        return value
+
+def _from_state(name: str, kind: type[StateT]) -> Callable[[Request], Awaitable[StateT]]:
+    """A dependency for `app.state.<name>`: async, as FastAPI runs a plain one in a thread."""
+
+    async def get(request: Request) -> StateT:
+        return _state(request, name, kind)
 
     return get
 
@@ -44,16 +51,38 @@ _health = _from_state("health", HealthService)
 _auth = _from_state("auth", AuthService)
 
 
+async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One read session for a route that only reads, shared with its key lookup.
+
+    A unit of work costs more than its statements (a pooled connection, its ping, the
+    session's set-up), so a `GET /sessions` that used two paid that twice. Closed as soon as
+    the route returns (`scope="function"`), before the answer is sent.
+    """
+    async with _state(request, "db", Database).read() as session:
+        yield session
+
+
+ReadSession = Annotated[AsyncSession, Depends(read_session, scope="function")]
+
+
+async def _principal(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, reads: AsyncSession | None
+) -> Principal:
+    """The caller's key; with auth disabled, anyone on a loopback address."""
+    if _state(request, "settings", Settings).auth_disabled:
+        if not _is_loopback(request.client.host if request.client else ""):
+            raise Unauthorized("API keys are disabled here, so only local clients are served")
+        return AUTH_DISABLED
+    secret = credentials.credentials if credentials else None
+    return await _state(request, "auth", AuthService).authenticate(secret, reads=reads)
+
+
 async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """The caller's key; with auth disabled, anyone on a loopback address."""
-    if _settings(request).auth_disabled:
-        if not _is_loopback(request.client.host if request.client else ""):
-            raise Unauthorized("API keys are disabled here, so only local clients are served")
-        return AUTH_DISABLED
-    return await _auth(request).authenticate(credentials.credentials if credentials else None)
+    """The caller, looked up in a read unit of its own (the route may call Paseo next)."""
+    return await _principal(request, credentials, None)
 
 
 def require(scope: str) -> Callable[..., Awaitable[Principal]]:
@@ -67,6 +96,18 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
+async def read_only_reader(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    reads: ReadSession,
+) -> Principal:
+    """`Reader` for a route that only reads: the key is looked up in the route's session."""
+    principal = await _principal(request, credentials, reads)
+    if not principal.allows("read"):
+        raise Forbidden("read")
+    return principal
+
+
 async def stream_access(request: Request) -> Principal | None:
     """A turn's event stream opens with its stream token (`?token=`) or a read key.
 
@@ -77,8 +118,9 @@ async def stream_access(request: Request) -> Principal | None:
     if token is None:
         return await require("read")(await current_principal(request, await bearer(request)))
     turn_id = request.path_params.get("turn_id", "")
-    keyless = _settings(request).auth_disabled
-    if not await _auth(request).check_stream_token(token, turn_id, keyless=keyless):
+    keyless = _state(request, "settings", Settings).auth_disabled
+    auth = _state(request, "auth", AuthService)
+    if not await auth.check_stream_token(token, turn_id, keyless=keyless):
         raise Unauthorized(
             "the stream token is invalid, expired, for another turn, or its key was revoked"
         )
@@ -99,5 +141,6 @@ AgentsDep = Annotated[AgentService, Depends(_agents)]
 HealthDep = Annotated[HealthService, Depends(_health)]
 AuthDep = Annotated[AuthService, Depends(_auth)]
 Reader = Annotated[Principal, Depends(require("read"))]
+ReadOnlyReader = Annotated[Principal, Depends(read_only_reader)]
 Prompter = Annotated[Principal, Depends(require("prompt"))]
 Admin = Annotated[Principal, Depends(require("admin"))]

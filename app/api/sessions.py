@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.api.deps import Prompter, Reader, SessionsDep, TurnsDep
+from app.api.deps import Prompter, Reader, ReadOnlyReader, ReadSession, SessionsDep, TurnsDep
 from app.api.problems import problem_responses
 from app.models import GatewaySession, SessionStatus
 from app.schemas import (
@@ -68,14 +68,15 @@ async def import_session(
 )
 async def list_sessions(
     sessions: SessionsDep,
-    principal: Reader,
+    principal: ReadOnlyReader,
+    reads: ReadSession,
     status: Annotated[SessionStatus | None, Query(description="Only this status")] = None,
     label: LabelFilter = [],  # noqa: B006 - FastAPI copies defaults
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[SessionOut]:
     items, total = await sessions.list_sessions(
-        principal, status=status, labels=session_labels(label), limit=limit, offset=offset
+        principal, reads, status=status, labels=session_labels(label), limit=limit, offset=offset
     )
     return Page[SessionOut].of(SessionOut, items, total, limit=limit, offset=offset)
 

@@ -14,7 +14,16 @@ from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.aio import cancel_and_wait
-from app.api.deps import AuthDep, Prompter, Reader, SettingsDep, TurnsDep, stream_access
+from app.api.deps import (
+    AuthDep,
+    Prompter,
+    Reader,
+    ReadOnlyReader,
+    ReadSession,
+    SettingsDep,
+    TurnsDep,
+    stream_access,
+)
 from app.api.problems import problem_responses
 from app.metrics import ACTIVE_STREAMS
 from app.schemas import MAX_OFFSET, CancelResult, Page, PromptRequest, TurnOut
@@ -260,11 +269,12 @@ async def cancel_turn(
 async def list_turns(
     session_id: uuid.UUID,
     turns: TurnsDep,
-    principal: Reader,
+    principal: ReadOnlyReader,
+    reads: ReadSession,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[TurnOut]:
-    items, total = await turns.list_turns(session_id, principal, limit=limit, offset=offset)
+    items, total = await turns.list_turns(session_id, principal, reads, limit=limit, offset=offset)
     return Page[TurnOut].of(TurnOut, items, total, limit=limit, offset=offset)
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import GatewaySession, SessionStatus
 
-_Select = TypeVar("_Select", bound=Select[Any])
+_Select = TypeVar("_Select", bound=Select[*tuple[Any, ...]])
 
 
 class AnyOwner(enum.Enum):
@@ -97,17 +97,30 @@ async def list_sessions(
     offset: int = 0,
     owner_key_id: OwnerFilter = ANY_OWNER,
 ) -> tuple[list[GatewaySession], int]:
-    """One page, newest first, and how many match in all; every given label must match."""
+    """One page, newest first, and how many match in all; every given label must match.
+
+    One statement: each row carries the total (`count(*) OVER ()`); only a page past the end,
+    which has no rows to carry it, costs a second one.
+    """
     check_page(limit, offset)
     statement = (
-        _filtered(select(GatewaySession), status=status, labels=labels, owner=owner_key_id)
+        _filtered(
+            select(GatewaySession, func.count().over()),
+            status=status,
+            labels=labels,
+            owner=owner_key_id,
+        )
         .order_by(GatewaySession.created_at.desc(), GatewaySession.id.desc())
         .limit(limit)
         .offset(offset)
     )
-    page = list((await session.scalars(statement)).all())
-    total = await count_sessions(session, status=status, labels=labels, owner_key_id=owner_key_id)
-    return page, total
+    rows = (await session.execute(statement)).all()
+    if not rows:
+        total = await count_sessions(
+            session, status=status, labels=labels, owner_key_id=owner_key_id
+        )
+        return [], total
+    return [record for record, _ in rows], rows[0][1]
 
 
 async def count_sessions(

@@ -17,6 +17,8 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.db import Database
 from app.errors import InvalidInput, NotFound, Unauthorized
 from app.models import ApiKey
@@ -80,11 +82,17 @@ class AuthService:
 
     # --- keys -------------------------------------------------------------------------------
 
-    async def authenticate(self, secret: str | None) -> Principal:
+    async def authenticate(
+        self, secret: str | None, *, reads: AsyncSession | None = None
+    ) -> Principal:
+        """The key's principal, looked up in `reads` (the route's read session) if given."""
         if not secret:
             raise Unauthorized("this route needs an API key: send `Authorization: Bearer <key>`")
-        async with self.db.session() as session:
-            key = await keys_repo.get_key_by_hash(session, hash_secret(secret))
+        if reads is not None:
+            key = await keys_repo.get_key_by_hash(reads, hash_secret(secret))
+        else:
+            async with self.db.read() as session:
+                key = await keys_repo.get_key_by_hash(session, hash_secret(secret))
         if key is None or key.revoked_at is not None:
             raise Unauthorized("the API key is unknown or revoked", invalid_token=True)
         return Principal(key.id, key.name, granted_by(key.scopes))

@@ -13,6 +13,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.db import Database
 from app.errors import (
     GatewayError,
@@ -212,21 +214,22 @@ class SessionService:
     async def list_sessions(
         self,
         principal: Principal,
+        reads: AsyncSession,
         *,
         status: str | None,
         labels: dict[str, str],
         limit: int,
         offset: int,
     ) -> tuple[list[GatewaySession], int]:
-        async with self.db.session() as session:
-            return await sessions_repo.list_sessions(
-                session,
-                status=status,
-                labels=labels,
-                limit=limit,
-                offset=offset,
-                owner_key_id=owner_filter(principal),
-            )
+        """One page of what `principal` may see, read in the route's read session."""
+        return await sessions_repo.list_sessions(
+            reads,
+            status=status,
+            labels=labels,
+            limit=limit,
+            offset=offset,
+            owner_key_id=owner_filter(principal),
+        )
 
     async def close(
         self, session_id: uuid.UUID, principal: Principal, *, force: bool

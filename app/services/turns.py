@@ -465,11 +465,17 @@ class TurnService:
         return turn
 
     async def list_turns(
-        self, session_id: uuid.UUID, principal: Principal | None, *, limit: int, offset: int
+        self,
+        session_id: uuid.UUID,
+        principal: Principal | None,
+        reads: AsyncSession,
+        *,
+        limit: int,
+        offset: int,
     ) -> tuple[list[Turn], int]:
-        async with self.db.session() as session:
-            await get_visible_session(session, session_id, principal)
-            return await turns_repo.list_turns(session, session_id, limit=limit, offset=offset)
+        """One page of the session's turns, read in the route's read session."""
+        await get_visible_session(reads, session_id, principal)
+        return await turns_repo.list_turns(reads, session_id, limit=limit, offset=offset)
 
 
 def _busy(session_id: uuid.UUID, active_id: uuid.UUID | None) -> TurnInProgress:

@@ -1,0 +1,351 @@
+#!/usr/bin/env python3
+"""Benchmark: `GET /sessions` (one page of 20 rows, with an API key) against a hello world.
+
+Starts, all on 127.0.0.1 and one uvicorn worker each: a bare uvicorn app that answers
+`hello` (the ceiling of this machine and client), and a real `paseo-gateway serve` on a
+fresh database holding 20 sessions. Each target gets the same load: C keep-alive
+connections sending GETs back to back for D seconds after a warm-up. Prints, side by side,
+req/s and latency (p50/p99) for the hello world, `/healthz` and `GET /sessions`, each as a
+percentage of the hello world (the target for `GET /sessions` is at least 50 %), and the
+server's CPU time per answer, which does not depend on how fast the client is.
+
+    .venv/bin/python benchmarks/list_sessions.py                   # SQLite and PostgreSQL
+    .venv/bin/python benchmarks/list_sessions.py --backend sqlite --connections 32 --seconds 10
+
+PostgreSQL needs 127.0.0.1:5432 (user postgres, trust auth; `--pg-admin-dsn` to change): a
+database is created for the run and dropped at the end. The load generator is a single
+asyncio process speaking HTTP/1.1 itself (no client library in the measured path). Exits 1
+if any answer was not a 200, 2 if the set-up failed. Not a test: pytest collects tests/ only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+ADMIN_KEY = f"pgw_bench-{uuid.uuid4().hex}"
+SESSIONS = 20
+
+
+async def hello_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The baseline: the least an ASGI app can do for a GET (served by uvicorn below)."""
+    if scope["type"] != "http":
+        return
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"5")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"hello"})
+
+
+# --- the load generator ----------------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    """What one target answered during the measured window."""
+
+    statuses: dict[int, int] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    server_cpu_seconds: float = 0.0  # the server process's CPU time over the whole run
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        """Server CPU per answer: what the route costs, whatever the client can send."""
+        return 1000 * self.server_cpu_seconds / self.requests if self.requests else 0.0
+
+    @property
+    def requests(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile(self, fraction: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    """One HTTP/1.1 response with a Content-Length body; returns its status."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def _connection(
+    port: int, request: bytes, warm_until: float, stop_at: float, load: Load
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while True:
+            started = time.perf_counter()
+            if started >= stop_at:
+                return
+            writer.write(request)
+            status = await _read_response(reader)
+            if started >= warm_until:
+                load.statuses[status] = load.statuses.get(status, 0) + 1
+                load.latencies.append(time.perf_counter() - started)
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def measure(
+    port: int, path: str, *, key: str | None, connections: int, warm_up: float, seconds: float
+) -> Load:
+    headers = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\n"
+    if key:
+        headers += f"Authorization: Bearer {key}\r\n"
+    request = (headers + "\r\n").encode()
+    load = Load()
+    warm_until = time.perf_counter() + warm_up
+    stop_at = warm_until + seconds
+    await asyncio.gather(
+        *(_connection(port, request, warm_until, stop_at, load) for _ in range(connections))
+    )
+    # Requests in flight at stop_at finish after it; they count, and so does their time.
+    load.seconds = max(seconds, time.perf_counter() - warm_until)
+    return load
+
+
+# --- the servers ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_listening(process: subprocess.Popen[bytes], port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+@contextlib.contextmanager
+def server(argv: list[str], port: int, env: dict[str, str], log: Path) -> Iterator[int]:
+    """The server's pid, once it listens on `port`."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(argv, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        wait_until_listening(process, port, timeout=60)
+        yield process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def hello_argv(port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "uvicorn", "list_sessions:hello_app",
+        "--app-dir", str(Path(__file__).parent), "--port", str(port),
+        "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+
+
+def gateway_argv(port: int) -> list[str]:
+    return [sys.executable, "-m", "app", "serve", "--port", str(port)]
+
+
+def gateway_env(database_url: str, workdir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PASEO_GATEWAY_DATABASE_URL": database_url,
+        "PASEO_GATEWAY_ADMIN_KEY": ADMIN_KEY,
+        "PASEO_GATEWAY_DEFAULT_CWD": str(workdir),
+        # No daemon runs: the background readiness check fails quietly; these routes don't care.
+        "PASEO_GATEWAY_PASEO_BIN": "false",
+        "PASEO_GATEWAY_LOG_LEVEL": "WARNING",
+    }
+
+
+async def seed_sessions(database_url: str, workdir: Path) -> None:
+    """SESSIONS rows, as the gateway would have stored them (no daemon is needed to list)."""
+    from app.db import Database
+    from app.migrations import upgrade_to_head
+    from app.repositories import sessions as sessions_repo
+
+    await asyncio.to_thread(upgrade_to_head, database_url)
+    db = Database.from_url(database_url)
+    try:
+        async with db.session() as session:
+            for number in range(SESSIONS):
+                await sessions_repo.add_session(
+                    session,
+                    provider="mock",
+                    cwd=str(workdir),
+                    agent_id=f"bench-agent-{number:02d}",
+                    title=f"benchmark session {number}",
+                    labels={"team": "bench", "n": str(number)},
+                    status="idle",
+                )
+    finally:
+        await db.dispose()
+
+
+@contextlib.contextmanager
+def postgres_database(admin_dsn: str) -> Iterator[str]:
+    import asyncpg
+
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+
+    async def run(sql: str) -> None:
+        connection = await asyncpg.connect(admin_dsn)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    host = admin_dsn.split("@", 1)[1].rsplit("/", 1)[0]
+    user = admin_dsn.split("//", 1)[1].split("@", 1)[0]
+    try:
+        yield f"postgresql+asyncpg://{user}@{host}/{name}"
+    finally:
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    name: str
+    load: Load
+
+
+def print_table(rows: list[Row], baseline: Load) -> None:
+    print(
+        f"{'target':<30} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'of hello':>9}"
+        f" {'cpu ms/req':>11}  non-200"
+    )
+    for row in rows:
+        load = row.load
+        share = 100 * load.per_second / baseline.per_second if baseline.per_second else 0.0
+        bad = {status: n for status, n in load.statuses.items() if status != 200}
+        print(
+            f"{row.name:<30} {load.per_second:>9.0f} {1000 * load.percentile(0.5):>8.1f}"
+            f" {1000 * load.percentile(0.99):>8.1f} {share:>8.0f}%"
+            f" {load.cpu_ms_per_request:>11.2f}  {bad or '-'}"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    def load_of(pid: int, port: int, path: str, key: str | None) -> Load:
+        before = cpu_seconds(pid)
+        load = asyncio.run(
+            measure(
+                port, path, key=key, connections=args.connections,
+                warm_up=args.warm_up, seconds=args.seconds,
+            )
+        )  # fmt: skip
+        # Warm-up answers are not counted: scale the CPU to the measured window.
+        spent = cpu_seconds(pid) - before
+        load.server_cpu_seconds = spent * load.seconds / (load.seconds + args.warm_up)
+        return load
+
+    with tempfile.TemporaryDirectory(prefix="bench-list-") as tmp:
+        workdir = Path(tmp)
+        port = free_port()
+        with server(hello_argv(port), port, dict(os.environ), workdir / "hello.log") as pid:
+            hello = load_of(pid, port, "/", None)
+        rows = [Row("hello world (bare uvicorn)", hello)]
+        for backend in args.backend:
+            with contextlib.ExitStack() as stack:
+                if backend == "sqlite":
+                    url = f"sqlite+aiosqlite:///{workdir / 'gateway.db'}"
+                else:
+                    url = stack.enter_context(postgres_database(args.pg_admin_dsn))
+                asyncio.run(seed_sessions(url, workdir))
+                port = free_port()
+                log = workdir / f"gateway-{backend}.log"
+                pid = stack.enter_context(
+                    server(gateway_argv(port), port, gateway_env(url, workdir), log)
+                )
+                healthz = load_of(pid, port, "/healthz", None)
+                rows.append(Row(f"{backend}: GET /healthz", healthz))
+                listing = load_of(pid, port, "/sessions", ADMIN_KEY)
+                rows.append(Row(f"{backend}: GET /sessions", listing))
+        print(
+            f"{args.connections} connections, {args.seconds:g} s each after {args.warm_up:g} s"
+            f" warm-up, {SESSIONS} sessions a page, one uvicorn worker, {os.cpu_count()} CPUs"
+        )
+        print_table(rows, hello)
+    failed = any(status != 200 for row in rows for status in row.load.statuses)
+    return 1 if failed else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--backend", choices=("sqlite", "postgres"), action="append",
+        help="database behind the gateway (repeatable; default: both)",
+    )  # fmt: skip
+    parser.add_argument("--connections", type=int, default=32, help="keep-alive connections")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured time per target")
+    parser.add_argument("--warm-up", type=float, default=2.0, help="unmeasured time first")
+    parser.add_argument(
+        "--pg-admin-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="where to create (and drop) the run's PostgreSQL database",
+    )  # fmt: skip
+    args = parser.parse_args()
+    args.backend = args.backend or ["sqlite", "postgres"]
+    try:
+        return run(args)
+    except (RuntimeError, OSError) as error:
+        print(f"set-up failed: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
