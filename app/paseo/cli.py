@@ -19,6 +19,17 @@ from typing import Literal, TypeVar
 
 from app.aio import cancel_and_wait
 from app.paseo.attach_stream import HEADER_END, AttachParser, ParsedItem, PromptSeen
+from app.paseo.cli_shapes import (
+    CliAgentDetail,
+    CliAgentRow,
+    CliArchiveResult,
+    CliCreatedAgent,
+    CliDeleteResult,
+    CliProviderRow,
+    CliSendResult,
+    CliStopResult,
+    CliWaitResult,
+)
 from app.paseo.errors import PaseoError
 from app.paseo.output import check, error_from_result, parse_json, parse_json_list
 from app.paseo.process import ChildProcess, CliResult, CliRunner
@@ -36,7 +47,6 @@ from app.paseo.types import (
     PromptDelivered,
     PromptHistory,
     ProviderInfo,
-    SendResult,
     StopResult,
     TextDelta,
     TurnEnded,
@@ -44,7 +54,6 @@ from app.paseo.types import (
     TurnOutcome,
     TurnStarted,
     Usage,
-    WaitResult,
 )
 
 logger = logging.getLogger(__name__)
@@ -61,7 +70,7 @@ ATTACH_HEADER_TIMEOUT_SECONDS = 30.0
 DRAIN_QUIET_SECONDS = 0.3
 DRAIN_MAX_SECONDS = 3.0
 
-_ResultT = TypeVar("_ResultT", SendResult, WaitResult)
+_ResultT = TypeVar("_ResultT", CliSendResult, CliWaitResult)
 _FollowMode = Literal["new", "send", "resume"]
 
 _WAIT_STATUS_TO_OUTCOME: dict[str, TurnOutcome] = {
@@ -110,10 +119,13 @@ class CliPaseoClient:
         if include_archived:
             args.append("--all")
         args += [f"--label={key}={value}" for key, value in (labels or {}).items()]
-        return parse_json_list(await self.runner.run(args), AgentSummary)
+        return [
+            row.to_gateway() for row in parse_json_list(await self.runner.run(args), CliAgentRow)
+        ]
 
     async def inspect_agent(self, agent_id: str) -> AgentDetail:
-        return parse_json(await self.runner.run(["inspect", "--json", "--", agent_id]), AgentDetail)
+        result = await self.runner.run(["inspect", "--json", "--", agent_id])
+        return parse_json(result, CliAgentDetail).to_gateway()
 
     async def import_agent(
         self,
@@ -125,20 +137,24 @@ class CliPaseoClient:
     ) -> CreatedAgent:
         args = ["import", "--json", f"--provider={provider}", f"--cwd={cwd}"]
         args += [f"--label={key}={value}" for key, value in (labels or {}).items()]
-        return parse_json(await self.runner.run([*args, "--", session_id]), CreatedAgent)
+        result = await self.runner.run([*args, "--", session_id])
+        return parse_json(result, CliCreatedAgent).to_gateway()
 
     async def stop_agent(self, agent_id: str) -> StopResult:
-        return parse_json(await self.runner.run(["stop", "--json", "--", agent_id]), StopResult)
+        result = await self.runner.run(["stop", "--json", "--", agent_id])
+        return parse_json(result, CliStopResult).to_gateway()
 
     async def archive_agent(self, agent_id: str, *, force: bool = False) -> ArchiveResult:
         args = ["archive", "--json", *(["--force"] if force else []), "--", agent_id]
-        return parse_json(await self.runner.run(args), ArchiveResult)
+        return parse_json(await self.runner.run(args), CliArchiveResult).to_gateway()
 
     async def delete_agent(self, agent_id: str) -> DeleteResult:
-        return parse_json(await self.runner.run(["delete", "--json", "--", agent_id]), DeleteResult)
+        result = await self.runner.run(["delete", "--json", "--", agent_id])
+        return parse_json(result, CliDeleteResult).to_gateway()
 
     async def list_providers(self) -> list[ProviderInfo]:
-        return parse_json_list(await self.runner.run(["provider", "ls", "--json"]), ProviderInfo)
+        result = await self.runner.run(["provider", "ls", "--json"])
+        return [row.to_gateway() for row in parse_json_list(result, CliProviderRow)]
 
     async def read_logs(self, agent_id: str) -> str:
         result = await self.runner.run(["logs", "--", agent_id])
@@ -183,7 +199,8 @@ class CliPaseoClient:
             if value:
                 args.append(f"--{flag}={value}")
         args += [f"--label={key}={value}" for key, value in agent.labels.items()]
-        return parse_json(await self.runner.run([*args, "--", prompt]), CreatedAgent)
+        result = await self.runner.run([*args, "--", prompt])
+        return parse_json(result, CliCreatedAgent).to_gateway()
 
     # --- turns ---------------------------------------------------------------------------------
 
@@ -265,7 +282,7 @@ class CliPaseoClient:
         self, agent_id: str, prompt: str, send_prompt: bool
     ) -> tuple[TurnOutcome, str]:
         """Start the turn (if asked) and block until Paseo says it ended."""
-        result: SendResult | WaitResult
+        result: CliSendResult | CliWaitResult
         if send_prompt:
             result = await self._send_and_wait(agent_id, prompt)
         else:
@@ -279,13 +296,13 @@ class CliPaseoClient:
         # `wait` appends a preview of the transcript to its message; keep the status line.
         return outcome, result.message.split("\n", 1)[0]
 
-    async def _send_and_wait(self, agent_id: str, prompt: str) -> SendResult:
+    async def _send_and_wait(self, agent_id: str, prompt: str) -> CliSendResult:
         with _prompt_file(prompt) as path:
             args = ["send", "--json", f"--prompt-file={path}", "--", agent_id]
-            return await self._long_call(args, SendResult)
+            return await self._long_call(args, CliSendResult)
 
-    async def _wait(self, agent_id: str) -> WaitResult:
-        result = await self._long_call(["wait", "--json", "--", agent_id], WaitResult)
+    async def _wait(self, agent_id: str) -> CliWaitResult:
+        result = await self._long_call(["wait", "--json", "--", agent_id], CliWaitResult)
         if result.status == "error" and result.message.startswith("Agent not found"):
             # `wait` reports an unknown agent as a turn error with exit 0.
             raise PaseoError("AGENT_NOT_FOUND", result.message, exit_status=0)

@@ -1,131 +1,129 @@
-"""Typed results of the paseo CLI, parsed from the JSON it prints (real field names as aliases)."""
+"""What the gateway knows of Paseo: agents, providers and a turn's events, in its own terms.
+
+Every transport maps what it hears (the CLI's JSON, the daemon's messages) to these types, so
+no CLI spelling ("5 minutes ago", "mock/model", "Enabled", a `~` path) reaches the HTTP API.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 AgentStatus = Literal["initializing", "idle", "running", "error", "closed"]
 TurnOutcome = Literal["completed", "error", "permission", "timeout", "interrupted"]
+ProviderStatus = Literal["ready", "loading", "unavailable", "error"]
 
 
-class _CliModel(BaseModel):
-    """Parses the CLI's own key names; tolerates keys a newer CLI may add."""
+class _GatewayModel(BaseModel):
+    """What the gateway says of Paseo's things, whichever transport heard it."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
 
-class AgentSummary(_CliModel):
-    """One row of `paseo ls --json`: every field is a string."""
+class AgentSummary(_GatewayModel):
+    """One agent of the daemon's list."""
 
     id: str
-    short_id: str = Field(validation_alias="shortId")
-    name: str
+    title: str | None = Field(description="null when the agent has no title")
     provider: str
-    thinking: str
-    status: str
-    cwd: str
-    created: str
+    model: str | None = Field(description="null when Paseo does not say (the provider's default)")
+    thinking: str = Field(description="The thinking option in effect (`auto`: the provider's)")
+    status: str = Field(description="initializing, idle, running, error or closed")
+    cwd: str = Field(description="Absolute path")
+    created_at: datetime | None = Field(
+        description="null when the transport knows it only roughly (the CLI's list says '5 "
+        "minutes ago')"
+    )
 
 
-class Usage(_CliModel):
-    input_tokens: int | None = Field(default=None, validation_alias="InputTokens")
-    output_tokens: int | None = Field(default=None, validation_alias="OutputTokens")
-    cached_tokens: int | None = Field(default=None, validation_alias="CachedTokens")
-    cost_usd: float | None = Field(default=None, validation_alias="CostUsd")
+class Usage(_GatewayModel):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int | None = None
+    cost_usd: float | None = None
 
 
-class Capabilities(_CliModel):
-    streaming: bool = Field(validation_alias="Streaming")
-    persistence: bool = Field(validation_alias="Persistence")
-    dynamic_modes: bool = Field(validation_alias="DynamicModes")
-    mcp_servers: bool = Field(validation_alias="McpServers")
+class Capabilities(_GatewayModel):
+    streaming: bool
+    persistence: bool
+    dynamic_modes: bool
+    mcp_servers: bool
 
 
-class AgentMode(_CliModel):
+class AgentMode(_GatewayModel):
     id: str
     label: str
 
 
-class PendingPermission(_CliModel):
+class PendingPermission(_GatewayModel):
     id: str
     tool: str
 
 
-class AgentDetail(_CliModel):
-    """`paseo inspect --json`: PascalCase keys, no labels."""
+class AgentDetail(_GatewayModel):
+    """One agent, whole."""
 
-    id: str = Field(validation_alias="Id")
-    name: str = Field(validation_alias="Name")
-    provider: str = Field(validation_alias="Provider")
-    model: str = Field(validation_alias="Model")
-    thinking: str = Field(validation_alias="Thinking")
-    status: str = Field(validation_alias="Status")
-    archived: bool = Field(validation_alias="Archived")
-    archived_at: str | None = Field(validation_alias="ArchivedAt")
-    mode: str = Field(validation_alias="Mode")
-    cwd: str = Field(validation_alias="Cwd")
-    created_at: str = Field(validation_alias="CreatedAt")
-    updated_at: str = Field(validation_alias="UpdatedAt")
-    last_usage: Usage | None = Field(default=None, validation_alias="LastUsage")
-    capabilities: Capabilities | None = Field(default=None, validation_alias="Capabilities")
-    available_modes: list[AgentMode] | None = Field(default=None, validation_alias="AvailableModes")
-    pending_permissions: list[PendingPermission] = Field(
-        default_factory=list, validation_alias="PendingPermissions"
-    )
-    worktree: str | None = Field(default=None, validation_alias="Worktree")
-    parent_agent_id: str | None = Field(default=None, validation_alias="ParentAgentId")
-
-
-class CreatedAgent(_CliModel):
-    """`run -d --json` and `import --json` both print this shape."""
-
-    agent_id: str = Field(validation_alias="agentId")
+    id: str
+    title: str | None
+    provider: str
+    model: str | None
+    thinking: str
     status: str
+    archived: bool
+    archived_at: datetime | None
+    mode: str
+    cwd: str
+    created_at: datetime
+    updated_at: datetime
+    last_usage: Usage | None = None
+    capabilities: Capabilities | None = None
+    available_modes: list[AgentMode] = Field(default_factory=list)
+    pending_permissions: list[PendingPermission] = Field(default_factory=list)
+    worktree: str | None = None
+    parent_agent_id: str | None = None
+
+
+class CreatedAgent(_GatewayModel):
+    """An agent just created or imported."""
+
+    agent_id: str
     provider: str
     cwd: str
     title: str | None = None
 
 
-class SendResult(_CliModel):
-    agent_id: str = Field(validation_alias="agentId")
-    status: str
-    message: str
+class StopResult(_GatewayModel):
+    stopped_count: int
+    agent_ids: list[str]
 
 
-class WaitResult(_CliModel):
-    agent_id: str = Field(validation_alias="agentId")
-    status: str
-    message: str
+class ArchiveResult(_GatewayModel):
+    agent_id: str
+    archived_at: datetime
 
 
-class StopResult(_CliModel):
-    stopped_count: int = Field(validation_alias="stoppedCount")
-    agent_ids: list[str] = Field(validation_alias="agentIds")
+class DeleteResult(_GatewayModel):
+    deleted_count: int
+    agent_ids: list[str]
 
 
-class ArchiveResult(_CliModel):
-    agent_id: str = Field(validation_alias="agentId")
-    status: str
-    archived_at: str = Field(validation_alias="archivedAt")
-
-
-class DeleteResult(_CliModel):
-    deleted_count: int = Field(validation_alias="deletedCount")
-    agent_ids: list[str] = Field(validation_alias="agentIds")
-
-
-class ProviderInfo(_CliModel):
-    """`paseo provider ls --json`; `enabled` is the text "Enabled" or "Disabled"."""
+class ProviderInfo(_GatewayModel):
+    """One agent provider the daemon knows, and whether it can run agents now."""
 
     provider: str
     label: str
-    status: str
-    enabled: str
-    default_mode: str = Field(validation_alias="defaultMode")
-    modes: str
+    status: str = Field(description="ready, loading, unavailable or error")
+    enabled: bool
+    default_mode: str
+    modes: list[str] = Field(description="The labels of its modes")
+
+    @property
+    def usable(self) -> bool:
+        """Whether a new agent of this provider can start (loading ones soon can)."""
+        return self.enabled and self.status not in ("unavailable", "error")
 
 
 @dataclass(frozen=True)

@@ -55,9 +55,9 @@ class ProviderCatalog:
             raise InvalidInput(
                 f"unknown provider {provider!r}; the daemon has: {names}", field="provider"
             )
-        if info.enabled == "Disabled" or info.status in ("unavailable", "error"):
+        if not info.usable:
+            state = info.status if info.enabled else f"{info.status}, disabled"
             raise InvalidInput(
-                f"provider {provider!r} is {info.status} ({info.enabled.lower()}) on the daemon; "
-                "pick another or fix it there",
+                f"provider {provider!r} is {state} on the daemon; pick another or fix it there",
                 field="provider",
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -32,7 +33,13 @@ async def test_list_get_stop_archive(client: httpx.AsyncClient) -> None:
     session_id, agent_id = await _agent_of_new_session(client)
     listed = await client.get("/agents", params={"label": f"gateway.session={session_id}"})
     assert listed.status_code == 200
-    assert [(a["id"], a["short_id"]) for a in listed.json()] == [(agent_id, agent_id[:7])]
+    assert [a["id"] for a in listed.json()] == [agent_id]
+    summary = listed.json()[0]
+    assert set(summary) == {
+        "id", "title", "provider", "model", "thinking", "status", "cwd", "created_at"
+    }  # fmt: skip
+    assert (summary["provider"], summary["model"]) == ("mock", "ten-second-stream")
+    assert summary["cwd"].startswith("/")
 
     agent = (await client.get(f"/agents/{agent_id}")).json()
     assert agent["id"] == agent_id and agent["provider"] == "mock"
@@ -43,7 +50,9 @@ async def test_list_get_stop_archive(client: httpx.AsyncClient) -> None:
     assert stopped == {"stopped_count": 0, "agent_ids": []}  # idle: nothing to interrupt
 
     archived = await client.post(f"/agents/{agent_id}/archive")
-    assert archived.status_code == 200 and archived.json()["status"] == "archived"
+    assert archived.status_code == 200, archived.text
+    assert archived.json()["agent_id"] == agent_id
+    assert datetime.fromisoformat(archived.json()["archived_at"]).tzinfo is not None
     again = await client.post(f"/agents/{agent_id}/archive")
     assert_problem(again, 409, "conflict")
     active_only = await client.get("/agents", params={"label": f"gateway.session={session_id}"})
@@ -69,6 +78,7 @@ async def test_providers(client: httpx.AsyncClient) -> None:
     assert response.status_code == 200
     providers = {p["provider"]: p for p in response.json()}
     assert providers["mock"]["default_mode"] == "load-test"
+    assert providers["mock"]["enabled"] is True and isinstance(providers["mock"]["modes"], list)
 
 
 async def test_health_and_readiness(client: httpx.AsyncClient) -> None:

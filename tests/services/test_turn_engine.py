@@ -13,7 +13,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -48,21 +48,20 @@ TurnScript = Callable[[], AsyncIterator[TurnEvent]]
 
 
 def _detail(status: str) -> AgentDetail:
-    return AgentDetail.model_validate(
-        {
-            "Id": AGENT_ID,
-            "Name": "stub",
-            "Provider": "mock",
-            "Model": "-",
-            "Thinking": "auto",
-            "Status": status,
-            "Archived": False,
-            "ArchivedAt": None,
-            "Mode": "default",
-            "Cwd": "/tmp",
-            "CreatedAt": "2026-12-01T00:00:00.000Z",
-            "UpdatedAt": "2026-12-01T00:00:00.000Z",
-        }
+    created = datetime(2026, 12, 1, tzinfo=UTC)
+    return AgentDetail(
+        id=AGENT_ID,
+        title="stub",
+        provider="mock",
+        model=None,
+        thinking="auto",
+        status=status,
+        archived=False,
+        archived_at=None,
+        mode="default",
+        cwd="/tmp",
+        created_at=created,
+        updated_at=created,
     )
 
 
@@ -108,7 +107,7 @@ class ScriptedPaseo:
     async def stop_agent(self, agent_id: str) -> StopResult:
         self.stops.append(agent_id)
         await asyncio.sleep(self.stop_seconds)
-        return StopResult.model_validate({"stoppedCount": 1, "agentIds": [agent_id]})
+        return StopResult(stopped_count=1, agent_ids=[agent_id])
 
     async def archive_agent(self, agent_id: str, *, force: bool = False) -> Any:
         raise NotImplementedError
@@ -124,11 +123,7 @@ class ScriptedPaseo:
 
 
 def _created() -> AgentStarted:
-    return AgentStarted(
-        CreatedAgent.model_validate(
-            {"agentId": AGENT_ID, "status": "created", "provider": "mock", "cwd": "/tmp"}
-        )
-    )
+    return AgentStarted(CreatedAgent(agent_id=AGENT_ID, provider="mock", cwd="/tmp"))
 
 
 async def _endless_text() -> AsyncIterator[TurnEvent]:
