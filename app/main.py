@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,6 +33,8 @@ from app.logs import configure_logging
 from app.migrations import upgrade_to_head_async
 from app.paseo.cli import CliPaseoClient
 from app.paseo.client import PaseoClient
+from app.paseo.daemon.client import DaemonPaseoClient
+from app.paseo.daemon.target import resolve_target
 from app.paseo.errors import PaseoError
 from app.services.agents import AgentService
 from app.services.auth import AuthService
@@ -52,14 +55,23 @@ with a stable `code`.
 """
 
 
-def make_paseo_client(settings: Settings) -> CliPaseoClient:
+def make_paseo_client(settings: Settings) -> PaseoClient:
+    """The transport `settings.transport` names."""
+    host = settings.paseo_host.get_secret_value() if settings.paseo_host else None
+    if settings.transport == "daemon":
+        return DaemonPaseoClient(resolve_target(host, settings.paseo_home, dict(os.environ)))
     return CliPaseoClient(
         settings.paseo_bin,
-        host=settings.paseo_host.get_secret_value() if settings.paseo_host else None,
+        host=host,
         home=str(settings.paseo_home) if settings.paseo_home else None,
         max_processes=settings.max_cli_processes,
         timeout=settings.cli_timeout_seconds,
     )
+
+
+def paseo_binary_needed(settings: Settings) -> str | None:
+    """The CLI readiness checks for: only the CLI transport needs one."""
+    return settings.paseo_bin if settings.transport == "cli" else None
 
 
 def create_app(settings: Settings | None = None, paseo: PaseoClient | None = None) -> FastAPI:
@@ -103,7 +115,7 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
         app.state.turns = turn_service
         app.state.sessions = sessions_service
         app.state.agents = AgentService(db, client)
-        app.state.health = health_service = HealthService(db, client, settings.paseo_bin)
+        app.state.health = health_service = HealthService(db, client, paseo_binary_needed(settings))
         turn_service.start_background()
         health_service.start_background()
         reconcile = asyncio.create_task(_reconcile_sessions(sessions_service))

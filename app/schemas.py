@@ -219,10 +219,15 @@ class ReadinessCheck(BaseModel):
         description="How old the result is: the daemon is checked in the background, so a "
         "probe never waits for a CLI call.",
     )
+    version: str | None = Field(default=None, description="The daemon's version, if it said")
+    server_id: str | None = Field(default=None, description="The daemon's server id, if it said")
 
 
 class Readiness(BaseModel):
     status: Literal["ready", "not_ready"]
+    transport: Literal["cli", "daemon"] = Field(
+        description="How the gateway talks to Paseo (PASEO_GATEWAY_TRANSPORT)"
+    )
     checks: dict[str, ReadinessCheck]
 
 

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.paseo.daemon.target import BadDaemonHost, parse_host
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./paseo-gateway.db"
 
 
@@ -27,6 +29,14 @@ class Settings(BaseSettings):
         default=True, description="Apply Alembic migrations when the server starts."
     )
 
+    transport: Literal["cli", "daemon"] = Field(
+        default="cli",
+        description=(
+            "How to talk to Paseo: `cli` spawns the paseo CLI per call (Paseo's public "
+            "interface); `daemon` keeps one WebSocket to the daemon (about 20 ms a request, "
+            "events pushed as they happen)."
+        ),
+    )
     paseo_bin: str = Field(default="paseo", description="The paseo executable (name or path).")
     paseo_host: SecretStr | None = Field(
         default=None,
@@ -120,6 +130,17 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("paseo_host")
+    @classmethod
+    def _daemon_host_form(cls, value: SecretStr | None) -> SecretStr | None:
+        """Refuse at start a host no transport could reach (the message names the forms)."""
+        if value is not None and value.get_secret_value().strip():
+            try:
+                parse_host(value.get_secret_value())
+            except BadDaemonHost as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @property

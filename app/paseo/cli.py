@@ -42,6 +42,7 @@ from app.paseo.types import (
     AgentSummary,
     ArchiveResult,
     CreatedAgent,
+    DaemonFacts,
     DeleteResult,
     NewAgent,
     PromptDelivered,
@@ -108,9 +109,10 @@ class CliPaseoClient:
 
     # --- short calls ---------------------------------------------------------------------------
 
-    async def ping(self) -> None:
+    async def ping(self) -> DaemonFacts:
         # `ls` fails with DAEMON_NOT_RUNNING when the daemon is down; `provider ls` would not.
         check(await self.runner.run(["ls", "--json"]))
+        return DaemonFacts("cli")
 
     async def list_agents(
         self, *, include_archived: bool = False, labels: Mapping[str, str] | None = None

@@ -1,7 +1,8 @@
-"""The one interface the service layer uses to talk to Paseo.
+"""The one interface the service layer uses to talk to Paseo, in the gateway's own terms.
 
-The CLI client (`app.paseo.cli.CliPaseoClient`) is the first implementation; a direct
-WebSocket transport can implement the same protocol later without touching the services.
+Two transports implement it: the CLI (`app.paseo.cli.CliPaseoClient`, one child process per
+call) and the daemon's WebSocket (`app.paseo.daemon.client.DaemonPaseoClient`). Neither's
+shapes leak through it: both map what they hear to `app.paseo.types`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from app.paseo.types import (
     AgentSummary,
     ArchiveResult,
     CreatedAgent,
+    DaemonFacts,
     DeleteResult,
     NewAgent,
     PromptHistory,
@@ -26,11 +28,12 @@ from app.paseo.types import (
 class PaseoClient(Protocol):
     """Every method raises `app.paseo.errors.PaseoError` on failure."""
 
-    # The largest first prompt (the one that creates an agent) it can carry; None: no limit.
+    # The largest first prompt (the one that creates an agent) it can carry; None: no limit
+    # of its own (the CLI passes it as an argument; the daemon takes any frame).
     max_first_prompt_bytes: int | None
 
-    async def ping(self) -> None:
-        """Succeed only when the daemon answers (readiness)."""
+    async def ping(self) -> DaemonFacts:
+        """Succeed only when the daemon answers (readiness), saying what it learnt."""
 
     async def list_agents(
         self, *, include_archived: bool = False, labels: Mapping[str, str] | None = None

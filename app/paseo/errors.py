@@ -1,4 +1,5 @@
-"""The one error type the Paseo client raises, carrying what the CLI said."""
+"""The one error type a Paseo client raises: a code and message, and what the CLI said if
+it was the CLI (exit status, stderr: optional detail, never needed to decide)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ _KIND_BY_CODE: dict[str, PaseoErrorKind] = {
     "AGENT_RUNNING": PaseoErrorKind.CONFLICT,
     "AGENT_ALREADY_ARCHIVED": PaseoErrorKind.CONFLICT,
     "CLI_TIMEOUT": PaseoErrorKind.TIMEOUT,
+    "DAEMON_TIMEOUT": PaseoErrorKind.TIMEOUT,
+    "DAEMON_UNKNOWN_SCHEMA": PaseoErrorKind.INVALID_INPUT,
+    "SEND_FAILED": PaseoErrorKind.FAILED,
     "BAD_OUTPUT": PaseoErrorKind.BAD_OUTPUT,
     "OUTPUT_TOO_LARGE": PaseoErrorKind.BAD_OUTPUT,
     "CLI_USAGE": PaseoErrorKind.INVALID_INPUT,

@@ -127,6 +127,16 @@ class ProviderInfo(_GatewayModel):
 
 
 @dataclass(frozen=True)
+class DaemonFacts:
+    """What a transport learnt when it reached the daemon (readiness reports it)."""
+
+    transport: Literal["cli", "daemon"]
+    version: str | None = None
+    server_id: str | None = None
+    warning: str | None = None  # e.g. a daemon version this gateway was not tested with
+
+
+@dataclass(frozen=True)
 class NewAgent:
     """What `paseo run -d` needs besides the first prompt."""
 

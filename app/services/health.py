@@ -1,4 +1,5 @@
-"""Readiness: can the gateway do its job now (database, paseo binary, daemon)?"""
+"""Readiness: can the gateway do its job now (database, paseo binary for the CLI transport,
+daemon), and which transport and daemon it talks to."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from app.db import Database
 from app.errors import from_paseo
 from app.paseo.client import PaseoClient
 from app.paseo.errors import PaseoError
+from app.paseo.types import DaemonFacts
 from app.schemas import Readiness, ReadinessCheck
 
 # A readiness probe must answer even when a dependency hangs.
@@ -26,7 +28,7 @@ class HealthService:
         self,
         db: Database,
         paseo: PaseoClient,
-        paseo_bin: str,
+        paseo_bin: str | None,
         *,
         daemon_check_seconds: float = DAEMON_CHECK_SECONDS,
     ) -> None:
@@ -51,10 +53,17 @@ class HealthService:
             await asyncio.sleep(self.daemon_check_seconds)
 
     async def readiness(self) -> Readiness:
+        """`paseo_bin` None: the transport needs no CLI (the daemon's WebSocket)."""
         database, daemon = await asyncio.gather(self._database(), self._daemon_status())
-        checks = {"database": database, "paseo_binary": self._binary(), "daemon": daemon}
+        checks = {"database": database, "daemon": daemon}
+        if self.paseo_bin is not None:
+            checks["paseo_binary"] = self._binary(self.paseo_bin)
         ready = all(check.ok for check in checks.values())
-        return Readiness(status="ready" if ready else "not_ready", checks=checks)
+        return Readiness(
+            status="ready" if ready else "not_ready",
+            transport="cli" if self.paseo_bin is not None else "daemon",
+            checks=checks,
+        )
 
     async def _daemon_status(self) -> ReadinessCheck:
         """The background check's last result, with its age; before the first (or without a
@@ -69,22 +78,31 @@ class HealthService:
             return ReadinessCheck(ok=True, detail="database answers")
         return ReadinessCheck(ok=False, detail="database does not answer; check DATABASE_URL")
 
-    def _binary(self) -> ReadinessCheck:
-        found = shutil.which(self.paseo_bin)
+    def _binary(self, paseo_bin: str) -> ReadinessCheck:
+        found = shutil.which(paseo_bin)
         if found and os.access(found, os.X_OK):
             return ReadinessCheck(ok=True, detail=f"paseo CLI at {found}")
         return ReadinessCheck(
             ok=False,
-            detail=f"paseo CLI {self.paseo_bin!r} not found; install it or set "
-            "PASEO_GATEWAY_PASEO_BIN",
+            detail=f"paseo CLI {paseo_bin!r} not found; install it or set PASEO_GATEWAY_PASEO_BIN",
         )
 
     async def _daemon(self) -> ReadinessCheck:
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-                await self.paseo.ping()
+                facts = await self.paseo.ping()
         except PaseoError as exc:
             return ReadinessCheck(ok=False, detail=f"{exc.code}: {from_paseo(exc).detail}")
         except TimeoutError:
             return ReadinessCheck(ok=False, detail="the daemon did not answer in time")
-        return ReadinessCheck(ok=True, detail="daemon answers")
+        return _daemon_answered(facts)
+
+
+def _daemon_answered(facts: DaemonFacts) -> ReadinessCheck:
+    """The daemon check when it answered: what it said of itself, and any warning."""
+    detail = "daemon answers" if facts.transport == "cli" else "daemon answers on its WebSocket"
+    if facts.version or facts.server_id:
+        detail += f" (version {facts.version or '?'}, server {facts.server_id or '?'})"
+    if facts.warning:
+        detail += f"; warning: {facts.warning}"
+    return ReadinessCheck(ok=True, detail=detail, version=facts.version, server_id=facts.server_id)

@@ -1,0 +1,1 @@
+"""`PaseoClient` over the daemon's own WebSocket (PASEO_GATEWAY_TRANSPORT=daemon)."""

@@ -1,0 +1,414 @@
+"""`PaseoClient` over the daemon's WebSocket: about 20 ms a request, events pushed as they happen.
+
+Every request has a timeout (the reference client's, ../paseo-daemon.md §2.5): some daemon
+failures send no reply at all. Where the daemon answers "success" for what the CLI refuses
+(deleting an unknown agent, archiving an archived one, cancelling an unknown one: no reply),
+the agent is fetched first, so both transports give the service layer the same answers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.paseo.daemon import wire
+from app.paseo.daemon.connection import (
+    AgentFollower,
+    DaemonConnection,
+    Disconnected,
+    Reconnected,
+)
+from app.paseo.daemon.target import DaemonTarget
+from app.paseo.daemon.timeline import Row, prompt_history, rows_of, turn_so_far
+from app.paseo.errors import PaseoError
+from app.paseo.types import (
+    AgentDetail,
+    AgentStarted,
+    AgentSummary,
+    ArchiveResult,
+    CreatedAgent,
+    DaemonFacts,
+    DeleteResult,
+    NewAgent,
+    PromptDelivered,
+    PromptHistory,
+    ProviderInfo,
+    StopResult,
+    TextDelta,
+    TurnEnded,
+    TurnEvent,
+    TurnOutcome,
+    TurnStarted,
+)
+
+FETCH_TIMEOUT_SECONDS = 10.0
+SEND_TIMEOUT_SECONDS = 15.0
+CREATE_TIMEOUT_SECONDS = 60.0
+# `wait_for_finish` is asked only for a turn that already ended (it answers at once then).
+WAIT_TIMEOUT_SECONDS = 15.0
+_BUSY = frozenset({"running", "initializing"})
+_WAIT_OUTCOME: dict[str, TurnOutcome] = {
+    "idle": "completed",
+    "error": "error",
+    "permission": "permission",
+}
+
+
+class DaemonPaseoClient:
+    """Talks to Paseo over one WebSocket to its daemon."""
+
+    # The daemon takes frames up to 100 MiB: the gateway's own prompt limit is the one.
+    max_first_prompt_bytes: int | None = None
+
+    def __init__(self, target: DaemonTarget, *, connection: DaemonConnection | None = None) -> None:
+        self.connection = connection or DaemonConnection(target)
+
+    async def _call(
+        self, message: dict[str, Any], reply: str, timeout: float = FETCH_TIMEOUT_SECONDS
+    ) -> dict[str, Any]:
+        return await self.connection.request(message, replies={reply}, timeout=timeout)
+
+    # --- short calls ---------------------------------------------------------------------------
+
+    async def ping(self) -> DaemonFacts:
+        info = await self.connection.wait_connected()
+        await self._call({"type": "ping", "clientSentAt": 0}, "pong")
+        version = info.get("version")
+        version = version if isinstance(version, str) else None
+        return DaemonFacts(
+            "daemon",
+            version=version,
+            server_id=str(info.get("serverId") or "") or None,
+            warning=wire.version_note(version),
+        )
+
+    async def list_agents(
+        self, *, include_archived: bool = False, labels: Mapping[str, str] | None = None
+    ) -> list[AgentSummary]:
+        message: dict[str, Any] = {
+            "type": "fetch_agents_request",
+            "filter": {"labels": dict(labels or {}), "includeArchived": include_archived},
+        }
+        if not include_archived:
+            message["scope"] = "active"  # what `paseo ls` asks without -a
+        reply = await self._call(message, "fetch_agents_response")
+        return [wire.agent_summary(entry["agent"]) for entry in reply.get("entries") or []]
+
+    async def _snapshot(self, agent_id: str) -> dict[str, Any]:
+        reply = await self._call(
+            {"type": "fetch_agent_request", "agentId": agent_id}, "fetch_agent_response"
+        )
+        agent = reply.get("agent")
+        if not isinstance(agent, dict):
+            raise PaseoError(
+                "AGENT_NOT_FOUND", str(reply.get("error") or f"Agent not found: {agent_id}")
+            )
+        return agent
+
+    async def inspect_agent(self, agent_id: str) -> AgentDetail:
+        return wire.agent_detail(await self._snapshot(agent_id))
+
+    async def import_agent(
+        self,
+        *,
+        provider: str,
+        session_id: str,
+        cwd: str,
+        labels: Mapping[str, str] | None = None,
+    ) -> CreatedAgent:
+        # Without a workspace for its cwd the agent would be missing from every list.
+        await self._call(
+            {"type": "open_project_request", "cwd": cwd},
+            "open_project_response",
+            SEND_TIMEOUT_SECONDS,
+        )
+        reply = await self.connection.request(
+            {
+                "type": "import_agent_request",
+                "provider": provider,
+                "sessionId": session_id,
+                "cwd": cwd,
+                "labels": dict(labels or {}),
+            },
+            replies={"agent_resumed", "agent_create_failed"},
+            timeout=SEND_TIMEOUT_SECONDS,
+        )
+        if reply["type"] == "agent_create_failed":
+            raise PaseoError("AGENT_IMPORT_FAILED", str(reply.get("error") or "import failed"))
+        return _created(reply, provider=provider, cwd=cwd)
+
+    async def stop_agent(self, agent_id: str) -> StopResult:
+        # An unknown agent's cancel gets no reply: find out first.
+        running = (await self._snapshot(agent_id)).get("status") in _BUSY
+        await self._call(
+            {"type": "cancel_agent_request", "agentId": agent_id},
+            "cancel_agent_response",
+            SEND_TIMEOUT_SECONDS,
+        )
+        return StopResult(
+            stopped_count=1 if running else 0, agent_ids=[agent_id] if running else []
+        )
+
+    async def archive_agent(self, agent_id: str, *, force: bool = False) -> ArchiveResult:
+        agent = await self._snapshot(agent_id)
+        if agent.get("archivedAt"):
+            raise PaseoError("AGENT_ALREADY_ARCHIVED", f"Agent {agent_id} is already archived")
+        if agent.get("status") in _BUSY and not force:
+            raise PaseoError(
+                "AGENT_RUNNING", f"Agent {agent_id} is running; archive it with force to stop it"
+            )
+        reply = await self._call(
+            {"type": "archive_agent_request", "agentId": agent_id}, "agent_archived"
+        )
+        archived_at = wire.parse_time(reply.get("archivedAt"))
+        if archived_at is None:
+            raise PaseoError("BAD_OUTPUT", "agent_archived carried no archivedAt")
+        return ArchiveResult(agent_id=agent_id, archived_at=archived_at)
+
+    async def delete_agent(self, agent_id: str) -> DeleteResult:
+        await self._snapshot(agent_id)  # the daemon answers success for an unknown id
+        await self._call({"type": "delete_agent_request", "agentId": agent_id}, "agent_deleted")
+        return DeleteResult(deleted_count=1, agent_ids=[agent_id])
+
+    async def list_providers(self) -> list[ProviderInfo]:
+        reply = await self._call(
+            {"type": "get_providers_snapshot_request"}, "get_providers_snapshot_response"
+        )
+        return [wire.provider_info(entry) for entry in reply.get("entries") or []]
+
+    async def _timeline(self, agent_id: str, **cursor: Any) -> dict[str, Any]:
+        request = {
+            "type": "fetch_agent_timeline_request",
+            "agentId": agent_id,
+            "projection": "canonical",
+            "limit": 0,
+            **(cursor or {"direction": "tail"}),
+        }
+        reply = await self._call(request, "fetch_agent_timeline_response", SEND_TIMEOUT_SECONDS)
+        if reply.get("error"):
+            raise PaseoError("TIMELINE_FAILED", str(reply["error"]))
+        return reply
+
+    async def prompt_history(self, agent_id: str, prompt: str) -> PromptHistory:
+        reply = await self._timeline(agent_id)
+        return prompt_history(rows_of(reply.get("entries") or []), prompt)
+
+    # --- turns ---------------------------------------------------------------------------------
+
+    async def start_agent_turn(self, agent: NewAgent, prompt: str) -> AsyncIterator[TurnEvent]:
+        yield TurnStarted()
+        turn = _Turn(message_id=uuid.uuid4().hex)
+        follower = self.connection.follow(None, message_id=turn.message_id)
+        try:
+            reply = await self.connection.request(
+                {
+                    "type": "create_agent_request",
+                    "config": _config(agent),
+                    "initialPrompt": prompt,
+                    "clientMessageId": turn.message_id,
+                    "labels": dict(agent.labels),
+                },
+                replies={"agent_created", "agent_create_failed"},
+                timeout=CREATE_TIMEOUT_SECONDS,
+            )
+            if reply["type"] == "agent_create_failed":
+                raise PaseoError("AGENT_CREATE_FAILED", str(reply.get("error") or "create failed"))
+            created = _created(reply, provider=agent.provider, cwd=agent.cwd)
+            follower.agent_id = created.agent_id
+            yield AgentStarted(created)
+            async for event in self._follow(follower, turn, prompt):
+                yield event
+        finally:
+            self.connection.unfollow(follower)
+
+    async def prompt_agent_turn(self, agent_id: str, prompt: str) -> AsyncIterator[TurnEvent]:
+        yield TurnStarted()
+        turn = _Turn(message_id=uuid.uuid4().hex)
+        follower = self.connection.follow(agent_id)
+        try:
+            reply = await self._call(
+                {
+                    "type": "send_agent_message_request",
+                    "agentId": agent_id,
+                    "text": prompt,
+                    "messageId": turn.message_id,
+                },
+                "send_agent_message_response",
+                SEND_TIMEOUT_SECONDS,
+            )
+            if not reply.get("accepted"):
+                error = str(reply.get("error") or "the daemon did not start the turn")
+                raise PaseoError("SEND_FAILED", error)
+            async for event in self._follow(follower, turn, prompt):
+                yield event
+        finally:
+            self.connection.unfollow(follower)
+
+    async def resume_agent_turn(
+        self, agent_id: str, prompt: str, already_streamed: str
+    ) -> AsyncIterator[TurnEvent]:
+        follower = self.connection.follow(agent_id)  # before the tail: nothing falls between
+        try:
+            reply = await self._timeline(agent_id)
+            so_far = turn_so_far(rows_of(reply.get("entries") or []), prompt)
+            if not so_far.found:
+                yield TurnStarted()
+                yield TurnEnded(
+                    "interrupted", "another prompt replaced this turn", already_streamed
+                )
+                return
+            turn = _Turn(
+                delivered=True, started=True, epoch=reply.get("epoch"), seq=so_far.last_seq
+            )
+            if so_far.text.startswith(already_streamed):
+                turn.texts = [so_far.text]
+                if gap := so_far.text[len(already_streamed) :]:
+                    yield TextDelta(gap)
+            else:
+                turn.texts = [already_streamed]
+            yield TurnStarted()
+            if (ended := await self._ended_meanwhile(agent_id, turn)) is not None:
+                yield ended
+                return
+            async for event in self._follow(follower, turn, prompt):
+                yield event
+        finally:
+            self.connection.unfollow(follower)
+
+    async def _follow(
+        self, follower: AgentFollower, turn: _Turn, prompt: str
+    ) -> AsyncIterator[TurnEvent]:
+        """This turn's events from the stream until its end; resynchronised after a drop."""
+        while True:
+            item = await follower.queue.get()
+            if isinstance(item, Disconnected):
+                continue  # the reconnect that follows says when to catch up
+            if isinstance(item, Reconnected):
+                assert follower.agent_id is not None
+                async for event in self._catch_up(follower.agent_id, turn, prompt):
+                    yield event
+                    if isinstance(event, TurnEnded):
+                        return
+                continue
+            for event in turn.take(item):
+                yield event
+                if isinstance(event, TurnEnded):
+                    return
+
+    async def _catch_up(self, agent_id: str, turn: _Turn, prompt: str) -> AsyncIterator[TurnEvent]:
+        """After a reconnect: the rows missed (by seq), then the end if it came meanwhile."""
+        if turn.epoch is not None:
+            reply = await self._timeline(
+                agent_id, direction="after", cursor={"epoch": turn.epoch, "seq": turn.seq}
+            )
+            if reply.get("reset"):
+                yield TurnEnded(
+                    "error",
+                    "the daemon lost the agent's timeline (it restarted); the turn is gone",
+                    turn.text,
+                )
+                return
+            for row in rows_of(reply.get("entries") or []):
+                for event in turn.take(_row_event(agent_id, row, reply.get("epoch"))):
+                    yield event
+                    if isinstance(event, TurnEnded):
+                        return
+        if (ended := await self._ended_meanwhile(agent_id, turn)) is not None:
+            yield ended
+
+    async def _ended_meanwhile(self, agent_id: str, turn: _Turn) -> TurnEnded | None:
+        """Turn events are not replayable: an agent no longer busy ended the turn unseen."""
+        if (await self._snapshot(agent_id)).get("status") in _BUSY:
+            return None
+        reply = await self._call(
+            {"type": "wait_for_finish_request", "agentId": agent_id, "timeoutMs": 1000},
+            "wait_for_finish_response",
+            WAIT_TIMEOUT_SECONDS,
+        )
+        status = str(reply.get("status"))
+        if status == "timeout":
+            return None
+        outcome = _WAIT_OUTCOME.get(status, "error")
+        message = str(reply.get("error") or f"turn ended ({status})")
+        return TurnEnded(outcome, message, turn.text)
+
+    async def aclose(self) -> None:
+        await self.connection.aclose()
+
+
+@dataclass
+class _Turn:
+    """What a follower knows of one turn: whether its prompt was recorded and its turn began,
+    the timeline cursor reached, and the text so far."""
+
+    message_id: str | None = None
+    delivered: bool = False
+    started: bool = False
+    epoch: str | None = None
+    seq: int = 0
+    texts: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.texts)
+
+    def take(self, event: wire.StreamEvent) -> list[TurnEvent]:
+        """The turn events `event` means, in order (empty for other turns' events)."""
+        if event.seq is not None:
+            if event.epoch == self.epoch and event.seq <= self.seq:
+                return []  # seen already (a replay after a reconnect)
+            self.epoch, self.seq = event.epoch, event.seq
+        if not self.delivered:
+            if self.message_id is not None and wire.is_user_message(event, self.message_id):
+                self.delivered = True
+                return [PromptDelivered()]
+            return []  # the tail of an earlier turn
+        if not self.started:
+            # Between our prompt and our turn's start: the replaced turn's last events.
+            self.started = event.type == "turn_started"
+            return []
+        out: list[TurnEvent] = []
+        output = wire.turn_output(event)
+        if output is not None:
+            if isinstance(output, TextDelta):
+                self.texts.append(output.text)
+            out.append(output)
+        end = wire.turn_end(event)
+        if end is not None:
+            out.append(TurnEnded(end.outcome, end.message, self.text, end.usage))
+        return out
+
+
+def _row_event(agent_id: str, row: Row, epoch: object) -> wire.StreamEvent:
+    """A replayed timeline row as the live event it was."""
+    return wire.StreamEvent(
+        agent_id,
+        {"type": "timeline", "item": row.item},
+        epoch=epoch if isinstance(epoch, str) else None,
+        seq=row.seq,
+    )
+
+
+def _config(agent: NewAgent) -> dict[str, Any]:
+    config: dict[str, Any] = {"provider": agent.provider, "cwd": agent.cwd}
+    for key, value in (
+        ("title", agent.title),
+        ("model", agent.model),
+        ("modeId", agent.mode),
+        ("thinkingOptionId", agent.thinking),
+    ):
+        if value:
+            config[key] = value
+    return config
+
+
+def _created(reply: dict[str, Any], *, provider: str, cwd: str) -> CreatedAgent:
+    agent = reply.get("agent") or {}
+    return CreatedAgent(
+        agent_id=str(reply["agentId"]),
+        provider=str(agent.get("provider") or provider),
+        cwd=str(agent.get("cwd") or cwd),
+        title=agent.get("title") or None,
+    )

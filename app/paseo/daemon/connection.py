@@ -1,0 +1,318 @@
+"""One persistent WebSocket to the Paseo daemon, shared by every call of this process.
+
+A single reader task owns the socket: it routes replies to the requests waiting for them (by
+reply type and `requestId`) and `agent_stream` events to the turns following those agents. When
+the socket drops, every pending request fails at once, every follower is told (so it can
+resynchronise from its timeline cursor), and the task reconnects with backoff; the client id
+stays the same, so the daemon re-attaches this gateway to its Session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect, unix_connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.typing import Subprotocol
+
+from app.aio import cancel_and_wait
+from app.paseo.daemon import wire
+from app.paseo.daemon.target import DaemonTarget
+from app.paseo.errors import PaseoError
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_SECONDS = 15.0
+BACKOFF_FIRST_SECONDS = 1.5
+BACKOFF_MAX_SECONDS = 30.0
+PING_INTERVAL_SECONDS = 20.0
+# The daemon accepts frames up to 100 MiB and sends larger ones; no client-side cap.
+MAX_FRAME_BYTES: int | None = None
+# Close codes the daemon uses for a refused handshake (../paseo-daemon.md §1.2).
+_REFUSALS = {
+    4001: "the daemon got no hello in time",
+    4002: "the daemon refused the hello",
+    4003: "the daemon speaks another protocol version",
+    4401: "the daemon refused the password",
+}
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    """The socket dropped: events may have been missed until `Reconnected`."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Reconnected:
+    """The socket is back: a follower resynchronises from its cursor now."""
+
+
+StreamItem = wire.StreamEvent | Disconnected | Reconnected
+
+
+@dataclass
+class AgentFollower:
+    """Stream events of one agent (or of the agent a prompt with `message_id` creates)."""
+
+    agent_id: str | None
+    message_id: str | None = None
+    queue: asyncio.Queue[StreamItem] = field(default_factory=asyncio.Queue)
+
+
+@dataclass
+class _Pending:
+    replies: frozenset[str]
+    future: asyncio.Future[dict[str, Any]]
+
+
+class DaemonConnection:
+    def __init__(
+        self,
+        target: DaemonTarget,
+        *,
+        client_id: str | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+    ) -> None:
+        self.target = target
+        self.client_id = client_id or f"gw_{uuid.uuid4().hex}"
+        self.connect_timeout = connect_timeout
+        self.server_info: dict[str, Any] | None = None
+        self._socket: ClientConnection | None = None
+        self._connected = asyncio.Event()
+        self._last_error = "not connected yet"
+        self._pending: dict[str, _Pending] = {}
+        self._followers: set[AgentFollower] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # --- requests ------------------------------------------------------------------------------
+
+    async def request(
+        self, message: dict[str, Any], *, replies: Iterable[str], timeout: float
+    ) -> dict[str, Any]:
+        """Send `message` (a request without `requestId`) and return its reply's payload.
+
+        The reply is the first message of a type in `replies` (or an `rpc_error`) carrying
+        this request's id. No reply within `timeout` is a TIMEOUT: some daemon failures send
+        none at all.
+        """
+        request_id = uuid.uuid4().hex
+        socket = await self._open_socket()
+        pending = _Pending(frozenset(replies), asyncio.get_running_loop().create_future())
+        self._pending[request_id] = pending
+        try:
+            await socket.send(json.dumps(wire.envelope({**message, "requestId": request_id})))
+            async with asyncio.timeout(timeout):
+                return await pending.future
+        except TimeoutError:
+            raise PaseoError(
+                "DAEMON_TIMEOUT",
+                f"the daemon did not answer {message['type']} within {timeout:g} s",
+            ) from None
+        except ConnectionClosed:
+            raise self._unavailable() from None
+        finally:
+            self._pending.pop(request_id, None)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """A message that gets no correlated reply (e.g. a permission response)."""
+        socket = await self._open_socket()
+        try:
+            await socket.send(json.dumps(wire.envelope(message)))
+        except ConnectionClosed:
+            raise self._unavailable() from None
+
+    async def wait_connected(self) -> dict[str, Any]:
+        """The daemon's `server_info`, once connected; UNAVAILABLE if it cannot be reached."""
+        await self._open_socket()
+        assert self.server_info is not None
+        return self.server_info
+
+    # --- stream followers ----------------------------------------------------------------------
+
+    def follow(self, agent_id: str | None, *, message_id: str | None = None) -> AgentFollower:
+        """Start receiving `agent_id`'s stream events (before sending what causes them).
+
+        With `agent_id` None, the follower is bound to whichever agent records the user
+        message `message_id` first: a new agent's events can precede its `agent_created`.
+        """
+        follower = AgentFollower(agent_id, message_id)
+        self._followers.add(follower)
+        self._start()
+        return follower
+
+    def unfollow(self, follower: AgentFollower) -> None:
+        self._followers.discard(follower)
+
+    # --- the reader task -----------------------------------------------------------------------
+
+    def _start(self) -> None:
+        if self._task is None and not self._closed:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _open_socket(self) -> ClientConnection:
+        self._start()
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await self._connected.wait()
+        except TimeoutError:
+            raise self._unavailable() from None
+        if self._socket is None:
+            raise self._unavailable()
+        return self._socket
+
+    def _unavailable(self) -> PaseoError:
+        return PaseoError(
+            "DAEMON_NOT_RUNNING",
+            f"cannot talk to the Paseo daemon at {self.target.describe()}: {self._last_error}",
+        )
+
+    async def _run(self) -> None:
+        """Connect, read until the socket drops, tell everyone, back off, reconnect."""
+        attempt = 0
+        ever_connected = False
+        while not self._closed:
+            try:
+                async with self._connect() as socket:
+                    await self._handshake(socket)
+                    attempt = 0
+                    self._socket = socket
+                    self._connected.set()
+                    if ever_connected:
+                        self._tell_followers(Reconnected())
+                    ever_connected = True
+                    await self._read(socket)
+                self._last_error = "the daemon closed the connection"
+            except (OSError, InvalidHandshake, TimeoutError) as exc:
+                self._last_error = _describe(exc)
+            except ConnectionClosed as exc:
+                self._last_error = _describe(exc)
+            self._connected.clear()
+            self._socket = None
+            self._fail_pending()
+            if ever_connected:
+                self._tell_followers(Disconnected(self._last_error))
+            if self._closed:
+                return
+            logger.warning("daemon connection lost (%s); reconnecting", self._last_error)
+            delay = min(BACKOFF_FIRST_SECONDS * 2**attempt, BACKOFF_MAX_SECONDS)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    def _connect(self) -> Any:
+        subprotocols = (
+            [Subprotocol(f"paseo.bearer.{self.target.password}")] if self.target.password else None
+        )
+        options: dict[str, Any] = {
+            "subprotocols": subprotocols,
+            "max_size": MAX_FRAME_BYTES,
+            "open_timeout": self.connect_timeout,
+            "ping_interval": PING_INTERVAL_SECONDS,
+            "compression": None,
+        }
+        if self.target.unix_path:
+            return unix_connect(self.target.unix_path, self.target.url, **options)
+        return connect(self.target.url, **options)
+
+    async def _handshake(self, socket: ClientConnection) -> None:
+        """Send hello; connected once the daemon's `server_info` status arrives."""
+        await socket.send(json.dumps(wire.hello(self.client_id)))
+        async with asyncio.timeout(self.connect_timeout):
+            while True:
+                info = _server_info(json.loads(await socket.recv()))
+                if info is not None:
+                    self.server_info = info
+                    return
+
+    async def _read(self, socket: ClientConnection) -> None:
+        async for frame in socket:
+            if isinstance(frame, bytes):
+                continue  # terminal streams and downloads: never asked for
+            try:
+                self._route(json.loads(frame))
+            except (ValueError, TypeError, KeyError):
+                logger.warning("unreadable daemon message: %.200s", frame)
+
+    def _route(self, frame: dict[str, Any]) -> None:
+        if frame.get("type") != "session":
+            return  # a top-level pong
+        message = frame.get("message") or {}
+        kind = message.get("type")
+        payload = message.get("payload") or {}
+        if kind == "agent_stream":
+            event = wire.stream_event(payload)
+            if event is not None:
+                self._deliver(event)
+            return
+        if kind == "status":
+            info = _server_info(frame)
+            if info is not None:
+                self.server_info = info
+                return
+            kind = payload.get("status")  # agent_created, agent_create_failed, ...
+        pending = self._pending.get(str(payload.get("requestId")))
+        if pending is None or pending.future.done():
+            return
+        if kind == "rpc_error":
+            pending.future.set_exception(_rpc_error(payload))
+        elif kind in pending.replies:
+            pending.future.set_result({"type": kind, **payload})
+
+    def _deliver(self, event: wire.StreamEvent) -> None:
+        for follower in self._followers:
+            unbound = follower.agent_id is None and follower.message_id is not None
+            if unbound and wire.is_user_message(event, follower.message_id or ""):
+                follower.agent_id = event.agent_id
+            if follower.agent_id == event.agent_id:
+                follower.queue.put_nowait(event)
+
+    def _tell_followers(self, item: Disconnected | Reconnected) -> None:
+        for follower in self._followers:
+            follower.queue.put_nowait(item)
+
+    def _fail_pending(self) -> None:
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(self._unavailable())
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._socket is not None:
+            with contextlib.suppress(Exception):
+                await self._socket.close()
+        if self._task is not None:
+            await cancel_and_wait(self._task)
+        self._fail_pending()
+
+
+def _server_info(frame: dict[str, Any]) -> dict[str, Any] | None:
+    message = frame.get("message") if frame.get("type") == "session" else None
+    payload = (message or {}).get("payload") or {}
+    if (message or {}).get("type") == "status" and payload.get("status") == "server_info":
+        return dict(payload)
+    return None
+
+
+def _rpc_error(payload: dict[str, Any]) -> PaseoError:
+    code = str(payload.get("code") or "handler_error").upper()
+    return PaseoError(f"DAEMON_{code}", str(payload.get("error") or "request failed"))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionClosed):
+        received = exc.rcvd
+        if received is not None and received.code in _REFUSALS:
+            return f"{_REFUSALS[received.code]} ({received.code} {received.reason})"
+        return f"connection closed ({received.code if received else 'no close frame'})"
+    if isinstance(exc, InvalidStatus):
+        return f"the daemon refused the WebSocket upgrade (HTTP {exc.response.status_code})"
+    return f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__

@@ -1,0 +1,257 @@
+"""The daemon's messages in the gateway's terms: pure functions, no I/O.
+
+Dispatch is lenient on purpose (../paseo-daemon.md §7): unknown message, event and item types
+are ignored, missing optional fields default, enums are open strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.paseo import types
+from app.paseo.errors import PaseoError
+
+# The client version sent in `hello`: below 0.1.45 the daemon hides the mock provider and more.
+APP_VERSION = "0.1.65"
+# Daemon versions whose wire shapes this code was written and tested against.
+TESTED_VERSIONS = ("0.1.65",)
+
+WORKTREE_LABEL = "paseo.worktree"
+PARENT_LABEL = "paseo.parent-agent-id"
+
+
+def envelope(message: dict[str, Any]) -> dict[str, Any]:
+    """Every request travels wrapped in a `session` message."""
+    return {"type": "session", "message": message}
+
+
+def hello(client_id: str) -> dict[str, Any]:
+    return {
+        "type": "hello",
+        "clientId": client_id,
+        "clientType": "cli",
+        "protocolVersion": 1,
+        "appVersion": APP_VERSION,
+        "capabilities": {"reasoning_merge_enum": True},
+    }
+
+
+def version_note(version: str | None) -> str | None:
+    """A warning when the daemon's version is not one this code was tested with."""
+    if version is None:
+        return "the daemon did not say its version"
+    release = version.split("-", 1)[0]
+    if release in TESTED_VERSIONS:
+        return None
+    tested = ", ".join(TESTED_VERSIONS)
+    return f"daemon version {version} was not tested with this gateway (tested: {tested})"
+
+
+def parse_time(text: object) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _thinking(agent: dict[str, Any]) -> str:
+    return str(agent.get("effectiveThinkingOptionId") or agent.get("thinkingOptionId") or "auto")
+
+
+def _model(agent: dict[str, Any]) -> str | None:
+    runtime = agent.get("runtimeInfo") or {}
+    model = agent.get("model") or runtime.get("model")
+    return str(model) if model else None
+
+
+def agent_summary(agent: dict[str, Any]) -> types.AgentSummary:
+    """An `AgentSnapshot` as one agent of a list."""
+    return types.AgentSummary(
+        id=str(agent["id"]),
+        title=agent.get("title") or None,
+        provider=str(agent.get("provider", "")),
+        model=_model(agent),
+        thinking=_thinking(agent),
+        status=str(agent.get("status", "")),
+        cwd=str(agent.get("cwd", "")),
+        created_at=parse_time(agent.get("createdAt")),
+    )
+
+
+def usage(raw: dict[str, Any] | None) -> types.Usage | None:
+    if not raw:
+        return None
+    return types.Usage(
+        input_tokens=raw.get("inputTokens"),
+        output_tokens=raw.get("outputTokens"),
+        cached_tokens=raw.get("cachedInputTokens"),
+        cost_usd=raw.get("totalCostUsd"),
+    )
+
+
+def agent_detail(agent: dict[str, Any]) -> types.AgentDetail:
+    """An `AgentSnapshot`, whole."""
+    labels = agent.get("labels") or {}
+    capabilities = agent.get("capabilities")
+    created = parse_time(agent.get("createdAt"))
+    if created is None:
+        raise PaseoError("BAD_OUTPUT", f"agent {agent.get('id')} has no createdAt")
+    return types.AgentDetail(
+        id=str(agent["id"]),
+        title=agent.get("title") or None,
+        provider=str(agent.get("provider", "")),
+        model=_model(agent),
+        thinking=_thinking(agent),
+        status=str(agent.get("status", "")),
+        archived=agent.get("archivedAt") is not None,
+        archived_at=parse_time(agent.get("archivedAt")),
+        mode=str(agent.get("currentModeId") or "default"),
+        cwd=str(agent.get("cwd", "")),
+        created_at=created,
+        updated_at=parse_time(agent.get("updatedAt")) or created,
+        last_usage=usage(agent.get("lastUsage")),
+        capabilities=(
+            types.Capabilities(
+                streaming=bool(capabilities.get("supportsStreaming")),
+                persistence=bool(capabilities.get("supportsSessionPersistence")),
+                dynamic_modes=bool(capabilities.get("supportsDynamicModes")),
+                mcp_servers=bool(capabilities.get("supportsMcpServers")),
+            )
+            if isinstance(capabilities, dict)
+            else None
+        ),
+        available_modes=[
+            types.AgentMode(id=str(mode.get("id")), label=str(mode.get("label", mode.get("id"))))
+            for mode in agent.get("availableModes") or []
+        ],
+        pending_permissions=[
+            types.PendingPermission(id=str(p.get("id")), tool=str(p.get("name", "")))
+            for p in agent.get("pendingPermissions") or []
+        ],
+        worktree=labels.get(WORKTREE_LABEL),
+        parent_agent_id=labels.get(PARENT_LABEL),
+    )
+
+
+def provider_info(entry: dict[str, Any]) -> types.ProviderInfo:
+    """One entry of `get_providers_snapshot_response`."""
+    return types.ProviderInfo(
+        provider=str(entry["provider"]),
+        label=str(entry.get("label") or entry["provider"]),
+        status=str(entry.get("status", "error")),
+        enabled=entry.get("enabled", True) is not False,
+        default_mode=str(entry.get("defaultModeId") or "default"),
+        modes=[str(mode.get("label") or mode.get("id")) for mode in entry.get("modes") or []],
+    )
+
+
+# --- the live stream -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One `agent_stream` payload: the event, and the timeline position it has (if any)."""
+
+    agent_id: str
+    event: dict[str, Any]
+    epoch: str | None = None
+    seq: int | None = None
+
+    @property
+    def type(self) -> str:
+        return str(self.event.get("type", ""))
+
+    @property
+    def item(self) -> dict[str, Any]:
+        item = self.event.get("item")
+        return item if isinstance(item, dict) else {}
+
+
+def stream_event(payload: dict[str, Any]) -> StreamEvent | None:
+    """An `agent_stream` payload, or None when it is not one the gateway can read."""
+    agent_id, event = payload.get("agentId"), payload.get("event")
+    if not isinstance(agent_id, str) or not isinstance(event, dict):
+        return None
+    seq = payload.get("seq")
+    epoch = payload.get("epoch")
+    return StreamEvent(
+        agent_id,
+        event,
+        epoch=epoch if isinstance(epoch, str) else None,
+        seq=seq if isinstance(seq, int) else None,
+    )
+
+
+def turn_output(event: StreamEvent) -> types.TurnEvent | None:
+    """What a turn's follower shows of a stream event (None: nothing, or not output)."""
+    if event.type == "timeline":
+        return _timeline_output(event.item)
+    if event.type == "permission_requested":
+        request = event.event.get("request") or {}
+        return types.AgentNotice("permission", str(request.get("name", "")))
+    if event.type == "permission_resolved":
+        resolution = event.event.get("resolution") or {}
+        return types.AgentNotice("permission_resolved", str(resolution.get("behavior", "")))
+    if event.type == "attention_required":
+        return types.AgentNotice("attention", str(event.event.get("reason", "")))
+    if event.type == "turn_failed":
+        return types.AgentNotice("turn_failed", str(event.event.get("error", "")))
+    return None
+
+
+def _timeline_output(item: dict[str, Any]) -> types.TurnEvent | None:
+    kind = item.get("type")
+    if kind == "assistant_message" and item.get("text"):
+        return types.TextDelta(str(item["text"]))
+    if kind == "reasoning" and item.get("text"):
+        return types.ReasoningDelta(str(item["text"]))
+    if kind == "tool_call":
+        return types.ToolActivity(str(item.get("name", "")), str(item.get("status", "")))
+    if kind == "todo":
+        entries = item.get("items") or []
+        done = sum(bool(entry.get("completed")) for entry in entries)
+        return types.AgentNotice("todo", f"{done}/{len(entries)} completed")
+    if kind == "error":
+        return types.AgentNotice("error", str(item.get("message", "")))
+    return None
+
+
+@dataclass(frozen=True)
+class TurnEnd:
+    """How a turn ended, as its stream said it."""
+
+    outcome: types.TurnOutcome
+    message: str
+    usage: types.Usage | None = None
+
+
+def turn_end(event: StreamEvent) -> TurnEnd | None:
+    """The end of the turn this stream event closes, if it closes one.
+
+    A pending permission ends what the gateway follows (the turn waits for a human);
+    `turn_canceled` is an interrupt, whoever asked for it.
+    """
+    if event.type == "turn_completed":
+        return TurnEnd("completed", "turn completed", usage(event.event.get("usage")))
+    if event.type == "turn_failed":
+        return TurnEnd("error", str(event.event.get("error") or "the turn failed"))
+    if event.type == "turn_canceled":
+        return TurnEnd("interrupted", str(event.event.get("reason") or "interrupted"))
+    if event.type == "permission_requested":
+        request = event.event.get("request") or {}
+        return TurnEnd("permission", f"waiting for permission: {request.get('name', '')}")
+    return None
+
+
+def is_user_message(event: StreamEvent, message_id: str) -> bool:
+    """Whether this is Paseo's record of the prompt sent with `message_id`."""
+    item = event.item
+    return (
+        event.type == "timeline"
+        and item.get("type") == "user_message"
+        and item.get("messageId") == message_id
+    )

@@ -1,0 +1,189 @@
+"""The daemon transport's pure parts: host forms, message mapping, timelines, and how a
+follower reads one turn out of an agent's stream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.paseo.daemon import wire
+from app.paseo.daemon.client import _Turn
+from app.paseo.daemon.target import BadDaemonHost, DaemonTarget, parse_host, resolve_target
+from app.paseo.daemon.timeline import prompt_history, rows_of, turn_so_far
+from app.paseo.types import (
+    AgentNotice,
+    PromptDelivered,
+    TextDelta,
+    ToolActivity,
+    TurnEnded,
+)
+
+
+@pytest.mark.parametrize(
+    ("host", "target"),
+    [
+        ("127.0.0.1:6767", DaemonTarget("ws://127.0.0.1:6767/ws")),
+        ("tcp://box:7000", DaemonTarget("ws://box:7000/ws")),
+        ("tcp://box:7000?ssl=true", DaemonTarget("wss://box:7000/ws")),
+        ("tcp://[::1]:6767?password=p%21w", DaemonTarget("ws://[::1]:6767/ws", password="p!w")),
+        ("unix:///run/paseo.sock", DaemonTarget("ws://localhost/ws", "/run/paseo.sock")),
+    ],
+)
+def test_host_forms(host: str, target: DaemonTarget) -> None:
+    assert parse_host(host) == target
+
+
+@pytest.mark.parametrize(
+    "host", ["7777", "unix://relative.sock", "tcp://box", "tcp://u:p@box:1", "http://box:1"]
+)
+def test_bad_host_forms_are_refused_with_the_forms(host: str) -> None:
+    with pytest.raises(BadDaemonHost):
+        parse_host(host)
+
+
+def test_a_target_never_describes_its_password() -> None:
+    assert "secret" not in parse_host("tcp://box:1?password=secret").describe()
+
+
+def test_without_a_host_the_cli_defaults_apply(tmp_path: Path) -> None:
+    assert resolve_target(None, tmp_path, {}).url == "ws://localhost:6767/ws"
+    (tmp_path / "config.json").write_text('{"daemon": {"listen": "127.0.0.1:7001"}}')
+    assert resolve_target(None, tmp_path, {}).url == "ws://127.0.0.1:7001/ws"
+    listen = {"PASEO_LISTEN": "/tmp/d.sock"}
+    assert resolve_target(None, tmp_path, listen).unix_path == "/tmp/d.sock"
+    assert resolve_target("box:1", tmp_path, listen).url == "ws://box:1/ws"
+
+
+SNAPSHOT: dict[str, Any] = {
+    "id": "a1",
+    "provider": "mock",
+    "cwd": "/work/p",
+    "model": "ten-second-stream",
+    "status": "idle",
+    "title": None,
+    "labels": {"paseo.worktree": "wt"},
+    "createdAt": "2026-12-01T10:00:00.000Z",
+    "updatedAt": "2026-12-01T10:05:00.000Z",
+    "archivedAt": None,
+    "capabilities": {"supportsStreaming": True, "supportsSessionPersistence": False},
+    "currentModeId": None,
+    "availableModes": [{"id": "load-test", "label": "Load test"}],
+    "pendingPermissions": [{"id": "p1", "name": "plan", "kind": "plan"}],
+    "lastUsage": {"inputTokens": 3, "outputTokens": 5, "cachedInputTokens": 1},
+}
+
+
+def test_a_snapshot_in_the_gateways_terms() -> None:
+    summary = wire.agent_summary(SNAPSHOT)
+    assert (summary.provider, summary.model, summary.thinking) == (
+        "mock",
+        "ten-second-stream",
+        "auto",
+    )
+    assert summary.title is None and summary.created_at is not None
+    assert summary.created_at.isoformat() == "2026-12-01T10:00:00+00:00"
+    detail = wire.agent_detail(SNAPSHOT)
+    assert detail.archived is False and detail.mode == "default" and detail.worktree == "wt"
+    assert detail.pending_permissions[0].tool == "plan"
+    assert detail.last_usage is not None and detail.last_usage.cached_tokens == 1
+    assert detail.capabilities is not None and detail.capabilities.streaming
+
+
+def test_a_provider_entry_in_the_gateways_terms() -> None:
+    info = wire.provider_info(
+        {"provider": "mock", "status": "ready", "modes": [{"id": "x", "label": "X"}]}
+    )
+    assert (info.label, info.enabled, info.modes, info.usable) == ("mock", True, ["X"], True)
+    off = wire.provider_info({"provider": "pi", "status": "ready", "enabled": False})
+    assert not off.usable
+
+
+def test_versions_outside_the_tested_range_are_a_warning() -> None:
+    assert wire.version_note("0.1.65-beta.5") is None
+    assert "0.2.0" in (wire.version_note("0.2.0") or "")
+    assert wire.version_note(None) is not None
+
+
+def _event(kind: str, seq: int | None = None, **fields: Any) -> wire.StreamEvent:
+    return wire.StreamEvent("a1", {"type": kind, **fields}, epoch="E" if seq else None, seq=seq)
+
+
+def _text(seq: int, text: str) -> wire.StreamEvent:
+    return _event("timeline", seq, item={"type": "assistant_message", "text": text})
+
+
+def _prompt(seq: int, message_id: str, text: str = "hi") -> wire.StreamEvent:
+    return _event(
+        "timeline", seq, item={"type": "user_message", "text": text, "messageId": message_id}
+    )
+
+
+def _take_all(turn: _Turn, events: list[wire.StreamEvent]) -> list[object]:
+    return [out for event in events for out in turn.take(event)]
+
+
+def test_a_turn_is_what_follows_its_own_prompt_and_start() -> None:
+    turn = _Turn(message_id="m2")
+    events = [
+        _text(1, "old turn text"),  # before our prompt: another turn's
+        _prompt(2, "m2"),
+        _event("turn_canceled", reason="Interrupted"),  # the replaced turn ends after it
+        _event("turn_started"),
+        _text(3, "Hello"),
+        _event("timeline", 4, item={"type": "tool_call", "name": "read", "status": "running"}),
+        _text(5, " world"),
+        _event("turn_completed", usage={"outputTokens": 2}),
+    ]
+    out = _take_all(turn, events)
+    assert out[0] == PromptDelivered()
+    assert out[1:4] == [TextDelta("Hello"), ToolActivity("read", "running"), TextDelta(" world")]
+    ended = out[-1]
+    assert isinstance(ended, TurnEnded) and ended.outcome == "completed"
+    assert ended.final_text == "Hello world" and ended.usage is not None
+
+
+def test_a_replayed_row_is_taken_once() -> None:
+    turn = _Turn(delivered=True, started=True, epoch="E", seq=3)
+    assert _take_all(turn, [_text(2, "seen"), _text(3, "seen"), _text(4, "new")]) == [
+        TextDelta("new")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("event", "outcome"),
+    [
+        (_event("turn_failed", error="boom"), "error"),
+        (_event("turn_canceled", reason="Interrupted"), "interrupted"),
+        (_event("permission_requested", request={"name": "plan"}), "permission"),
+    ],
+)
+def test_each_way_a_turn_ends(event: wire.StreamEvent, outcome: str) -> None:
+    turn = _Turn(delivered=True, started=True)
+    out = turn.take(event)
+    ended = out[-1]
+    assert isinstance(ended, TurnEnded) and ended.outcome == outcome
+    if outcome != "interrupted":
+        assert isinstance(out[0], AgentNotice)
+
+
+def _rows(*items: dict[str, Any]) -> list[Any]:
+    return rows_of([{"seqStart": n, "seqEnd": n, "item": item} for n, item in enumerate(items, 1)])
+
+
+def test_prompt_history_from_the_timeline() -> None:
+    rows = _rows(
+        {"type": "user_message", "text": "hi"},
+        {"type": "assistant_message", "text": "one"},
+        {"type": "user_message", "text": "hi"},
+        {"type": "assistant_message", "text": "two"},
+        {"type": "assistant_message", "text": " more"},
+    )
+    history = prompt_history(rows, "  hi\n")  # Paseo records it trimmed
+    assert (history.times_recorded, history.latest_is_this_prompt) == (2, True)
+    assert history.latest_reply == "two more"
+    assert prompt_history(rows, "other").latest_reply is None
+    so_far = turn_so_far(rows, "hi")
+    assert (so_far.found, so_far.text, so_far.last_seq) == (True, "two more", 5)
+    assert not turn_so_far(rows, "other").found
