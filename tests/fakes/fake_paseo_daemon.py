@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from fake_paseo_common import (
     JS_TRIM_CHARS,
@@ -47,6 +47,17 @@ from fake_paseo_common import (
     read_pid_file,
     resolve_home,
     write_json_atomic,
+)
+from fake_paseo_ws import (
+    HttpRequest,
+    WebSocket,
+    handshake_response,
+    http_response,
+    is_http_request_line,
+    is_upgrade,
+    offered_subprotocols,
+    read_http_request,
+    upgrade_problem,
 )
 
 COALESCE_WINDOW_S = 0.060
@@ -315,6 +326,14 @@ class Coalescer:
         if self.timer is None:
             self.timer = asyncio.get_running_loop().call_later(self.window, self.flush)
 
+    def discard(self) -> None:
+        """Drop whatever is buffered (a deleted agent streams nothing more)."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.entries.clear()
+        self.tool_index.clear()
+
     def flush(self) -> None:
         """Deliver the buffered items, merging runs of the same text stream."""
         if self.timer is not None:
@@ -393,6 +412,15 @@ class Agent:
     coalescer: Coalescer | None = None
     dirty: bool = False
     deleted: bool = False
+    last_user_message_at: str | None = None
+    # Attention flag (agent-manager checkAndSetAttention): set on finished/error/permission,
+    # skipped while already set, cleared by clear_agent_attention or archive.
+    attention_reason: str | None = None
+    attention_at: str | None = None
+    # Canonical in-memory timeline of the WebSocket protocol: one row per delivered timeline
+    # event, seq 1, 2, 3... under an epoch that changes whenever the agent is (re)loaded.
+    epoch: str = ""
+    rows: list[dict[str, Any]] = field(default_factory=list)
 
     def record(self) -> dict[str, Any]:
         """The persisted form."""
@@ -412,6 +440,9 @@ class Agent:
             "lastError": self.last_error,
             "sessionId": self.session_id,
             "timeline": self.timeline,
+            "lastUserMessageAt": self.last_user_message_at,
+            "attentionReason": self.attention_reason,
+            "attentionTimestamp": self.attention_at,
         }
 
     def runtime_model(self) -> str | None:
@@ -448,6 +479,52 @@ class Agent:
             "lastError": self.last_error,
         }
 
+    def wire_snapshot(self) -> dict[str, Any]:
+        """AgentSnapshotPayload of the WebSocket protocol (paseo-daemon.md §3.13).
+
+        Optional fields the real schema does not allow to be null (lastUsage, lastError) are
+        left out instead; `runtimeModel` is a JSON-lines-only convenience of the fake CLI.
+        """
+        snap = self.snapshot()
+        runtime_model = snap.pop("runtimeModel")
+        snap["capabilities"].update(supportsReasoningStream=True, supportsToolInvocations=True)
+        for key in ("lastUsage", "lastError"):
+            if snap[key] is None:
+                del snap[key]
+        persistence = (
+            {"provider": self.provider, "sessionId": self.session_id} if self.session_id else None
+        )
+        snap.update(
+            lastUserMessageAt=self.last_user_message_at,
+            persistence=persistence,
+            runtimeInfo={
+                "provider": self.provider,
+                "sessionId": self.session_id,
+                "model": runtime_model,
+                "modeId": snap["currentModeId"],
+            },
+            requiresAttention=self.attention_reason is not None,
+            attentionReason=self.attention_reason,
+            attentionTimestamp=self.attention_at,
+        )
+        return snap
+
+
+class ManagerObserver(Protocol):
+    """What the WebSocket side needs to hear about (the JSON-lines side uses `subscribers`)."""
+
+    def agent_stream(self, agent: Agent, event: dict[str, Any], row: dict[str, Any] | None) -> None:
+        """A delivered stream event; `row` is the canonical timeline row of a timeline event."""
+
+    def agent_changed(self, agent: Agent) -> None:
+        """Status, snapshot or placement changed (agent_update upsert)."""
+
+    def agent_removed(self, agent: Agent) -> None:
+        """The agent was deleted (agent_update remove)."""
+
+    def attention(self, agent: Agent, reason: str) -> None:
+        """The attention flag was just raised (attention_required)."""
+
 
 class Manager:
     """Owns agents, workspaces, persistence, turns and event fan-out."""
@@ -460,6 +537,7 @@ class Manager:
         self.agents: dict[str, Agent] = {}
         self.workspaces: set[str] = set()
         self.subscribers: dict[str, set[Connection]] = {}
+        self.observers: list[ManagerObserver] = []
         self.started = time.monotonic()
         self.store = home / "agents"
         self.store.mkdir(parents=True, exist_ok=True)
@@ -493,6 +571,9 @@ class Manager:
                     session_id=rec.get("sessionId"),
                     live=False,
                     timeline=rec.get("timeline") or [],
+                    last_user_message_at=rec.get("lastUserMessageAt"),
+                    attention_reason=rec.get("attentionReason"),
+                    attention_at=rec.get("attentionTimestamp"),
                 )
             except (OSError, ValueError, KeyError):
                 continue
@@ -654,14 +735,47 @@ class Manager:
             thinking=thinking,
             created_at=now,
             updated_at=now,
+            epoch=str(uuid.uuid4()),
         )
         self.attach_coalescer(agent)
         self.agents[agent.id] = agent
         self.save(agent)
         return agent
 
+    def make_live(self, agent: Agent) -> None:
+        """Load a closed agent into memory: a new epoch, rows rebuilt from its stored history.
+
+        The real daemon rebuilds a reloaded timeline from the provider's own session files
+        (mock agents come back empty); the fake replays its persisted projected timeline so
+        `paseo logs` and fetch_agent_timeline_request agree after a restart.
+        """
+        if agent.live:
+            return
+        agent.live = True
+        agent.epoch = str(uuid.uuid4())
+        now = iso_now()
+        agent.rows = [
+            {"seq": index + 1, "item": dict(item), "timestamp": now}
+            for index, item in enumerate(agent.timeline)
+        ]
+        if agent.status == "closed":
+            agent.status = "idle"
+
     def create(self, req: dict[str, Any]) -> dict[str, Any]:
-        """create_agent: validate the provider, register the workspace, start the first turn."""
+        """create_agent: the snapshot taken at creation, before the first turn starts."""
+        agent = self.create_idle(req)
+        snapshot = agent.snapshot()
+        self.start_initial_turn(agent, req)
+        return snapshot
+
+    def start_initial_turn(self, agent: Agent, req: dict[str, Any]) -> None:
+        """The initialPrompt (trimmed) starts the first turn; clientMessageId is its messageId."""
+        prompt = js_trim(str(req.get("initialPrompt") or ""))
+        if prompt:
+            self.start_turn(agent, prompt, req.get("clientMessageId") or None)
+
+    def create_idle(self, req: dict[str, Any]) -> Agent:
+        """Validate the provider, create the agent, register its workspace (no turn yet)."""
         provider = str(req.get("provider") or "")
         self.check_provider(provider)
         cwd = git_root(os.path.abspath(str(req.get("cwd") or os.getcwd())))
@@ -678,10 +792,8 @@ class Manager:
         )
         self.register_workspace(cwd)
         self.log(f"Created agent {agent.id} ({provider})")
-        snapshot = agent.snapshot()
-        if prompt:
-            self.start_turn(agent, prompt)
-        return snapshot
+        self.notify(agent)
+        return agent
 
     def import_agent(self, req: dict[str, Any]) -> dict[str, Any]:
         """import_agent: only claude 'works' here (any session id is accepted)."""
@@ -698,41 +810,52 @@ class Manager:
             if agent.provider == provider and agent.session_id == session_id:
                 agent.archived_at = None
                 agent.labels.update(labels)
-                agent.live = True
-                if agent.status == "closed":
-                    agent.status = "idle"
+                self.make_live(agent)
                 self.save(agent)
+                self.notify(agent)
                 return agent.snapshot()
         cwd = os.path.abspath(str(req.get("cwd") or os.getcwd()))
         agent = self.new_agent(provider, None, None, cwd, labels, None, None)
         agent.session_id = session_id
         self.save(agent)
+        self.notify(agent)
         return agent.snapshot()
 
-    def start_turn(self, agent: Agent, prompt: str) -> None:
+    def update(self, agent: Agent, name: str | None, labels: dict[str, str]) -> None:
+        """Rename and merge labels (keys are never removed)."""
+        if name:
+            agent.title = name
+        agent.labels.update(labels)
+        agent.updated_at = iso_now()
+        self.save(agent)
+        self.notify(agent)
+
+    def start_turn(self, agent: Agent, prompt: str, message_id: str | None = None) -> None:
         """Begin a turn; a running one is interrupted first (send replaces the turn).
 
         `prompt` is already trimmed like JS trim() (create's initialPrompt, send's text): the
         user_message is recorded that way and the mock's magic phrases are searched in it.
+        `message_id` (the client's messageId / clientMessageId) becomes the user_message's
+        messageId; a UUID otherwise.
         """
         if agent.turn is not None:
-            self.interrupt(agent)
-        agent.live = True
+            self.interrupt(agent, attention=False)
+        self.make_live(agent)
         agent.archived_at = None
         agent.status = "running"
-        agent.updated_at = iso_now()
+        agent.updated_at = agent.last_user_message_at = iso_now()
         turn = Turn(id=str(uuid.uuid4()), prompt=prompt, message_id=str(uuid.uuid4()))
         agent.turn = turn
-        self.emit(
-            agent,
-            {
-                "type": "timeline",
-                "item": {"type": "user_message", "text": prompt, "messageId": str(uuid.uuid4())},
-            },
-        )
+        user_message = {
+            "type": "user_message",
+            "text": prompt,
+            "messageId": message_id or str(uuid.uuid4()),
+        }
+        self.emit(agent, {"type": "timeline", "item": user_message})
         self.emit(agent, {"type": "turn_started", "turnId": turn.id})
         turn.task = asyncio.get_running_loop().create_task(self.drive(agent, turn))
         self.save(agent)
+        self.notify(agent)
 
     async def drive(self, agent: Agent, turn: Turn) -> None:
         """Run the provider side of one turn."""
@@ -859,6 +982,8 @@ class Manager:
         }
         agent.pending.append(request)
         self.emit(agent, {"type": "permission_requested", "request": request, "turnId": turn.id})
+        if len(agent.pending) == 1:
+            self.raise_attention(agent, "permission")
         self.notify(agent)
         self.save(agent)
 
@@ -881,60 +1006,109 @@ class Manager:
         if agent.turn is not turn:
             return
         self.emit(agent, {"type": "turn_completed", "turnId": turn.id, "usage": usage})
-        self.end_turn(agent, "idle")
         agent.last_usage = usage
+        self.end_turn(agent, "idle")
 
     def fail_turn(self, agent: Agent, turn: Turn, error: str) -> None:
         """turn_failed: the agent goes to `error` with the provider's message."""
         if agent.turn is not turn:
             return
+        self.emit_text(agent, turn, f"[System Error] {error}")
         self.emit(agent, {"type": "turn_failed", "turnId": turn.id, "error": error})
-        self.end_turn(agent, "error")
         agent.last_error = error
+        self.end_turn(agent, "error")
 
-    def interrupt(self, agent: Agent) -> bool:
-        """Cancel the running turn (turn_canceled); False when nothing was running."""
+    @staticmethod
+    def stop_task(turn: Turn) -> None:
+        """Stop the provider side of a turn (unless we are running inside it)."""
+        if turn.task is not None and turn.task is not asyncio.current_task():
+            turn.task.cancel()
+
+    def interrupt(self, agent: Agent, *, attention: bool = True) -> bool:
+        """Cancel the running turn (turn_canceled); False when nothing was running.
+
+        Pending permissions are resolved as deny/"Interrupted" first. `attention=False` when the
+        turn is replaced by a new one or the agent is being archived (no `finished` flag).
+        """
         turn = agent.turn
         if turn is None:
             return False
-        if turn.task is not None and turn.task is not asyncio.current_task():
-            turn.task.cancel()
-        agent.pending.clear()
+        self.stop_task(turn)
+        pending, agent.pending = agent.pending, []
+        for request in pending:
+            resolution = {"behavior": "deny", "message": "Interrupted"}
+            self.emit(
+                agent,
+                {
+                    "type": "permission_resolved",
+                    "requestId": request["id"],
+                    "resolution": resolution,
+                },
+            )
         self.emit(agent, {"type": "turn_canceled", "turnId": turn.id, "reason": "Interrupted"})
-        self.end_turn(agent, "idle")
+        self.end_turn(agent, "idle", attention=attention)
         return True
 
-    def end_turn(self, agent: Agent, status: str) -> None:
-        """Common bookkeeping when a turn ends."""
+    def end_turn(self, agent: Agent, status: str, *, attention: bool = True) -> None:
+        """Common bookkeeping when a turn ends (running -> idle|error raises attention)."""
         agent.turn = None
         agent.pending.clear()
         agent.status = status
         agent.updated_at = iso_now()
         if status != "error":
             agent.last_error = None
+        if attention:
+            self.raise_attention(agent, "error" if status == "error" else "finished")
         self.notify(agent)
         self.save(agent)
 
+    def raise_attention(self, agent: Agent, reason: str) -> None:
+        """Edge-triggered attention flag: skipped while it is already set."""
+        if agent.attention_reason is not None:
+            return
+        agent.attention_reason = reason
+        agent.attention_at = iso_now()
+        for observer in self.observers:
+            observer.attention(agent, reason)
+
+    def clear_attention(self, agent: Agent) -> None:
+        """clear_agent_attention (and archive)."""
+        if agent.attention_reason is None:
+            return
+        agent.attention_reason = agent.attention_at = None
+        self.save(agent)
+        self.notify(agent)
+
     def archive(self, agent: Agent) -> str:
-        """Soft delete: interrupt, close the session, stamp archivedAt."""
-        self.interrupt(agent)
+        """Soft delete: interrupt, close the session, stamp archivedAt (kept if already set)."""
+        if agent.archived_at and not agent.live:
+            return agent.archived_at
+        self.interrupt(agent, attention=False)
         now = iso_now()
         agent.archived_at = now
         agent.updated_at = now
         agent.status = "closed"
         agent.live = False
+        agent.attention_reason = agent.attention_at = None
         self.notify(agent)
         self.save(agent)
         return now
 
     def delete(self, agent: Agent) -> None:
-        """Hard delete: interrupt, forget, remove the stored file."""
-        self.interrupt(agent)
+        """Hard delete: stop the turn without streaming a turn event, forget, remove the file."""
+        if agent.turn is not None:
+            self.stop_task(agent.turn)
+        assert agent.coalescer is not None
+        agent.coalescer.discard()
+        agent.turn = None
+        agent.pending.clear()
         agent.deleted = True
         self.agents.pop(agent.id, None)
         with contextlib.suppress(OSError):
             (self.store / f"{agent.id}.json").unlink()
         self.notify(agent)
+        for observer in self.observers:
+            observer.agent_removed(agent)
 
     # -- events and waiting ---------------------------------------------------------------
 
@@ -949,10 +1123,14 @@ class Manager:
         self.deliver(agent, event)
 
     def deliver(self, agent: Agent, event: dict[str, Any]) -> None:
-        """Store timeline items and push the event to subscribed CLI connections."""
+        """Store timeline items, push the event to subscribed CLI connections and observers."""
+        row: dict[str, Any] | None = None
         if event["type"] == "timeline":
             append_projected(agent.timeline, event["item"])
             agent.dirty = True
+            seq = agent.rows[-1]["seq"] + 1 if agent.rows else 1
+            row = {"seq": seq, "item": dict(event["item"]), "timestamp": iso_now()}
+            agent.rows.append(row)
         message = {
             "type": "agent_stream",
             "agentId": agent.id,
@@ -961,13 +1139,18 @@ class Manager:
         }
         for conn in list(self.subscribers.get(agent.id, ())):
             conn.send(message)
+        for observer in self.observers:
+            observer.agent_stream(agent, event, row)
 
     def notify(self, agent: Agent) -> None:
-        """Wake wait_for_finish callers so they re-check the agent."""
+        """The agent changed: wake wait_for_finish callers, tell observers (agent_update)."""
         waiters, agent.waiters = agent.waiters, []
         for fut in waiters:
             if not fut.done():
                 fut.set_result(None)
+        if not agent.deleted:
+            for observer in self.observers:
+                observer.agent_changed(agent)
 
     def finish_state(self, agent: Agent) -> dict[str, Any] | None:
         """wait_for_finish outcome, or None while the agent is still busy."""
@@ -990,7 +1173,7 @@ class Manager:
             "status": status,
             "final": agent.snapshot(),
             "error": error,
-            "lastMessage": last_message(agent.timeline),
+            "lastMessage": last_message(agent.timeline) if agent.live else None,
         }
 
     async def wait_for_finish(self, agent: Agent, timeout_ms: int) -> dict[str, Any]:
@@ -1010,22 +1193,22 @@ class Manager:
                 await asyncio.wait_for(fut, remaining)
             except TimeoutError:
                 break
-        return {
-            "status": "timeout",
-            "final": agent.snapshot(),
-            "error": None,
-            "lastMessage": last_message(agent.timeline),
-        }
+        return {"status": "timeout", "final": agent.snapshot(), "error": None, "lastMessage": None}
 
 
 def last_message(timeline: list[dict[str, Any]]) -> str | None:
-    """Last assistant text after the last user message (wait_for_finish.lastMessage)."""
-    for item in reversed(timeline):
-        if item["type"] == "user_message":
-            return None
-        if item["type"] == "assistant_message" and item["text"].strip():
-            return str(item["text"])
-    return None
+    """wait_for_finish.lastMessage: the last contiguous run of assistant_message items.
+
+    Like getLastAssistantMessageSegmentFromTimeline: trailing tool calls, todos and even user
+    messages are skipped, so a turn without text reports an earlier turn's text.
+    """
+    end = len(timeline)
+    while end > 0 and timeline[end - 1]["type"] != "assistant_message":
+        end -= 1
+    start = end
+    while start > 0 and timeline[start - 1]["type"] == "assistant_message":
+        start -= 1
+    return "".join(str(item["text"]) for item in timeline[start:end]) or None
 
 
 def ambiguous(ident: str, agents: list[Agent]) -> str:
@@ -1077,12 +1260,16 @@ class Daemon:
             else None
         )
         self.password = env.get("PASEO_PASSWORD") or (auth or {}).get("password") or None
-        self.hostnames = [
-            h.strip() for h in (env.get("PASEO_HOSTNAMES") or "").split(",") if h.strip()
+        hostnames = f"{env.get('PASEO_HOSTNAMES') or ''},{env.get('PASEO_ALLOWED_HOSTS') or ''}"
+        self.hostnames = [h.strip() for h in hostnames.split(",") if h.strip()]
+        self.cors_origins = [
+            o.strip() for o in (env.get("PASEO_CORS_ORIGINS") or "").split(",") if o.strip()
         ]
         self.server_id = load_server_id(home)
         self.stopping = asyncio.Event()
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.listen_text = listen
+        self.hub = WsHub(self)
 
     async def run(self) -> int:
         """Serve until SIGTERM/SIGINT or a shutdown request; returns the exit code."""
@@ -1091,6 +1278,8 @@ class Daemon:
             loop.add_signal_handler(sig, self.stopping.set)
         self.manager.load()
         server, listen_text = await self.bind()
+        self.listen_text = listen_text
+        self.hub.start()
         write_json_atomic(
             self.home / PID_FILENAME,
             {
@@ -1108,6 +1297,9 @@ class Daemon:
         self.log("Shutting down")
         server.close()
         saver.cancel()
+        for ws_session in self.hub.sessions.values():
+            for ws in list(ws_session.sockets):
+                ws.abort()
         for agent in self.manager.agents.values():
             if agent.turn is not None and agent.turn.task is not None:
                 agent.turn.task.cancel()
@@ -1157,10 +1349,94 @@ class Daemon:
         return None
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """One client connection: handshake, then concurrent requests."""
+        """One connection: an HTTP request line means HTTP/WebSocket, anything else JSON lines."""
+        try:
+            first = await reader.readline()
+        except (ConnectionError, ValueError, asyncio.LimitOverrunError):
+            writer.close()
+            return
+        if is_http_request_line(first):
+            await self.handle_http(first, reader, writer)
+        else:
+            await self.handle_lines(first, reader, writer)
+
+    async def handle_http(
+        self, first: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """One HTTP request: /ws upgrades, /api/health, /api/status, else 404."""
+        try:
+            request = await read_http_request(first, reader)
+            response = self.http_route(request)
+            if response is None:
+                await self.upgrade(request, reader, writer)
+                return
+            writer.write(response)
+            await writer.drain()
+        except (ConnectionError, ValueError, asyncio.IncompleteReadError):
+            with contextlib.suppress(ConnectionError):
+                writer.write(http_response(400, "Bad Request"))
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    def http_route(self, request: HttpRequest) -> bytes | None:
+        """The response to a plain request, or None to go ahead with a WebSocket upgrade."""
+        host = request.header("host")
+        if host is not None and not host_allowed(host_name(host), self.hostnames):
+            return http_response(403, "Host not allowed")
+        if request.path == "/ws" and is_upgrade(request):
+            problem = upgrade_problem(request)
+            if problem is not None:
+                return http_response(400, problem)
+            origin = request.header("origin")
+            if origin is not None and not self.origin_allowed(origin, host):
+                return http_response(403, "Origin not allowed")
+            return None
+        if is_upgrade(request):
+            return http_response(400, "Bad Request")  # ws only upgrades its own path
+        if request.method == "GET" and request.path == "/api/health":
+            return json_response(200, {"status": "ok", "timestamp": iso_now()})
+        if request.method == "GET" and request.path == "/api/status":
+            if self.password and request.header("authorization") != f"Bearer {self.password}":
+                return json_response(401, {"error": "Unauthorized"})
+            info = {
+                "status": "server_info",
+                "serverId": self.server_id,
+                "hostname": socket.gethostname(),
+                "version": VERSION,
+                "listen": self.listen_text,
+            }
+            return json_response(200, info)
+        body = f"<pre>Cannot {request.method} {request.path}</pre>"
+        return http_response(404, body, "text/html; charset=utf-8")
+
+    def origin_allowed(self, origin: str, host: str | None) -> bool:
+        """Same-origin with Host, PASEO_CORS_ORIGINS, paseo://app or the daemon's own URLs."""
+        if host is not None and origin in (f"http://{host}", f"https://{host}"):
+            return True
+        allowed = {"paseo://app", *self.cors_origins}
+        kind, where = parse_listen(self.listen_text)
+        if kind == "tcp":
+            listen_host, port = where  # type: ignore[misc]
+            allowed |= {f"http://{h}:{port}" for h in (listen_host, "localhost", "127.0.0.1")}
+        return origin in allowed
+
+    async def upgrade(
+        self, request: HttpRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """101 Switching Protocols (echoing the bearer subprotocol), then the Paseo protocol."""
+        offered = offered_subprotocols(request)
+        bearer = next((p for p in offered if p.startswith(BEARER_PREFIX)), None)
+        writer.write(handshake_response(request, bearer or (offered[0] if offered else None)))
+        await self.hub.serve(WebSocket(reader, writer), bearer)
+
+    async def handle_lines(
+        self, first: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """The fake CLI's JSON-lines connection: handshake, then concurrent requests."""
         conn = Connection(writer)
         try:
-            hello = json.loads(await reader.readline() or b"{}")
+            hello = json.loads(first or b"{}")
             rejection = self.hello_rejection(hello)
             if rejection is not None:
                 conn.send({"type": "rejected", "status": rejection})
@@ -1278,11 +1554,7 @@ class Daemon:
     def op_update_agent(self, _conn: Connection, req: dict[str, Any]) -> dict[str, Any]:
         """Rename and merge labels."""
         agent = self.manager.resolve(str(req.get("agentId") or ""))
-        if req.get("name"):
-            agent.title = str(req["name"])
-        agent.labels.update(req.get("labels") or {})
-        agent.updated_at = iso_now()
-        self.manager.save(agent)
+        self.manager.update(agent, req.get("name") or None, req.get("labels") or {})
         return agent.snapshot()
 
     def op_respond_permission(self, _conn: Connection, req: dict[str, Any]) -> dict[str, Any]:
@@ -1319,6 +1591,989 @@ class Daemon:
         return {"ok": True}
 
 
+# ---------------------------------------------------------------------------------------------
+# WebSocket protocol (/work/shared/paseo-daemon.md): sessions, requests, pushed events
+
+HELLO_TIMEOUT_S = 15.0  # not scaled by FAKE_PASEO_TIME_SCALE
+SESSION_GRACE_S = 90.0
+BEARER_PREFIX = "paseo.bearer."
+CLIENT_TYPES = ("mobile", "browser", "cli", "mcp")
+LEGACY_PROVIDERS = ("claude", "codex", "opencode")  # all an appVersion < 0.1.45 client sees
+INTERNAL_EVENTS = ("usage_updated", "mode_changed", "model_changed", "thinking_option_changed")
+STATUSES = ("initializing", "idle", "running", "error", "closed")
+SORT_KEYS = ("status_priority", "created_at", "updated_at", "title")
+STATUS_PRIORITY = {"running": 0, "initializing": 1, "error": 2, "idle": 3, "closed": 4}
+TIMELINE_DEFAULT_LIMIT = 200
+
+
+class SchemaError(Exception):
+    """A request failed validation: rpc_error `unknown_schema` (or a status error without id)."""
+
+
+def app_version_at_least(version: str | None, minimum: tuple[int, ...]) -> bool:
+    """isAppVersionAtLeast: prerelease suffix stripped, numeric compare, missing = old."""
+    if not version:
+        return False
+    core = re.split(r"[-+]", version.strip(), maxsplit=1)[0]
+    try:
+        parts = tuple(int(part) for part in core.split("."))
+    except ValueError:
+        return False
+    return parts >= minimum
+
+
+def need_str(msg: dict[str, Any], key: str, *, empty_ok: bool = True) -> str:
+    """A required string field."""
+    value = msg.get(key)
+    if not isinstance(value, str) or (not empty_ok and not value):
+        raise SchemaError(key)
+    return value
+
+
+def opt_str(msg: dict[str, Any], key: str) -> str | None:
+    """An optional string field (null allowed)."""
+    value = msg.get(key)
+    if value is not None and not isinstance(value, str):
+        raise SchemaError(key)
+    return value
+
+
+def opt_bool(msg: dict[str, Any], key: str) -> bool | None:
+    """An optional boolean field."""
+    value = msg.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise SchemaError(key)
+    return value
+
+
+def opt_int(msg: dict[str, Any], key: str, low: int, high: int | None = None) -> int | None:
+    """An optional integer field within [low, high] (JSON booleans are not integers)."""
+    value = msg.get(key)
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise SchemaError(key)
+    if high is not None and value > high:
+        raise SchemaError(key)
+    return value
+
+
+def opt_dict(msg: dict[str, Any], key: str) -> dict[str, Any]:
+    """An optional object field ({} when absent)."""
+    value = msg.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SchemaError(key)
+    return value
+
+
+def str_map(msg: dict[str, Any], key: str) -> dict[str, str]:
+    """An optional {string: string} field (labels)."""
+    value = opt_dict(msg, key)
+    if not all(isinstance(v, str) for v in value.values()):
+        raise SchemaError(key)
+    return dict(value)
+
+
+def wire_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A timeline item as the wire schema has it (text chunks carry no messageId)."""
+    if item["type"] in ("assistant_message", "reasoning"):
+        return {"type": item["type"], "text": item["text"]}
+    return dict(item)
+
+
+def wire_event(agent: Agent, event: dict[str, Any]) -> dict[str, Any] | None:
+    """serializeAgentStreamEvent: internal events dropped, turnId stripped, provider added."""
+    if event["type"] in INTERNAL_EVENTS:
+        return None
+    wire = {"type": event["type"], "provider": agent.provider}
+    wire.update((k, v) for k, v in event.items() if k not in ("type", "turnId"))
+    if "item" in wire:
+        wire["item"] = wire_item(wire["item"])
+    return wire
+
+
+def placement(cwd: str) -> dict[str, Any]:
+    """ProjectPlacement of a workspace directory (no remote lookup: remoteUrl is null)."""
+    git_dir = Path(cwd) / ".git"
+    branch = None
+    with contextlib.suppress(OSError):
+        head = (git_dir / "HEAD").read_text().strip()
+        if head.startswith("ref: refs/heads/"):
+            branch = head[len("ref: refs/heads/") :]
+    is_git = git_dir.exists()
+    return {
+        "projectKey": cwd,
+        "projectName": os.path.basename(cwd.rstrip("/")) or cwd,
+        "checkout": {
+            "cwd": cwd,
+            "isGit": is_git,
+            "currentBranch": branch,
+            "remoteUrl": None,
+            "worktreeRoot": cwd if is_git else None,
+            "isPaseoOwnedWorktree": False,
+            "mainRepoRoot": None,
+        },
+    }
+
+
+def project_entries(rows: list[dict[str, Any]], provider: str, merge_reasoning: bool) -> list:
+    """`projected` timeline entries: text runs merged, one entry per tool callId."""
+    entries: list[dict[str, Any]] = []
+    by_call: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        item = wire_item(row["item"])
+        last = entries[-1] if entries else None
+        kind = item["type"]
+        mergeable = kind == "assistant_message" or (kind == "reasoning" and merge_reasoning)
+        if last is not None and mergeable and last["item"]["type"] == kind:
+            last["item"]["text"] += item["text"]
+            extend_entry(
+                last, row["seq"], "assistant_merge" if kind != "reasoning" else "reasoning_merge"
+            )
+            continue
+        if kind == "tool_call" and item["callId"] in by_call:
+            entry = by_call[item["callId"]]
+            entry["item"] = item
+            extend_entry(entry, row["seq"], "tool_lifecycle")
+            continue
+        entry = canonical_entry(row, provider)
+        entry["item"] = item
+        entries.append(entry)
+        if kind == "tool_call":
+            by_call[item["callId"]] = entry
+    return entries
+
+
+def canonical_entry(row: dict[str, Any], provider: str) -> dict[str, Any]:
+    """One timeline row as a fetch_agent_timeline entry (seqStart == seqEnd)."""
+    seq = row["seq"]
+    return {
+        "provider": provider,
+        "item": wire_item(row["item"]),
+        "timestamp": row["timestamp"],
+        "seqStart": seq,
+        "seqEnd": seq,
+        "sourceSeqRanges": [{"startSeq": seq, "endSeq": seq}],
+        "collapsed": [],
+    }
+
+
+def extend_entry(entry: dict[str, Any], seq: int, reason: str) -> None:
+    """Fold one more row into a projected entry."""
+    entry["seqEnd"] = seq
+    ranges = entry["sourceSeqRanges"]
+    if ranges[-1]["endSeq"] == seq - 1:
+        ranges[-1]["endSeq"] = seq
+    else:
+        ranges.append({"startSeq": seq, "endSeq": seq})
+    if reason not in entry["collapsed"]:
+        entry["collapsed"].append(reason)
+
+
+@dataclass
+class WsSession:
+    """The daemon-side Session of one clientId, shared by all sockets that said hello with it."""
+
+    client_id: str
+    app_version: str | None = None
+    capabilities: dict[str, Any] = field(default_factory=dict)
+    sockets: set[WebSocket] = field(default_factory=set)
+    subscription: str | None = None
+    cleanup: asyncio.TimerHandle | None = None
+
+    def sees(self, provider: str) -> bool:
+        """Old clients (appVersion < 0.1.45 or none) only see claude, codex and opencode."""
+        return provider in LEGACY_PROVIDERS or app_version_at_least(self.app_version, (0, 1, 45))
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Emit a session message to every socket (dropped while none is attached)."""
+        data = json.dumps({"type": "session", "message": message})
+        for ws in list(self.sockets):
+            ws.send_text(data)
+
+
+class WsHub:
+    """The WebSocket side of the fake daemon, on the same Manager the JSON-lines side uses."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.manager = daemon.manager
+        self.sessions: dict[str, WsSession] = {}
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.handlers: dict[str, Callable[[WsSession, dict[str, Any]], Any]] = {
+            "fetch_agents_request": self.fetch_agents,
+            "fetch_agent_request": self.fetch_agent,
+            "create_agent_request": self.create_agent,
+            "import_agent_request": self.import_agent,
+            "send_agent_message_request": self.send_agent_message,
+            "wait_for_finish_request": self.wait_for_finish,
+            "cancel_agent_request": self.cancel_agent,
+            "archive_agent_request": self.archive_agent,
+            "delete_agent_request": self.delete_agent,
+            "update_agent_request": self.update_agent,
+            "agent_permission_response": self.permission_response,
+            "clear_agent_attention": self.clear_attention,
+            "get_providers_snapshot_request": self.providers_snapshot,
+            "list_provider_models_request": self.provider_models,
+            "fetch_agent_timeline_request": self.fetch_timeline,
+            "open_project_request": self.open_project,
+        }
+        self.manager.observers.append(self)
+
+    def start(self) -> None:
+        """providers_snapshot_update once the providers leave their `loading` phase."""
+        delay = PROVIDER_LOADING_S * self.manager.scale + 0.01
+        asyncio.get_running_loop().call_later(delay, self.push_providers)
+
+    # -- connections ----------------------------------------------------------------------
+
+    async def serve(self, ws: WebSocket, bearer: str | None) -> None:
+        """One upgraded socket: password, hello, then every message handled concurrently."""
+        problem = self.password_problem(bearer)
+        if problem is not None:
+            ws.close(4401, problem)
+            await ws.drain_until_closed()
+            return
+        session = await self.await_hello(ws)
+        if session is None:
+            await ws.drain_until_closed()
+            return
+        try:
+            while (raw := await ws.recv()) is not None:
+                self.on_message(session, ws, raw)
+        finally:
+            self.detach(session, ws)
+
+    def password_problem(self, bearer: str | None) -> str | None:
+        """Checked after the upgrade, on the `paseo.bearer.<pw>` subprotocol only."""
+        password = self.daemon.password
+        if not password:
+            return None
+        if bearer is None:
+            return "Password required"
+        return None if bearer[len(BEARER_PREFIX) :] == password else "Incorrect password"
+
+    async def await_hello(self, ws: WebSocket) -> WsSession | None:
+        """Wait up to 15 s for a valid hello (top-level pings are answered meanwhile)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + HELLO_TIMEOUT_S
+        while True:
+            try:
+                raw = await asyncio.wait_for(ws.recv(), max(deadline - loop.time(), 0))
+            except TimeoutError:
+                ws.close(4001, "Hello timeout")
+                return None
+            if raw is None:
+                return None
+            msg = parse_json_object(raw) if isinstance(raw, str) else None
+            kind = msg.get("type") if msg is not None else None
+            if kind == "ping":
+                ws.send_text(json.dumps({"type": "pong"}))
+            elif kind == "recording_state":
+                continue
+            elif kind == "session":
+                ws.close(4002, "Session message before hello")
+                return None
+            elif kind != "hello" or msg is None:
+                ws.close(4002, "Invalid hello")
+                return None
+            else:
+                return self.hello(ws, msg)
+
+    def hello(self, ws: WebSocket, msg: dict[str, Any]) -> WsSession | None:
+        """Validate a hello and attach the socket to its clientId's Session."""
+        client_id = msg.get("clientId")
+        version = msg.get("protocolVersion")
+        valid = (
+            isinstance(client_id, str)
+            and client_id.strip()
+            and msg.get("clientType") in CLIENT_TYPES
+            and isinstance(version, int)
+            and not isinstance(version, bool)
+            and isinstance(msg.get("appVersion"), str | type(None))
+            and isinstance(msg.get("capabilities"), dict | type(None))
+        )
+        if not valid:
+            ws.close(4002, "Invalid hello")
+            return None
+        if version != 1:
+            ws.close(4003, "Incompatible protocol version")
+            return None
+        assert isinstance(client_id, str)
+        session = self.sessions.get(client_id.strip())
+        if session is None:
+            session = self.sessions[client_id.strip()] = WsSession(client_id.strip())
+        if session.cleanup is not None:
+            session.cleanup.cancel()
+            session.cleanup = None
+        session.app_version = msg.get("appVersion")
+        session.capabilities = msg.get("capabilities") or {}
+        session.sockets.add(ws)
+        session.send({"type": "status", "payload": self.server_info()})
+        return session
+
+    def server_info(self) -> dict[str, Any]:
+        """The `server_info` status payload (no speech capabilities in the fake)."""
+        return {
+            "status": "server_info",
+            "serverId": self.daemon.server_id,
+            "hostname": socket.gethostname(),
+            "version": VERSION,
+            "features": {"providersSnapshot": True},
+        }
+
+    def detach(self, session: WsSession, ws: WebSocket) -> None:
+        """A socket closed; the Session outlives its last socket by 90 s."""
+        session.sockets.discard(ws)
+        if not session.sockets and session.cleanup is None:
+            loop = asyncio.get_running_loop()
+            session.cleanup = loop.call_later(SESSION_GRACE_S, self.drop_session, session)
+
+    def drop_session(self, session: WsSession) -> None:
+        """Grace period over: forget the Session and its subscription (agents keep running)."""
+        session.cleanup = None
+        if not session.sockets and self.sessions.get(session.client_id) is session:
+            del self.sessions[session.client_id]
+
+    def on_message(self, session: WsSession, ws: WebSocket, raw: str | bytes) -> None:
+        """One frame after hello; session requests run as concurrent tasks."""
+        if isinstance(raw, bytes):
+            return  # binary frames only carry terminal/file streams: ignored
+        msg = parse_json_object(raw)
+        if msg is None:
+            send_status_error(ws, "Invalid message: Unexpected token, not a JSON object")
+            return
+        kind = msg.get("type")
+        if kind == "ping":
+            ws.send_text(json.dumps({"type": "pong"}))
+        elif kind == "hello":
+            ws.close(4002, "Unexpected hello")
+        elif kind == "recording_state":
+            pass
+        elif kind == "session" and isinstance(msg.get("message"), dict):
+            task = asyncio.get_running_loop().create_task(self.handle(session, ws, msg["message"]))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        elif isinstance(msg.get("requestId"), str):
+            rpc = rpc_error(msg["requestId"], None, "Invalid message", "invalid_message")
+            ws.send_text(json.dumps({"type": "session", "message": rpc}))
+        else:
+            send_status_error(ws, f"Invalid message: unknown message type {kind!r}")
+
+    async def handle(self, session: WsSession, ws: WebSocket, msg: dict[str, Any]) -> None:
+        """Validate and run one session request; the handler returns its reply (or None)."""
+        rid = msg.get("requestId")
+        kind = msg.get("type")
+        rid = rid if isinstance(rid, str) else None
+        try:
+            if kind == "ping":
+                reply = self.session_ping(msg)
+            else:
+                handler = self.handlers.get(str(kind))
+                if handler is None:
+                    raise SchemaError("type")
+                reply = handler(session, msg)
+                if asyncio.iscoroutine(reply):
+                    reply = await reply
+        except SchemaError as exc:
+            if rid is None:
+                send_status_error(ws, f"Invalid message: invalid field {exc}")
+                return
+            reply = rpc_error(rid, kind, "Unknown request schema", "unknown_schema")
+        except OpError as exc:
+            self.activity_error(session, str(exc))
+            reply = rpc_error(rid, kind, f"Request failed: {exc}", "handler_error")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug in the fake must not kill the daemon
+            self.daemon.log(f"ERROR {kind}: {exc!r}")
+            reply = rpc_error(rid, kind, "Invalid message", "invalid_message") if rid else None
+        if reply is not None:
+            session.send(reply)
+
+    def session_ping(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Session-level ping -> pong with the server's receive/send times."""
+        rid = need_str(msg, "requestId")
+        now_ms = int(time.time() * 1000)
+        payload = {
+            "requestId": rid,
+            "clientSentAt": msg.get("clientSentAt"),
+            "serverReceivedAt": now_ms,
+            "serverSentAt": int(time.time() * 1000),
+        }
+        return {"type": "pong", "payload": payload}
+
+    def activity_error(self, session: WsSession, content: str) -> None:
+        """The activity_log entry that accompanies handler errors and silent failures."""
+        payload = {"id": str(uuid.uuid4()), "timestamp": iso_now(), "type": "error"}
+        payload["content"] = content
+        session.send({"type": "activity_log", "payload": payload})
+
+    def broadcast(self, message: dict[str, Any], provider: str | None = None) -> None:
+        """To every Session (only those allowed to see `provider`, when given)."""
+        for session in list(self.sessions.values()):
+            if provider is None or session.sees(provider):
+                session.send(message)
+
+    # -- Manager observer -----------------------------------------------------------------
+
+    def agent_stream(self, agent: Agent, event: dict[str, Any], row: dict[str, Any] | None) -> None:
+        """agent_stream to every Session (not gated by appVersion), plus permission copies."""
+        wire = wire_event(agent, event)
+        if wire is None:
+            return
+        self.broadcast(stream_message(agent, wire, row))
+        if event["type"] == "permission_requested":
+            payload = {"agentId": agent.id, "request": event["request"]}
+            self.broadcast({"type": "agent_permission_request", "payload": payload})
+        elif event["type"] == "permission_resolved":
+            payload = {
+                "agentId": agent.id,
+                "requestId": event["requestId"],
+                "resolution": event["resolution"],
+            }
+            self.broadcast({"type": "agent_permission_resolved", "payload": payload})
+
+    def agent_changed(self, agent: Agent) -> None:
+        """agent_update upsert, to subscribed Sessions only."""
+        payload = {
+            "kind": "upsert",
+            "agent": agent.wire_snapshot(),
+            "project": placement(agent.cwd),
+        }
+        self.push_update(agent, payload)
+
+    def agent_removed(self, agent: Agent) -> None:
+        """agent_update remove."""
+        self.push_update(agent, {"kind": "remove", "agentId": agent.id})
+
+    def push_update(self, agent: Agent, payload: dict[str, Any]) -> None:
+        for session in list(self.sessions.values()):
+            if session.subscription is not None and session.sees(agent.provider):
+                session.send({"type": "agent_update", "payload": payload})
+
+    def attention(self, agent: Agent, reason: str) -> None:
+        """attention_required: a stream event without seq, sent after the turn end event."""
+        now = iso_now()
+        title = agent.title or "Agent"
+        bodies = {"finished": "Finished", "error": "Failed", "permission": "Needs permission"}
+        event = {
+            "type": "attention_required",
+            "provider": agent.provider,
+            "reason": reason,
+            "timestamp": now,
+            "shouldNotify": False,
+            "notification": {
+                "title": title,
+                "body": bodies.get(reason, reason),
+                "data": {"serverId": self.daemon.server_id, "agentId": agent.id, "reason": reason},
+            },
+        }
+        self.broadcast(stream_message(agent, event, None))
+
+    def push_providers(self) -> None:
+        """providers_snapshot_update to every Session, filtered per appVersion."""
+        for session in list(self.sessions.values()):
+            payload = {"entries": self.provider_entries(session), "generatedAt": iso_now()}
+            session.send({"type": "providers_snapshot_update", "payload": payload})
+
+    # -- requests -------------------------------------------------------------------------
+
+    def fetch_agents(self, session: WsSession, msg: dict[str, Any]) -> dict[str, Any]:
+        """Agents in registered workspaces, filtered, sorted, paged; optionally subscribe."""
+        rid = need_str(msg, "requestId")
+        flt = opt_dict(msg, "filter")
+        labels = str_map(flt, "labels")
+        include_archived = bool(opt_bool(flt, "includeArchived"))
+        statuses = flt.get("statuses")
+        if statuses is not None and (
+            not isinstance(statuses, list) or any(s not in STATUSES for s in statuses)
+        ):
+            raise SchemaError("filter.statuses")
+        attention = opt_bool(flt, "requiresAttention")
+        thinking = opt_str(flt, "thinkingOptionId")
+        if msg.get("scope") not in (None, "active"):
+            raise SchemaError("scope")
+        sort = parse_sort(msg.get("sort"))
+        page = opt_dict(msg, "page")
+        limit = opt_int(page, "limit", 1, 200) or 200
+        cursor = opt_str(page, "cursor")
+        subscribe = msg.get("subscribe")
+        if subscribe is not None and not isinstance(subscribe, dict):
+            raise SchemaError("subscribe")
+        subscription = opt_str(subscribe, "subscriptionId") if subscribe else None
+        offset = decode_cursor(cursor)
+        if offset is None:
+            return rpc_error(rid, msg["type"], "Invalid cursor", "invalid_cursor")
+        agents = [
+            a
+            for a in self.manager.visible(include_archived)
+            if session.sees(a.provider)
+            and all(a.labels.get(k) == v for k, v in labels.items())
+            and (statuses is None or a.status in statuses)
+            and (attention is None or (a.attention_reason is not None) == attention)
+            and (thinking is None or (a.thinking or "auto") == thinking)
+        ]
+        agents = sort_agents(agents, sort)
+        chunk = agents[offset : offset + limit]
+        has_more = offset + limit < len(agents)
+        payload: dict[str, Any] = {"requestId": rid}
+        if subscribe is not None:
+            session.subscription = subscription or str(uuid.uuid4())
+            payload["subscriptionId"] = session.subscription
+        payload["entries"] = [
+            {"agent": a.wire_snapshot(), "project": placement(a.cwd)} for a in chunk
+        ]
+        payload["pageInfo"] = {
+            "nextCursor": f"offset:{offset + limit}" if has_more else None,
+            "prevCursor": f"offset:{max(offset - limit, 0)}" if offset else None,
+            "hasMore": has_more,
+        }
+        return {"type": "fetch_agents_response", "payload": payload}
+
+    def fetch_agent(self, session: WsSession, msg: dict[str, Any]) -> dict[str, Any]:
+        """One agent by id, prefix or title; failures are reported in the payload."""
+        rid = need_str(msg, "requestId")
+        ident = need_str(msg, "agentId")
+        payload: dict[str, Any] = {"requestId": rid, "agent": None, "project": None, "error": None}
+        try:
+            agent = self.manager.resolve(ident)
+            if not session.sees(agent.provider):
+                raise OpError(f"Agent not found: {ident}")
+        except OpError as exc:
+            payload["error"] = str(exc)
+        else:
+            payload.update(agent=agent.wire_snapshot(), project=placement(agent.cwd))
+        return {"type": "fetch_agent_response", "payload": payload}
+
+    def create_agent(self, _session: WsSession, msg: dict[str, Any]) -> dict[str, Any]:
+        """agent_created after the first prompt was dispatched (its events come first)."""
+        rid = need_str(msg, "requestId")
+        config = msg.get("config")
+        if not isinstance(config, dict):
+            raise SchemaError("config")
+        title = opt_str(config, "title")
+        if title is not None and not 1 <= len(js_trim(title)) <= 200:
+            raise SchemaError("config.title")
+        req = {
+            "provider": need_str(config, "provider"),
+            "cwd": need_str(config, "cwd"),
+            "model": opt_str(config, "model"),
+            "modeId": opt_str(config, "modeId"),
+            "thinkingOptionId": opt_str(config, "thinkingOptionId"),
+            "title": js_trim(title) if title is not None else None,
+            "labels": str_map(msg, "labels"),
+            "initialPrompt": opt_str(msg, "initialPrompt"),
+            "clientMessageId": opt_str(msg, "clientMessageId"),
+        }
+        try:
+            agent = self.manager.create_idle(req)
+        except OpError as exc:
+            payload = {"status": "agent_create_failed", "requestId": rid, "error": str(exc)}
+            return {"type": "status", "payload": payload}
+        snapshot = agent.wire_snapshot()
+        self.manager.start_initial_turn(agent, req)
+        payload = {
+            "status": "agent_created",
+            "agentId": agent.id,
+            "requestId": rid,
+            "agent": snapshot,
+        }
+        return {"type": "status", "payload": payload}
+
+    def import_agent(self, _session: WsSession, msg: dict[str, Any]) -> dict[str, Any]:
+        """agent_resumed (or agent_create_failed); no workspace is registered."""
+        rid = need_str(msg, "requestId")
+        req = {
+            "provider": need_str(msg, "provider"),
+            "sessionId": need_str(msg, "sessionId"),
+            "cwd": opt_str(msg, "cwd"),
+            "labels": str_map(msg, "labels"),
+        }
+        try:
+            agent = self.manager.agents[self.manager.import_agent(req)["id"]]
+        except OpError as exc:
+            payload = {"status": "agent_create_failed", "requestId": rid, "error": str(exc)}
+            return {"type": "status", "payload": payload}
+        payload = {
+            "status": "agent_resumed",
+            "agentId": agent.id,
+            "requestId": rid,
+            "timelineSize": len(agent.rows),
+            "agent": agent.wire_snapshot(),
+        }
+        return {"type": "status", "payload": payload}
+
+    def send_agent_message(self, _session: WsSession, msg: dict[str, Any]) -> dict[str, Any]:
+        """Record the user_message and start a run, replacing a running turn."""
+        rid = need_str(msg, "requestId")
+        ident = need_str(msg, "agentId")
+        text = need_str(msg, "text")
+        message_id = opt_str(msg, "messageId")
+        payload: dict[str, Any] = {"requestId": rid, "agentId": ident, "accepted": False}
+        try:
+            agent = self.manager.resolve(ident)
+            self.manager.start_turn(agent, js_trim(text), message_id)
+        except OpError as exc:
+            payload["error"] = str(exc)
+        else:
+            payload.update(agentId=agent.id, accepted=True, error=None)
+        return {"type": "send_agent_message_response", "payload": payload}
+
+    async def wait_for_finish(self, session: WsSession, msg: dict[str, Any]) -> dict[str, Any]:
+        """idle | error | permission | timeout; an unknown id is an `error` outcome."""
+        rid = need_str(msg, "requestId")
+        ident = need_str(msg, "agentId")
+        timeout_ms = opt_int(msg, "timeoutMs", 1) or 0
+        try:
+            agent = self.manager.resolve(ident)
+        except OpError as exc:
+            state: dict[str, Any] = {"status": "error", "error": str(exc), "lastMessage": None}
+            final = None
+        else:
+            state = await self.manager.wait_for_finish(agent, timeout_ms)
+            visible = not agent.deleted and session.sees(agent.provider)
+            final = agent.wire_snapshot() if visible and state["final"] is not None else None
+        payload = {
+            "requestId": rid,
+            "status": state["status"],
+            "final": final,
+            "error": state["error"],
+            "lastMessage": state["lastMessage"],
+        }
+        return {"type": "wait_for_finish_response", "payload": payload}
+
+    def cancel_agent(self, session: WsSession, msg: dict[str, Any]) -> dict[str, Any] | None:
+        """Interrupt a loaded agent; unknown or not-loaded agents get no reply at all."""
+        agent_id = need_str(msg, "agentId")
+        rid = opt_str(msg, "requestId")
+        agent = self.manager.agents.get(agent_id)
+        if agent is None or not agent.live:
+            self.activity_error(session, f"Agent not found: {agent_id}")
+            return None
+        self.manager.interrupt(agent)
+        if rid is None:
+            return None
+        payload = {"requestId": rid, "agentId": agent.id, "agent": agent.wire_snapshot()}
+        return {"type": "cancel_agent_response", "payload": payload}
+
+    def archive_agent(self, _session: WsSession, msg: dict[str, Any]) -> dict[str, Any]:
+        """Interrupt, flag, close; an unknown id is a handler_error."""
+        rid = need_str(msg, "requestId")
+        agent = self.exact_agent(need_str(msg, "agentId"))
+        archived_at = self.manager.archive(agent)
+        payload = {"agentId": agent.id, "archivedAt": archived_at, "requestId": rid}
+        return {"type": "agent_archived", "payload": payload}
+
+    def delete_agent(self, _session: WsSession, msg: dict[str, Any]) -> dict[str, Any]:
+        """Remove the agent; success even for an unknown id."""
+        rid = need_str(msg, "requestId")
+        agent_id = need_str(msg, "agentId")
+        agent = self.manager.agents.get(agent_id)
+        if agent is not None:
+            self.manager.delete(agent)
+        return {"type": "agent_deleted", "payload": {"agentId": agent_id, "requestId": rid}}
+
+    def update_agent(self, _session: WsSession, msg: dict[str, Any]) -> dict[str, Any]:
+        """Rename and merge labels; failures reported as accepted:false."""
+        rid = need_str(msg, "requestId")
+        agent_id = need_str(msg, "agentId")
+        name = opt_str(msg, "name")
+        labels = str_map(msg, "labels")
+        payload: dict[str, Any] = {"requestId": rid, "agentId": agent_id}
+        agent = self.manager.agents.get(agent_id)
+        if agent is None:
+            payload.update(accepted=False, error=f"Agent not found: {agent_id}")
+        elif not name and not labels:
+            payload.update(accepted=False, error="Nothing to update")
+        else:
+            self.manager.update(agent, name, labels)
+            payload.update(accepted=True, error=None)
+        return {"type": "update_agent_response", "payload": payload}
+
+    def permission_response(self, _session: WsSession, msg: dict[str, Any]) -> None:
+        """No direct reply: permission_resolved on the stream (failures: handler_error)."""
+        agent_id = need_str(msg, "agentId")
+        need_str(msg, "requestId")
+        response = msg.get("response")
+        if not isinstance(response, dict) or response.get("behavior") not in ("allow", "deny"):
+            raise SchemaError("response")
+        agent = self.exact_agent(agent_id)
+        self.manager.respond_permission(agent, msg["requestId"], response)
+
+    def clear_attention(self, _session: WsSession, msg: dict[str, Any]) -> dict[str, Any] | None:
+        """clear_agent_attention {agentId: str | str[]}; unknown ids are skipped silently."""
+        raw = msg.get("agentId")
+        ids = [raw] if isinstance(raw, str) else raw
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise SchemaError("agentId")
+        rid = opt_str(msg, "requestId")
+        agents = [self.manager.agents[i] for i in ids if i in self.manager.agents]
+        for agent in agents:
+            self.manager.clear_attention(agent)
+        if rid is None:
+            return None
+        payload = {
+            "requestId": rid,
+            "agentId": raw,
+            "agents": [a.wire_snapshot() for a in agents],
+        }
+        return {"type": "clear_agent_attention_response", "payload": payload}
+
+    def providers_snapshot(self, session: WsSession, msg: dict[str, Any]) -> dict[str, Any]:
+        """Provider entries (models included once ready), filtered per appVersion."""
+        rid = need_str(msg, "requestId")
+        opt_str(msg, "cwd")
+        payload = {
+            "requestId": rid,
+            "generatedAt": iso_now(),
+            "entries": self.provider_entries(session),
+        }
+        return {"type": "get_providers_snapshot_response", "payload": payload}
+
+    def provider_entries(self, session: WsSession) -> list[dict[str, Any]]:
+        now = iso_now()
+        entries = []
+        for entry in self.manager.providers_snapshot():
+            if not session.sees(entry["provider"]):
+                continue
+            if entry["status"] == "ready":
+                entry["models"] = self.wire_models(entry["provider"])
+                entry["fetchedAt"] = now
+            entries.append(entry)
+        return entries
+
+    def wire_models(self, provider: str) -> list[dict[str, Any]]:
+        """A provider's models with `provider` and `isDefault` set."""
+        default = "five-minute-stream" if provider == "mock" else CLAUDE_DEFAULT_MODEL
+        return [
+            {"provider": provider, **model, "isDefault": model["id"] == default}
+            for model in self.manager.provider_models(provider)
+        ]
+
+    def provider_models(self, session: WsSession, msg: dict[str, Any]) -> dict[str, Any]:
+        """list_provider_models: models, or `error` in the payload."""
+        rid = need_str(msg, "requestId")
+        provider = need_str(msg, "provider")
+        opt_str(msg, "cwd")
+        payload: dict[str, Any] = {"provider": provider}
+        try:
+            if not session.sees(provider):
+                raise OpError(f"Unknown provider '{provider}'")
+            payload["models"] = self.wire_models(provider)
+        except OpError as exc:
+            payload["error"] = str(exc)
+        payload.update(fetchedAt=iso_now(), requestId=rid)
+        return {"type": "list_provider_models_response", "payload": payload}
+
+    def fetch_timeline(self, session: WsSession, msg: dict[str, Any]) -> dict[str, Any]:
+        """Rows of the in-memory timeline by cursor; loads a closed agent (new epoch)."""
+        rid = need_str(msg, "requestId")
+        agent_id = need_str(msg, "agentId")
+        direction = msg.get("direction")
+        if direction not in (None, "tail", "before", "after"):
+            raise SchemaError("direction")
+        cursor = msg.get("cursor")
+        if cursor is not None:
+            if not isinstance(cursor, dict):
+                raise SchemaError("cursor")
+            need_str(cursor, "epoch")
+            if opt_int(cursor, "seq", 0) is None:
+                raise SchemaError("cursor.seq")
+        limit = opt_int(msg, "limit", 0)
+        projection = msg.get("projection") or "projected"
+        if projection not in ("projected", "canonical"):
+            raise SchemaError("projection")
+        direction = direction or ("after" if cursor else "tail")
+        agent = self.manager.agents.get(agent_id)
+        if agent is None:
+            payload = empty_timeline(rid, agent_id, direction, projection)
+            payload["error"] = f"Agent not found: {agent_id}"
+            return {"type": "fetch_agent_timeline_response", "payload": payload}
+        self.manager.make_live(agent)
+        if limit is None:
+            limit = 0 if direction == "after" else TIMELINE_DEFAULT_LIMIT
+        window = select_rows(agent, direction, cursor, limit)
+        rows = window.pop("rows")
+        merge_reasoning = bool(session.capabilities.get("reasoning_merge_enum"))
+        if projection == "projected":
+            entries = project_entries(rows, agent.provider, True)
+            if not merge_reasoning:
+                for entry in entries:
+                    entry["collapsed"] = [c for c in entry["collapsed"] if c != "reasoning_merge"]
+        else:
+            entries = [canonical_entry(row, agent.provider) for row in rows]
+        payload = {
+            "requestId": rid,
+            "agentId": agent.id,
+            "agent": agent.wire_snapshot() if session.sees(agent.provider) else None,
+            "direction": direction,
+            "projection": projection,
+            "epoch": agent.epoch,
+            **window,
+            "entries": entries,
+            "error": None,
+        }
+        return {"type": "fetch_agent_timeline_response", "payload": payload}
+
+    def open_project(self, _session: WsSession, msg: dict[str, Any]) -> dict[str, Any]:
+        """Register the directory (its git root) as a workspace, so lists show its agents."""
+        rid = need_str(msg, "requestId")
+        raw = need_str(msg, "cwd")
+        path = git_root(os.path.abspath(os.path.expanduser(raw)))
+        payload: dict[str, Any] = {"requestId": rid, "workspace": None, "error": None}
+        if not os.path.isdir(path):
+            payload["error"] = f"Directory does not exist: {raw}"
+        else:
+            self.manager.register_workspace(path)
+            project = placement(path)
+            payload["workspace"] = {
+                "id": path,
+                "cwd": path,
+                "name": project["projectName"],
+                "projectKey": project["projectKey"],
+                "project": project,
+            }
+        return {"type": "open_project_response", "payload": payload}
+
+    def exact_agent(self, agent_id: str) -> Agent:
+        """**X** resolution: the exact full id only."""
+        agent = self.manager.agents.get(agent_id)
+        if agent is None:
+            raise OpError(f"Agent not found: {agent_id}")
+        return agent
+
+
+def parse_json_object(raw: str) -> dict[str, Any] | None:
+    """A JSON object, or None for anything else."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def send_status_error(ws: WebSocket, message: str) -> None:
+    """The reply to an invalid frame that has no requestId."""
+    status = {"type": "status", "payload": {"status": "error", "message": message}}
+    ws.send_text(json.dumps({"type": "session", "message": status}))
+
+
+def rpc_error(rid: str | None, kind: Any, error: str, code: str) -> dict[str, Any]:
+    """An rpc_error session message."""
+    payload: dict[str, Any] = {"requestId": rid}
+    if isinstance(kind, str):
+        payload["requestType"] = kind
+    payload.update(error=error, code=code)
+    return {"type": "rpc_error", "payload": payload}
+
+
+def stream_message(agent: Agent, event: dict[str, Any], row: dict[str, Any] | None) -> dict:
+    """An agent_stream message; seq and epoch only for timeline rows."""
+    payload: dict[str, Any] = {"agentId": agent.id, "timestamp": iso_now()}
+    if row is not None:
+        payload.update(seq=row["seq"], epoch=agent.epoch)
+    payload["event"] = event
+    return {"type": "agent_stream", "payload": payload}
+
+
+def parse_sort(raw: Any) -> list[tuple[str, bool]]:
+    """[(key, descending)], default updated_at desc."""
+    if raw is None:
+        return [("updated_at", True)]
+    if not isinstance(raw, list):
+        raise SchemaError("sort")
+    sort = []
+    for spec in raw:
+        if not isinstance(spec, dict) or spec.get("key") not in SORT_KEYS:
+            raise SchemaError("sort")
+        if spec.get("direction", "asc") not in ("asc", "desc"):
+            raise SchemaError("sort")
+        sort.append((spec["key"], spec.get("direction") == "desc"))
+    return sort
+
+
+def sort_agents(agents: list[Agent], sort: list[tuple[str, bool]]) -> list[Agent]:
+    """Stable multi-key sort, last key first."""
+    keys: dict[str, Callable[[Agent], Any]] = {
+        "status_priority": lambda a: STATUS_PRIORITY.get(a.status, 9),
+        "created_at": lambda a: a.created_at,
+        "updated_at": lambda a: a.updated_at,
+        "title": lambda a: (a.title or "").lower(),
+    }
+    result = list(agents)
+    for key, descending in reversed(sort):
+        result.sort(key=keys[key], reverse=descending)
+    return result
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    """A fetch_agents page cursor (`offset:N`, made by the fake) to an offset; None if bad."""
+    if cursor is None:
+        return 0
+    prefix, _, number = cursor.partition(":")
+    return int(number) if prefix == "offset" and number.isdigit() else None
+
+
+def empty_timeline(rid: str, agent_id: str, direction: str, projection: str) -> dict[str, Any]:
+    """A timeline reply without rows (unknown agent)."""
+    return {
+        "requestId": rid,
+        "agentId": agent_id,
+        "agent": None,
+        "direction": direction,
+        "projection": projection,
+        "epoch": "",
+        "reset": False,
+        "staleCursor": False,
+        "gap": False,
+        "window": {"minSeq": 0, "maxSeq": 0, "nextSeq": 1},
+        "startCursor": None,
+        "endCursor": None,
+        "hasOlder": False,
+        "hasNewer": False,
+        "entries": [],
+    }
+
+
+def select_rows(
+    agent: Agent, direction: str, cursor: dict[str, Any] | None, limit: int
+) -> dict[str, Any]:
+    """The rows a timeline request selects plus reset/staleCursor/gap/window/cursors."""
+    rows = agent.rows
+    min_seq = rows[0]["seq"] if rows else 0
+    max_seq = rows[-1]["seq"] if rows else 0
+    stale = cursor is not None and cursor["epoch"] != agent.epoch
+    gap = not stale and cursor is not None and rows and cursor["seq"] < min_seq - 1
+    if stale or gap or cursor is None:
+        direction = "tail"
+    if direction == "after":
+        picked = [r for r in rows if r["seq"] > cursor["seq"]]  # type: ignore[index]
+        picked = picked[:limit] if limit else picked
+    elif direction == "before":
+        picked = [r for r in rows if r["seq"] < cursor["seq"]]  # type: ignore[index]
+        picked = picked[-limit:] if limit else picked
+    else:
+        picked = rows[-limit:] if limit else list(rows)
+    first = picked[0]["seq"] if picked else None
+    last = picked[-1]["seq"] if picked else None
+    return {
+        "reset": bool(stale or gap),
+        "staleCursor": bool(stale),
+        "gap": bool(gap),
+        "window": {"minSeq": min_seq, "maxSeq": max_seq, "nextSeq": max_seq + 1},
+        "startCursor": {"epoch": agent.epoch, "seq": first} if first is not None else None,
+        "endCursor": {"epoch": agent.epoch, "seq": last} if last is not None else None,
+        "hasOlder": first is not None and first > min_seq,
+        "hasNewer": last is not None and last < max_seq,
+        "rows": picked,
+    }
+
+
 def host_allowed(host: str, extra: list[str]) -> bool:
     """Host header rule: localhost, *.localhost, IP literals, or PASEO_HOSTNAMES entries."""
     if host in ("localhost", "") or host.endswith(".localhost") or "true" in extra:
@@ -1327,6 +2582,20 @@ def host_allowed(host: str, extra: list[str]) -> bool:
         ipaddress.ip_address(host)
         return True
     return any(host == h or (h.startswith(".") and host.endswith(h)) for h in extra)
+
+
+def host_name(header: str) -> str:
+    """The hostname part of a Host header (`[::1]:6767` -> `::1`)."""
+    header = header.strip()
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    name, sep, port = header.rpartition(":")
+    return name if sep and port.isdigit() and ":" not in name else header
+
+
+def json_response(status: int, body: dict[str, Any]) -> bytes:
+    """An HTTP response with a JSON body."""
+    return http_response(status, json.dumps(body), "application/json; charset=utf-8")
 
 
 def describe_listen(listen: str) -> str:

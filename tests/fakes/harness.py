@@ -9,6 +9,14 @@
 The daemon is started exactly like the real one (`paseo daemon start --listen 127.0.0.1:0
 --home HOME`) with PASEO_NODE_ENV=development so the mock provider exists; `restart()` keeps the
 same port, so a client configured with `host` keeps working. See the `paseo` script for knobs.
+
+The same address also speaks the real daemon's WebSocket protocol (/work/shared/paseo-daemon.md):
+
+    async with websockets.connect(daemon.ws_url, subprotocols=daemon.ws_subprotocols) as ws: ...
+
+`FakePaseoDaemon(home, listen="/tmp/x.sock")` listens on a unix socket instead; then `host` is
+`unix:///tmp/x.sock`, `unix_path` the socket path, and a client connects with
+`websockets.unix_connect(daemon.unix_path, "ws://localhost/ws")`.
 """
 
 from __future__ import annotations
@@ -41,11 +49,13 @@ class FakePaseoDaemon:
         time_scale: float = 1.0,
         password: str | None = None,
         extra_env: dict[str, str] | None = None,
+        listen: str | None = None,
     ) -> None:
         self.home = Path(home).absolute()
         self.time_scale = time_scale
         self.password = password
         self.extra_env = dict(extra_env or {})
+        self.unix_path = listen.removeprefix("unix://") if listen else None
         self.port: int | None = None
         self.pid: int | None = None
 
@@ -69,7 +79,7 @@ class FakePaseoDaemon:
     def start(self) -> FakePaseoDaemon:
         """Start the daemon and return once it accepts connections (same port on a restart)."""
         self.home.mkdir(parents=True, exist_ok=True)
-        listen = f"127.0.0.1:{self.port or 0}"
+        listen = self.unix_path or f"127.0.0.1:{self.port or 0}"
         result = subprocess.run(
             [str(FAKE_PASEO_BIN), "daemon", "start", "--listen", listen, "--home", str(self.home)],
             env=self.daemon_env(),
@@ -83,7 +93,8 @@ class FakePaseoDaemon:
             raise RuntimeError(f"fake paseo daemon failed to start: {result.stderr.strip()}")
         info = json.loads((self.home / "paseo.pid").read_text())
         self.pid = int(info["pid"])
-        self.port = int(str(info["listen"]).rsplit(":", 1)[1])
+        if self.unix_path is None:
+            self.port = int(str(info["listen"]).rsplit(":", 1)[1])
         return self
 
     def stop(self) -> None:
@@ -132,12 +143,29 @@ class FakePaseoDaemon:
 
     @property
     def host(self) -> str:
-        """Target for --host/PASEO_HOST: `127.0.0.1:PORT`, or the tcp:// form with a password."""
+        """Target for --host/PASEO_HOST: `127.0.0.1:PORT`, or the tcp:// form with a password.
+
+        `unix://PATH` for a daemon listening on a unix socket.
+        """
+        if self.unix_path is not None:
+            return f"unix://{self.unix_path}"
         if self.port is None:
             raise RuntimeError("daemon not started")
         if self.password is not None:
             return f"tcp://127.0.0.1:{self.port}?password={quote(self.password, safe='')}"
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        """The daemon's WebSocket URL, `ws://127.0.0.1:PORT/ws` (TCP listeners only)."""
+        if self.port is None:
+            raise RuntimeError("daemon not started, or listening on a unix socket (unix_path)")
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def ws_subprotocols(self) -> list[str]:
+        """What a WebSocket client must offer: `paseo.bearer.<password>` when one is set."""
+        return [f"paseo.bearer.{self.password}"] if self.password is not None else []
 
     def env(self, **overrides: str) -> dict[str, str]:
         """A client environment: os.environ plus PASEO_HOME and PASEO_HOST (and overrides)."""

@@ -1,0 +1,619 @@
+"""The fake Paseo daemon's WebSocket listener against /work/shared/paseo-daemon.md.
+
+A future WebSocket transport of the gateway will be tested against this fake, so these tests pin
+the protocol facts it relies on: handshake and close codes, password and host checks, appVersion
+gating, reply shapes and quirks (replies that never come), stream ordering, seq/epoch replay,
+and that the WebSocket and the fake CLI share one daemon state. Every wait is on a message or a
+condition, with a timeout; none sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.fakes.harness import FakePaseoDaemon
+
+SCALE = 0.05  # a "ten-second-stream" turn lasts 0.5 s
+INSTANT = "emit 3 coalesced agent stream updates"
+INSTANT_REPLY = "stress-update-0stress-update-1stress-update-2"
+WAIT_S = 20.0  # generous: the machine may be busy
+TURN_ENDS = ("turn_completed", "turn_failed", "turn_canceled")
+
+Message = dict[str, Any]
+
+
+class Peer:
+    """One WebSocket client: sends session requests, keeps every frame it has read.
+
+    Waits are conditions over everything read so far (`seen`), because stream events of a
+    request can arrive before its reply.
+    """
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.seen: list[Message] = []
+
+    @classmethod
+    async def open(
+        cls,
+        daemon: FakePaseoDaemon,
+        client_id: str | None = None,
+        app_version: str | None = "0.1.65",
+        **hello: Any,
+    ) -> Peer:
+        """Connect and say hello; returns once server_info arrived."""
+        ws = await websockets.connect(
+            daemon.ws_url, subprotocols=daemon.ws_subprotocols or None, max_size=None
+        )
+        peer = cls(ws)
+        await peer.hello(client_id or f"gw_{uuid.uuid4().hex}", app_version, **hello)
+        return peer
+
+    async def hello(self, client_id: str, app_version: str | None, **extra: Any) -> Message:
+        message = {
+            "type": "hello",
+            "clientId": client_id,
+            "clientType": "cli",
+            "protocolVersion": 1,
+        }
+        if app_version is not None:
+            message["appVersion"] = app_version
+        message.update(extra)
+        await self.ws.send(json.dumps(message))
+        return await self.next(lambda m: payload(m).get("status") == "server_info")
+
+    async def send(self, kind: str, **fields: Any) -> str:
+        """Send a session request; returns its requestId."""
+        rid = fields.pop("requestId", None) or str(uuid.uuid4())
+        inner = {"type": kind, "requestId": rid, **fields}
+        await self.ws.send(json.dumps({"type": "session", "message": inner}))
+        return rid
+
+    async def request(self, kind: str, **fields: Any) -> Message:
+        """Send a request and return the inner reply message carrying its requestId."""
+        rid = await self.send(kind, **fields)
+        return await self.reply(rid)
+
+    async def reply(self, rid: str) -> Message:
+        """The inner message whose payload.requestId is `rid`."""
+        return inner(await self.next(lambda m: payload(m).get("requestId") == rid))
+
+    async def until(self, cond: Callable[[], Any], timeout: float = WAIT_S) -> Any:
+        """Read frames until `cond()` is truthy; returns its value."""
+        async with asyncio.timeout(timeout):
+            while not (result := cond()):
+                self.seen.append(json.loads(await self.ws.recv()))
+        return result
+
+    async def next(self, pred: Callable[[Message], bool], timeout: float = WAIT_S) -> Message:
+        """The first frame read (so far or from now on) that satisfies `pred`."""
+        message: Message = await self.until(
+            lambda: next((m for m in self.seen if pred(m)), None), timeout
+        )
+        return message
+
+    def stream(self, agent_id: str) -> list[Message]:
+        """agent_stream payloads of one agent read so far, in order."""
+        return [
+            payload(m)
+            for m in self.seen
+            if inner(m).get("type") == "agent_stream" and payload(m)["agentId"] == agent_id
+        ]
+
+    async def stream_event(self, agent_id: str, event_type: str, nth: int = 1) -> Message:
+        """The `nth` agent_stream payload of `agent_id` with this event type."""
+
+        def found() -> Message | None:
+            matches = [p for p in self.stream(agent_id) if p["event"]["type"] == event_type]
+            return matches[nth - 1] if len(matches) >= nth else None
+
+        result: Message = await self.until(found)
+        return result
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+def inner(message: Message) -> Message:
+    """The session message inside a frame ({} for top-level frames)."""
+    return message.get("message") or {} if message.get("type") == "session" else {}
+
+
+def payload(message: Message) -> Message:
+    """Its payload ({} when none)."""
+    return inner(message).get("payload") or {}
+
+
+async def close_of(ws: ClientConnection) -> tuple[int, str]:
+    """Read until the daemon closes the socket; its close code and reason."""
+    try:
+        async with asyncio.timeout(WAIT_S):
+            while True:
+                await ws.recv()
+    except ConnectionClosed as exc:
+        assert exc.rcvd is not None
+        return exc.rcvd.code, exc.rcvd.reason
+    raise AssertionError("unreachable")
+
+
+def http_get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    """A plain HTTP GET against the daemon; (status, body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT_S)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def create_fields(cwd: Path, prompt: str, model: str = "ten-second-stream", **extra: Any) -> Any:
+    """create_agent_request fields for a mock agent."""
+    config = {"provider": "mock", "cwd": str(cwd), "model": model, "title": "ws-test"}
+    return {"config": config, "initialPrompt": prompt, **extra}
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakePaseoDaemon]:
+    with FakePaseoDaemon(tmp_path_factory.mktemp("ws-home"), time_scale=SCALE) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def project() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="wsp", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+async def peer(daemon: FakePaseoDaemon) -> AsyncIterator[Peer]:
+    client = await Peer.open(daemon)
+    yield client
+    await client.close()
+
+
+async def create(peer: Peer, cwd: Path, prompt: str, **kwargs: Any) -> str:
+    """Create a mock agent and return its id (after agent_created)."""
+    reply = await peer.request("create_agent_request", **create_fields(cwd, prompt, **kwargs))
+    assert reply["payload"]["status"] == "agent_created", reply
+    return str(reply["payload"]["agentId"])
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP on the same port
+
+
+def test_http_probes_and_host_check(daemon: FakePaseoDaemon) -> None:
+    assert daemon.port is not None
+    status, body = http_get(daemon.port, "/api/health")
+    assert status == 200 and json.loads(body)["status"] == "ok"
+    assert "timestamp" in json.loads(body)
+    status, body = http_get(daemon.port, "/api/status")
+    info = json.loads(body)
+    assert status == 200 and info["status"] == "server_info"
+    assert info["listen"] == f"127.0.0.1:{daemon.port}" and info["version"] == "0.1.65-beta.5"
+    assert set(info) == {"status", "serverId", "hostname", "version", "listen"}
+    assert http_get(daemon.port, "/nope")[0] == 404
+    assert http_get(daemon.port, "/api/health", {"Host": "evil.example"}) == (
+        403,
+        "Host not allowed",
+    )
+    assert http_get(daemon.port, "/api/health", {"Host": "app.localhost:9"})[0] == 200
+
+
+async def test_upgrade_host_and_origin_checks(daemon: FakePaseoDaemon) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        await websockets.connect(daemon.ws_url, origin="http://evil.example")  # type: ignore[arg-type]
+    assert refused.value.response.status_code == 403
+    assert refused.value.response.body == b"Origin not allowed"
+    same = f"http://127.0.0.1:{daemon.port}"
+    async with websockets.connect(daemon.ws_url, origin=same) as ws:  # type: ignore[arg-type]
+        await ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(await ws.recv()) == {"type": "pong"}
+    reader, writer = await asyncio.open_connection("127.0.0.1", daemon.port)
+    writer.write(
+        b"GET /ws HTTP/1.1\r\nHost: evil.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    async with asyncio.timeout(WAIT_S):
+        response = await reader.read()
+    writer.close()
+    assert response.startswith(b"HTTP/1.1 403 Forbidden\r\n")
+    assert response.endswith(b"\r\n\r\nHost not allowed")
+
+
+# ---------------------------------------------------------------------------------------------
+# Handshake, close codes, envelope errors
+
+
+async def test_hello_and_close_codes(daemon: FakePaseoDaemon) -> None:
+    async def closed_after(*frames: str | bytes) -> tuple[int, str]:
+        async with websockets.connect(daemon.ws_url) as ws:
+            for frame in frames:
+                await ws.send(frame)
+            return await close_of(ws)
+
+    hello = {"type": "hello", "clientId": "c1", "clientType": "cli", "protocolVersion": 1}
+    assert await closed_after(json.dumps(hello | {"protocolVersion": 2})) == (
+        4003,
+        "Incompatible protocol version",
+    )
+    assert await closed_after(json.dumps(hello | {"clientType": "robot"})) == (
+        4002,
+        "Invalid hello",
+    )
+    assert await closed_after(json.dumps(hello | {"clientId": "  "})) == (4002, "Invalid hello")
+    assert await closed_after("not json") == (4002, "Invalid hello")
+    assert await closed_after(b"\x00binary") == (4002, "Invalid hello")
+    assert await closed_after(json.dumps({"type": "session", "message": {}})) == (
+        4002,
+        "Session message before hello",
+    )
+    # A ping before hello is answered; a second hello closes the socket.
+    async with websockets.connect(daemon.ws_url) as ws:
+        await ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(await ws.recv()) == {"type": "pong"}
+        await ws.send(json.dumps(hello))
+        info = json.loads(await ws.recv())
+        assert info["type"] == "session" and info["message"]["type"] == "status"
+        assert info["message"]["payload"]["status"] == "server_info"
+        assert info["message"]["payload"]["features"] == {"providersSnapshot": True}
+        await ws.send(json.dumps(hello))
+        assert await close_of(ws) == (4002, "Unexpected hello")
+
+
+async def test_envelope_errors_and_session_ping(peer: Peer) -> None:
+    await peer.ws.send("{not json")
+    error = await peer.next(lambda m: payload(m).get("status") == "error")
+    assert payload(error)["message"].startswith("Invalid message")
+    unknown = await peer.request("frobnicate_request")
+    assert unknown == {
+        "type": "rpc_error",
+        "payload": {
+            "requestId": unknown["payload"]["requestId"],
+            "requestType": "frobnicate_request",
+            "error": "Unknown request schema",
+            "code": "unknown_schema",
+        },
+    }
+    too_many = await peer.request("fetch_agents_request", page={"limit": 500})
+    assert (too_many["type"], too_many["payload"]["code"]) == ("rpc_error", "unknown_schema")
+    empty_title = create_fields(Path("/tmp"), INSTANT)
+    empty_title["config"]["title"] = ""
+    bad = await peer.request("create_agent_request", **empty_title)
+    assert (bad["type"], bad["payload"]["code"]) == ("rpc_error", "unknown_schema")
+    pong = await peer.request("ping", clientSentAt=123)
+    assert pong["type"] == "pong" and pong["payload"]["clientSentAt"] == 123
+    assert {"serverReceivedAt", "serverSentAt"} <= set(pong["payload"])
+
+
+@pytest.mark.slow
+async def test_hello_timeout_is_15_seconds_whatever_the_time_scale(
+    daemon: FakePaseoDaemon,
+) -> None:
+    loop = asyncio.get_running_loop()
+    async with websockets.connect(daemon.ws_url) as ws:
+        started = loop.time()
+        assert await close_of(ws) == (4001, "Hello timeout")
+    assert 14 < loop.time() - started < WAIT_S
+
+
+async def test_password_subprotocol(tmp_path: Path) -> None:
+    with FakePaseoDaemon(tmp_path / "home", time_scale=SCALE, password="s3cret") as fake:
+        assert fake.port is not None
+        for offered, reason in (
+            (None, "Password required"),
+            (["paseo.bearer.wrong"], "Incorrect password"),
+        ):
+            async with websockets.connect(fake.ws_url, subprotocols=offered) as ws:  # type: ignore[arg-type]
+                assert await close_of(ws) == (4401, reason)
+        client = await Peer.open(fake)
+        assert client.ws.subprotocol == "paseo.bearer.s3cret"
+        await client.close()
+        assert http_get(fake.port, "/api/status")[0] == 401
+        authorized = {"Authorization": "Bearer s3cret"}
+        assert json.loads(http_get(fake.port, "/api/status", authorized)[1])["serverId"]
+        assert http_get(fake.port, "/api/health")[0] == 200
+        assert fake.cli("ls", "--json").stdout == "[]\n"  # the JSON-lines side still works
+
+
+# ---------------------------------------------------------------------------------------------
+# Agents
+
+
+async def test_worked_example_of_the_fact_sheet(peer: Peer, project: Path) -> None:
+    labels = {"gw.session": "s1"}
+    rid = await peer.send(
+        "create_agent_request",
+        **create_fields(project, INSTANT, clientMessageId="m-1", labels=labels),
+    )
+    created = await peer.reply(rid)
+    assert created["type"] == "status" and created["payload"]["status"] == "agent_created"
+    agent_id = created["payload"]["agentId"]
+    assert created["payload"]["agent"]["labels"] == labels
+    assert created["payload"]["agent"]["status"] == "idle"
+    # The first prompt was dispatched before the reply: its user_message came first.
+    before = peer.seen[
+        : next(i for i, m in enumerate(peer.seen) if payload(m) is created["payload"])
+    ]
+    first = [payload(m) for m in before if inner(m).get("type") == "agent_stream"]
+    assert first[0]["agentId"] == agent_id and first[0]["seq"] == 1
+    assert first[0]["event"] == {
+        "type": "timeline",
+        "provider": "mock",
+        "item": {"type": "user_message", "text": INSTANT, "messageId": "m-1"},
+    }
+    await peer.stream_event(agent_id, "attention_required")
+    waited = await peer.request("wait_for_finish_request", agentId=agent_id, timeoutMs=60000)
+    assert waited["type"] == "wait_for_finish_response"
+    assert waited["payload"]["status"] == "idle" and waited["payload"]["error"] is None
+    assert waited["payload"]["lastMessage"] == INSTANT_REPLY
+    assert waited["payload"]["final"]["id"] == agent_id
+    events = [p["event"]["type"] for p in peer.stream(agent_id)]
+    assert events == [
+        "timeline",
+        "turn_started",
+        "timeline",
+        "turn_completed",
+        "attention_required",
+    ]
+    stream = peer.stream(agent_id)
+    assert stream[2]["seq"] == 2 and stream[2]["epoch"] == stream[0]["epoch"]
+    assert stream[2]["event"]["item"] == {"type": "assistant_message", "text": INSTANT_REPLY}
+    assert all("seq" not in p and "epoch" not in p for p in stream[1::2])
+    assert stream[4]["event"]["reason"] == "finished"
+
+
+async def test_ten_second_stream(peer: Peer, project: Path) -> None:
+    agent_id = await create(peer, project, "write a haiku", model="ten-second-stream")
+    await peer.until(lambda: any(p["event"]["type"] in TURN_ENDS for p in peer.stream(agent_id)))
+    waited = await peer.request("wait_for_finish_request", agentId=agent_id)
+    assert waited["payload"]["lastMessage"].endswith("_(end of synthetic stream)_\n")
+    stream = peer.stream(agent_id)
+    timeline = [p for p in stream if p["event"]["type"] == "timeline"]
+    assert [p["seq"] for p in timeline] == list(range(1, len(timeline) + 1))
+    assert len(timeline) > 20 and len({p["epoch"] for p in timeline}) == 1
+    kinds = [p["event"]["type"] for p in stream]
+    assert [k for k in kinds if k in TURN_ENDS] == ["turn_completed"]
+    assert "usage_updated" not in kinds
+    assert all("turnId" not in p["event"] for p in stream)
+    items = {p["event"]["item"]["type"] for p in timeline}
+    assert {"assistant_message", "reasoning", "tool_call"} <= items
+    assert stream[kinds.index("turn_completed")]["event"]["usage"]["outputTokens"] > 0
+
+
+async def test_cancel_and_send_while_running(peer: Peer, project: Path) -> None:
+    agent_id = await create(peer, project, "write a long story", model="five-minute-stream")
+    await peer.stream_event(agent_id, "turn_started")
+    sent = await peer.request(
+        "send_agent_message_request", agentId=agent_id, text="  another one  ", messageId="m-2"
+    )
+    assert sent["payload"] == {
+        "requestId": sent["payload"]["requestId"],
+        "agentId": agent_id,
+        "accepted": True,
+        "error": None,
+    }
+    canceled = await peer.stream_event(agent_id, "turn_canceled")
+    assert canceled["event"] == {
+        "type": "turn_canceled",
+        "provider": "mock",
+        "reason": "Interrupted",
+    }
+    user = await peer.next(
+        lambda m: (
+            inner(m).get("type") == "agent_stream"
+            and payload(m)["agentId"] == agent_id
+            and payload(m)["event"].get("item", {}).get("messageId") == "m-2"
+        )
+    )
+    assert payload(user)["event"]["item"]["messageId"] == "m-2"
+    assert payload(user)["event"]["item"]["text"] == "another one"
+    await peer.stream_event(agent_id, "turn_started", nth=2)
+    cancel = await peer.request("cancel_agent_request", agentId=agent_id)
+    assert cancel["type"] == "cancel_agent_response" and cancel["payload"]["agentId"] == agent_id
+    await peer.stream_event(agent_id, "turn_canceled", nth=2)
+    waited = await peer.request("wait_for_finish_request", agentId=agent_id, timeoutMs=10000)
+    assert waited["payload"]["status"] == "idle"
+    kinds = [p["event"]["type"] for p in peer.stream(agent_id)]
+    assert [k for k in kinds if k in TURN_ENDS] == ["turn_canceled", "turn_canceled"]
+    assert kinds.count("turn_started") == 2
+
+
+async def test_cancel_of_an_unknown_agent_gets_no_reply(peer: Peer) -> None:
+    rid = await peer.send("cancel_agent_request", agentId="no-such-agent")
+    await peer.next(lambda m: inner(m).get("type") == "activity_log")
+    barrier = await peer.request("ping", clientSentAt=1)  # handled after the cancel
+    assert barrier["type"] == "pong"
+    with pytest.raises(TimeoutError):
+        await peer.next(lambda m: payload(m).get("requestId") == rid, timeout=0.5)
+
+
+async def test_archive_and_delete(peer: Peer, project: Path) -> None:
+    agent_id = await create(peer, project, INSTANT)
+    archived = await peer.request("archive_agent_request", agentId=agent_id)
+    assert archived["type"] == "agent_archived"
+    assert archived["payload"]["agentId"] == agent_id and archived["payload"]["archivedAt"]
+    again = await peer.request("archive_agent_request", agentId=agent_id)
+    assert again["payload"]["archivedAt"] == archived["payload"]["archivedAt"]
+    fetched = await peer.request("fetch_agent_request", agentId=agent_id)
+    assert fetched["payload"]["agent"]["status"] == "closed"
+    unknown = await peer.request("archive_agent_request", agentId="nope")
+    assert unknown["type"] == "rpc_error"
+    assert unknown["payload"]["code"] == "handler_error"
+    assert unknown["payload"]["error"] == "Request failed: Agent not found: nope"
+    deleted = await peer.request("delete_agent_request", agentId=agent_id)
+    assert deleted["type"] == "agent_deleted" and deleted["payload"]["agentId"] == agent_id
+    missing = await peer.request("fetch_agent_request", agentId=agent_id)
+    assert missing["payload"]["agent"] is None
+    assert missing["payload"]["error"] == f"Agent not found: {agent_id}"
+    ghost = await peer.request("delete_agent_request", agentId="nope")
+    assert ghost["type"] == "agent_deleted" and ghost["payload"]["agentId"] == "nope"
+
+
+async def test_timeline_replay_after_cursor_and_stale_epoch(peer: Peer, project: Path) -> None:
+    agent_id = await create(peer, project, INSTANT)
+    await peer.stream_event(agent_id, "turn_completed")
+    await peer.request("send_agent_message_request", agentId=agent_id, text=INSTANT)
+    await peer.stream_event(agent_id, "turn_completed", nth=2)
+    rows = [p for p in peer.stream(agent_id) if "seq" in p]
+    epoch = rows[0]["epoch"]
+    assert [p["seq"] for p in rows] == [1, 2, 3, 4]
+    after = await peer.request(
+        "fetch_agent_timeline_request",
+        agentId=agent_id,
+        direction="after",
+        cursor={"epoch": epoch, "seq": 2},
+        projection="canonical",
+        limit=0,
+    )
+    body = after["payload"]
+    assert (body["reset"], body["staleCursor"], body["gap"], body["epoch"]) == (
+        False,
+        False,
+        False,
+        epoch,
+    )
+    assert [(e["seqStart"], e["seqEnd"], e["item"]["type"]) for e in body["entries"]] == [
+        (3, 3, "user_message"),
+        (4, 4, "assistant_message"),
+    ]
+    assert body["window"] == {"minSeq": 1, "maxSeq": 4, "nextSeq": 5}
+    assert body["endCursor"] == {"epoch": epoch, "seq": 4} and body["hasOlder"] is True
+    stale = await peer.request(
+        "fetch_agent_timeline_request",
+        agentId=agent_id,
+        cursor={"epoch": "old-epoch", "seq": 2},
+        projection="canonical",
+    )
+    body = stale["payload"]
+    assert (body["reset"], body["staleCursor"], body["direction"]) == (True, True, "after")
+    assert [e["seqStart"] for e in body["entries"]] == [1, 2, 3, 4]
+    tail = await peer.request("fetch_agent_timeline_request", agentId=agent_id, limit=2)
+    assert tail["payload"]["projection"] == "projected"
+    assert [e["seqStart"] for e in tail["payload"]["entries"]] == [3, 4]
+    missing = await peer.request("fetch_agent_timeline_request", agentId="nope")
+    assert missing["payload"]["error"] == "Agent not found: nope"
+    assert missing["payload"]["epoch"] == "" and missing["payload"]["entries"] == []
+
+
+async def test_unknown_provider_and_wait_for_unknown_agent(peer: Peer, project: Path) -> None:
+    fields = create_fields(project, INSTANT)
+    fields["config"]["provider"] = "nosuch"
+    failed = await peer.request("create_agent_request", **fields)
+    assert failed["type"] == "status" and failed["payload"]["status"] == "agent_create_failed"
+    assert failed["payload"]["error"].startswith("Unknown provider 'nosuch'")
+    waited = await peer.request("wait_for_finish_request", agentId="nope")
+    assert waited["payload"] == {
+        "requestId": waited["payload"]["requestId"],
+        "status": "error",
+        "final": None,
+        "error": "Agent not found: nope",
+        "lastMessage": None,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Sessions, gating, subscriptions
+
+
+async def test_app_version_gating(daemon: FakePaseoDaemon, peer: Peer, project: Path) -> None:
+    old = await Peer.open(daemon, app_version=None)
+    try:
+        agent_id = await create(peer, project, INSTANT)
+        # agent_stream is not gated: the old client sees the mock agent's events.
+        await old.stream_event(agent_id, "turn_completed")
+        fetched = await old.request("fetch_agent_request", agentId=agent_id)
+        assert fetched["payload"]["error"] == f"Agent not found: {agent_id}"
+        listed = await old.request("fetch_agents_request")
+        assert agent_id not in [e["agent"]["id"] for e in listed["payload"]["entries"]]
+        listed = await peer.request("fetch_agents_request", filter={"includeArchived": True})
+        entry = next(e for e in listed["payload"]["entries"] if e["agent"]["id"] == agent_id)
+        assert entry["project"]["checkout"]["cwd"] == str(project)
+        providers = await old.request("get_providers_snapshot_request")
+        names = [e["provider"] for e in providers["payload"]["entries"]]
+        assert "mock" not in names and "claude" in names
+        new_providers = await peer.request("get_providers_snapshot_request")
+        assert "mock" in [e["provider"] for e in new_providers["payload"]["entries"]]
+        models = await peer.request("list_provider_models_request", provider="mock")
+        assert "ten-second-stream" in [m["id"] for m in models["payload"]["models"]]
+    finally:
+        await old.close()
+
+
+async def test_shared_session_and_agent_update_subscription(
+    daemon: FakePaseoDaemon, project: Path
+) -> None:
+    client_id = f"gw_{uuid.uuid4().hex}"
+    first = await Peer.open(daemon, client_id)
+    second = await Peer.open(daemon, client_id)
+    try:
+        labels = {"gw.test": uuid.uuid4().hex}
+        agent_id = await create(first, project, INSTANT, labels=labels)
+        # Replies of the shared Session reach every socket with that clientId.
+        await second.next(lambda m: payload(m).get("status") == "agent_created")
+        await first.stream_event(agent_id, "turn_completed")
+        assert not [m for m in first.seen if inner(m).get("type") == "agent_update"]
+        listed = await first.request(
+            "fetch_agents_request", filter={"labels": labels}, subscribe={"subscriptionId": "s1"}
+        )
+        assert listed["payload"]["subscriptionId"] == "s1"
+        assert [e["agent"]["id"] for e in listed["payload"]["entries"]] == [agent_id]
+        await first.request("update_agent_request", agentId=agent_id, name="renamed")
+        update = await second.next(
+            lambda m: (
+                inner(m).get("type") == "agent_update"
+                and payload(m).get("agent", {}).get("id") == agent_id
+                and payload(m)["agent"]["title"] == "renamed"
+            )
+        )
+        assert payload(update)["kind"] == "upsert"
+        assert payload(update)["project"]["checkout"]["cwd"] == str(project)
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_state_is_shared_with_the_fake_cli(
+    daemon: FakePaseoDaemon, peer: Peer, project: Path
+) -> None:
+    ws_agent = await create(peer, project, INSTANT)
+    listed = await asyncio.to_thread(daemon.cli, "ls", "--json", "-a", cwd=project)
+    assert ws_agent in [a["id"] for a in json.loads(listed.stdout)]
+    ran = await asyncio.to_thread(
+        daemon.cli, "run", "--json", "--provider", "mock", "--", INSTANT, cwd=project
+    )
+    assert ran.returncode == 0, ran.stderr
+    cli_agent = json.loads(ran.stdout)["agentId"]
+    # The CLI's agent streams to the WebSocket too, and fetch_agents lists it.
+    await peer.stream_event(cli_agent, "turn_completed")
+    listed_ws = await peer.request("fetch_agents_request")
+    assert {ws_agent, cli_agent} <= {e["agent"]["id"] for e in listed_ws["payload"]["entries"]}
+    logs = await asyncio.to_thread(daemon.cli, "logs", ws_agent, cwd=project)
+    assert INSTANT_REPLY in logs.stdout
+
+
+async def test_unix_socket_listener(tmp_path: Path) -> None:
+    sock = tempfile.mktemp(prefix="paseo-ws-", suffix=".sock", dir="/tmp")
+    with FakePaseoDaemon(tmp_path / "home", time_scale=SCALE, listen=sock) as fake:
+        assert fake.unix_path == sock and fake.host == f"unix://{sock}"
+        async with websockets.unix_connect(sock, "ws://localhost/ws") as ws:
+            hello = {"type": "hello", "clientId": "u1", "clientType": "cli", "protocolVersion": 1}
+            await ws.send(json.dumps(hello))
+            info = json.loads(await ws.recv())
+            assert info["message"]["payload"]["status"] == "server_info"
+        assert fake.cli("ls", "--json").stdout == "[]\n"
