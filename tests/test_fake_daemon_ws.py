@@ -527,6 +527,45 @@ async def test_unknown_provider_and_wait_for_unknown_agent(peer: Peer, project: 
     }
 
 
+async def test_permission_round_trip_and_import(peer: Peer, project: Path) -> None:
+    agent_id = await create(peer, project, "emit a synthetic plan approval")
+    requested = await peer.stream_event(agent_id, "permission_requested")
+    request = requested["event"]["request"]
+    assert request["kind"] == "plan" and request["id"].startswith("mock-plan-")
+    copy = await peer.next(lambda m: inner(m).get("type") == "agent_permission_request")
+    assert payload(copy) == {"agentId": agent_id, "request": request}
+    attention = await peer.stream_event(agent_id, "attention_required")
+    assert attention["event"]["reason"] == "permission"
+    waited = await peer.request("wait_for_finish_request", agentId=agent_id)
+    assert waited["payload"]["status"] == "permission"
+    assert waited["payload"]["final"]["pendingPermissions"] == [request]
+    wrong = await peer.send(
+        "agent_permission_response",
+        agentId=agent_id,
+        requestId="no-such-permission",
+        response={"behavior": "allow"},
+    )
+    failed = await peer.reply(wrong)
+    assert (failed["type"], failed["payload"]["code"]) == ("rpc_error", "handler_error")
+    await peer.send(
+        "agent_permission_response",
+        agentId=agent_id,
+        requestId=request["id"],
+        response={"behavior": "allow"},
+    )
+    resolved = await peer.stream_event(agent_id, "permission_resolved")
+    assert resolved["event"]["resolution"] == {"behavior": "allow"}
+    await peer.next(lambda m: inner(m).get("type") == "agent_permission_resolved")
+    await peer.stream_event(agent_id, "turn_completed")
+    imported = await peer.request(
+        "import_agent_request", provider="claude", sessionId="sess-1", cwd=str(project)
+    )
+    assert imported["type"] == "status" and imported["payload"]["status"] == "agent_resumed"
+    assert imported["payload"]["agent"]["persistence"]["sessionId"] == "sess-1"
+    opened = await peer.request("open_project_request", cwd=str(project))
+    assert opened["payload"]["error"] is None and opened["payload"]["workspace"]["cwd"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Sessions, gating, subscriptions
 

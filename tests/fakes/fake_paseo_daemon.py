@@ -1,12 +1,25 @@
 """The fake Paseo daemon: one long-lived asyncio process per PASEO_HOME.
 
-It owns every agent (state, timeline, turns of the mock and claude providers), persists them
-under $PASEO_HOME/agents so they survive a restart (coming back `closed`), and talks JSON lines
-to the fake CLI over TCP or a unix socket. Behaviour follows the Paseo CLI contract and the
-recordings; the wire protocol is our own (the real one is a WebSocket, which the CLI hides).
+It owns every agent (state, timeline, turns of the mock and claude providers) and persists them
+under $PASEO_HOME/agents so they survive a restart (coming back `closed`). One listener (TCP
+host:port or a unix socket) speaks two protocols, told apart by a connection's first line:
+
+- an HTTP request line: HTTP, like the real daemon. `GET /ws` with an upgrade is the real
+  Paseo WebSocket protocol (/work/shared/paseo-daemon.md; RFC 6455 in fake_paseo_ws.py),
+  `GET /api/health` and `GET /api/status` the probes, anything else 404. A future WebSocket
+  transport of the gateway is tested against this side (`WsHub`).
+- anything else: the fake CLI's own JSON-lines protocol (`Daemon.handle_lines`; the CLI hides
+  the real transport, so its wire format is ours).
+
+Both sides drive the same `Manager`: an agent created over the WebSocket is in the CLI's `ls`
+and the other way round, and every stream event reaches both (the WebSocket gets the wire
+shapes: seq/epoch on timeline rows, no internal usage_updated or turnId). Behaviour follows the
+CLI contract, the recordings and the daemon fact sheet; where the fake and a contract disagree,
+the fake is wrong.
 
 Started by `paseo daemon start` (internally `paseo __fake-daemon-worker`), never imported by
-tests. Knob: FAKE_PASEO_TIME_SCALE multiplies every mock duration and interval.
+tests. Knob: FAKE_PASEO_TIME_SCALE multiplies every mock duration and interval (not the 15 s
+WebSocket hello timeout nor the 90 s session grace).
 """
 
 from __future__ import annotations
@@ -2098,6 +2111,7 @@ class WsHub:
         thinking = opt_str(flt, "thinkingOptionId")
         if msg.get("scope") not in (None, "active"):
             raise SchemaError("scope")
+        include_archived = include_archived and msg.get("scope") is None
         sort = parse_sort(msg.get("sort"))
         page = opt_dict(msg, "page")
         limit = opt_int(page, "limit", 1, 200) or 200
