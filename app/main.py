@@ -38,6 +38,7 @@ from app.paseo.daemon.target import resolve_target
 from app.paseo.errors import PaseoError
 from app.services.agents import AgentService
 from app.services.auth import AuthService
+from app.services.event_notifications import EventListener
 from app.services.health import HealthService
 from app.services.sessions import SessionDefaults, SessionService
 from app.services.turns import TurnService, TurnSettings
@@ -117,6 +118,8 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
         app.state.agents = AgentService(db, client)
         app.state.health = health_service = HealthService(db, client, paseo_binary_needed(settings))
         turn_service.start_background()
+        listener = EventListener(db, settings.database_url, turn_service.notifier)
+        await listener.start()
         health_service.start_background()
         reconcile = asyncio.create_task(_reconcile_sessions(sessions_service))
         try:
@@ -126,6 +129,7 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
             await asyncio.gather(reconcile, return_exceptions=True)
             await health_service.aclose()
             await turn_service.aclose()
+            await listener.aclose()
             await client.aclose()
             await db.dispose()
 

@@ -1,8 +1,22 @@
-"""A turn's events: numbered, written to the database in small batches, read back by anyone.
+"""A turn's events: numbered by the database, handed to this process's readers at once, stored
+in small batches, and read back from storage by anyone else.
 
-The database is the only source the event streams read from, so a client that reconnects to
-any gateway process (with `Last-Event-ID`) gets every event exactly once and in order. The
-writer wakes readers in its own process at once; readers elsewhere poll.
+The rule between "shown live" and "stored":
+
+1. An event gets its number (seq) from the turn row, in a committed transaction, before any
+   reader sees it. A number is never given twice, not even after a crash.
+2. Stored events become visible in number order: a batch is stored only while no higher number
+   is (checked under the turn row's lock), so a reader following storage by number never skips
+   an event that is stored later.
+3. An event a reader saw live is stored under its number, or it never is: then its number is
+   listed in the turn's terminal event (`unstored_event_ids`). That happens only when the turn
+   was ended or taken over elsewhere while the batch was on its way, or the process died.
+
+A reader (`follow_events`) reads storage after its position, takes live events that continue
+it, and, for a live event further ahead, first reads storage up to it (whatever is not stored
+by then never will be, by rules 1 and 2; the local writer's own unstored events are handed to
+a new reader when it subscribes). Readers in other processes are woken by
+app/services/event_notifications.py.
 """
 
 from __future__ import annotations
@@ -11,80 +25,171 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from app.db import Database
+from app.repositories import event_channel
 from app.repositories import turn_events as events_repo
+from app.repositories import turns as turns_repo
+from app.repositories.event_channel import EventsOutOfOrder
+from app.repositories.turns import TurnNotWritable
 from app.services.turn_states import TERMINAL_EVENTS
 
 logger = logging.getLogger(__name__)
 
-# Buffered events wait at most this long before they are written (and streamed).
+# Numbered events wait at most this long before they are stored (readers here see them now).
 FLUSH_INTERVAL_SECONDS = 0.1
 # A batch never grows past this many events.
 MAX_BATCH_EVENTS = 200
-# Readers in other processes learn of new events by polling this often.
+# A reader with nothing to tell it re-reads storage this often (a notifier with no listener).
 POLL_INTERVAL_SECONDS = 0.5
 READ_PAGE_SIZE = 500
+# A reader this far behind the live events drops them and catches up from storage.
+MAX_LIVE_BACKLOG = 1000
 
 
-# An event not yet stored: its name and data (the number comes when it is stored).
+# An event not yet numbered: its name and data.
 Event = tuple[str, dict[str, Any]]
 
 
 @dataclass(frozen=True)
 class StoredEvent:
+    """A numbered event (stored, or on its way to be: see the module's rule)."""
+
     seq: int
     name: str
     data: dict[str, Any]
 
 
-class EventNotifier:
-    """Wakes this process's readers of a turn when its writer has stored new events.
+def in_order(events: Iterable[StoredEvent]) -> list[StoredEvent]:
+    """By number, each number once."""
+    return sorted({event.seq: event for event in events}.values(), key=lambda event: event.seq)
 
-    A reader takes `version()` before it queries; `wait` then returns at once if a write
-    happened since, so no wake-up is lost between the query and the wait.
+
+class Subscription:
+    """One reader's view of a turn in this process: live events, and what storage has."""
+
+    def __init__(self, turn_id: uuid.UUID, live: Iterable[StoredEvent]) -> None:
+        self.turn_id = turn_id
+        self.live: deque[StoredEvent] = deque(live)
+        self.stored_head = 0  # highest number known to be stored
+        self.stale = True  # storage may have more than `stored_head` says: read it
+        self.wakeup = asyncio.Event()
+
+    def push(self, events: list[StoredEvent]) -> None:
+        if self.live and events[0].seq < self.live[-1].seq:
+            self.live = deque(in_order([*self.live, *events]))  # two writers here, rare
+        else:
+            self.live.extend(events)
+        self.wakeup.set()
+
+    def stored(self, seq: int | None) -> None:
+        if seq is None:
+            self.stale = True
+        else:
+            self.stored_head = max(self.stored_head, seq)
+        self.wakeup.set()
+
+    def next_live(self, position: int) -> StoredEvent | None:
+        """The first live event after `position` (older ones are dropped)."""
+        while self.live and self.live[0].seq <= position:
+            self.live.popleft()
+        return self.live[0] if self.live else None
+
+    def must_read(self, position: int) -> bool:
+        """Whether storage may have events after `position`; clears the stale mark."""
+        stale, self.stale = self.stale, False
+        return stale or self.stored_head > position
+
+
+class EventNotifier:
+    """This process's switchboard for turn events: writers hand numbered events to readers,
+    and whoever stores events (or learns that another process did) says so here.
+
+    `recheck_seconds`: how long a reader waits for news before it re-reads storage itself.
+    With no listener attached (tests, tools) that is the only way to see other processes.
     """
 
-    def __init__(self) -> None:
-        self._versions: dict[uuid.UUID, int] = defaultdict(int)
-        self._wakeups: dict[uuid.UUID, asyncio.Event] = {}
+    def __init__(self, *, recheck_seconds: float = POLL_INTERVAL_SECONDS) -> None:
+        self.recheck_seconds = recheck_seconds
+        self._subscribers: dict[uuid.UUID, set[Subscription]] = defaultdict(set)
+        self._writers: dict[uuid.UUID, list[EventWriter]] = defaultdict(list)
 
-    def version(self, turn_id: uuid.UUID) -> int:
-        return self._versions[turn_id]
+    # --- writers ----------------------------------------------------------------------------
+
+    def attach(self, writer: EventWriter) -> None:
+        self._writers[writer.turn_id].append(writer)
+
+    def writer_of(self, turn_id: uuid.UUID) -> EventWriter | None:
+        """The local writer of the turn, if this process runs it."""
+        writers = self._writers.get(turn_id)
+        return writers[-1] if writers else None
+
+    def publish(self, turn_id: uuid.UUID, events: list[StoredEvent]) -> None:
+        """Numbered events, in order, for this process's readers now."""
+        for subscription in self._subscribers.get(turn_id, ()):
+            if len(subscription.live) + len(events) > MAX_LIVE_BACKLOG:
+                # Too far behind: keep only what storage does not have yet.
+                subscription.live = deque(self._unstored(turn_id))
+                subscription.wakeup.set()
+            else:
+                subscription.push(events)
+
+    def stored(self, turn_id: uuid.UUID, seq: int | None) -> None:
+        """The turn's events up to `seq` are stored (None: something was, read to see)."""
+        for subscription in self._subscribers.get(turn_id, ()):
+            subscription.stored(seq)
 
     def notify(self, turn_id: uuid.UUID) -> None:
-        self._versions[turn_id] += 1
-        wakeup = self._wakeups.pop(turn_id, None)
-        if wakeup is not None:
-            wakeup.set()
+        self.stored(turn_id, None)
 
     def forget(self, turn_id: uuid.UUID) -> None:
-        """The turn is over: drop its counter (a late reader simply polls once more)."""
-        self._versions.pop(turn_id, None)
+        """This process no longer runs the turn: drop its writers; readers look again."""
+        self._writers.pop(turn_id, None)
         self.notify(turn_id)
-        self._versions.pop(turn_id, None)
 
-    async def wait(self, turn_id: uuid.UUID, since: int, timeout: float) -> None:
-        """Return when a write happened after `since`, or after `timeout` seconds."""
-        if self._versions[turn_id] != since:
-            return
-        wakeup = self._wakeups.setdefault(turn_id, asyncio.Event())
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await wakeup.wait()
+    def wake_all(self) -> None:
+        for turn_id in list(self._subscribers):
+            self.notify(turn_id)
+
+    def watched(self) -> list[uuid.UUID]:
+        """Turns that have readers here."""
+        return list(self._subscribers)
+
+    # --- readers ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def subscribe(self, turn_id: uuid.UUID) -> Iterator[Subscription]:
+        """Register a reader; it starts with the local writers' events not stored yet."""
+        subscription = Subscription(turn_id, self._unstored(turn_id))
+        self._subscribers[turn_id].add(subscription)
+        try:
+            yield subscription
+        finally:
+            readers = self._subscribers.get(turn_id)
+            if readers is not None:
+                readers.discard(subscription)
+                if not readers:
+                    del self._subscribers[turn_id]
+
+    def _unstored(self, turn_id: uuid.UUID) -> list[StoredEvent]:
+        writers = self._writers.get(turn_id, ())
+        return in_order([event for writer in writers for event in writer.unstored])
 
 
 class EventWriter:
-    """Stores one turn's events in batches, numbered by the database as they are stored.
+    """Numbers one turn's events as they come, hands them to this process's readers, and
+    stores them in batches (at most FLUSH_INTERVAL_SECONDS after the first).
 
-    A batch being written is never cancelled (the write is shielded; `close` waits for it):
-    it is stored, or its error is raised to the turn, which then fails loudly. Only the
-    runner holding the turn (`runner_id`) may write, and nothing is stored once the turn has
-    ended: `TurnNotWritable` then tells the run that the turn was ended or taken elsewhere.
+    A database step (numbering or storing) is never cancelled halfway: it runs to its end even
+    if the caller is cancelled, and `close` waits for it. A step that fails keeps its events
+    (un-numbered, or numbered and still to be stored) and its error is raised to the turn (now,
+    or by the next `emit`/`flush`/`close`). Only the runner holding the turn (`runner_id`) may
+    write, and nothing is stored once the turn has ended: `TurnNotWritable` then tells the run
+    that the turn was ended or taken elsewhere.
     """
 
     def __init__(
@@ -94,98 +199,161 @@ class EventWriter:
         self.notifier = notifier
         self.turn_id = turn_id
         self.runner_id = runner_id
-        self.last_seq = 0
-        self._buffer: list[Event] = []
-        self._lock = asyncio.Lock()
-        self._timer: asyncio.Task[None] | None = None
+        self.last_seq = 0  # the highest number this writer has stored
+        self.unstored: list[StoredEvent] = []  # numbered and shown live, not stored yet
+        self._pending: list[Event] = []  # emitted, not numbered yet
+        self._lock = asyncio.Lock()  # one database step at a time, in order
+        self._pump: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._draining = False
+        self._store_due: float | None = None
         self._failure: Exception | None = None
+        notifier.attach(self)
 
     async def emit(self, name: str, data: dict[str, Any]) -> None:
-        """Queue an event; it is stored within FLUSH_INTERVAL_SECONDS."""
+        """Queue an event: readers here get it as soon as it is numbered; it is stored within
+        FLUSH_INTERVAL_SECONDS."""
         self._raise_failure()
-        self._buffer.append((name, data))
-        if len(self._buffer) >= MAX_BATCH_EVENTS:
+        self._pending.append((name, data))
+        self._wake.set()
+        if len(self._pending) + len(self.unstored) >= MAX_BATCH_EVENTS:
             await self.flush()
-        elif self._timer is None or self._timer.done():
-            self._timer = asyncio.create_task(self._flush_soon())
+        elif self._pump is None or self._pump.done():
+            self._pump = asyncio.create_task(self._run_pump(), name=f"events-{self.turn_id}")
 
     async def emit_now(self, name: str, data: dict[str, Any]) -> int:
-        """Queue an event and store it (with anything buffered); returns its number."""
-        await self.emit(name, data)
+        """Queue an event and store it (with everything before it); returns its number."""
+        self._raise_failure()
+        self._pending.append((name, data))
         await self.flush()
         return self.last_seq
 
-    async def _flush_soon(self) -> None:
-        """The timer: flush after FLUSH_INTERVAL_SECONDS, or at once when woken by `drain`.
-
-        It is woken, never cancelled, so a flush it started always runs to its end.
-        """
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(FLUSH_INTERVAL_SECONDS):
-                await self._wake.wait()
-        with contextlib.suppress(Exception):  # kept in `_failure`; the next call raises it
-            await self.flush()
-
     async def flush(self) -> None:
-        """Store the buffered events. A batch that fails stays buffered and the error is raised
-        (now, or by the next `emit`/`close` if the timer hit it): nothing is dropped silently."""
+        """Number and store everything emitted so far."""
         async with self._lock:
             self._raise_failure()
-            batch, self._buffer = self._buffer, []
-            if not batch:
-                return
-            write = asyncio.ensure_future(self._store(batch))
-            try:
-                await asyncio.shield(write)
-            except asyncio.CancelledError:
-                # The caller is cancelled (shutdown): the write in flight still ends first, so
-                # nothing written later can overtake it.
-                await asyncio.wait({write})
-                self._settle(write, batch, raise_failure=False)
-                raise
-            self._settle(write, batch, raise_failure=True)
+            await self._to_the_end(self._number_pending)
+            await self._to_the_end(self._store_unstored)
 
-    def _settle(
-        self, write: asyncio.Future[list[int]], batch: list[Event], *, raise_failure: bool
-    ) -> None:
-        if write.cancelled() or write.exception() is not None:
-            failure = write.exception() if not write.cancelled() else None
-            self._buffer[:0] = batch
-            self._failure = (
-                failure
-                if isinstance(failure, Exception)
-                else RuntimeError("the event write was cancelled")
-            )
-            if raise_failure:
-                self._raise_failure()
-            return
-        self.last_seq = write.result()[-1]
-        self.notifier.notify(self.turn_id)
-
-    async def _store(self, batch: list[Event]) -> list[int]:
-        async with self.db.session() as session:
-            return await events_repo.append_next_events(
-                session, self.turn_id, batch, runner_id=self.runner_id
-            )
-
-    async def drain(self) -> list[Event]:
-        """Stop the timer, wait for a write in flight, and hand over what is still buffered
-        (the turn's ending stores it in its own transaction)."""
-        if self._timer is not None and not self._timer.done():
+    async def drain(self) -> list[StoredEvent]:
+        """Stop the pump, number what is emitted, and hand over what is not stored yet (the
+        turn's ending stores it in its own transaction, then calls `handed_over`)."""
+        if self._pump is not None and not self._pump.done():
+            self._draining = True
             self._wake.set()
-            await asyncio.shield(self._timer)
-        self._wake = asyncio.Event()
+            try:
+                await asyncio.shield(self._pump)
+            finally:
+                self._draining = False
         async with self._lock:
             self._raise_failure()
-            batch, self._buffer = self._buffer, []
-        return batch
+            await self._to_the_end(self._number_pending)
+            return list(self.unstored)
+
+    def handed_over(self, events: list[StoredEvent], *, stored: bool) -> None:
+        """`events` (from `drain`) were stored by the caller, or will never be."""
+        handed = {event.seq for event in events}
+        self.unstored = [event for event in self.unstored if event.seq not in handed]
+        if stored and events:
+            self.last_seq = max(self.last_seq, events[-1].seq)
 
     async def close(self) -> None:
-        """Store what is buffered, after any write in flight; stop the timer."""
-        batch = await self.drain()
-        self._buffer[:0] = batch
+        """Store what is emitted, after any step in flight; stop the pump."""
+        await self.drain()
         await self.flush()
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """Store everything, then hold off numbering while the block writes an event of the
+        turn itself (so its number cannot overtake one this writer gave out)."""
+        async with self._lock:
+            self._raise_failure()
+            await self._to_the_end(self._number_pending)
+            await self._to_the_end(self._store_unstored)
+            yield
+
+    # --- the steps --------------------------------------------------------------------------
+
+    async def _run_pump(self) -> None:
+        """Number new events at once; store them when the first is FLUSH_INTERVAL old."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending or (self.unstored and not self._draining):
+                if self._pending:
+                    async with self._lock:
+                        await self._to_the_end(self._number_pending)
+                    continue
+                wait = (self._store_due or 0.0) - loop.time()
+                if wait > 0:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(wait):
+                            await self._wake.wait()
+                    continue
+                async with self._lock:
+                    await self._to_the_end(self._store_unstored)
+        except Exception as exc:  # kept; the next call raises it
+            self._failure = self._failure or exc
+
+    async def _to_the_end(self, step: Callable[[], Awaitable[None]]) -> None:
+        """Run `step` (the lock held) to its end even if the caller is cancelled meanwhile."""
+        task = asyncio.ensure_future(step())
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await asyncio.wait({task})
+            if not task.cancelled() and isinstance(task.exception(), Exception):
+                self._failure = self._failure or task.exception()  # type: ignore[assignment]
+            raise
+
+    async def _number_pending(self) -> None:
+        """Take numbers from the turn row for the pending events, then show them live."""
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            async with self.db.session() as session:
+                first = await turns_repo.take_event_numbers(
+                    session, self.turn_id, len(batch), runner_id=self.runner_id
+                )
+        except BaseException:
+            self._pending[:0] = batch
+            raise
+        numbered = [StoredEvent(first + i, name, data) for i, (name, data) in enumerate(batch)]
+        self.unstored.extend(numbered)
+        if self._store_due is None:
+            self._store_due = asyncio.get_running_loop().time() + FLUSH_INTERVAL_SECONDS
+        self.notifier.publish(self.turn_id, numbered)
+
+    async def _store_unstored(self) -> None:
+        batch = list(self.unstored)
+        if not batch:
+            return
+        rows = [(event.seq, event.name, event.data) for event in batch]
+        try:
+            async with self.db.session() as session:
+                await event_channel.store_numbered_events(
+                    session, self.turn_id, rows, runner_id=self.runner_id
+                )
+                await event_channel.notify_stored(session, self.turn_id, batch[-1].seq)
+        except TurnNotWritable:
+            self._drop(batch)  # the turn ended or moved on: these are never stored
+            raise
+        except EventsOutOfOrder:
+            # An event of the turn was stored above them meanwhile (a cancel notice from a
+            # process that could not wait): they are never stored, and the terminal says so.
+            logger.warning("turn %s: %d events could not be stored", self.turn_id, len(batch))
+            self._drop(batch)
+            return
+        self._drop(batch)
+        self.last_seq = batch[-1].seq
+        self.notifier.stored(self.turn_id, batch[-1].seq)
+
+    def _drop(self, batch: list[StoredEvent]) -> None:
+        del self.unstored[: len(batch)]
+        self._store_due = None
+        if self.unstored:
+            self._store_due = asyncio.get_running_loop().time() + FLUSH_INTERVAL_SECONDS
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
@@ -196,18 +364,53 @@ class EventWriter:
 async def follow_events(
     db: Database, notifier: EventNotifier, turn_id: uuid.UUID, *, after: int = 0
 ) -> AsyncIterator[StoredEvent]:
-    """Stored events with seq > `after`, then new ones as they are stored, until the terminal."""
+    """Events with seq > `after` (stored, then live), in order, once each, until the terminal."""
     position = after
-    while True:
-        version = notifier.version(turn_id)
-        async with db.session() as session:
-            rows = await events_repo.list_events(
-                session, turn_id, after_seq=position, limit=READ_PAGE_SIZE
-            )
-        for row in rows:
-            position = row.seq
-            yield StoredEvent(row.seq, row.name, dict(row.data or {}))
-            if row.name in TERMINAL_EVENTS:
-                return
-        if len(rows) < READ_PAGE_SIZE:
-            await notifier.wait(turn_id, version, POLL_INTERVAL_SECONDS)
+    with notifier.subscribe(turn_id) as subscription:
+        while True:
+            subscription.wakeup.clear()
+            live = subscription.next_live(position)
+            if live is not None and live.seq == position + 1:
+                subscription.live.popleft()
+                position = live.seq
+                yield live
+                if live.name in TERMINAL_EVENTS:
+                    return
+                continue
+            if live is None and not subscription.must_read(position):
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(notifier.recheck_seconds):
+                        await subscription.wakeup.wait()
+                        continue
+                subscription.stale = True  # nothing said for a while: look anyway
+                continue
+            # Storage first: everything after `position`, or what comes before `live`.
+            rows, full = await _read_stored(db, turn_id, position, live.seq if live else None)
+            for event in rows:
+                position = event.seq
+                yield event
+                if event.name in TERMINAL_EVENTS:
+                    return
+            if full:
+                subscription.stale = True  # a whole page: there may be more
+            elif live is not None and live.seq > position:
+                subscription.live.popleft()
+                position = live.seq
+                yield live
+                if live.name in TERMINAL_EVENTS:
+                    return
+
+
+async def _read_stored(
+    db: Database, turn_id: uuid.UUID, after: int, before: int | None
+) -> tuple[list[StoredEvent], bool]:
+    """Stored events numbered after `after` (and below `before`); whether the page was full."""
+    limit = READ_PAGE_SIZE if before is None else min(READ_PAGE_SIZE, before - after - 1)
+    async with db.read() as session:
+        rows = await events_repo.list_events(session, turn_id, after_seq=after, limit=limit)
+    events = [
+        StoredEvent(row.seq, row.name, dict(row.data or {}))
+        for row in rows
+        if before is None or row.seq < before
+    ]
+    return events, len(events) == limit

@@ -19,12 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import Database
 from app.models import GatewaySession, Turn, TurnStatus, utcnow
 from app.paseo.prompts import recorded_prompt
+from app.repositories import event_channel
 from app.repositories import sessions as sessions_repo
 from app.repositories import turn_events as events_repo
 from app.repositories import turns as turns_repo
+from app.repositories.locks import lock_row
 from app.repositories.sessions import SessionChanges
 from app.services.turn_decisions import Ending
-from app.services.turn_events import Event, EventNotifier, EventWriter
+from app.services.turn_events import EventNotifier, EventWriter, StoredEvent
 from app.services.turn_states import (
     FINAL_STATUSES,
     TERMINAL_EVENT_BY_STATUS,
@@ -36,6 +38,8 @@ from app.services.turn_states import (
 # A turn that replaced another waits at most this long (polling this often) for the other's
 # runner to let go before it sends its own prompt, so the two never reach Paseo out of order.
 REPLACED_POLL_SECONDS = 0.1
+# A cancel notice waits at most this long for the turn's runner in another process to store it.
+REMOTE_ANNOUNCE_GRACE_SECONDS = 1.0
 _ERROR_STATUSES = (TurnStatus.FAILED, TurnStatus.INTERRUPTED, TurnStatus.TIMED_OUT)
 
 
@@ -45,24 +49,31 @@ async def end_turn(
     ending: Ending,
     *,
     runner_id: str | None = None,
-    pending: Sequence[Event] = (),
+    pending: Sequence[StoredEvent] = (),
     usage: dict[str, Any] | None = None,
 ) -> Turn | None:
     """End the turn with `ending`, in the caller's transaction; None if it had ended already
     (or, with `runner_id`, another runner holds it): nothing is changed then.
 
-    `pending` events are stored first; `final_text` is what the stored `text` events say,
-    so it always equals their concatenation.
+    `pending` (numbered events from the runner's `EventWriter.drain`) are stored first;
+    `final_text` is what the stored `text` events say, so it always equals their
+    concatenation. Numbers given out but never stored are listed in the terminal event.
     """
     if pending:
+        rows = [(event.seq, event.name, event.data) for event in pending]
         try:
-            await events_repo.append_next_events(session, turn_id, pending, runner_id=runner_id)
+            await event_channel.store_numbered_events(session, turn_id, rows, runner_id=runner_id)
         except turns_repo.TurnNotWritable:
             await _check_ended_already(session, turn_id, ending.status)
             return None
+        except event_channel.EventsOutOfOrder:
+            pass  # never stored: the terminal lists their numbers
+    # Locked before reading the events, so no batch lands between the read and the ending.
+    await lock_row(session, Turn.id, turn_id, touch=Turn.last_event_seq)
+    text, seqs = await stored_record(session, turn_id)
     fields: dict[str, Any] = {
         "finished_at": utcnow(),
-        "final_text": await stored_text(session, turn_id),
+        "final_text": text,
         "error_code": ending.error_code,
     }
     if usage is not None:
@@ -81,12 +92,30 @@ async def end_turn(
         await _check_ended_already(session, turn_id, ending.status)
         return None
     name = TERMINAL_EVENT_BY_STATUS[ending.status]
-    terminal = (turn.last_event_seq, name, terminal_payload(turn, ending.message))
-    await events_repo.append_events(session, turn_id, [terminal])
+    payload = terminal_payload(turn, ending.message)
+    unstored = unstored_ranges(seqs, below=turn.last_event_seq)
+    if unstored:
+        payload["unstored_event_ids"] = unstored
+    await events_repo.append_events(session, turn_id, [(turn.last_event_seq, name, payload)])
+    await event_channel.notify_stored(session, turn_id, turn.last_event_seq)
     record = await sessions_repo.get_session(session, turn.session_id)
     if record is not None:
         await sessions_repo.update_session(session, record, last_active_at=utcnow())
     return turn
+
+
+def unstored_ranges(stored: Sequence[int], *, below: int) -> list[list[int]]:
+    """The numbers under `below` that no stored event has, as [first, last] ranges: they were
+    given to events that a reader may have seen live but that were never stored."""
+    ranges: list[list[int]] = []
+    expected = 1
+    for seq in sorted({*stored, below}):
+        if seq > below:
+            break
+        if seq > expected:
+            ranges.append([expected, seq - 1])
+        expected = seq + 1
+    return ranges
 
 
 async def _check_ended_already(session: AsyncSession, turn_id: uuid.UUID, target: str) -> None:
@@ -101,8 +130,14 @@ async def _check_ended_already(session: AsyncSession, turn_id: uuid.UUID, target
 
 async def stored_text(session: AsyncSession, turn_id: uuid.UUID) -> str:
     """The reply as stored: the turn's `text` events concatenated (what clients have seen)."""
+    return (await stored_record(session, turn_id))[0]
+
+
+async def stored_record(session: AsyncSession, turn_id: uuid.UUID) -> tuple[str, list[int]]:
+    """The stored reply (see `stored_text`) and the numbers of every stored event."""
     rows = await events_repo.list_events(session, turn_id, limit=1_000_000)
-    return "".join(str(row.data.get("delta", "")) for row in rows if row.name == "text")
+    text = "".join(str(row.data.get("delta", "")) for row in rows if row.name == "text")
+    return text, [row.seq for row in rows]
 
 
 def terminal_payload(turn: Turn, message: str | None) -> dict[str, Any]:
@@ -118,13 +153,48 @@ def terminal_payload(turn: Turn, message: str | None) -> dict[str, Any]:
 
 async def announce_cancelling(db: Database, notifier: EventNotifier, turn_id: uuid.UUID) -> None:
     """Store `turn.cancelling` once per turn, whoever reaches the cancel's deadline first (the
-    request that answers 202, or the runner); nothing for a turn that has ended."""
+    request that answers 202, or the runner); nothing for a turn that has ended.
+
+    The event must not overtake a number the turn's runner gave out and has yet to store
+    (that batch could then not be stored): a runner here is paused meanwhile; a runner in
+    another process announces at the same deadline, so it is given a moment to do it itself.
+    """
+    writer = notifier.writer_of(turn_id)
+    if writer is not None:
+        async with writer.exclusive():
+            seq = await _store_cancelling(db, turn_id)
+    else:
+        await _let_remote_runner_announce(db, turn_id)
+        seq = await _store_cancelling(db, turn_id)
+    if seq is not None:
+        notifier.stored(turn_id, seq)
+
+
+async def _store_cancelling(db: Database, turn_id: uuid.UUID) -> int | None:
     async with db.session() as session:
         if not await turns_repo.mark_cancelling(session, turn_id):
-            return
+            return None
         detail = {"detail": "Paseo has not confirmed the stop yet; still checking"}
-        await events_repo.append_next_events(session, turn_id, [("turn.cancelling", detail)])
-    notifier.notify(turn_id)
+        [seq] = await events_repo.append_next_events(
+            session, turn_id, [("turn.cancelling", detail)]
+        )
+        await event_channel.notify_stored(session, turn_id, seq)
+    return seq
+
+
+async def _let_remote_runner_announce(db: Database, turn_id: uuid.UUID) -> None:
+    """Wait (at most REMOTE_ANNOUNCE_GRACE_SECONDS) while a runner elsewhere holds the turn and
+    has not announced yet."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + REMOTE_ANNOUNCE_GRACE_SECONDS
+    while loop.time() < give_up:
+        async with db.read() as session:
+            turn = await turns_repo.get_turn(session, turn_id)
+        if turn is None or turn.runner_id is None or turn.cancelling_at is not None:
+            return
+        if TurnStatus(turn.status) in FINAL_STATUSES:
+            return
+        await asyncio.sleep(REPLACED_POLL_SECONDS)
 
 
 class TurnStore:
@@ -218,7 +288,8 @@ class TurnStore:
                 pending=pending,
                 usage=usage,
             )
-        self.notifier.notify(self.turn_id)
+        self.writer.handed_over(pending, stored=turn is not None)
+        self.notifier.stored(self.turn_id, turn.last_event_seq if turn is not None else None)
         return turn
 
     async def let_go(self) -> None:
