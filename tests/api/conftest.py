@@ -28,6 +28,9 @@ from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon
 
 # Generous: on a loaded 2-core machine a server (imports, migrations) can take tens of seconds.
 STARTUP_TIMEOUT_SECONDS = 120.0
+# Every transport the gateway has: the shared API gateways run on each (the CLI's and the
+# daemon's WebSocket, against the same fake daemon).
+TRANSPORTS = ("cli", "daemon")
 # The gateways under test start with this admin key (PASEO_GATEWAY_ADMIN_KEY).
 TEST_ADMIN_KEY = "pgw_test-admin-key-for-the-suite-0000000000"
 AUTH = {"Authorization": f"Bearer {TEST_ADMIN_KEY}"}
@@ -87,6 +90,12 @@ def stop_gateway(gateway: Gateway) -> None:
             gateway.process.wait()
 
 
+def gateway_transport() -> str:
+    """The transport of gateways a test starts itself: `cli`, or what
+    PASEO_GATEWAY_TEST_TRANSPORT names (the shared `gateway` fixture runs on both)."""
+    return os.environ.get("PASEO_GATEWAY_TEST_TRANSPORT", "cli")
+
+
 def gateway_env(
     database_url: str, daemon: FakePaseoDaemon, cwd: Path, **overrides: str
 ) -> dict[str, str]:
@@ -102,22 +111,30 @@ def gateway_env(
         PASEO_GATEWAY_SSE_PING_SECONDS="1",
         PASEO_GATEWAY_ADMIN_KEY=TEST_ADMIN_KEY,
         PASEO_GATEWAY_LOG_FORMAT="text",  # the tests read the access log
+        PASEO_GATEWAY_TRANSPORT=gateway_transport(),
     )
     env.update(overrides)
     return env
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
+@pytest.fixture(
+    scope="session",
+    params=[(backend, transport) for transport in TRANSPORTS for backend in BACKENDS],
+    ids=lambda param: "-".join(param),
+)
 def gateway(
     request: pytest.FixtureRequest,
     fake_daemon: FakePaseoDaemon,
     agent_cwd: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gateway]:
-    """One gateway per backend for the run; it migrates its empty database at start."""
-    log_dir = tmp_path_factory.mktemp(f"gateway-{request.param}")
-    with empty_database(request.param, log_dir) as database_url:
-        gateway = start_gateway(log_dir, gateway_env(database_url, fake_daemon, agent_cwd))
+    """One gateway per backend and transport for the run, all on the one fake daemon; each
+    migrates its empty database at start."""
+    backend, transport = request.param
+    log_dir = tmp_path_factory.mktemp(f"gateway-{backend}-{transport}")
+    with empty_database(backend, log_dir) as database_url:
+        env = gateway_env(database_url, fake_daemon, agent_cwd, PASEO_GATEWAY_TRANSPORT=transport)
+        gateway = start_gateway(log_dir, env)
         try:
             yield gateway
         finally:

@@ -87,7 +87,14 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     assert ready.status_code == 200, ready.text
     checks = ready.json()["checks"]
     assert all(check["ok"] for check in checks.values())
-    assert set(checks) == {"database", "paseo_binary", "daemon"}
+    transport = ready.json()["transport"]
+    if transport == "cli":
+        assert set(checks) == {"database", "paseo_binary", "daemon"}
+    else:
+        # No CLI needed; the daemon said who it is at the handshake.
+        assert transport == "daemon" and set(checks) == {"database", "daemon"}
+        assert checks["daemon"]["version"] and checks["daemon"]["server_id"]
+        assert checks["daemon"]["server_id"] in checks["daemon"]["detail"]
 
 
 async def test_docs_show_every_route_with_its_problems(client: httpx.AsyncClient) -> None:

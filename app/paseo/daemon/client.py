@@ -8,6 +8,7 @@ the agent is fetched first, so both transports give the service layer the same a
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from app.paseo.daemon.connection import (
     DaemonConnection,
     Disconnected,
     Reconnected,
+    StreamItem,
 )
 from app.paseo.daemon.target import DaemonTarget
 from app.paseo.daemon.timeline import Row, prompt_history, rows_of, turn_so_far
@@ -48,6 +50,9 @@ SEND_TIMEOUT_SECONDS = 15.0
 CREATE_TIMEOUT_SECONDS = 60.0
 # `wait_for_finish` is asked only for a turn that already ended (it answers at once then).
 WAIT_TIMEOUT_SECONDS = 15.0
+# A turn whose daemon connection dropped waits this long for it to come back (two reconnect
+# attempts) before it fails: a daemon that died took the turn with it.
+RECONNECT_GRACE_SECONDS = 8.0
 _BUSY = frozenset({"running", "initializing"})
 _WAIT_OUTCOME: dict[str, TurnOutcome] = {
     "idle": "completed",
@@ -284,7 +289,7 @@ class DaemonPaseoClient:
         while True:
             item = await follower.queue.get()
             if isinstance(item, Disconnected):
-                continue  # the reconnect that follows says when to catch up
+                item = await _reconnected(follower, item)
             if isinstance(item, Reconnected):
                 assert follower.agent_id is not None
                 async for event in self._catch_up(follower.agent_id, turn, prompt):
@@ -379,6 +384,22 @@ class _Turn:
         if end is not None:
             out.append(TurnEnded(end.outcome, end.message, self.text, end.usage))
         return out
+
+
+async def _reconnected(
+    follower: AgentFollower, lost: Disconnected
+) -> wire.StreamEvent | Reconnected:
+    """The next item after a drop, if it comes within the grace; else the turn fails."""
+    try:
+        async with asyncio.timeout(RECONNECT_GRACE_SECONDS):
+            while True:
+                item: StreamItem = await follower.queue.get()
+                if not isinstance(item, Disconnected):
+                    return item
+    except TimeoutError:
+        raise PaseoError(
+            "DAEMON_NOT_RUNNING", f"lost the daemon in the middle of the turn: {lost.reason}"
+        ) from None
 
 
 def _row_event(agent_id: str, row: Row, epoch: object) -> wire.StreamEvent:

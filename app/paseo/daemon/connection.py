@@ -59,7 +59,7 @@ class Reconnected:
 StreamItem = wire.StreamEvent | Disconnected | Reconnected
 
 
-@dataclass
+@dataclass(eq=False)
 class AgentFollower:
     """Stream events of one agent (or of the agent a prompt with `message_id` creates)."""
 
@@ -88,6 +88,8 @@ class DaemonConnection:
         self.server_info: dict[str, Any] | None = None
         self._socket: ClientConnection | None = None
         self._connected = asyncio.Event()
+        # Set after each connection attempt ends; cleared while one is under way.
+        self._attempt_over = asyncio.Event()
         self._last_error = "not connected yet"
         self._pending: dict[str, _Pending] = {}
         self._followers: set[AgentFollower] = set()
@@ -160,12 +162,15 @@ class DaemonConnection:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _open_socket(self) -> ClientConnection:
+        """The socket; a call made while an attempt to connect is under way waits for it,
+        one made while the daemon is known to be down (backing off) fails at once."""
         self._start()
-        try:
-            async with asyncio.timeout(self.connect_timeout):
-                await self._connected.wait()
-        except TimeoutError:
-            raise self._unavailable() from None
+        if not self._connected.is_set():
+            try:
+                async with asyncio.timeout(self.connect_timeout):
+                    await self._attempt_over.wait()
+            except TimeoutError:
+                raise self._unavailable() from None
         if self._socket is None:
             raise self._unavailable()
         return self._socket
@@ -181,29 +186,32 @@ class DaemonConnection:
         attempt = 0
         ever_connected = False
         while not self._closed:
+            self._attempt_over.clear()
+            was_connected = False
             try:
                 async with self._connect() as socket:
                     await self._handshake(socket)
-                    attempt = 0
+                    attempt, was_connected = 0, True
                     self._socket = socket
                     self._connected.set()
+                    self._attempt_over.set()
                     if ever_connected:
                         self._tell_followers(Reconnected())
                     ever_connected = True
                     await self._read(socket)
                 self._last_error = "the daemon closed the connection"
-            except (OSError, InvalidHandshake, TimeoutError) as exc:
-                self._last_error = _describe(exc)
-            except ConnectionClosed as exc:
+            except (OSError, InvalidHandshake, TimeoutError, ConnectionClosed) as exc:
                 self._last_error = _describe(exc)
             self._connected.clear()
             self._socket = None
+            self._attempt_over.set()
             self._fail_pending()
             if ever_connected:
                 self._tell_followers(Disconnected(self._last_error))
             if self._closed:
                 return
-            logger.warning("daemon connection lost (%s); reconnecting", self._last_error)
+            if was_connected or attempt == 0:
+                logger.warning("daemon connection lost (%s); reconnecting", self._last_error)
             delay = min(BACKOFF_FIRST_SECONDS * 2**attempt, BACKOFF_MAX_SECONDS)
             attempt += 1
             await asyncio.sleep(delay)
