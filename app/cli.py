@@ -140,6 +140,8 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
     await upgrade_to_head_async(settings.database_url)
     db = Database.from_url(settings.database_url)
     auth = AuthService(db, stream_token_seconds=settings.stream_token_seconds)
+    # Keys live in the database: one made for another gateway's database is unknown there.
+    print(f"database: {_redacted_url(settings.database_url)}", file=sys.stderr)
     try:
         if args.keys_command == "create":
             created = await auth.create_key(args.name, args.scope)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -74,6 +75,8 @@ _NOT_AN_OBJECT = ("model_attributes_type", "dict_type", "model_type")
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if broken := _json_decode_error(exc.errors()):
+        return problem_response(400, "malformed_body", "The body is not valid JSON", broken)
     errors = [
         {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type")}
         for error in exc.errors()
@@ -91,6 +94,17 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         else:
             detail = 'the body must be a JSON object, like {"prompt": "..."}'
     return problem_response(422, "validation_failed", "Invalid request", detail, errors=errors)
+
+
+def _json_decode_error(errors: Sequence[Any]) -> str | None:
+    """What is wrong with a body that is not JSON at all (a 400, not a field to fix)."""
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            loc = list(error.get("loc", ()))
+            at = f" at character {loc[1]}" if len(loc) > 1 else ""
+            reason = (error.get("ctx") or {}).get("error", "JSON decode error")
+            return f"the body is not valid JSON ({reason}{at}); send a JSON object"
+    return None
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:

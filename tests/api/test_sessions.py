@@ -147,3 +147,12 @@ async def test_import_errors(client: httpx.AsyncClient) -> None:
     )
     problem = assert_problem(codex, 422, "invalid_input")
     assert problem["paseo_code"] == "AGENT_IMPORT_FAILED"
+
+
+async def test_a_body_that_is_not_json_is_a_400_saying_so(client: httpx.AsyncClient) -> None:
+    session = (await client.post("/sessions", json={})).json()
+    json_type = {"content-type": "application/json"}
+    for path in ("/sessions", f"/sessions/{session['id']}/prompt"):
+        answer = await client.post(path, content=b'{"prompt": "hi",}', headers=json_type)
+        problem = assert_problem(answer, 400, "malformed_body")
+        assert "not valid JSON" in problem["detail"] and "character" in problem["detail"]
