@@ -40,8 +40,9 @@ from app.services.turn_states import TERMINAL_EVENTS
 
 logger = logging.getLogger(__name__)
 
-# Numbered events wait at most this long before they are stored (readers here see them now).
-FLUSH_INTERVAL_SECONDS = 0.1
+# Numbered events wait at most this long before they are stored (readers here see them now;
+# readers elsewhere when they are stored). Events coming faster share a batch.
+FLUSH_INTERVAL_SECONDS = 0.005
 # A batch never grows past this many events.
 MAX_BATCH_EVENTS = 200
 # A reader with nothing to tell it re-reads storage this often (a notifier with no listener).
@@ -401,10 +402,31 @@ async def follow_events(
                     return
 
 
+# Reads in flight, by (database, turn, after, before): readers woken together share one.
+_reads: dict[
+    tuple[int, uuid.UUID, int, int | None], asyncio.Future[tuple[list[StoredEvent], bool]]
+] = {}
+
+
 async def _read_stored(
     db: Database, turn_id: uuid.UUID, after: int, before: int | None
 ) -> tuple[list[StoredEvent], bool]:
-    """Stored events numbered after `after` (and below `before`); whether the page was full."""
+    """Stored events numbered after `after` (and below `before`); whether the page was full.
+
+    A thousand readers of a turn woken by one notice ask the same question: one query answers.
+    """
+    key = (id(db), turn_id, after, before)
+    shared = _reads.get(key)
+    if shared is None:
+        shared = asyncio.ensure_future(_query_stored(db, turn_id, after, before))
+        _reads[key] = shared
+        shared.add_done_callback(lambda _done: _reads.pop(key, None))
+    return await asyncio.shield(shared)
+
+
+async def _query_stored(
+    db: Database, turn_id: uuid.UUID, after: int, before: int | None
+) -> tuple[list[StoredEvent], bool]:
     limit = READ_PAGE_SIZE if before is None else min(READ_PAGE_SIZE, before - after - 1)
     async with db.read() as session:
         rows = await events_repo.list_events(session, turn_id, after_seq=after, limit=limit)

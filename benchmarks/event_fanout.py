@@ -1,0 +1,539 @@
+#!/usr/bin/env python3
+"""Benchmark: how fast a turn's chunks reach SSE readers, and what idle readers cost.
+
+Starts, all on 127.0.0.1: a fresh PostgreSQL database (dropped at the end), the fake Paseo
+daemon of tests/fakes, and two real `paseo-gateway serve` processes on that one database
+(A runs the turns; B is another replica). Then:
+
+1. Latency. A session's agent is made (one quick warm-up turn), and for each measured turn
+   a `paseo attach` of the agent runs beside the gateways: the moment it prints a chunk is
+   when the daemon showed it. The prompt is sent to A; its own stream (a reader in the
+   process that runs the turn) and a `GET …/events` reader on B (another process, woken by
+   LISTEN/NOTIFY) time every `text` delta. Printed: the latency each chunk gains from the
+   daemon to the SSE client, p50/p90, per reader, and the chunks' cadence.
+2. Idle readers. A turn that is running but quiet (its row is written straight into the
+   database, held by no gateway and never stale) gets N readers on A (`GET …/events`).
+   Printed: the time to open them all, A's CPU (% of one core) while nothing happens, the
+   memory they added (RSS), and how long one stored event (+ NOTIFY) takes to reach all.
+
+Targets (not asserted): <= 20 ms p50 added per chunk; <= 5 % of a core for 1,000 idle readers.
+
+    .venv/bin/python benchmarks/event_fanout.py
+    .venv/bin/python benchmarks/event_fanout.py --turns 3 --subscribers 1000 --idle-seconds 20
+
+Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth; `--pg-admin-dsn` to change).
+Not a test: pytest collects only tests/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon, running_fake_processes  # noqa: E402
+
+ADMIN_KEY = f"pgw_bench-{uuid.uuid4().hex}"
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+TERMINAL_EVENTS = frozenset(
+    {
+        "turn.completed",
+        "turn.failed",
+        "turn.cancelled",
+        "turn.timed_out",
+        "turn.permission",
+        "turn.interrupted",
+    }
+)
+WARM_UP_PROMPT = "emit 1 coalesced agent stream updates"
+STARTUP_TIMEOUT_SECONDS = 90.0
+GATEWAY_STOP_SECONDS = 30.0
+# What `paseo attach` prints once its header (and the replayed history) is out.
+ATTACH_HEADER_END = "\n\n"
+
+
+# -- timing what arrives --------------------------------------------------------------------
+
+
+@dataclass
+class Attach:
+    """A `paseo attach` of the agent: its output, with the time each byte arrived."""
+
+    process: asyncio.subprocess.Process
+    text: str = ""
+    arrivals: list[tuple[float, int]] = field(default_factory=list)  # (time, length so far)
+    header: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def read(self) -> None:
+        assert self.process.stdout is not None
+        while chunk := await self.process.stdout.read(65536):
+            now = time.perf_counter()
+            self.text += chunk.decode(errors="replace")
+            self.arrivals.append((now, len(self.text)))
+            if ATTACH_HEADER_END in self.text:
+                self.header.set()
+
+    def shown_at(self, end: int) -> float | None:
+        """When the output first reached `end` characters."""
+        for at, length in self.arrivals:
+            if length >= end:
+                return at
+        return None
+
+
+@dataclass
+class Deltas:
+    """`text` deltas of one SSE reader, with the time each arrived."""
+
+    name: str
+    attach: Attach
+    opened_at: float = 0.0
+    received: list[tuple[float, str]] = field(default_factory=list)
+    terminal: str | None = None
+
+
+async def read_sse(response: httpx.Response, deltas: Deltas | None) -> dict[str, Any]:
+    """Read to the terminal event; returns `turn.started`'s data (or {})."""
+    started: dict[str, Any] = {}
+    name, data = "message", []
+    async for line in response.aiter_lines():
+        if line.startswith(":"):
+            continue
+        if line:
+            key, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if key == "event":
+                name = value
+            elif key == "data":
+                data.append(value)
+            continue
+        if data:
+            payload = json.loads("\n".join(data))
+            if name == "turn.started":
+                started = payload
+            if name == "text" and deltas is not None:
+                deltas.received.append((time.perf_counter(), str(payload.get("delta", ""))))
+            if name in TERMINAL_EVENTS:
+                if deltas is not None:
+                    deltas.terminal = name
+                return started
+        name, data = "message", []
+    return started
+
+
+def added_latencies(attach: Attach, marker: str, deltas: Deltas) -> list[float]:
+    """For each delta: its arrival minus when attach showed its last character (ms). Chunks the
+    daemon showed before the reader was open are left out."""
+    cursor = attach.text.find(marker)
+    if cursor < 0:
+        return []
+    cursor += len(marker)
+    out = []
+    for received_at, delta in deltas.received:
+        if not delta:
+            continue
+        index = attach.text.find(delta, cursor)
+        if index < 0:
+            continue
+        cursor = index + len(delta)
+        shown_at = attach.shown_at(cursor)
+        if shown_at is not None and shown_at >= deltas.opened_at:
+            out.append((received_at - shown_at) * 1000)
+    return out
+
+
+# -- the two measurements -------------------------------------------------------------------
+
+
+async def measure_latency(
+    a: httpx.AsyncClient, b: httpx.AsyncClient, daemon: FakePaseoDaemon, turns: int
+) -> dict[str, list[float]]:
+    response = await a.post("/sessions", json={"title": "latency", "model": "ten-second-stream"})
+    response.raise_for_status()
+    session_id = response.json()["id"]
+    async with a.stream(
+        "POST", f"/sessions/{session_id}/prompt", json={"prompt": WARM_UP_PROMPT}
+    ) as stream:
+        started = await read_sse(stream, None)
+    agent_id = (
+        started.get("agent_id") or (await a.get(f"/sessions/{session_id}")).json()["agent_id"]
+    )
+    figures: dict[str, list[float]] = {"same process": [], "second process": [], "cadence": []}
+    for index in range(turns):
+        prompt = f"write a haiku, take {index} {uuid.uuid4().hex[:8]}"
+        local, remote = await timed_turn(a, b, daemon, session_id, agent_id, prompt)
+        marker = attach_marker(prompt)
+        figures["same process"] += added_latencies(local.attach, marker, local)
+        figures["second process"] += added_latencies(local.attach, marker, remote)
+        times = [at for at, _ in local.received]
+        figures["cadence"] += [(t2 - t1) * 1000 for t1, t2 in itertools.pairwise(times)]
+    return figures
+
+
+def attach_marker(prompt: str) -> str:
+    return f"[User] {prompt}\n"
+
+
+async def timed_turn(
+    a: httpx.AsyncClient,
+    b: httpx.AsyncClient,
+    daemon: FakePaseoDaemon,
+    session_id: str,
+    agent_id: str,
+    prompt: str,
+) -> tuple[Deltas, Deltas]:
+    """One turn sent to A, timed by `paseo attach`, by A's own stream and by a reader on B."""
+    process = await asyncio.create_subprocess_exec(
+        str(FAKE_PASEO_BIN),
+        "attach",
+        "--",
+        agent_id,
+        env=daemon.env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    attach = Attach(process)
+    attaching = asyncio.create_task(attach.read())
+    local, remote = Deltas("same process", attach), Deltas("second process", attach)
+    try:
+        async with asyncio.timeout(30):
+            await attach.header.wait()
+        await asyncio.sleep(0.5)  # the replayed history is out
+        local.opened_at = time.perf_counter()
+        async with a.stream(
+            "POST", f"/sessions/{session_id}/prompt", json={"prompt": prompt}
+        ) as stream:
+            url = stream.headers["Content-Location"]
+            following = asyncio.create_task(follow(b, url, remote))
+            await read_sse(stream, local)
+            await following
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+        await process.wait()
+        await asyncio.gather(attaching, return_exceptions=True)
+    return local, remote
+
+
+async def follow(client: httpx.AsyncClient, url: str, deltas: Deltas) -> None:
+    deltas.opened_at = time.perf_counter()
+    async with client.stream("GET", url) as events:
+        await read_sse(events, deltas)
+
+
+@dataclass
+class IdleFigures:
+    subscribers: int
+    open_seconds: float
+    cpu_percent: float
+    idle_seconds: float
+    rss_added_mb: float
+    wake_all_ms: float | None
+
+
+async def measure_idle(
+    a: httpx.AsyncClient, base_url: str, db_dsn: str, gateway_pid: int, count: int, idle: float
+) -> IdleFigures:
+    response = await a.post("/sessions", json={"title": "idle", "model": "ten-second-stream"})
+    response.raise_for_status()
+    session_id = uuid.UUID(response.json()["id"])
+    turn_id = uuid.uuid4()
+    connection = await asyncpg.connect(db_dsn)
+    try:
+        # Running, held by no gateway here, and never stale: nothing will happen to it.
+        await connection.execute(
+            "INSERT INTO turns (id, session_id, number, prompt, status, started_at, runner_id,"
+            " heartbeat_at, last_event_seq) VALUES ($1, $2, 1, 'idle', 'running',"
+            " CURRENT_TIMESTAMP, 'bench-idle', CURRENT_TIMESTAMP + interval '1 day', 0)",
+            turn_id,
+            session_id,
+        )
+        gateway = psutil.Process(gateway_pid)
+        rss_before = gateway.memory_info().rss
+        url = f"/sessions/{session_id}/turns/{turn_id}/events"
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+        timeout = httpx.Timeout(30.0, read=None)
+        async with (
+            httpx.AsyncClient(
+                base_url=base_url, headers=AUTH, limits=limits, timeout=timeout, trust_env=False
+            ) as client,
+            contextlib.AsyncExitStack() as streams,
+        ):
+            opened = 0
+            got_event = 0
+            all_got = asyncio.Event()
+
+            async def open_one(gate: asyncio.Semaphore) -> httpx.Response:
+                nonlocal opened
+                async with gate:
+                    response = await streams.enter_async_context(client.stream("GET", url))
+                    response.raise_for_status()
+                    opened += 1
+                    return response
+
+            async def wait_for_event(response: httpx.Response) -> None:
+                nonlocal got_event
+                async for line in response.aiter_lines():
+                    if line.startswith("event: text"):
+                        got_event += 1
+                        if got_event == count:
+                            all_got.set()
+                        return
+
+            start = time.perf_counter()
+            gate = asyncio.Semaphore(50)
+            responses = await asyncio.gather(*(open_one(gate) for _ in range(count)))
+            open_seconds = time.perf_counter() - start
+            readers = [asyncio.create_task(wait_for_event(r)) for r in responses]
+            await asyncio.sleep(2.0)  # let the last opens settle
+            cpu_before = sum(gateway.cpu_times()[:2])
+            wall_before = time.perf_counter()
+            await asyncio.sleep(idle)
+            cpu_percent = (
+                (sum(gateway.cpu_times()[:2]) - cpu_before)
+                / (time.perf_counter() - wall_before)
+                * 100
+            )
+            rss_added = (gateway.memory_info().rss - rss_before) / 1e6
+            # One stored event (as a runner in another process would store it) and its NOTIFY.
+            woke = time.perf_counter()
+            async with connection.transaction():
+                await connection.execute(
+                    "UPDATE turns SET last_event_seq = 1 WHERE id = $1", turn_id
+                )
+                await connection.execute(
+                    "INSERT INTO turn_events (turn_id, seq, name, data, created_at)"
+                    " VALUES ($1, 1, 'text', '{\"delta\": \"x\"}', CURRENT_TIMESTAMP)",
+                    turn_id,
+                )
+                await connection.execute(
+                    "SELECT pg_notify('paseo_turn_events', $1)", f"{turn_id}:1"
+                )
+            wake_all_ms: float | None = None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(60):
+                    await all_got.wait()
+                    wake_all_ms = (time.perf_counter() - woke) * 1000
+            for reader in readers:
+                reader.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+    finally:
+        await connection.close()
+    return IdleFigures(count, open_seconds, cpu_percent, idle, rss_added, wake_all_ms)
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def render(latency: dict[str, list[float]], idle: IdleFigures | None, wall: float) -> str:
+    lines = ["", "event fan-out benchmark", ""]
+    lines.append("latency each chunk gains, daemon (paseo attach) -> SSE client:")
+    for name in ("same process", "second process"):
+        values = latency.get(name, [])
+        lines.append(
+            f"  {name:15} p50 {percentile(values, 50):7.1f} ms   p90 {percentile(values, 90):7.1f}"
+            f" ms   ({len(values)} chunks)"
+        )
+    cadence = latency.get("cadence", [])
+    if cadence:
+        lines.append(
+            "  chunk cadence at the same-process reader: median"
+            f" {statistics.median(cadence):.1f} ms"
+        )
+    if idle is not None:
+        lines.append("")
+        lines.append(f"{idle.subscribers} idle subscribers of one turn (gateway A):")
+        lines.append(f"  time to open them all     {idle.open_seconds:8.2f} s")
+        lines.append(
+            f"  gateway CPU while idle    {idle.cpu_percent:8.2f} % of a core"
+            f" (over {idle.idle_seconds:.0f} s)"
+        )
+        lines.append(f"  memory added (RSS)        {idle.rss_added_mb:8.1f} MB")
+        woke = f"{idle.wake_all_ms:8.1f} ms" if idle.wake_all_ms is not None else "not all woke"
+        lines.append(f"  one event reaches all     {woke}")
+    lines.append("")
+    lines.append(f"wall time {wall:.1f} s")
+    return "\n".join(lines)
+
+
+# -- processes ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def gateway_command() -> list[str]:
+    for candidate in (
+        REPO / ".venv" / "bin" / "paseo-gateway",
+        Path(sys.executable).parent / "paseo-gateway",
+    ):
+        if candidate.exists():
+            return [str(candidate)]
+    return [sys.executable, "-m", "app"]
+
+
+def start_gateway(
+    work: Path, name: str, database_url: str, daemon: FakePaseoDaemon
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    cwd = work / "project"
+    cwd.mkdir(parents=True, exist_ok=True)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PASEO")}
+    env.update(
+        PASEO_GATEWAY_DATABASE_URL=database_url,
+        PASEO_GATEWAY_PASEO_BIN=str(FAKE_PASEO_BIN),
+        PASEO_GATEWAY_PASEO_HOST=daemon.host,
+        PASEO_GATEWAY_PASEO_HOME=str(daemon.home),
+        PASEO_GATEWAY_ADMIN_KEY=ADMIN_KEY,
+        PASEO_GATEWAY_DEFAULT_PROVIDER="mock",
+        PASEO_GATEWAY_DEFAULT_CWD=str(cwd),
+        PASEO_GATEWAY_PROMPT_RATE_LIMIT_PER_MINUTE="0",
+        PASEO_GATEWAY_LOG_FORMAT="text",
+        PASEO_GATEWAY_LOG_LEVEL="WARNING",
+    )
+    url = f"http://127.0.0.1:{port}"
+    with (work / f"gateway-{name}.log").open("wb") as log:
+        process = subprocess.Popen(
+            [*gateway_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=work,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    with httpx.Client(trust_env=False, timeout=5) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"gateway {name} exited at start (log in {work})")
+            with contextlib.suppress(httpx.TransportError):
+                if client.get(f"{url}/healthz").status_code == 200:
+                    return process, url
+            time.sleep(0.2)
+    stop_gateway(process)
+    raise RuntimeError(f"gateway {name} did not start (log in {work})")
+
+
+def stop_gateway(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=GATEWAY_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+async def admin_execute(admin_dsn: str, sql: str) -> None:
+    connection = await asyncpg.connect(admin_dsn, timeout=30)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+async def benchmark(
+    url_a: str, url_b: str, pid_a: int, db_dsn: str, daemon: FakePaseoDaemon, args: Any
+) -> tuple[dict[str, list[float]], IdleFigures | None]:
+    timeout = httpx.Timeout(30.0, read=120.0)
+    async with (
+        httpx.AsyncClient(base_url=url_a, headers=AUTH, timeout=timeout, trust_env=False) as a,
+        httpx.AsyncClient(base_url=url_b, headers=AUTH, timeout=timeout, trust_env=False) as b,
+    ):
+        latency = await measure_latency(a, b, daemon, args.turns)
+        idle = None
+        if args.subscribers:
+            idle = await measure_idle(a, url_a, db_dsn, pid_a, args.subscribers, args.idle_seconds)
+    return latency, idle
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--turns", type=int, default=3, help="measured turns")
+    parser.add_argument("--subscribers", type=int, default=1000, help="idle readers (0: none)")
+    parser.add_argument("--idle-seconds", type=float, default=15.0, help="idle CPU window")
+    parser.add_argument("--time-scale", type=float, default=0.5, help="FAKE_PASEO_TIME_SCALE")
+    parser.add_argument("--pg-admin-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args(argv)
+    wall = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="paseo-gw-fanout-"))
+    db_name = f"paseo_gw_fanout_{uuid.uuid4().hex[:10]}"
+    db_dsn = urlunsplit(urlsplit(args.pg_admin_dsn)._replace(path=f"/{db_name}"))
+    database_url = db_dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+    daemon = FakePaseoDaemon(work / "paseo-home", time_scale=args.time_scale)
+    gateways: list[subprocess.Popen[bytes]] = []
+    status = 2
+    try:
+        asyncio.run(admin_execute(args.pg_admin_dsn, f'CREATE DATABASE "{db_name}"'))
+        daemon.start()
+        process_a, url_a = start_gateway(work, "a", database_url, daemon)
+        gateways.append(process_a)
+        process_b, url_b = start_gateway(work, "b", database_url, daemon)
+        gateways.append(process_b)
+        print(f"gateways {url_a} (A, pid {process_a.pid}), {url_b} (B); work {work}", flush=True)
+        latency, idle = asyncio.run(benchmark(url_a, url_b, process_a.pid, db_dsn, daemon, args))
+        print(render(latency, idle, time.perf_counter() - wall), flush=True)
+        status = 0
+    except Exception as exc:
+        print(
+            f"benchmark failed: {type(exc).__name__}: {exc} (work folder {work})", file=sys.stderr
+        )
+        return 2
+    finally:
+        for process in gateways:
+            stop_gateway(process)
+        with contextlib.suppress(Exception):
+            daemon.stop()
+        for pid, _argv in running_fake_processes(include_daemons=True, home=daemon.home):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            asyncio.run(
+                admin_execute(
+                    args.pg_admin_dsn, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'
+                )
+            )
+        if status == 0:
+            shutil.rmtree(work, ignore_errors=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
