@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from app.aio import cancel_and_wait
+from app.aio import SingleFlight, cancel_and_wait
 from app.paseo.attach_stream import HEADER_END, AttachParser, ParsedItem, PromptSeen
 from app.paseo.cli_shapes import (
     CliAgentDetail,
@@ -106,12 +106,17 @@ class CliPaseoClient:
         env.setdefault("NODE_COMPILE_CACHE", str(Path(tempfile.gettempdir()) / "paseo-node-cache"))
         env["NO_COLOR"] = "1"
         self.runner = CliRunner(binary, env=env, max_processes=max_processes, timeout=timeout)
+        self._reads: SingleFlight[tuple[str, ...], CliResult] = SingleFlight()
+
+    async def _read(self, args: list[str]) -> CliResult:
+        """A call that only reads: identical ones in flight share one child."""
+        return await self._reads.run(tuple(args), lambda: self.runner.run(args))
 
     # --- short calls ---------------------------------------------------------------------------
 
     async def ping(self) -> DaemonFacts:
         # `ls` fails with DAEMON_NOT_RUNNING when the daemon is down; `provider ls` would not.
-        check(await self.runner.run(["ls", "--json"]))
+        check(await self._read(["ls", "--json"]))
         return DaemonFacts("cli")
 
     async def list_agents(
@@ -122,11 +127,11 @@ class CliPaseoClient:
             args.append("--all")
         args += [f"--label={key}={value}" for key, value in (labels or {}).items()]
         return [
-            row.to_gateway() for row in parse_json_list(await self.runner.run(args), CliAgentRow)
+            row.to_gateway() for row in parse_json_list(await self._read(args), CliAgentRow)
         ]
 
     async def inspect_agent(self, agent_id: str) -> AgentDetail:
-        result = await self.runner.run(["inspect", "--json", "--", agent_id])
+        result = await self._read(["inspect", "--json", "--", agent_id])
         return parse_json(result, CliAgentDetail).to_gateway()
 
     async def import_agent(
@@ -155,11 +160,11 @@ class CliPaseoClient:
         return parse_json(result, CliDeleteResult).to_gateway()
 
     async def list_providers(self) -> list[ProviderInfo]:
-        result = await self.runner.run(["provider", "ls", "--json"])
+        result = await self._read(["provider", "ls", "--json"])
         return [row.to_gateway() for row in parse_json_list(result, CliProviderRow)]
 
     async def read_logs(self, agent_id: str) -> str:
-        result = await self.runner.run(["logs", "--", agent_id])
+        result = await self._read(["logs", "--", agent_id])
         return check(result, text_code="LOGS_FAILED").stdout
 
     async def prompt_history(self, agent_id: str, prompt: str) -> PromptHistory:

@@ -15,7 +15,13 @@ import pytest
 from app.paseo.cli import CliPaseoClient
 from app.paseo.errors import PaseoError, PaseoErrorKind
 from app.paseo.types import AgentStarted, NewAgent, TurnEnded
-from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon, argv_log, running_fake_processes
+from tests.fakes.harness import (
+    FAKE_PASEO_BIN,
+    FakePaseoDaemon,
+    argv_log,
+    cli_calls,
+    running_fake_processes,
+)
 
 
 def _client(daemon: FakePaseoDaemon, **env: str) -> CliPaseoClient:
@@ -149,11 +155,27 @@ async def test_semaphore_caps_concurrent_short_calls(fake_daemon: FakePaseoDaemo
 
     sampler = asyncio.create_task(sample())
     started = time.monotonic()
-    await asyncio.gather(*(client.ping() for _ in range(6)))
+    # The runner's own limit (identical reads through the client would share one child).
+    await asyncio.gather(*(client.runner.run(["ls", "--json"]) for _ in range(6)))
     elapsed = time.monotonic() - started
     sampler.cancel()
     assert most == 2
     assert elapsed >= 1.2  # three rounds of two
+
+
+async def test_identical_reads_in_flight_cost_one_child(
+    fake_daemon: FakePaseoDaemon, tmp_path: Path
+) -> None:
+    log = tmp_path / "argv.log"
+    client = _client(fake_daemon, FAKE_PASEO_STARTUP_DELAY="0.5", FAKE_PASEO_ARGV_LOG=str(log))
+    try:
+        lists = await asyncio.gather(*(client.list_agents() for _ in range(20)))
+        assert all(listed == lists[0] for listed in lists)
+        assert cli_calls(log, "ls") == 1
+        await client.list_agents()  # not in flight any more: a call of its own
+        assert cli_calls(log, "ls") == 2
+    finally:
+        await client.aclose()
 
 
 async def test_missing_binary_is_unavailable(tmp_path: Path) -> None:
