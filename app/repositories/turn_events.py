@@ -9,11 +9,11 @@ saw; `turns.last_event_seq` keeps the highest stored. A number is used once per 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import case, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import attributes, util
@@ -106,6 +106,20 @@ async def list_events(
         .limit(limit)
     )
     return list((await session.scalars(statement)).all())
+
+
+async def has_event_named(
+    session: AsyncSession, turn_id: uuid.UUID, names: Collection[str], *, up_to_seq: int
+) -> bool:
+    """Whether one of the turn's events numbered `up_to_seq` or lower is named in `names`."""
+    statement = select(
+        exists().where(
+            TurnEventRecord.turn_id == turn_id,
+            TurnEventRecord.seq <= up_to_seq,
+            TurnEventRecord.name.in_(list(names)),
+        )
+    )
+    return bool(await session.scalar(statement))
 
 
 async def last_seq(session: AsyncSession, turn_id: uuid.UUID) -> int:

@@ -365,8 +365,14 @@ class EventWriter:
 async def follow_events(
     db: Database, notifier: EventNotifier, turn_id: uuid.UUID, *, after: int = 0
 ) -> AsyncIterator[StoredEvent]:
-    """Events with seq > `after` (stored, then live), in order, once each, until the terminal."""
+    """Events with seq > `after` (stored, then live), in order, once each, until the terminal.
+
+    A reader already past the terminal (resuming a finished turn from its last id) gets
+    nothing and is done at once: no more events will ever come.
+    """
     position = after
+    if after > 0 and await _over_by(db, turn_id, after):
+        return
     with notifier.subscribe(turn_id) as subscription:
         while True:
             subscription.wakeup.clear()
@@ -400,6 +406,12 @@ async def follow_events(
                 yield live
                 if live.name in TERMINAL_EVENTS:
                     return
+
+
+async def _over_by(db: Database, turn_id: uuid.UUID, seq: int) -> bool:
+    """Whether the turn's terminal event is numbered `seq` or lower."""
+    async with db.read() as session:
+        return await events_repo.has_event_named(session, turn_id, TERMINAL_EVENTS, up_to_seq=seq)
 
 
 # Reads in flight, by (database, turn, after, before): readers woken together share one.

@@ -14,7 +14,7 @@ import pytest
 
 from app.paseo.cli import CliPaseoClient
 from app.paseo.errors import PaseoError, PaseoErrorKind
-from app.paseo.types import AgentStarted, NewAgent, TurnEnded
+from app.paseo.types import AgentStarted, NewAgent, TextDelta, TurnEnded
 from tests.fakes.harness import (
     FAKE_PASEO_BIN,
     FakePaseoDaemon,
@@ -176,6 +176,24 @@ async def test_identical_reads_in_flight_cost_one_child(
         assert cli_calls(log, "ls") == 2
     finally:
         await client.aclose()
+
+
+async def test_on_a_slow_machine_a_first_prompt_streams_what_attach_replays(
+    fake_daemon: FakePaseoDaemon, agent_cwd: Path
+) -> None:
+    """Every CLI call takes 4 s: the turn is over before `attach` prints anything. Its replay
+    still arrives as the turn's text, chunk by chunk and exact, not one block from `logs`."""
+    client = _client(fake_daemon, FAKE_PASEO_STARTUP_DELAY="4")
+    agent = NewAgent(provider="mock", model="ten-second-stream", cwd=str(agent_cwd))
+    try:
+        events = [event async for event in client.start_agent_turn(agent, "work")]
+    finally:
+        await client.aclose()
+    texts = [event.text for event in events if isinstance(event, TextDelta)]
+    ended = events[-1]
+    assert isinstance(ended, TurnEnded) and ended.outcome == "completed"
+    assert len(texts) > 3 and ended.final_text == "".join(texts)
+    assert ended.final_text.endswith("\n\n_(end of synthetic stream)_\n")  # as attach prints it
 
 
 async def test_missing_binary_is_unavailable(tmp_path: Path) -> None:
