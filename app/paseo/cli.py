@@ -126,9 +126,7 @@ class CliPaseoClient:
         if include_archived:
             args.append("--all")
         args += [f"--label={key}={value}" for key, value in (labels or {}).items()]
-        return [
-            row.to_gateway() for row in parse_json_list(await self._read(args), CliAgentRow)
-        ]
+        return [row.to_gateway() for row in parse_json_list(await self._read(args), CliAgentRow)]
 
     async def inspect_agent(self, agent_id: str) -> AgentDetail:
         result = await self._read(["inspect", "--json", "--", agent_id])
