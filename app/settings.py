@@ -63,8 +63,11 @@ class Settings(BaseSettings):
     max_concurrent_turns: int = Field(
         default=4,
         ge=1,
-        le=64,
-        description="Turns streaming at once (each holds two paseo children: attach and send).",
+        le=1024,
+        description=(
+            "Turns streaming at once; more wait as `turn.queued`. With the CLI transport each "
+            "holds two paseo children (attach and send, ~200 MiB each): keep it small there."
+        ),
     )
     max_prompt_bytes: int = Field(
         default=1024 * 1024, ge=1, description="Largest prompt accepted, in UTF-8 bytes."
