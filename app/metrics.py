@@ -44,3 +44,15 @@ CLI_SLOT_WAIT = Histogram(
     buckets=(0.001, 0.01, 0.1, 0.5, 1, 2, 5, 15, 60),
     registry=REGISTRY,
 )
+DAEMON_REQUEST_DURATION = Histogram(
+    "paseo_gateway_daemon_request_duration_seconds",
+    "Daemon transport: how long each WebSocket request took to be answered, by request type.",
+    ["type"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15, 60),
+    registry=REGISTRY,
+)
+DAEMON_CONNECTED = Gauge(
+    "paseo_gateway_daemon_connected",
+    "Daemon transport: 1 while the WebSocket to the daemon is open, else 0.",
+    registry=REGISTRY,
+)

@@ -150,7 +150,11 @@ async def test_concurrent_interrupts_each_replace_the_one_before(
     client: httpx.AsyncClient,
 ) -> None:
     """Five interrupts at once: every one is accepted (no 409 after a side effect), each
-    replaced turn's stream ends, and the last one is what the agent answers."""
+    replaced turn's stream ends, and the last one is what the agent answers.
+
+    An instant prompt may finish before the next interrupt is admitted (the daemon transport
+    is that fast): that one completes rather than being replaced. What must hold is that each
+    turn ends completed or interrupted, and the last one completes with its own answer."""
     session = await new_session(client, **LONG)
     url = f"/sessions/{session['id']}/prompt"
     async with client.stream("POST", url, json={"prompt": "long work"}) as old:
@@ -167,11 +171,10 @@ async def test_concurrent_interrupts_each_replace_the_one_before(
         old_rest = [event async for event in old_events]
     assert [status for status, _ in results] == [200] * 5
     assert old_rest[-1].event == "turn.interrupted"
-    endings = [events[-1] for _, events in results]
-    assert sorted(event.event for event in endings) == ["turn.completed"] + ["turn.interrupted"] * 4
+    endings = [events[-1].event for _, events in results]
+    assert set(endings) <= {"turn.completed", "turn.interrupted"} and "turn.completed" in endings
     turns = (await client.get(f"/sessions/{session['id']}/turns")).json()["items"]
-    assert [t["status"] for t in turns].count("completed") == 1
-    assert all(t["status"] not in ("queued", "running") for t in turns)
+    assert {t["status"] for t in turns} <= {"completed", "interrupted"}
     last = turns[-1]
     assert last["status"] == "completed"
     n = int(last["prompt"].split()[1])

@@ -46,9 +46,13 @@ async def test_metrics(client: httpx.AsyncClient) -> None:
         'status="200"}'
     ) in text
     assert 'paseo_gateway_turns_total{outcome="completed"}' in text
-    assert 'paseo_gateway_cli_duration_seconds_count{command="run"}' in text
     assert "paseo_gateway_turn_duration_seconds_count" in text
-    assert "paseo_gateway_cli_slot_wait_seconds_count" in text
+    if (await client.get("/readyz")).json()["transport"] == "cli":
+        assert 'paseo_gateway_cli_duration_seconds_count{command="run"}' in text
+        assert "paseo_gateway_cli_slot_wait_seconds_count" in text
+    else:
+        created = 'paseo_gateway_daemon_request_duration_seconds_count{type="create_agent_request"}'
+        assert created in text and "paseo_gateway_daemon_connected 1.0" in text
     assert "paseo_gateway_active_streams" in text and "paseo_gateway_cli_processes" in text
     assert session["id"] not in text  # routes are templates, never raw ids
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.typing import Subprotocol
 
 from app.aio import cancel_and_wait
+from app.metrics import DAEMON_CONNECTED, DAEMON_REQUEST_DURATION
 from app.paseo.daemon import wire
 from app.paseo.daemon.target import DaemonTarget
 from app.paseo.errors import PaseoError
@@ -108,6 +110,7 @@ class DaemonConnection:
         none at all.
         """
         request_id = uuid.uuid4().hex
+        started = time.monotonic()
         socket = await self._open_socket()
         pending = _Pending(frozenset(replies), asyncio.get_running_loop().create_future())
         self._pending[request_id] = pending
@@ -124,6 +127,7 @@ class DaemonConnection:
             raise self._unavailable() from None
         finally:
             self._pending.pop(request_id, None)
+            DAEMON_REQUEST_DURATION.labels(type=message["type"]).observe(time.monotonic() - started)
 
     async def send(self, message: dict[str, Any]) -> None:
         """A message that gets no correlated reply (e.g. a permission response)."""
@@ -194,6 +198,7 @@ class DaemonConnection:
                     attempt, was_connected = 0, True
                     self._socket = socket
                     self._connected.set()
+                    DAEMON_CONNECTED.set(1)
                     self._attempt_over.set()
                     if ever_connected:
                         self._tell_followers(Reconnected())
@@ -203,6 +208,7 @@ class DaemonConnection:
             except (OSError, InvalidHandshake, TimeoutError, ConnectionClosed) as exc:
                 self._last_error = _describe(exc)
             self._connected.clear()
+            DAEMON_CONNECTED.set(0)
             self._socket = None
             self._attempt_over.set()
             self._fail_pending()
