@@ -11,10 +11,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.api.conftest import (
     AUTH,
     STARTUP_TIMEOUT_SECONDS,
+    TRANSPORTS,
     Gateway,
     empty_database,
     gateway_env,
@@ -82,8 +84,16 @@ async def test_json_logs_carry_request_and_turn_ids(
     assert turn_lines and all(e["session_id"] == session["id"] for e in turn_lines)
 
 
-def test_check_command(fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: Path) -> None:
-    env = gateway_env(f"sqlite+aiosqlite:///{tmp_path}/c.db", fake_daemon, agent_cwd)
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_check_command(
+    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: Path, transport: str
+) -> None:
+    env = gateway_env(
+        f"sqlite+aiosqlite:///{tmp_path}/c.db",
+        fake_daemon,
+        agent_cwd,
+        PASEO_GATEWAY_TRANSPORT=transport,
+    )
 
     def check(**overrides: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -97,9 +107,15 @@ def test_check_command(fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: 
     good = check()
     assert good.returncode == 0, good.stdout + good.stderr
     assert "ok    daemon" in good.stdout and "FAIL" not in good.stdout
+    assert f"transport {transport}" in good.stdout
     missing = check(PASEO_GATEWAY_PASEO_BIN=str(tmp_path / "nope"))
-    assert missing.returncode == 1
-    assert "FAIL  paseo_binary" in missing.stdout and "PASEO_GATEWAY_PASEO_BIN" in missing.stdout
+    if transport == "cli":
+        assert missing.returncode == 1
+        assert "FAIL  paseo_binary" in missing.stdout
+        assert "PASEO_GATEWAY_PASEO_BIN" in missing.stdout
+    else:  # the WebSocket needs no CLI; the daemon says who it is
+        assert missing.returncode == 0 and "paseo_binary" not in missing.stdout
+        assert "version 0.1.65" in good.stdout and "server srv_" in good.stdout
     down = check(PASEO_GATEWAY_PASEO_HOST="127.0.0.1:1")
     assert down.returncode == 1 and "Start the Paseo daemon" in down.stdout
 

@@ -232,6 +232,9 @@ async def test_inspect_archive_delete(paseo: PaseoClient, agent_cwd: Path) -> No
     assert (detail.id, detail.provider, detail.status) == (agent_id, "mock", "idle")
     archived = await paseo.archive_agent(agent_id)
     assert archived.agent_id == agent_id and archived.archived_at.tzinfo is not None
+    # An archived agent is unloaded: nothing to stop, and an answer at once (the daemon
+    # sends none to a cancel of an unloaded agent).
+    assert (await paseo.stop_agent(agent_id)).stopped_count == 0
     with pytest.raises(PaseoError) as again:
         await paseo.archive_agent(agent_id)
     assert again.value.code == "AGENT_ALREADY_ARCHIVED"

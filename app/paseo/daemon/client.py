@@ -145,16 +145,19 @@ class DaemonPaseoClient:
         return _created(reply, provider=provider, cwd=cwd)
 
     async def stop_agent(self, agent_id: str) -> StopResult:
-        # An unknown agent's cancel gets no reply: find out first.
-        running = (await self._snapshot(agent_id)).get("status") in _BUSY
+        """Cancel a busy agent's turn; an idle or unloaded one has nothing to stop.
+
+        The daemon sends no reply at all to a cancel of an unknown or unloaded (`closed`)
+        agent, so the agent is looked at first and only a busy one is sent the cancel.
+        """
+        if (await self._snapshot(agent_id)).get("status") not in _BUSY:
+            return StopResult(stopped_count=0, agent_ids=[])
         await self._call(
             {"type": "cancel_agent_request", "agentId": agent_id},
             "cancel_agent_response",
             SEND_TIMEOUT_SECONDS,
         )
-        return StopResult(
-            stopped_count=1 if running else 0, agent_ids=[agent_id] if running else []
-        )
+        return StopResult(stopped_count=1, agent_ids=[agent_id])
 
     async def archive_agent(self, agent_id: str, *, force: bool = False) -> ArchiveResult:
         agent = await self._snapshot(agent_id)
