@@ -14,6 +14,7 @@ import pytest
 
 from tests.api.conftest import (
     TEST_ADMIN_KEY,
+    TRANSPORTS,
     Gateway,
     empty_database,
     gateway_env,
@@ -71,16 +72,24 @@ PUBLIC = {"/healthz", "/readyz", "/docs", "/openapi.json"}
 ACCESS_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>[^ ?]*)[^ ]* HTTP/1\.1" (?P<status>\d{3})')
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=TRANSPORTS)
 def fuzzed_gateway(
-    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    fake_daemon: FakePaseoDaemon,
+    agent_cwd: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gateway]:
-    folder = tmp_path_factory.mktemp("fuzz")
+    """On each transport: the daemon's silent failures are where a 5xx would hide."""
+    folder = tmp_path_factory.mktemp(f"fuzz-{request.param}")
     with empty_database("sqlite", folder) as url:
         gateway = start_gateway(
             folder,
             gateway_env(
-                url, fake_daemon, agent_cwd, PASEO_GATEWAY_PROMPT_RATE_LIMIT_PER_MINUTE="0"
+                url,
+                fake_daemon,
+                agent_cwd,
+                PASEO_GATEWAY_PROMPT_RATE_LIMIT_PER_MINUTE="0",
+                PASEO_GATEWAY_TRANSPORT=request.param,
             ),
         )
         try:
