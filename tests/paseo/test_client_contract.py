@@ -1,5 +1,6 @@
 """The `PaseoClient` contract, run against every transport: the CLI client and the daemon's
-WebSocket client, both against the same fake daemon.
+WebSocket client, both against the same fake daemon (or a real daemon, when
+PASEO_GATEWAY_TEST_REAL_PASEO_HOST names one: see `daemon_under_test`).
 
 Only protocol methods are used here, so both transports must pass the same tests.
 """
@@ -7,8 +8,10 @@ Only protocol methods are used here, so both transports must pass the same tests
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -35,18 +38,41 @@ INSTANT = "emit 4 coalesced agent stream updates"
 INSTANT_REPLY = "".join(f"stress-update-{i}" for i in range(4))
 
 ClientFactory = Callable[[str], PaseoClient]
+# Set these to run the contract against a real daemon instead of the fake (see README).
+REAL_HOST_ENV = "PASEO_GATEWAY_TEST_REAL_PASEO_HOST"
+REAL_BIN_ENV = "PASEO_GATEWAY_TEST_REAL_PASEO_BIN"
+REAL_HOME_ENV = "PASEO_GATEWAY_TEST_REAL_PASEO_HOME"
 
 
-def _cli_factory(daemon: FakePaseoDaemon) -> ClientFactory:
+@dataclass(frozen=True)
+class DaemonUnderTest:
+    """Where the daemon is, the CLI that talks to it, and its PASEO_HOME."""
+
+    host: str
+    cli: str
+    home: Path
+
+
+@pytest.fixture(scope="session")
+def daemon_under_test(request: pytest.FixtureRequest) -> DaemonUnderTest:
+    """The fake daemon, or a real one when REAL_HOST_ENV names it."""
+    if real := os.environ.get(REAL_HOST_ENV):
+        home = Path(os.environ.get(REAL_HOME_ENV) or "~/.paseo").expanduser()
+        return DaemonUnderTest(real, os.environ.get(REAL_BIN_ENV) or "paseo", home)
+    fake: FakePaseoDaemon = request.getfixturevalue("fake_daemon")
+    return DaemonUnderTest(fake.host, str(FAKE_PASEO_BIN), fake.home)
+
+
+def _cli_factory(daemon: DaemonUnderTest) -> ClientFactory:
     def make(host: str) -> PaseoClient:
-        return CliPaseoClient(str(FAKE_PASEO_BIN), host=host, home=str(daemon.home), timeout=30)
+        return CliPaseoClient(daemon.cli, host=host, home=str(daemon.home), timeout=60)
 
     return make
 
 
-def _daemon_factory(daemon: FakePaseoDaemon) -> ClientFactory:
+def _daemon_factory(daemon: DaemonUnderTest) -> ClientFactory:
     def make(host: str) -> PaseoClient:
-        return DaemonPaseoClient(parse_host(host), connection=None)
+        return DaemonPaseoClient(parse_host(host))
 
     return make
 
@@ -55,16 +81,18 @@ IMPLEMENTATIONS = {"cli": _cli_factory, "daemon": _daemon_factory}
 
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))
-def client_factory(request: pytest.FixtureRequest, fake_daemon: FakePaseoDaemon) -> ClientFactory:
-    factory: ClientFactory = IMPLEMENTATIONS[request.param](fake_daemon)
+def client_factory(
+    request: pytest.FixtureRequest, daemon_under_test: DaemonUnderTest
+) -> ClientFactory:
+    factory: ClientFactory = IMPLEMENTATIONS[request.param](daemon_under_test)
     return factory
 
 
 @pytest.fixture
 async def paseo(
-    client_factory: ClientFactory, fake_daemon: FakePaseoDaemon
+    client_factory: ClientFactory, daemon_under_test: DaemonUnderTest
 ) -> AsyncIterator[PaseoClient]:
-    client = client_factory(fake_daemon.host)
+    client = client_factory(daemon_under_test.host)
     yield client
     await client.aclose()
 
