@@ -310,7 +310,8 @@ async def test_providers(paseo: PaseoClient) -> None:
     assert "mock" in providers and "claude" in providers
     mock = providers["mock"]
     assert mock.enabled is True and mock.status in ("ready", "loading")
-    assert mock.default_mode == "load-test" and mock.modes
+    assert mock.default_mode == "load-test"
+    assert mock.modes or mock.status == "loading"  # a loading provider lists no modes yet
 
 
 @pytest.mark.parametrize("call", ["ping", "list_agents", "list_providers_checked"])
