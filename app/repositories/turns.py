@@ -391,6 +391,18 @@ async def delivered_prompts_before(
     return list((await session.scalars(statement)).all())
 
 
+async def any_prompt_sent_before(session: AsyncSession, session_id: uuid.UUID, number: int) -> bool:
+    """Whether an earlier turn of the session got as far as sending its prompt to Paseo."""
+    statement = select(
+        exists().where(
+            Turn.session_id == session_id,
+            Turn.number < number,
+            Turn.prompt_sent_at.is_not(None),
+        )
+    )
+    return bool(await session.scalar(statement))
+
+
 async def heartbeat_turns(
     session: AsyncSession, runner_id: str, turn_ids: Sequence[uuid.UUID]
 ) -> int:

@@ -99,6 +99,16 @@ def ending_before_start(*, cancel_requested: bool) -> Ending:
     return Ending(TurnStatus.INTERRUPTED, "replaced before it started", error_code="replaced")
 
 
+def must_look_for_lost_agent(*, has_agent: bool, earlier_prompt_sent: bool) -> bool:
+    """Whether to ask Paseo for an agent labelled with the session before creating one.
+
+    Only an earlier turn that sent its prompt can have created an agent whose id never got
+    recorded (`run -d` answered, the gateway died): without one, nothing is there to adopt,
+    and a first prompt saves the call (seconds on the CLI).
+    """
+    return not has_agent and earlier_prompt_sent
+
+
 def must_stop_agent_after(ending: Ending, *, replaced_a_turn: bool, delivered: bool) -> bool:
     """Whether the run that ended this turn must stop the agent.
 

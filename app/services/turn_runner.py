@@ -139,7 +139,12 @@ class TurnRun:
             return
         if record.status == SessionStatus.AGENT_ARCHIVED:
             await self.store.update_session(status=SessionStatus.ACTIVE)  # send unarchives it
-        if record.agent_id is None and await self._find_agent(record):
+        look = decide.must_look_for_lost_agent(
+            has_agent=record.agent_id is not None,
+            earlier_prompt_sent=record.agent_id is None
+            and await self.store.earlier_prompt_sent(self.turn),
+        )
+        if look and await self._find_agent(record):
             record = await self.store.load_session()  # adopted: never a second agent
         self.agent_id = record.agent_id
         if self.turn.replaces_turn_id is not None:

@@ -262,6 +262,11 @@ class TurnStore:
         mine = recorded_prompt(turn.prompt)
         return sum(1 for prompt in prompts if recorded_prompt(prompt) == mine)
 
+    async def earlier_prompt_sent(self, turn: Turn) -> bool:
+        """Whether an earlier turn of the session sent its prompt (it may have made an agent)."""
+        async with self.db.read() as session:
+            return await turns_repo.any_prompt_sent_before(session, self.session_id, turn.number)
+
     async def cancel_requested_at(self) -> datetime | None:
         return (await self.load_turn()).cancel_requested_at
 

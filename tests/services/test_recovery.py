@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -267,6 +268,28 @@ async def test_a_recovered_reply_keeps_its_whitespace(
     assert ended.final_text.endswith("\n\n_(end of synthetic stream)_\n")
 
 
+async def test_a_first_prompt_with_nothing_sent_before_looks_for_no_agent(
+    service: TurnService, database: Database, agent_cwd: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No earlier turn sent a prompt, so no agent can exist: no `ls --label` call (seconds
+    on the CLI) before the agent is created."""
+    lookups: list[object] = []
+    listing = service.paseo.list_agents
+
+    async def counted(**kwargs: Any) -> Any:
+        lookups.append(kwargs)
+        return await listing(**kwargs)
+
+    monkeypatch.setattr(service.paseo, "list_agents", counted)
+    async with database.session() as session:
+        record = await sessions_repo.add_session(session, provider="mock", cwd=str(agent_cwd))
+    turn, _ = await service.start_turn(record.id, INSTANT)
+    async with asyncio.timeout(60):
+        while (current := await service.get_turn(record.id, turn.id)).status == "running":
+            await asyncio.sleep(0.05)
+    assert current.status == "completed" and lookups == []
+
+
 async def test_a_first_prompt_adopts_the_agent_already_labelled_with_the_session(
     service: TurnService, paseo: CliPaseoClient, database: Database, agent_cwd: Path
 ) -> None:
@@ -274,6 +297,11 @@ async def test_a_first_prompt_adopts_the_agent_already_labelled_with_the_session
     session never learned of: the next prompt uses it instead of creating a second one."""
     async with database.session() as session:
         record = await sessions_repo.add_session(session, provider="mock", cwd=str(agent_cwd))
+        # The earlier turn that sent `run -d` and never heard back.
+        earlier = await turns_repo.add_turn(
+            session, session_id=record.id, prompt=INSTANT, status=TurnStatus.FAILED
+        )
+        earlier.prompt_sent_at = utcnow()
     labels = {SESSION_LABEL: str(record.id)}
     created = await paseo.create_agent(
         NewAgent(provider="mock", cwd=str(agent_cwd), title="lost", labels=labels), INSTANT

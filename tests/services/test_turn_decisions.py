@@ -155,3 +155,18 @@ def test_recovery_of_a_delivered_turn() -> None:
     cancelled = _recover(cancel_requested=True)
     assert isinstance(cancelled, Ending) and cancelled.status == TurnStatus.CANCELLED
     assert _code(_recover(agent_status="error")) == "agent_error"
+
+
+@pytest.mark.parametrize(
+    ("has_agent", "earlier_prompt_sent", "look"),
+    [(False, False, False), (False, True, True), (True, True, False), (True, False, False)],
+)
+def test_a_lost_agent_is_looked_for_only_after_a_prompt_was_sent(
+    has_agent: bool, earlier_prompt_sent: bool, look: bool
+) -> None:
+    assert (
+        decide.must_look_for_lost_agent(
+            has_agent=has_agent, earlier_prompt_sent=earlier_prompt_sent
+        )
+        is look
+    )
