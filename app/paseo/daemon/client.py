@@ -208,8 +208,7 @@ class DaemonPaseoClient:
     async def start_agent_turn(self, agent: NewAgent, prompt: str) -> AsyncIterator[TurnEvent]:
         yield TurnStarted()
         turn = _Turn(message_id=uuid.uuid4().hex)
-        follower = self.connection.follow(None, message_id=turn.message_id)
-        try:
+        with self.connection.following(None, message_id=turn.message_id) as follower:
             reply = await self.connection.request(
                 {
                     "type": "create_agent_request",
@@ -228,14 +227,11 @@ class DaemonPaseoClient:
             yield AgentStarted(created)
             async for event in self._follow(follower, turn, prompt):
                 yield event
-        finally:
-            self.connection.unfollow(follower)
 
     async def prompt_agent_turn(self, agent_id: str, prompt: str) -> AsyncIterator[TurnEvent]:
         yield TurnStarted()
         turn = _Turn(message_id=uuid.uuid4().hex)
-        follower = self.connection.follow(agent_id)
-        try:
+        with self.connection.following(agent_id) as follower:
             reply = await self._call(
                 {
                     "type": "send_agent_message_request",
@@ -251,14 +247,13 @@ class DaemonPaseoClient:
                 raise PaseoError("SEND_FAILED", error)
             async for event in self._follow(follower, turn, prompt):
                 yield event
-        finally:
-            self.connection.unfollow(follower)
 
     async def resume_agent_turn(
         self, agent_id: str, prompt: str, already_streamed: str
     ) -> AsyncIterator[TurnEvent]:
-        follower = self.connection.follow(agent_id)  # before the tail: nothing falls between
-        try:
+        with self.connection.following(
+            agent_id
+        ) as follower:  # before the tail: nothing falls between
             reply = await self._timeline(agent_id)
             so_far = turn_so_far(rows_of(reply.get("entries") or []), prompt)
             if not so_far.found:
@@ -282,8 +277,6 @@ class DaemonPaseoClient:
                 return
             async for event in self._follow(follower, turn, prompt):
                 yield event
-        finally:
-            self.connection.unfollow(follower)
 
     async def _follow(
         self, follower: AgentFollower, turn: _Turn, prompt: str

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,6 +158,17 @@ class DaemonConnection:
 
     def unfollow(self, follower: AgentFollower) -> None:
         self._followers.discard(follower)
+
+    @contextlib.contextmanager
+    def following(
+        self, agent_id: str | None, *, message_id: str | None = None
+    ) -> Iterator[AgentFollower]:
+        """`follow` for the length of a block."""
+        follower = self.follow(agent_id, message_id=message_id)
+        try:
+            yield follower
+        finally:
+            self.unfollow(follower)
 
     # --- the reader task -----------------------------------------------------------------------
 

@@ -68,18 +68,22 @@ def _model(agent: dict[str, Any]) -> str | None:
     return str(model) if model else None
 
 
+def _identity(agent: dict[str, Any]) -> dict[str, Any]:
+    """The fields a list row and a whole agent share."""
+    return {
+        "id": str(agent["id"]),
+        "title": agent.get("title") or None,
+        "provider": str(agent.get("provider", "")),
+        "model": _model(agent),
+        "thinking": _thinking(agent),
+        "status": str(agent.get("status", "")),
+        "cwd": str(agent.get("cwd", "")),
+    }
+
+
 def agent_summary(agent: dict[str, Any]) -> types.AgentSummary:
     """An `AgentSnapshot` as one agent of a list."""
-    return types.AgentSummary(
-        id=str(agent["id"]),
-        title=agent.get("title") or None,
-        provider=str(agent.get("provider", "")),
-        model=_model(agent),
-        thinking=_thinking(agent),
-        status=str(agent.get("status", "")),
-        cwd=str(agent.get("cwd", "")),
-        created_at=parse_time(agent.get("createdAt")),
-    )
+    return types.AgentSummary(**_identity(agent), created_at=parse_time(agent.get("createdAt")))
 
 
 def usage(raw: dict[str, Any] | None) -> types.Usage | None:
@@ -101,16 +105,10 @@ def agent_detail(agent: dict[str, Any]) -> types.AgentDetail:
     if created is None:
         raise PaseoError("BAD_OUTPUT", f"agent {agent.get('id')} has no createdAt")
     return types.AgentDetail(
-        id=str(agent["id"]),
-        title=agent.get("title") or None,
-        provider=str(agent.get("provider", "")),
-        model=_model(agent),
-        thinking=_thinking(agent),
-        status=str(agent.get("status", "")),
+        **_identity(agent),
         archived=agent.get("archivedAt") is not None,
         archived_at=parse_time(agent.get("archivedAt")),
         mode=str(agent.get("currentModeId") or "default"),
-        cwd=str(agent.get("cwd", "")),
         created_at=created,
         updated_at=parse_time(agent.get("updatedAt")) or created,
         last_usage=usage(agent.get("lastUsage")),
