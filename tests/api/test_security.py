@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from app.paseo.daemon.client import DaemonPaseoClient
+from app.paseo.daemon.target import parse_host
 from tests.api.conftest import (
     AUTH,
     Gateway,
@@ -358,16 +360,51 @@ def test_auth_disabled_refuses_a_public_bind(tmp_path: Path) -> None:
     assert result.returncode != 0 and "loopback" in result.stderr
 
 
+# Prompts that look like options, or carry line breaks and non-ASCII text.
+TRICKY_PROMPTS = [
+    "--host=evil:1 emit 1 coalesced agent stream updates",
+    "-x\n--prompt-file=/etc/passwd\n\u00e9\u6771 emit 1 coalesced agent stream updates",
+]
+
+
+async def _send_each(http: httpx.AsyncClient, gateway: Gateway, prompts: list[str]) -> str:
+    """A new session gets every prompt, each run to completion; returns the session id."""
+    session = (await http.post(f"{gateway.url}/sessions", json={}, headers=AUTH)).json()
+    for prompt in prompts:
+        async with http.stream(
+            "POST",
+            f"{gateway.url}/sessions/{session['id']}/prompt",
+            json={"prompt": prompt},
+            headers=AUTH,
+        ) as response:
+            events = await collect_turn(response)
+        assert events[-1].event == "turn.completed"
+    return str(session["id"])
+
+
+async def test_prompts_reach_the_daemon_verbatim(
+    gateway_with: Any, http: httpx.AsyncClient, fake_daemon: FakePaseoDaemon
+) -> None:
+    """Over the WebSocket a prompt is one JSON string: what the daemon records is it."""
+    gateway = gateway_with(PASEO_GATEWAY_TRANSPORT="daemon")
+    session_id = await _send_each(http, gateway, TRICKY_PROMPTS)
+    detail = (await http.get(f"{gateway.url}/sessions/{session_id}", headers=AUTH)).json()
+    daemon = DaemonPaseoClient(parse_host(fake_daemon.host))
+    try:
+        for prompt in TRICKY_PROMPTS:
+            history = await daemon.prompt_history(detail["agent_id"], prompt)
+            assert history.times_recorded == 1, prompt
+    finally:
+        await daemon.aclose()
+
+
 async def test_prompts_reach_the_cli_verbatim(
     gateway_with: Any, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     log = tmp_path / "argv.jsonl"
-    gateway = gateway_with(FAKE_PASEO_ARGV_LOG=str(log))
+    gateway = gateway_with(FAKE_PASEO_ARGV_LOG=str(log), PASEO_GATEWAY_TRANSPORT="cli")
     session = (await http.post(f"{gateway.url}/sessions", json={}, headers=AUTH)).json()
-    prompts = [
-        "--host=evil:1 emit 1 coalesced agent stream updates",
-        "-x\n--prompt-file=/etc/passwd\n\u00e9\u6771 emit 1 coalesced agent stream updates",
-    ]
+    prompts = TRICKY_PROMPTS
     for prompt in prompts:
         async with http.stream(
             "POST",
