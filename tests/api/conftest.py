@@ -28,9 +28,13 @@ from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon
 
 # Generous: on a loaded 2-core machine a server (imports, migrations) can take tens of seconds.
 STARTUP_TIMEOUT_SECONDS = 120.0
-# Every transport the gateway has: the shared API gateways run on each (the CLI's and the
-# daemon's WebSocket, against the same fake daemon).
-TRANSPORTS = ("cli", "daemon")
+# Names the one transport for this run (README's test command runs tests/api again with
+# `daemon`); unset, the shared API gateways run on every transport the gateway has (the CLI's
+# and the daemon's WebSocket, against the same fake daemon).
+TEST_TRANSPORT_ENV = "PASEO_GATEWAY_TEST_TRANSPORT"
+TRANSPORTS: tuple[str, ...] = (
+    (os.environ[TEST_TRANSPORT_ENV],) if os.environ.get(TEST_TRANSPORT_ENV) else ("cli", "daemon")
+)
 # The gateways under test start with this admin key (PASEO_GATEWAY_ADMIN_KEY).
 TEST_ADMIN_KEY = "pgw_test-admin-key-for-the-suite-0000000000"
 AUTH = {"Authorization": f"Bearer {TEST_ADMIN_KEY}"}
@@ -93,7 +97,7 @@ def stop_gateway(gateway: Gateway) -> None:
 def gateway_transport() -> str:
     """The transport of gateways a test starts itself: `cli`, or what
     PASEO_GATEWAY_TEST_TRANSPORT names (the shared `gateway` fixture runs on both)."""
-    return os.environ.get("PASEO_GATEWAY_TEST_TRANSPORT", "cli")
+    return os.environ.get(TEST_TRANSPORT_ENV) or "cli"
 
 
 def gateway_env(

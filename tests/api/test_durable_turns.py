@@ -243,7 +243,12 @@ async def test_idle_timeout_stops_a_silent_turn(
     with (
         empty_database("sqlite", tmp_path) as url,
         gateway_on(
-            url, fake_daemon, agent_cwd, tmp_path, PASEO_GATEWAY_TURN_IDLE_TIMEOUT_SECONDS="1.5"
+            url,
+            fake_daemon,
+            agent_cwd,
+            tmp_path,
+            PASEO_GATEWAY_TURN_IDLE_TIMEOUT_SECONDS="1.5",
+            PASEO_GATEWAY_TRANSPORT="cli",  # it freezes the CLI's attach child
         ) as gateway,
     ):
         async with httpx.AsyncClient(headers=AUTH, base_url=gateway.url, timeout=60) as client:
