@@ -165,7 +165,9 @@ class CliPaseoClient:
         result = await self._read(["logs", "--", agent_id])
         return check(result, text_code="LOGS_FAILED").stdout
 
-    async def prompt_history(self, agent_id: str, prompt: str) -> PromptHistory:
+    async def prompt_history(
+        self, agent_id: str, prompt: str, *, turn_key: str | None = None
+    ) -> PromptHistory:
         """From `logs` (the whole transcript); the reply text from `attach`'s replay, which
         keeps the whitespace `logs` trims, when both agree on everything else."""
         history = transcript_history(await self.read_logs(agent_id), prompt)
@@ -209,7 +211,10 @@ class CliPaseoClient:
 
     # --- turns ---------------------------------------------------------------------------------
 
-    async def start_agent_turn(self, agent: NewAgent, prompt: str) -> AsyncIterator[TurnEvent]:
+    async def start_agent_turn(
+        self, agent: NewAgent, prompt: str, *, turn_key: str | None = None
+    ) -> AsyncIterator[TurnEvent]:
+        # The CLI cannot hand Paseo a message id: `turn_key` is unused, prompts match by text.
         yield TurnStarted()
         created = await self.create_agent(agent, prompt)
         yield AgentStarted(created)
@@ -218,12 +223,14 @@ class CliPaseoClient:
         async for event in self._follow_turn(created.agent_id, prompt, mode="new"):
             yield event
 
-    async def prompt_agent_turn(self, agent_id: str, prompt: str) -> AsyncIterator[TurnEvent]:
+    async def prompt_agent_turn(
+        self, agent_id: str, prompt: str, *, turn_key: str | None = None
+    ) -> AsyncIterator[TurnEvent]:
         async for event in self._follow_turn(agent_id, prompt, mode="send"):
             yield event
 
     async def resume_agent_turn(
-        self, agent_id: str, prompt: str, already_streamed: str
+        self, agent_id: str, prompt: str, already_streamed: str, *, turn_key: str | None = None
     ) -> AsyncIterator[TurnEvent]:
         async for event in self._follow_turn(
             agent_id, prompt, mode="resume", already=already_streamed

@@ -50,15 +50,22 @@ class PaseoClient(Protocol):
         labels: Mapping[str, str] | None = None,
     ) -> CreatedAgent: ...
 
-    def start_agent_turn(self, agent: NewAgent, prompt: str) -> AsyncIterator[TurnEvent]:
+    def start_agent_turn(
+        self, agent: NewAgent, prompt: str, *, turn_key: str | None = None
+    ) -> AsyncIterator[TurnEvent]:
         """Create an agent with its first prompt and follow that turn.
+
+        `turn_key` (the gateway's turn id) names the prompt where the transport can make
+        Paseo keep it (the daemon's message id): recovery then finds it by key, not by text.
 
         Yields `TurnStarted` (nothing is created before the consumer asks for more), then
         `AgentStarted`, `PromptDelivered`, the turn's output, and exactly one `TurnEnded`.
         """
         ...
 
-    def prompt_agent_turn(self, agent_id: str, prompt: str) -> AsyncIterator[TurnEvent]:
+    def prompt_agent_turn(
+        self, agent_id: str, prompt: str, *, turn_key: str | None = None
+    ) -> AsyncIterator[TurnEvent]:
         """Send a prompt to an existing agent and follow the turn until `TurnEnded`.
 
         Yields `TurnStarted` before anything is sent, `PromptDelivered` once Paseo is seen to
@@ -67,7 +74,7 @@ class PaseoClient(Protocol):
         ...
 
     def resume_agent_turn(
-        self, agent_id: str, prompt: str, already_streamed: str
+        self, agent_id: str, prompt: str, already_streamed: str, *, turn_key: str | None = None
     ) -> AsyncIterator[TurnEvent]:
         """Follow a turn that is already running (after a gateway restart).
 
@@ -76,8 +83,11 @@ class PaseoClient(Protocol):
         """
         ...
 
-    async def prompt_history(self, agent_id: str, prompt: str) -> PromptHistory:
-        """What the agent's transcript records of `prompt` (recovery decides from it)."""
+    async def prompt_history(
+        self, agent_id: str, prompt: str, *, turn_key: str | None = None
+    ) -> PromptHistory:
+        """What the agent's transcript records of `prompt`, or of the prompt sent with
+        `turn_key` where the transport keeps keys (recovery decides from it)."""
 
     async def stop_agent(self, agent_id: str) -> StopResult: ...
 

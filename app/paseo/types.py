@@ -231,3 +231,6 @@ class PromptHistory:
     times_recorded: int
     latest_is_this_prompt: bool
     latest_reply: str | None
+    # True when Paseo's record was matched by the turn's own key (the daemon keeps it as the
+    # message id): then `times_recorded` counts this turn alone, not every prompt of its text.
+    by_turn_key: bool = False

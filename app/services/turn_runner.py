@@ -174,7 +174,9 @@ class TurnRun:
         already = await self.store.stored_text()
         if decision == "follow":
             assert self.agent_id is not None
-            events = self.paseo.resume_agent_turn(self.agent_id, self.turn.prompt, already)
+            events = self.paseo.resume_agent_turn(
+                self.agent_id, self.turn.prompt, already, turn_key=str(self.turn_id)
+            )
             await self._follow(events, recovering=True, elapsed=_age_seconds(self.turn))
         elif decision == "finished":
             assert history is not None
@@ -197,7 +199,9 @@ class TurnRun:
                 raise
             await self.store.update_session(status=SessionStatus.AGENT_MISSING)
             return RecoveryFacts(queued=False, agent_known=True, agent_exists=False), None
-        history = await self.paseo.prompt_history(self.agent_id, self.turn.prompt)
+        history = await self.paseo.prompt_history(
+            self.agent_id, self.turn.prompt, turn_key=str(self.turn_id)
+        )
         facts = RecoveryFacts(
             queued=False,
             agent_known=True,
@@ -206,7 +210,10 @@ class TurnRun:
             prompt_sent=self.turn.prompt_sent_at is not None,
             prompt_delivered=self.delivered,
             times_recorded=history.times_recorded,
-            earlier_deliveries=await self.store.earlier_deliveries(self.turn),
+            # Matched by this turn's key, the count is this turn's alone.
+            earlier_deliveries=(
+                0 if history.by_turn_key else await self.store.earlier_deliveries(self.turn)
+            ),
             latest_is_this_prompt=history.latest_is_this_prompt,
             cancel_requested=await self._cancel_is_requested(),
         )
@@ -216,7 +223,9 @@ class TurnRun:
 
     def _turn_events(self, record: GatewaySession) -> AsyncIterator[TurnEvent]:
         if record.agent_id:
-            return self.paseo.prompt_agent_turn(record.agent_id, self.turn.prompt)
+            return self.paseo.prompt_agent_turn(
+                record.agent_id, self.turn.prompt, turn_key=str(self.turn_id)
+            )
         cwd = record.cwd
         if self.limits.workspace_roots:
             cwd = confine(record.cwd, self.limits.workspace_roots)  # it may have moved since
@@ -228,7 +237,7 @@ class TurnRun:
             mode=record.mode,
             labels={**record.labels, SESSION_LABEL: str(record.id)},
         )
-        return self.paseo.start_agent_turn(agent, self.turn.prompt)
+        return self.paseo.start_agent_turn(agent, self.turn.prompt, turn_key=str(self.turn_id))
 
     async def _follow(
         self, events: AsyncIterator[TurnEvent], *, recovering: bool, elapsed: float = 0.0

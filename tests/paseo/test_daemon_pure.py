@@ -187,3 +187,24 @@ def test_prompt_history_from_the_timeline() -> None:
     so_far = turn_so_far(rows, "hi")
     assert (so_far.found, so_far.text, so_far.last_seq) == (True, "two more", 5)
     assert not turn_so_far(rows, "other").found
+
+
+def test_a_prompt_with_a_key_is_found_by_its_key_not_its_text() -> None:
+    rows = _rows(
+        {"type": "user_message", "text": "hi", "messageId": "turn-1"},
+        {"type": "assistant_message", "text": "one"},
+        {"type": "user_message", "text": "hi", "messageId": "turn-2"},
+        {"type": "assistant_message", "text": "two"},
+    )
+    second = prompt_history(rows, "hi", "turn-2")
+    assert (second.times_recorded, second.latest_is_this_prompt) == (1, True)
+    assert second.latest_reply == "two" and second.by_turn_key
+    first = prompt_history(rows, "hi", "turn-1")  # same text, but not the latest turn
+    assert (first.times_recorded, first.latest_is_this_prompt, first.latest_reply) == (
+        1,
+        False,
+        None,
+    )
+    assert prompt_history(rows, "hi", "turn-3").times_recorded == 0  # never reached Paseo
+    assert turn_so_far(rows, "hi", "turn-2").text == "two"
+    assert not turn_so_far(rows, "hi", "turn-1").found

@@ -90,18 +90,24 @@ class ScriptedPaseo:
     async def import_agent(self, **_: Any) -> CreatedAgent:
         raise NotImplementedError
 
-    def start_agent_turn(self, agent: NewAgent, prompt: str) -> AsyncIterator[TurnEvent]:
-        return self.turn()
-
-    def prompt_agent_turn(self, agent_id: str, prompt: str) -> AsyncIterator[TurnEvent]:
-        return self.turn()
-
-    def resume_agent_turn(
-        self, agent_id: str, prompt: str, already_streamed: str
+    def start_agent_turn(
+        self, agent: NewAgent, prompt: str, *, turn_key: str | None = None
     ) -> AsyncIterator[TurnEvent]:
         return self.turn()
 
-    async def prompt_history(self, agent_id: str, prompt: str) -> PromptHistory:
+    def prompt_agent_turn(
+        self, agent_id: str, prompt: str, *, turn_key: str | None = None
+    ) -> AsyncIterator[TurnEvent]:
+        return self.turn()
+
+    def resume_agent_turn(
+        self, agent_id: str, prompt: str, already_streamed: str, *, turn_key: str | None = None
+    ) -> AsyncIterator[TurnEvent]:
+        return self.turn()
+
+    async def prompt_history(
+        self, agent_id: str, prompt: str, *, turn_key: str | None = None
+    ) -> PromptHistory:
         return PromptHistory(times_recorded=0, latest_is_this_prompt=False, latest_reply=None)
 
     async def stop_agent(self, agent_id: str) -> StopResult:

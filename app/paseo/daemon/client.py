@@ -199,15 +199,19 @@ class DaemonPaseoClient:
             raise PaseoError("TIMELINE_FAILED", str(reply["error"]))
         return reply
 
-    async def prompt_history(self, agent_id: str, prompt: str) -> PromptHistory:
+    async def prompt_history(
+        self, agent_id: str, prompt: str, *, turn_key: str | None = None
+    ) -> PromptHistory:
         reply = await self._timeline(agent_id)
-        return prompt_history(rows_of(reply.get("entries") or []), prompt)
+        return prompt_history(rows_of(reply.get("entries") or []), prompt, turn_key)
 
     # --- turns ---------------------------------------------------------------------------------
 
-    async def start_agent_turn(self, agent: NewAgent, prompt: str) -> AsyncIterator[TurnEvent]:
+    async def start_agent_turn(
+        self, agent: NewAgent, prompt: str, *, turn_key: str | None = None
+    ) -> AsyncIterator[TurnEvent]:
         yield TurnStarted()
-        turn = _Turn(message_id=uuid.uuid4().hex)
+        turn = _Turn(message_id=turn_key or str(uuid.uuid4()))
         with self.connection.following(None, message_id=turn.message_id) as follower:
             reply = await self.connection.request(
                 {
@@ -228,9 +232,11 @@ class DaemonPaseoClient:
             async for event in self._follow(follower, turn, prompt):
                 yield event
 
-    async def prompt_agent_turn(self, agent_id: str, prompt: str) -> AsyncIterator[TurnEvent]:
+    async def prompt_agent_turn(
+        self, agent_id: str, prompt: str, *, turn_key: str | None = None
+    ) -> AsyncIterator[TurnEvent]:
         yield TurnStarted()
-        turn = _Turn(message_id=uuid.uuid4().hex)
+        turn = _Turn(message_id=turn_key or str(uuid.uuid4()))
         with self.connection.following(agent_id) as follower:
             reply = await self._call(
                 {
@@ -249,13 +255,13 @@ class DaemonPaseoClient:
                 yield event
 
     async def resume_agent_turn(
-        self, agent_id: str, prompt: str, already_streamed: str
+        self, agent_id: str, prompt: str, already_streamed: str, *, turn_key: str | None = None
     ) -> AsyncIterator[TurnEvent]:
         with self.connection.following(
             agent_id
         ) as follower:  # before the tail: nothing falls between
             reply = await self._timeline(agent_id)
-            so_far = turn_so_far(rows_of(reply.get("entries") or []), prompt)
+            so_far = turn_so_far(rows_of(reply.get("entries") or []), prompt, turn_key)
             if not so_far.found:
                 yield TurnStarted()
                 yield TurnEnded(

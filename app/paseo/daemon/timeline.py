@@ -1,7 +1,8 @@
 """Reading an agent's timeline rows (`fetch_agent_timeline_response` entries): pure functions.
 
 Recovery and resumption decide from these: which prompts Paseo recorded, and what the agent
-answered after the latest one.
+answered after the latest one. A prompt the gateway sent carries its turn's id as message id,
+so it is found by that key; text matching is only the fallback for prompts without one.
 """
 
 from __future__ import annotations
@@ -54,31 +55,42 @@ def reply_after(rows: Sequence[Row], index: int) -> str:
     return "".join(texts)
 
 
-def prompt_history(rows: Sequence[Row], prompt: str) -> PromptHistory:
-    """What the timeline records of `prompt`, as Paseo trims it."""
-    recorded = recorded_prompt(prompt)
-    prompts = [row for row in rows if row.kind == "user_message"]
-    times = sum(1 for row in prompts if row.item.get("text") == recorded)
+def _is_prompt(row: Row, prompt: str, key: str | None) -> bool:
+    """Whether `row` is Paseo's record of the prompt: by its message id when the turn has a
+    key (an exact fact), else by its text as Paseo trims it."""
+    if row.kind != "user_message":
+        return False
+    if key is not None:
+        return row.item.get("messageId") == key
+    return row.item.get("text") == recorded_prompt(prompt)
+
+
+def prompt_history(rows: Sequence[Row], prompt: str, key: str | None = None) -> PromptHistory:
+    """What the timeline records of the prompt (sent with message id `key`, if given)."""
+    times = sum(1 for row in rows if _is_prompt(row, prompt, key))
     latest = _last_prompt_index(rows)
-    latest_is_this = latest is not None and rows[latest].item.get("text") == recorded
+    latest_is_this = latest is not None and _is_prompt(rows[latest], prompt, key)
     reply = reply_after(rows, latest) if latest is not None and latest_is_this else ""
     return PromptHistory(
-        times_recorded=times, latest_is_this_prompt=latest_is_this, latest_reply=reply or None
+        times_recorded=times,
+        latest_is_this_prompt=latest_is_this,
+        latest_reply=reply or None,
+        by_turn_key=key is not None,
     )
 
 
 @dataclass(frozen=True)
 class TurnSoFar:
-    """Where a running turn of `prompt` stands in the timeline."""
+    """Where a running turn stands in the timeline."""
 
-    found: bool  # the latest prompt is this one
+    found: bool  # the latest prompt is this turn's
     text: str  # its reply so far
     last_seq: int  # the last row seen (the cursor to follow from)
 
 
-def turn_so_far(rows: Sequence[Row], prompt: str) -> TurnSoFar:
+def turn_so_far(rows: Sequence[Row], prompt: str, key: str | None = None) -> TurnSoFar:
     latest = _last_prompt_index(rows)
     last_seq = rows[-1].seq if rows else 0
-    if latest is None or rows[latest].item.get("text") != recorded_prompt(prompt):
+    if latest is None or not _is_prompt(rows[latest], prompt, key):
         return TurnSoFar(False, "", last_seq)
     return TurnSoFar(True, reply_after(rows, latest), last_seq)
