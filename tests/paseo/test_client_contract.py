@@ -203,6 +203,25 @@ async def test_prompt_history_tells_this_turn_from_earlier_ones(
     assert other == PromptHistory(times_recorded=0, latest_is_this_prompt=False, latest_reply=None)
 
 
+async def test_a_turn_key_tells_a_prompt_from_an_earlier_one_of_the_same_text(
+    paseo: PaseoClient, agent_cwd: Path
+) -> None:
+    """Sent twice, one prompt text is two turns: where the transport keeps the turn's key,
+    its history is that turn's alone; else it counts both (and recovery subtracts)."""
+    agent_id = await _new_agent(paseo, agent_cwd)
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    for key in (first, second):
+        await _collect(paseo.prompt_agent_turn(agent_id, INSTANT, turn_key=key))
+    latest = await paseo.prompt_history(agent_id, INSTANT, turn_key=second)
+    earlier = await paseo.prompt_history(agent_id, INSTANT, turn_key=first)
+    assert latest.latest_is_this_prompt and latest.latest_reply == INSTANT_REPLY
+    if latest.by_turn_key:
+        assert (latest.times_recorded, earlier.times_recorded) == (1, 1)
+        assert not earlier.latest_is_this_prompt  # the same text, but not its turn
+    else:
+        assert latest.times_recorded == 3  # the text of the first turn too
+
+
 async def test_next_turn_streams_only_its_own_output(paseo: PaseoClient, agent_cwd: Path) -> None:
     agent_id = await _new_agent(paseo, agent_cwd)
     events = await _collect(
