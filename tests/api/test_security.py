@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import subprocess
@@ -28,7 +27,7 @@ from tests.api.conftest import (
 )
 from tests.api.test_prompt import INSTANT, new_session
 from tests.api.test_sessions import assert_problem
-from tests.fakes.harness import FakePaseoDaemon
+from tests.fakes.harness import FakePaseoDaemon, argv_log
 from tests.sse import collect_turn, read_events
 
 PROTECTED = [
@@ -403,20 +402,10 @@ async def test_prompts_reach_the_cli_verbatim(
 ) -> None:
     log = tmp_path / "argv.jsonl"
     gateway = gateway_with(FAKE_PASEO_ARGV_LOG=str(log), PASEO_GATEWAY_TRANSPORT="cli")
-    session = (await http.post(f"{gateway.url}/sessions", json={}, headers=AUTH)).json()
-    prompts = TRICKY_PROMPTS
-    for prompt in prompts:
-        async with http.stream(
-            "POST",
-            f"{gateway.url}/sessions/{session['id']}/prompt",
-            json={"prompt": prompt},
-            headers=AUTH,
-        ) as response:
-            events = await collect_turn(response)
-        assert events[-1].event == "turn.completed"
-    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    await _send_each(http, gateway, TRICKY_PROMPTS)
+    entries = argv_log(log)
     received = [e["prompt"] for e in entries if e["argv"][0] in ("run", "send")]
-    assert received == prompts
+    assert received == TRICKY_PROMPTS
     for entry in entries:  # options end at `--`; a prompt is only ever after it
         options = entry["argv"][: entry["argv"].index("--")] if "--" in entry["argv"] else []
         assert not any(arg.startswith("--host") for arg in options)

@@ -89,7 +89,6 @@ class DaemonConnection:
         self.connect_timeout = connect_timeout
         self.server_info: dict[str, Any] | None = None
         self._socket: ClientConnection | None = None
-        self._connected = asyncio.Event()
         # Set after each connection attempt ends; cleared while one is under way.
         self._attempt_over = asyncio.Event()
         self._last_error = "not connected yet"
@@ -128,14 +127,6 @@ class DaemonConnection:
         finally:
             self._pending.pop(request_id, None)
             DAEMON_REQUEST_DURATION.labels(type=message["type"]).observe(time.monotonic() - started)
-
-    async def send(self, message: dict[str, Any]) -> None:
-        """A message that gets no correlated reply (e.g. a permission response)."""
-        socket = await self._open_socket()
-        try:
-            await socket.send(json.dumps(wire.envelope(message)))
-        except ConnectionClosed:
-            raise self._unavailable() from None
 
     async def wait_connected(self) -> dict[str, Any]:
         """The daemon's `server_info`, once connected; UNAVAILABLE if it cannot be reached."""
@@ -180,7 +171,7 @@ class DaemonConnection:
         """The socket; a call made while an attempt to connect is under way waits for it,
         one made while the daemon is known to be down (backing off) fails at once."""
         self._start()
-        if not self._connected.is_set():
+        if self._socket is None:
             try:
                 async with asyncio.timeout(self.connect_timeout):
                     await self._attempt_over.wait()
@@ -202,13 +193,11 @@ class DaemonConnection:
         ever_connected = False
         while not self._closed:
             self._attempt_over.clear()
-            was_connected = False
             try:
                 async with self._connect() as socket:
                     await self._handshake(socket)
-                    attempt, was_connected = 0, True
+                    attempt = 0
                     self._socket = socket
-                    self._connected.set()
                     DAEMON_CONNECTED.set(1)
                     self._attempt_over.set()
                     if ever_connected:
@@ -218,16 +207,16 @@ class DaemonConnection:
                 self._last_error = "the daemon closed the connection"
             except (OSError, InvalidHandshake, TimeoutError, ConnectionClosed) as exc:
                 self._last_error = _describe(exc)
-            self._connected.clear()
+            dropped = self._socket is not None  # it was up: not a failed retry
             DAEMON_CONNECTED.set(0)
             self._socket = None
             self._attempt_over.set()
             self._fail_pending()
-            if ever_connected:
+            if dropped:
                 self._tell_followers(Disconnected(self._last_error))
             if self._closed:
                 return
-            if was_connected or attempt == 0:
+            if attempt == 0:  # the first failure since a connection, not every retry
                 logger.warning("daemon connection lost (%s); reconnecting", self._last_error)
             delay = min(BACKOFF_FIRST_SECONDS * 2**attempt, BACKOFF_MAX_SECONDS)
             attempt += 1
