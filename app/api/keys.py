@@ -19,7 +19,7 @@ router = APIRouter(prefix="/keys", tags=["keys"])
     status_code=201,
     response_model=KeyCreated,
     summary="Create an API key (its secret is shown only in this answer)",
-    responses=problem_responses(422),
+    responses=problem_responses(400, 422),
 )
 async def create_key(body: KeyCreate, auth: AuthDep, principal: Admin) -> KeyCreated:
     del principal

@@ -139,6 +139,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entry declaring which problems a route can return."""
     descriptions = {
+        400: "The body is not valid JSON",
         401: "No API key, or an unknown or revoked one",
         403: "The API key lacks the scope this route needs",
         404: "Not found",

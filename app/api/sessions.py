@@ -36,7 +36,7 @@ Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")]
     response_model=SessionCreated,
     summary="Create a session",
     description="The agent is created with the first prompt (here as `prompt`, or later).",
-    responses=problem_responses(409, 413, 422, 502, 503, 504),
+    responses=problem_responses(400, 409, 413, 422, 502, 503, 504),
 )
 async def create_session(
     body: SessionCreate, sessions: SessionsDep, principal: Prompter
@@ -52,7 +52,7 @@ async def create_session(
     status_code=201,
     response_model=SessionOut,
     summary="Register an existing provider session (paseo import)",
-    responses=problem_responses(409, 422, 502, 503, 504),
+    responses=problem_responses(400, 409, 422, 502, 503, 504),
 )
 async def import_session(
     body: SessionImport, sessions: SessionsDep, principal: Prompter

@@ -150,7 +150,7 @@ def _event_source(
     response_class=EventSourceResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "The turn's event stream"},
-        **problem_responses(404, 409, 413, 422, 502, 503, 504),
+        **problem_responses(400, 404, 409, 413, 422, 502, 503, 504),
     },
 )
 async def prompt_session(

@@ -156,3 +156,6 @@ async def test_a_body_that_is_not_json_is_a_400_saying_so(client: httpx.AsyncCli
         answer = await client.post(path, content=b'{"prompt": "hi",}', headers=json_type)
         problem = assert_problem(answer, 400, "malformed_body")
         assert "not valid JSON" in problem["detail"] and "character" in problem["detail"]
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    for path in ("/sessions", "/sessions/{session_id}/prompt", "/sessions/import", "/keys"):
+        assert "400" in paths[path]["post"]["responses"], path  # /docs shows it
