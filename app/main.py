@@ -31,7 +31,7 @@ from app.api.problems import (
 from app.db import Database
 from app.logs import configure_logging
 from app.migrations import upgrade_to_head_async
-from app.paseo.cli import CliPaseoClient
+from app.paseo.cli import MAX_RUN_PROMPT_BYTES, CliPaseoClient
 from app.paseo.client import PaseoClient
 from app.paseo.daemon.client import DaemonPaseoClient
 from app.paseo.daemon.target import resolve_target
@@ -70,6 +70,12 @@ def make_paseo_client(settings: Settings) -> PaseoClient:
     )
 
 
+def first_prompt_limit(settings: Settings) -> int | None:
+    """The CLI passes a session's first prompt to `paseo run` as an argument; the daemon
+    takes it in a frame as large as any other prompt."""
+    return MAX_RUN_PROMPT_BYTES if settings.transport == "cli" else None
+
+
 def paseo_binary_needed(settings: Settings) -> str | None:
     """The CLI readiness checks for: only the CLI transport needs one."""
     return settings.paseo_bin if settings.transport == "cli" else None
@@ -97,6 +103,7 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
                 cancel_confirm_seconds=settings.cancel_confirm_seconds,
                 prompt_rate_per_minute=settings.prompt_rate_limit_per_minute,
                 workspace_roots=tuple(str(root) for root in settings.workspace_root_paths),
+                max_first_prompt_bytes=first_prompt_limit(settings),
             ),
         )
         defaults = SessionDefaults(

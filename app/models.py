@@ -206,6 +206,9 @@ class Turn(Base):
     prompt_delivered_at: Mapped[datetime | None] = mapped_column()
     replaces_turn_id: Mapped[uuid.UUID | None] = mapped_column()
     cancelling_at: Mapped[datetime | None] = mapped_column()
+    # Where the transport resumes the turn after its last stored event (its own opaque
+    # cursor, stored in the same UPDATE as the events it follows); None: from the prompt.
+    resume_cursor: Mapped[str | None] = mapped_column(String(200))
 
 
 class TurnEventRecord(Base):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import tempfile
@@ -61,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 # `paseo run` takes its prompt only as an argument; Linux caps one argv string at 128 KiB.
 MAX_RUN_PROMPT_BYTES = 128 * 1024 - 1024
+_TEXT_CURSOR = "text:"
 # After the attach header, the replayed history arrives in one burst; this much silence ends it.
 REPLAY_QUIET_SECONDS = 0.3
 REPLAY_FIRST_BYTES_SECONDS = 3.0
@@ -85,8 +85,6 @@ _WAIT_STATUS_TO_OUTCOME: dict[str, TurnOutcome] = {
 
 class CliPaseoClient:
     """Talks to Paseo by spawning the `paseo` CLI."""
-
-    max_first_prompt_bytes: int | None = MAX_RUN_PROMPT_BYTES
 
     def __init__(
         self,
@@ -168,13 +166,8 @@ class CliPaseoClient:
     async def prompt_history(
         self, agent_id: str, prompt: str, *, turn_key: str | None = None
     ) -> PromptHistory:
-        """From `logs` (the whole transcript); the reply text from `attach`'s replay, which
-        keeps the whitespace `logs` trims, when both agree on everything else."""
-        history = transcript_history(await self.read_logs(agent_id), prompt)
-        if history.latest_reply is None:
-            return history
-        reply = await self._faithful(agent_id, prompt, history.latest_reply)
-        return dataclasses.replace(history, latest_reply=reply)
+        """From `logs` (the whole transcript): the CLI cannot hand Paseo a key, so by text."""
+        return transcript_history(await self.read_logs(agent_id), prompt)
 
     async def _faithful(self, agent_id: str, prompt: str, logged: str) -> str:
         """The reply as `attach` replays it, if it has the same words as the logged one."""
@@ -230,33 +223,30 @@ class CliPaseoClient:
             yield event
 
     async def resume_agent_turn(
-        self, agent_id: str, prompt: str, already_streamed: str, *, turn_key: str | None = None
+        self, agent_id: str, prompt: str, cursor: str | None, *, turn_key: str | None = None
     ) -> AsyncIterator[TurnEvent]:
-        async for event in self._follow_turn(
-            agent_id, prompt, mode="resume", already=already_streamed
-        ):
+        async for event in self._follow_turn(agent_id, prompt, mode="resume", cursor=cursor):
             yield event
 
     async def _follow_turn(
-        self, agent_id: str, prompt: str, *, mode: _FollowMode, already: str = ""
+        self, agent_id: str, prompt: str, *, mode: _FollowMode, cursor: str | None = None
     ) -> AsyncIterator[TurnEvent]:
         """Stream one turn: attach for live output, a blocking send/wait for its end, then logs.
 
         `new`: the agent was just created with this prompt, so all attach shows is this turn.
         `send`: attach first replays the history; the prompt is sent once that replay is over,
         so what follows is the new turn. `resume`: the turn is already running; the replay's
-        tail beyond `already` is what nobody streamed yet.
+        text beyond `cursor` (see `_Reply`) is what nobody has stored yet.
         """
-        streamed = [already]
+        reply = _Reply()
         scope = _TurnScope(prompt, inside=mode == "resume")
         delivered = mode != "send"
         async with self.runner.spawn(["attach", "--", agent_id]) as attach:
             parser = AttachParser(prompt, expect_header=mode == "new")
             if mode != "new":
                 replay = await _read_replay(attach)
-                if mode == "resume" and (gap := _unstreamed(replay, prompt, already)):
-                    streamed.append(gap)
-                    yield TextDelta(gap)
+                if mode == "resume" and (gap := reply.resume(replay, prompt, cursor)):
+                    yield gap
                 yield TurnStarted()
             finisher = asyncio.create_task(self._finish_turn(agent_id, prompt, mode == "send"))
             try:
@@ -266,7 +256,7 @@ class CliPaseoClient:
                             continue  # `run -d` already said so
                         delivered = True
                     elif isinstance(event, TextDelta):
-                        streamed.append(event.text)
+                        event = reply.add(event.text)
                     yield event
                 outcome: TurnOutcome
                 if scope.superseded:
@@ -278,17 +268,15 @@ class CliPaseoClient:
                         yield PromptDelivered()
             finally:
                 await cancel_and_wait(finisher)  # still running: the turn was left early
-        final_text = "".join(streamed)
         if scope.superseded:
-            yield TurnEnded(outcome, message, final_text)
+            yield TurnEnded(outcome, message, reply.text)
             return
         rest, usage = await asyncio.gather(
-            self._missing_tail(agent_id, prompt, final_text), self._last_usage(agent_id)
+            self._missing_tail(agent_id, prompt, reply), self._last_usage(agent_id)
         )
         if rest:
-            final_text += rest
-            yield TextDelta(rest)
-        yield TurnEnded(outcome, message, final_text, usage)
+            yield reply.add(rest)
+        yield TurnEnded(outcome, message, reply.text, usage)
 
     async def _finish_turn(
         self, agent_id: str, prompt: str, send_prompt: bool
@@ -330,24 +318,26 @@ class CliPaseoClient:
             model,
         )
 
-    async def _missing_tail(self, agent_id: str, prompt: str, streamed: str) -> str:
+    async def _missing_tail(self, agent_id: str, prompt: str, reply: _Reply) -> str:
         """What the transcript has beyond what attach delivered (attach may lose the end).
 
         `logs` trims blocks, so it is compared word for word; only when it has more is the
         exact text read from `attach`'s replay.
         """
+        if not reply.lined_up:
+            return ""  # where the stored text ends in the transcript is unknown
         try:
             logged = last_reply(await self.read_logs(agent_id), prompt)
-            if logged is None or same_words(logged, streamed):
+            if logged is None or same_words(logged, reply.text):
                 return ""
-            reply = await self._faithful(agent_id, prompt, logged)
+            transcript = await self._faithful(agent_id, prompt, logged)
         except PaseoError as exc:
             logger.warning("could not read logs of agent %s: %s", agent_id, exc)
             return ""
-        if not reply.startswith(streamed):
+        if not transcript.startswith(reply.text):
             logger.warning("the transcript of agent %s does not extend what was streamed", agent_id)
             return ""
-        return reply[len(streamed) :]
+        return transcript[len(reply.text) :]
 
     async def _last_usage(self, agent_id: str) -> Usage | None:
         try:
@@ -448,13 +438,38 @@ def _replayed_reply(replay: bytes, prompt: str) -> str | None:
     return "".join(texts)
 
 
-def _unstreamed(replay: bytes, prompt: str, already: str) -> str:
-    """The replayed text of the last turn for `prompt` beyond what was already streamed."""
-    so_far = _replayed_reply(replay, prompt)
-    if so_far is None or not so_far.startswith(already):
-        logger.warning("cannot line up the replayed turn with what was streamed; no catch-up")
-        return ""
-    return so_far[len(already) :]
+class _Reply:
+    """A turn's reply text so far. Its resume cursor is `text:<n>`: n characters of the reply
+    are stored; attach replays a turn's text raw, so resuming skips that much of the replay."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.offset = 0  # characters before `text` that a resume could not line up
+        self.lined_up = True
+
+    def add(self, delta: str) -> TextDelta:
+        self.text += delta
+        return TextDelta(delta, cursor=f"{_TEXT_CURSOR}{self.offset + len(self.text)}")
+
+    def resume(self, replay: bytes, prompt: str, cursor: str | None) -> TextDelta | None:
+        """Line the replayed turn up with the cursor; the text beyond it, if any."""
+        stored = _text_offset(cursor)
+        so_far = _replayed_reply(replay, prompt)
+        if so_far is None or len(so_far) < stored:
+            logger.warning("cannot line up the replayed turn with what was stored; no catch-up")
+            self.offset, self.lined_up = stored, False
+            return None
+        self.text = so_far[:stored]
+        gap = so_far[stored:]
+        return self.add(gap) if gap else None
+
+
+def _text_offset(cursor: str | None) -> int:
+    """The characters a `text:<n>` cursor says are stored (0: none, or no such cursor)."""
+    if cursor is None or not cursor.startswith(_TEXT_CURSOR):
+        return 0
+    count = cursor.removeprefix(_TEXT_CURSOR)
+    return int(count) if count.isdigit() else 0
 
 
 async def _live_events(

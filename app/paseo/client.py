@@ -28,10 +28,6 @@ from app.paseo.types import (
 class PaseoClient(Protocol):
     """Every method raises `app.paseo.errors.PaseoError` on failure."""
 
-    # The largest first prompt (the one that creates an agent) it can carry; None: no limit
-    # of its own (the CLI passes it as an argument; the daemon takes any frame).
-    max_first_prompt_bytes: int | None
-
     async def ping(self) -> DaemonFacts:
         """Succeed only when the daemon answers (readiness), saying what it learnt."""
 
@@ -74,12 +70,14 @@ class PaseoClient(Protocol):
         ...
 
     def resume_agent_turn(
-        self, agent_id: str, prompt: str, already_streamed: str, *, turn_key: str | None = None
+        self, agent_id: str, prompt: str, cursor: str | None, *, turn_key: str | None = None
     ) -> AsyncIterator[TurnEvent]:
-        """Follow a turn that is already running (after a gateway restart).
+        """Follow a turn that is already running (after a gateway restart), or has just ended.
 
-        Yields the text produced since `already_streamed` first, then live output, then
-        `TurnEnded`. The outcome is `interrupted` if another prompt took the agent over.
+        `cursor` is the one this transport put on the last output event the gateway stored
+        (None: nothing stored yet). Yields the output after it first, then `TurnStarted`,
+        live output and `TurnEnded`. The outcome is `interrupted` if another prompt took the
+        agent over.
         """
         ...
 
@@ -87,7 +85,8 @@ class PaseoClient(Protocol):
         self, agent_id: str, prompt: str, *, turn_key: str | None = None
     ) -> PromptHistory:
         """What the agent's transcript records of `prompt`, or of the prompt sent with
-        `turn_key` where the transport keeps keys (recovery decides from it)."""
+        `turn_key` where the transport keeps keys (recovery decides from it, before it
+        resumes)."""
 
     async def stop_agent(self, agent_id: str) -> StopResult: ...
 

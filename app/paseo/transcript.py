@@ -24,24 +24,22 @@ _TASK_LINE = re.compile(r"^- \[[ xX]\] ")
 
 
 def prompt_history(transcript: str, prompt: str) -> PromptHistory:
-    """What the transcript records of `prompt`, from one reading of it.
-
-    `latest_reply` is the assistant text of the last turn if that turn is `prompt`'s: a
-    reply counts only if it follows this turn's own prompt.
-    """
-    lines = transcript.split("\n")
-    users = _user_items(lines, prompt)
-    latest_is_this = bool(users) and users[-1][1]
+    """What the transcript records of `prompt`, from one reading of it."""
+    users = _user_items(transcript.split("\n"), prompt)
     return PromptHistory(
         times_recorded=sum(1 for _, is_prompt in users if is_prompt),
-        latest_is_this_prompt=latest_is_this,
-        latest_reply=_assistant_text(lines[users[-1][0] :]) if latest_is_this else None,
+        latest_is_this_prompt=bool(users) and users[-1][1],
     )
 
 
 def last_reply(transcript: str, prompt: str) -> str | None:
-    """The assistant text of the transcript's last turn, if that turn is `prompt`'s."""
-    return prompt_history(transcript, prompt).latest_reply
+    """The assistant text of the transcript's last turn, if that turn is `prompt`'s: a reply
+    counts only if it follows this turn's own prompt."""
+    lines = transcript.split("\n")
+    users = _user_items(lines, prompt)
+    if not users or not users[-1][1]:
+        return None
+    return _assistant_text(lines[users[-1][0] :])
 
 
 def times_recorded(transcript: str, prompt: str) -> int:

@@ -174,20 +174,28 @@ class PromptDelivered:
     """Paseo has recorded the prompt (a fact seen, not assumed): the turn is the agent's now."""
 
 
+# Output events carry `cursor`: where this transport can resume the turn after this event
+# (opaque, the transport's own; None where it cannot). The gateway stores the cursor of the
+# last stored event and hands it back to `resume_agent_turn` after a restart.
+
+
 @dataclass(frozen=True)
 class TextDelta:
     text: str
+    cursor: str | None = None
 
 
 @dataclass(frozen=True)
 class ReasoningDelta:
     text: str
+    cursor: str | None = None
 
 
 @dataclass(frozen=True)
 class ToolActivity:
     name: str
     status: str
+    cursor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -196,6 +204,10 @@ class AgentNotice:
 
     kind: Literal["todo", "permission", "permission_resolved", "attention", "error", "turn_failed"]
     text: str
+    cursor: str | None = None
+
+
+TurnOutput = TextDelta | ReasoningDelta | ToolActivity | AgentNotice
 
 
 @dataclass(frozen=True)
@@ -224,13 +236,12 @@ TurnEvent = (
 class PromptHistory:
     """What an agent's transcript says of one prompt (as Paseo records it).
 
-    `times_recorded`: how many `[User]` items carry it. `latest_reply`: the reply to it when
-    the agent's latest turn is this prompt's (None otherwise, or with no reply text yet).
+    `times_recorded`: how many `[User]` items carry it; `latest_is_this_prompt`: whether the
+    agent's latest turn is this prompt's. (What the turn answered is read by resuming it.)
     """
 
     times_recorded: int
     latest_is_this_prompt: bool
-    latest_reply: str | None
     # True when Paseo's record was matched by the turn's own key (the daemon keeps it as the
     # message id): then `times_recorded` counts this turn alone, not every prompt of its text.
     by_turn_key: bool = False

@@ -42,10 +42,11 @@ async def store_numbered_events(
     events: Sequence[EventRow],
     *,
     runner_id: str | None,
+    cursor: str | None = None,
 ) -> None:
     """Store events whose numbers `take_event_numbers` gave out earlier, in the caller's
     transaction, only while the turn is active (and, with `runner_id`, held by it), and only
-    above every stored one.
+    above every stored one; `cursor` (the transport's, after the last of them) with them.
 
     The turn row is locked first (every writer of the turn locks it), so the check that no
     higher number is stored is exact: stored events become visible in number order.
@@ -58,7 +59,7 @@ async def store_numbered_events(
     first = min(seq for seq, _, _ in events)
     if head >= first:
         raise EventsOutOfOrder(turn_id, head, first)
-    await events_repo.append_events(session, turn_id, events)
+    await events_repo.append_events(session, turn_id, events, cursor=cursor)
 
 
 async def notify_stored(session: AsyncSession, turn_id: uuid.UUID, seq: int) -> None:

@@ -42,9 +42,14 @@ class DuplicateEventSeq(Exception):
 
 
 async def append_events(
-    session: AsyncSession, turn_id: uuid.UUID, events: Sequence[EventRow]
+    session: AsyncSession,
+    turn_id: uuid.UUID,
+    events: Sequence[EventRow],
+    *,
+    cursor: str | None = None,
 ) -> None:
-    """Store `events` in one multi-row INSERT, and raise the turn's `last_event_seq` to match.
+    """Store `events` in one multi-row INSERT, and raise the turn's `last_event_seq` to match
+    (setting its `resume_cursor` to `cursor`, when given, in the same UPDATE).
 
     Raises `DuplicateEventSeq` when a number is taken (or given twice), ValueError for a
     number below 1, and IntegrityError when there is no such turn.
@@ -55,7 +60,7 @@ async def append_events(
     if min(seqs) < 1:
         raise ValueError(f"event numbers start at 1, not {min(seqs)}")
     await _insert_events(session, turn_id, events)
-    await _raise_last_event_seq(session, turn_id, max(seqs))
+    await _raise_last_event_seq(session, turn_id, max(seqs), cursor)
 
 
 async def _insert_events(
@@ -130,17 +135,22 @@ async def last_seq(session: AsyncSession, turn_id: uuid.UUID) -> int:
     return (await session.scalar(statement)) or 0
 
 
-async def _raise_last_event_seq(session: AsyncSession, turn_id: uuid.UUID, seq: int) -> None:
+async def _raise_last_event_seq(
+    session: AsyncSession, turn_id: uuid.UUID, seq: int, cursor: str | None = None
+) -> None:
     """`last_event_seq = greatest(last_event_seq, seq)`, written as CASE for both backends.
 
     The new value is set on the copy of the turn this session holds, if any (the ORM cannot
     work out a CASE itself and would expire the attribute, which async code cannot reload).
     """
     greatest = case((Turn.last_event_seq < seq, seq), else_=Turn.last_event_seq)
+    values: dict[str, Any] = {"last_event_seq": greatest}
+    if cursor is not None:
+        values["resume_cursor"] = cursor
     statement = (
         update(Turn)
         .where(Turn.id == turn_id)
-        .values(last_event_seq=greatest)
+        .values(**values)
         .returning(Turn.last_event_seq)
         .execution_options(synchronize_session=False)
     )

@@ -80,7 +80,7 @@ class SessionService:
         """
         if request.prompt is not None:
             check_prompt(request.prompt, self.defaults.max_prompt_bytes)
-            check_first_prompt(request.prompt, self.paseo.max_first_prompt_bytes)
+            check_first_prompt(request.prompt, self.turns.settings.max_first_prompt_bytes)
         cwd = self.confine(request.cwd or self.defaults.cwd)
         provider = request.provider or self.defaults.provider
         await self.providers.check(provider)

@@ -26,7 +26,7 @@ import contextlib
 import logging
 import uuid
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,17 +52,26 @@ READ_PAGE_SIZE = 500
 MAX_LIVE_BACKLOG = 1000
 
 
-# An event not yet numbered: its name and data.
-Event = tuple[str, dict[str, Any]]
+# An event not yet numbered: its name, data and transport cursor.
+Event = tuple[str, dict[str, Any], str | None]
 
 
 @dataclass(frozen=True)
 class StoredEvent:
-    """A numbered event (stored, or on its way to be: see the module's rule)."""
+    """A numbered event (stored, or on its way to be: see the module's rule).
+
+    `cursor`: where the transport resumes after it (stored with it on the turn, never shown).
+    """
 
     seq: int
     name: str
     data: dict[str, Any]
+    cursor: str | None = None
+
+
+def last_cursor(events: Sequence[StoredEvent]) -> str | None:
+    """The transport cursor after the last of `events` that has one."""
+    return next((event.cursor for event in reversed(events) if event.cursor), None)
 
 
 def in_order(events: Iterable[StoredEvent]) -> list[StoredEvent]:
@@ -211,11 +220,11 @@ class EventWriter:
         self._failure: Exception | None = None
         notifier.attach(self)
 
-    async def emit(self, name: str, data: dict[str, Any]) -> None:
+    async def emit(self, name: str, data: dict[str, Any], *, cursor: str | None = None) -> None:
         """Queue an event: readers here get it as soon as it is numbered; it is stored within
-        FLUSH_INTERVAL_SECONDS."""
+        FLUSH_INTERVAL_SECONDS (and with it `cursor`, the transport's resume point after it)."""
         self._raise_failure()
-        self._pending.append((name, data))
+        self._pending.append((name, data, cursor))
         self._wake.set()
         if len(self._pending) + len(self.unstored) >= MAX_BATCH_EVENTS:
             await self.flush()
@@ -225,7 +234,7 @@ class EventWriter:
     async def emit_now(self, name: str, data: dict[str, Any]) -> int:
         """Queue an event and store it (with everything before it); returns its number."""
         self._raise_failure()
-        self._pending.append((name, data))
+        self._pending.append((name, data, None))
         await self.flush()
         return self.last_seq
 
@@ -320,7 +329,10 @@ class EventWriter:
         except BaseException:
             self._pending[:0] = batch
             raise
-        numbered = [StoredEvent(first + i, name, data) for i, (name, data) in enumerate(batch)]
+        numbered = [
+            StoredEvent(first + i, name, data, cursor)
+            for i, (name, data, cursor) in enumerate(batch)
+        ]
         self.unstored.extend(numbered)
         if self._store_due is None:
             self._store_due = asyncio.get_running_loop().time() + FLUSH_INTERVAL_SECONDS
@@ -334,7 +346,7 @@ class EventWriter:
         try:
             async with self.db.session() as session:
                 await event_channel.store_numbered_events(
-                    session, self.turn_id, rows, runner_id=self.runner_id
+                    session, self.turn_id, rows, runner_id=self.runner_id, cursor=last_cursor(batch)
                 )
                 await event_channel.notify_stored(session, self.turn_id, batch[-1].seq)
         except TurnNotWritable:

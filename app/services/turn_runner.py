@@ -27,12 +27,12 @@ from app.paseo.types import (
     AgentStarted,
     NewAgent,
     PromptDelivered,
-    PromptHistory,
     ReasoningDelta,
     TextDelta,
     ToolActivity,
     TurnEnded,
     TurnEvent,
+    TurnOutput,
     TurnStarted,
     Usage,
 )
@@ -166,43 +166,45 @@ class TurnRun:
 
     async def recover(self) -> None:
         """A turn whose gateway died: reconcile it with what Paseo has now."""
-        facts, history = await self._recovery_facts()
+        facts = await self._recovery_facts()
         decision = decide.recover(facts)
         if decide.prompt_reached_paseo(facts) and not self.delivered:
             self.delivered = True
             await self.store.mark_prompt_delivered()
-        already = await self.store.stored_text()
-        if decision == "follow":
+        if decision == "follow" or decision == "finished":
             assert self.agent_id is not None
             events = self.paseo.resume_agent_turn(
-                self.agent_id, self.turn.prompt, already, turn_key=str(self.turn_id)
+                self.agent_id,
+                self.turn.prompt,
+                await self.store.resume_cursor(),
+                turn_key=str(self.turn_id),
             )
-            await self._follow(events, recovering=True, elapsed=_age_seconds(self.turn))
-        elif decision == "finished":
-            assert history is not None
-            await self._catch_up(history.latest_reply, already)
-            await self._end(decide.FINISHED_AWAY, usage=await self._last_usage())
+            if decision == "follow":
+                await self._follow(events, recovering=True, elapsed=_age_seconds(self.turn))
+            else:
+                await self._store_missed(events)
+                await self._end(decide.FINISHED_AWAY, usage=await self._last_usage())
         else:
             await self._end(decision)
 
-    async def _recovery_facts(self) -> tuple[RecoveryFacts, PromptHistory | None]:
+    async def _recovery_facts(self) -> RecoveryFacts:
         if self.turn.status == TurnStatus.QUEUED:
-            return RecoveryFacts(queued=True, agent_known=False), None
+            return RecoveryFacts(queued=True, agent_known=False)
         record = await self.store.load_session()
         self.agent_id = record.agent_id or await self._find_agent(record)
         if self.agent_id is None:
-            return RecoveryFacts(queued=False, agent_known=False), None
+            return RecoveryFacts(queued=False, agent_known=False)
         try:
             detail = await self.paseo.inspect_agent(self.agent_id)
         except PaseoError as exc:
             if exc.kind != PaseoErrorKind.NOT_FOUND:
                 raise
             await self.store.update_session(status=SessionStatus.AGENT_MISSING)
-            return RecoveryFacts(queued=False, agent_known=True, agent_exists=False), None
+            return RecoveryFacts(queued=False, agent_known=True, agent_exists=False)
         history = await self.paseo.prompt_history(
             self.agent_id, self.turn.prompt, turn_key=str(self.turn_id)
         )
-        facts = RecoveryFacts(
+        return RecoveryFacts(
             queued=False,
             agent_known=True,
             agent_status=detail.status,
@@ -217,7 +219,6 @@ class TurnRun:
             latest_is_this_prompt=history.latest_is_this_prompt,
             cancel_requested=await self._cancel_is_requested(),
         )
-        return facts, history
 
     # --- following Paseo ---------------------------------------------------------------------
 
@@ -329,8 +330,8 @@ class TurnRun:
             if not self.delivered:
                 self.delivered = True
                 await self.store.mark_prompt_delivered()
-        else:
-            await self.store.writer.emit(*stream_event(event))
+        elif isinstance(event, TurnOutput):
+            await self.store.writer.emit(*stream_event(event), cursor=event.cursor)
         return True
 
     async def _may_send(self) -> bool:
@@ -461,14 +462,16 @@ class TurnRun:
         await self.store.update_session(agent_id=agents[0].id, status=SessionStatus.ACTIVE)
         return agents[0].id
 
-    async def _catch_up(self, reply: str | None, already: str) -> None:
-        """Store as one `text` event what the transcript has beyond what was streamed."""
-        if reply is None or reply == already:
-            return
-        if not reply.startswith(already):
-            logger.warning("turn %s: the transcript does not extend the stored text", self.turn_id)
-            return
-        await self.store.writer.emit("text", {"delta": reply[len(already) :]})
+    async def _store_missed(self, events: AsyncIterator[TurnEvent]) -> None:
+        """Store what a turn that ended while the gateway was away produced after the last
+        stored event (its transport's ending is not needed: the recovery decided it)."""
+        async with contextlib.aclosing(events):  # type: ignore[type-var]
+            async with asyncio.timeout(self.limits.idle_timeout_seconds):
+                async for event in events:
+                    if isinstance(event, TurnEnded):
+                        return
+                    if isinstance(event, TurnOutput):
+                        await self.store.writer.emit(*stream_event(event), cursor=event.cursor)
 
     async def _last_usage(self) -> dict[str, Any] | None:
         if self.agent_id is None:
@@ -508,7 +511,7 @@ def title_from(prompt: str) -> str:
     return first_line[:TITLE_FROM_PROMPT_CHARS]
 
 
-def stream_event(event: TurnEvent) -> tuple[str, dict[str, Any]]:
+def stream_event(event: TurnOutput) -> tuple[str, dict[str, Any]]:
     if isinstance(event, TextDelta):
         return "text", {"delta": event.text}
     if isinstance(event, ReasoningDelta):

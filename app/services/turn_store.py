@@ -273,10 +273,11 @@ class TurnStore:
     async def announce_cancelling(self) -> None:
         await announce_cancelling(self.db, self.notifier, self.turn_id)
 
-    async def stored_text(self) -> str:
+    async def resume_cursor(self) -> str | None:
+        """The transport's cursor after the last stored event (everything emitted stored
+        first, so it is this writer's last word)."""
         await self.writer.flush()
-        async with self.db.session() as session:
-            return await stored_text(session, self.turn_id)
+        return (await self.load_turn()).resume_cursor
 
     async def end(self, ending: Ending, *, usage: dict[str, Any] | None = None) -> Turn | None:
         """End the turn as its runner, with every event still buffered stored first."""

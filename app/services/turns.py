@@ -70,6 +70,9 @@ class TurnSettings:
     cancel_confirm_seconds: float = 15.0
     prompt_rate_per_minute: int = 0
     workspace_roots: tuple[str, ...] = ()
+    # The largest first prompt (the one that creates an agent) the transport can carry;
+    # None: no limit of its own (only the CLI has one: it passes that prompt as an argument).
+    max_first_prompt_bytes: int | None = None
 
     @property
     def limits(self) -> TurnLimits:
@@ -254,7 +257,7 @@ class TurnService:
     def _check_first_prompt(self, record: GatewaySession, prompt: str) -> None:
         """Refuse, before recording a turn, a first prompt the transport cannot carry."""
         if record.agent_id is None:
-            check_first_prompt(prompt, self.paseo.max_first_prompt_bytes)
+            check_first_prompt(prompt, self.settings.max_first_prompt_bytes)
 
     async def _busy(self, session_id: uuid.UUID) -> TurnInProgress:
         active = await self.active_turn(session_id)

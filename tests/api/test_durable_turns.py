@@ -16,6 +16,7 @@ import httpx
 import psutil
 import pytest
 
+from app.paseo.transcript import last_reply, same_words
 from tests.api.conftest import (
     AUTH,
     Gateway,
@@ -336,9 +337,13 @@ async def test_gateway_killed_mid_turn_is_recovered(
                 turn = await wait_until_final(client, session["id"], turn_id)
                 events = await replay(client, session["id"], turn_id)
                 running = (await client.get("/sessions", params={"status": "active"})).json()
+                agent_id = (await client.get(f"/sessions/{session['id']}")).json()["agent_id"]
     assert turn["status"] == "completed"
     assert turn["final_text"] == text_of(events)
     assert turn["final_text"].startswith(text_of(before))  # nothing streamed was lost
+    # ... and nothing doubled: resumed from its cursor, the turn is what the agent wrote.
+    answered = last_reply(fake_daemon.cli("logs", "--", agent_id).stdout, "work")
+    assert answered is not None and same_words(answered, turn["final_text"])
     assert turn["final_text"].endswith("_(end of synthetic stream)_\n")
     assert events[-1].event == "turn.completed"
     # Ids only rise; one the killed gateway showed live but never stored is named.

@@ -56,7 +56,7 @@ GATEWAY_TABLES = {
     "gateway_secrets",
     "prompt_admissions",
 }
-HEAD = "0005"
+HEAD = "0006"
 SUBPROCESS_TIMEOUT_SECONDS = 60
 
 

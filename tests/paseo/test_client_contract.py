@@ -25,7 +25,6 @@ from app.paseo.types import (
     AgentStarted,
     NewAgent,
     PromptDelivered,
-    PromptHistory,
     TextDelta,
     ToolActivity,
     TurnEnded,
@@ -199,8 +198,41 @@ async def test_prompt_history_tells_this_turn_from_earlier_ones(
     other = await paseo.prompt_history(agent_id, INSTANT)
 
     assert (mine.times_recorded, mine.latest_is_this_prompt) == (1, True)
-    assert mine.latest_reply == streamed  # whitespace and all, though `logs` trims blocks
-    assert other == PromptHistory(times_recorded=0, latest_is_this_prompt=False, latest_reply=None)
+    assert (other.times_recorded, other.latest_is_this_prompt) == (0, False)
+    # What the turn answered is read by resuming it: whitespace and all, though `logs`
+    # trims blocks.
+    replayed = await _collect(paseo.resume_agent_turn(agent_id, "write a haiku\n", None))
+    assert _text(replayed) == streamed
+
+
+async def test_resuming_from_a_cursor_yields_what_follows_it_once(
+    paseo: PaseoClient, agent_cwd: Path
+) -> None:
+    """A gateway that died mid-turn had stored the events up to some cursor: resumed from
+    it, the turn yields the rest, and nothing before the cursor again."""
+    agent_id = await _new_agent(paseo, agent_cwd)
+    prompt, key = "work for a while", str(uuid.uuid4())
+    before: list[TurnEvent] = []
+    turn = paseo.prompt_agent_turn(agent_id, prompt, turn_key=key)
+    async with asyncio.timeout(60):
+        async for event in turn:
+            before.append(event)
+            if sum(isinstance(e, TextDelta) for e in before) >= 3:
+                break
+    await turn.aclose()  # the gateway dies; the agent works on
+    cursor = [e for e in before if isinstance(e, TextDelta)][-1].cursor
+    assert cursor is not None
+
+    after = await _collect(paseo.resume_agent_turn(agent_id, prompt, cursor, turn_key=key))
+    ended = after[-1]
+    assert isinstance(ended, TurnEnded) and ended.outcome == "completed"
+    whole = await _collect(paseo.resume_agent_turn(agent_id, prompt, None, turn_key=key))
+    assert _text(before) + _text(after) == _text(whole) == ended.final_text
+    assert _text(whole).endswith("_(end of synthetic stream)_\n")
+    last = [e for e in after if isinstance(e, TextDelta)][-1].cursor
+    assert (
+        _text(await _collect(paseo.resume_agent_turn(agent_id, prompt, last, turn_key=key))) == ""
+    )
 
 
 async def test_a_turn_key_tells_a_prompt_from_an_earlier_one_of_the_same_text(
@@ -214,7 +246,7 @@ async def test_a_turn_key_tells_a_prompt_from_an_earlier_one_of_the_same_text(
         await _collect(paseo.prompt_agent_turn(agent_id, INSTANT, turn_key=key))
     latest = await paseo.prompt_history(agent_id, INSTANT, turn_key=second)
     earlier = await paseo.prompt_history(agent_id, INSTANT, turn_key=first)
-    assert latest.latest_is_this_prompt and latest.latest_reply == INSTANT_REPLY
+    assert latest.latest_is_this_prompt
     if latest.by_turn_key:
         assert (latest.times_recorded, earlier.times_recorded) == (1, 1)
         assert not earlier.latest_is_this_prompt  # the same text, but not its turn

@@ -11,7 +11,13 @@ import pytest
 from app.paseo.daemon import wire
 from app.paseo.daemon.client import _Turn
 from app.paseo.daemon.target import BadDaemonHost, DaemonTarget, parse_host, resolve_target
-from app.paseo.daemon.timeline import prompt_history, rows_of, turn_so_far
+from app.paseo.daemon.timeline import (
+    format_cursor,
+    parse_cursor,
+    prompt_history,
+    rows_of,
+    turn_so_far,
+)
 from app.paseo.types import (
     AgentNotice,
     PromptDelivered,
@@ -138,7 +144,11 @@ def test_a_turn_is_what_follows_its_own_prompt_and_start() -> None:
     ]
     out = _take_all(turn, events)
     assert out[0] == PromptDelivered()
-    assert out[1:4] == [TextDelta("Hello"), ToolActivity("read", "running"), TextDelta(" world")]
+    assert out[1:4] == [  # each with its timeline position, to resume after it
+        TextDelta("Hello", "timeline:E:3"),
+        ToolActivity("read", "running", "timeline:E:4"),
+        TextDelta(" world", "timeline:E:5"),
+    ]
     ended = out[-1]
     assert isinstance(ended, TurnEnded) and ended.outcome == "completed"
     assert ended.final_text == "Hello world" and ended.usage is not None
@@ -147,7 +157,7 @@ def test_a_turn_is_what_follows_its_own_prompt_and_start() -> None:
 def test_a_replayed_row_is_taken_once() -> None:
     turn = _Turn(delivered=True, started=True, epoch="E", seq=3)
     assert _take_all(turn, [_text(2, "seen"), _text(3, "seen"), _text(4, "new")]) == [
-        TextDelta("new")
+        TextDelta("new", "timeline:E:4")
     ]
 
 
@@ -182,10 +192,10 @@ def test_prompt_history_from_the_timeline() -> None:
     )
     history = prompt_history(rows, "  hi\n")  # Paseo records it trimmed
     assert (history.times_recorded, history.latest_is_this_prompt) == (2, True)
-    assert history.latest_reply == "two more"
-    assert prompt_history(rows, "other").latest_reply is None
+    assert not prompt_history(rows, "other").latest_is_this_prompt
     so_far = turn_so_far(rows, "hi")
-    assert (so_far.found, so_far.text, so_far.last_seq) == (True, "two more", 5)
+    assert (so_far.found, so_far.prompt_seq, so_far.last_seq) == (True, 3, 5)
+    assert [row.seq for row in so_far.rows] == [4, 5]
     assert not turn_so_far(rows, "other").found
 
 
@@ -198,13 +208,18 @@ def test_a_prompt_with_a_key_is_found_by_its_key_not_its_text() -> None:
     )
     second = prompt_history(rows, "hi", "turn-2")
     assert (second.times_recorded, second.latest_is_this_prompt) == (1, True)
-    assert second.latest_reply == "two" and second.by_turn_key
+    assert second.by_turn_key
     first = prompt_history(rows, "hi", "turn-1")  # same text, but not the latest turn
-    assert (first.times_recorded, first.latest_is_this_prompt, first.latest_reply) == (
-        1,
-        False,
-        None,
-    )
+    assert (first.times_recorded, first.latest_is_this_prompt) == (1, False)
     assert prompt_history(rows, "hi", "turn-3").times_recorded == 0  # never reached Paseo
-    assert turn_so_far(rows, "hi", "turn-2").text == "two"
+    assert turn_so_far(rows, "hi", "turn-2").prompt_seq == 3
     assert not turn_so_far(rows, "hi", "turn-1").found
+
+
+def test_a_cursor_is_the_timeline_position_and_only_this_transports() -> None:
+    cursor = format_cursor("epoch:with:colons", 42)
+    assert parse_cursor(cursor) == ("epoch:with:colons", 42)
+    assert parse_cursor(None) is None
+    assert parse_cursor("text:12") is None  # the CLI transport's
+    assert parse_cursor("timeline:no-seq") is None
+    assert parse_cursor("timeline:epoch:") is None

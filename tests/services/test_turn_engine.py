@@ -68,8 +68,6 @@ def _detail(status: str) -> AgentDetail:
 class ScriptedPaseo:
     """A `PaseoClient` whose turns follow a script; it records the stops it was asked for."""
 
-    max_first_prompt_bytes: int | None = None
-
     def __init__(self, turn: TurnScript, *, stop_seconds: float = 0.0) -> None:
         self.turn = turn
         self.stop_seconds = stop_seconds
@@ -101,14 +99,14 @@ class ScriptedPaseo:
         return self.turn()
 
     def resume_agent_turn(
-        self, agent_id: str, prompt: str, already_streamed: str, *, turn_key: str | None = None
+        self, agent_id: str, prompt: str, cursor: str | None, *, turn_key: str | None = None
     ) -> AsyncIterator[TurnEvent]:
         return self.turn()
 
     async def prompt_history(
         self, agent_id: str, prompt: str, *, turn_key: str | None = None
     ) -> PromptHistory:
-        return PromptHistory(times_recorded=0, latest_is_this_prompt=False, latest_reply=None)
+        return PromptHistory(times_recorded=0, latest_is_this_prompt=False)
 
     async def stop_agent(self, agent_id: str) -> StopResult:
         self.stops.append(agent_id)

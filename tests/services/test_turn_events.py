@@ -84,6 +84,36 @@ async def test_two_writers_of_one_turn_get_numbers_of_their_own(database: Databa
     assert await _stored(database, turn_id) == [(1, "text"), (2, "text")]
 
 
+async def test_the_transport_cursor_is_stored_with_the_events_it_follows(
+    database: Database,
+) -> None:
+    """After a restart the turn resumes from the cursor of its last stored event: never
+    one ahead of what is stored (that would lose events), nor behind it (doubled)."""
+    turn_id = await _turn(database)
+    writer = EventWriter(database, EventNotifier(), turn_id, RUNNER)
+
+    async def stored_cursor() -> str | None:
+        async with database.session() as session:
+            turn = await turns_repo.get_turn(session, turn_id)
+        assert turn is not None
+        return turn.resume_cursor
+
+    await writer.emit("text", {"delta": "a"}, cursor="c1")
+    await writer.emit("notice", {"kind": "todo", "text": "0/1"})  # no cursor of its own
+    await writer.flush()
+    assert await stored_cursor() == "c1"
+    await writer.emit("text", {"delta": "b"}, cursor="c2")
+    await writer.emit("text", {"delta": "c"}, cursor="c3")
+    await writer.close()
+    assert await stored_cursor() == "c3"
+    assert await _stored(database, turn_id) == [
+        (1, "text"),
+        (2, "notice"),
+        (3, "text"),
+        (4, "text"),
+    ]
+
+
 async def test_only_the_runner_holding_the_turn_may_write(database: Database) -> None:
     turn_id = await _turn(database, runner_id="someone-else")
     writer = EventWriter(database, EventNotifier(), turn_id, RUNNER)

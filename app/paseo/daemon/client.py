@@ -23,7 +23,7 @@ from app.paseo.daemon.connection import (
     StreamItem,
 )
 from app.paseo.daemon.target import DaemonTarget
-from app.paseo.daemon.timeline import Row, prompt_history, rows_of, turn_so_far
+from app.paseo.daemon.timeline import Row, parse_cursor, prompt_history, rows_of, turn_so_far
 from app.paseo.errors import PaseoError
 from app.paseo.types import (
     AgentDetail,
@@ -62,10 +62,8 @@ _WAIT_OUTCOME: dict[str, TurnOutcome] = {
 
 
 class DaemonPaseoClient:
-    """Talks to Paseo over one WebSocket to its daemon."""
-
-    # The daemon takes frames up to 100 MiB: the gateway's own prompt limit is the one.
-    max_first_prompt_bytes: int | None = None
+    """Talks to Paseo over one WebSocket to its daemon (it takes frames up to 100 MiB: the
+    gateway's own prompt limit is the one that counts)."""
 
     def __init__(self, target: DaemonTarget, *, connection: DaemonConnection | None = None) -> None:
         self.connection = connection or DaemonConnection(target)
@@ -255,28 +253,29 @@ class DaemonPaseoClient:
                 yield event
 
     async def resume_agent_turn(
-        self, agent_id: str, prompt: str, already_streamed: str, *, turn_key: str | None = None
+        self, agent_id: str, prompt: str, cursor: str | None, *, turn_key: str | None = None
     ) -> AsyncIterator[TurnEvent]:
-        with self.connection.following(
-            agent_id
-        ) as follower:  # before the tail: nothing falls between
+        """The rows after `cursor` (after the turn's prompt without one), then live output."""
+        with self.connection.following(agent_id) as follower:  # first: nothing falls between
             reply = await self._timeline(agent_id)
+            epoch = reply.get("epoch")
             so_far = turn_so_far(rows_of(reply.get("entries") or []), prompt, turn_key)
-            if not so_far.found:
+            position = parse_cursor(cursor)
+            ending = _unresumable(so_far.found, position, epoch)
+            if ending is not None:
                 yield TurnStarted()
-                yield TurnEnded(
-                    "interrupted", "another prompt replaced this turn", already_streamed
-                )
+                yield ending
                 return
-            turn = _Turn(
-                delivered=True, started=True, epoch=reply.get("epoch"), seq=so_far.last_seq
-            )
-            if so_far.text.startswith(already_streamed):
-                turn.texts = [so_far.text]
-                if gap := so_far.text[len(already_streamed) :]:
-                    yield TextDelta(gap)
-            else:
-                turn.texts = [already_streamed]
+            after = position[1] if position is not None else so_far.prompt_seq
+            turn = _Turn(delivered=True, started=True, epoch=epoch, seq=after)
+            for row in so_far.rows:
+                replayed = _row_event(agent_id, row, epoch)
+                if row.seq <= after:  # streamed and stored before the restart
+                    if isinstance(output := wire.turn_output(replayed), TextDelta):
+                        turn.texts.append(output.text)
+                    continue
+                for missed in turn.take(replayed):
+                    yield missed
             yield TurnStarted()
             if (ended := await self._ended_meanwhile(agent_id, turn)) is not None:
                 yield ended
@@ -402,6 +401,17 @@ async def _reconnected(
         raise PaseoError(
             "DAEMON_NOT_RUNNING", f"lost the daemon in the middle of the turn: {lost.reason}"
         ) from None
+
+
+def _unresumable(found: bool, position: tuple[str, int] | None, epoch: object) -> TurnEnded | None:
+    """Why a turn cannot be resumed from its cursor, as its ending (None: it can)."""
+    if not found:
+        return TurnEnded("interrupted", "another prompt replaced this turn", "")
+    if position is not None and position[0] != epoch:
+        return TurnEnded(
+            "error", "the daemon lost the agent's timeline (it restarted); the turn is gone", ""
+        )
+    return None
 
 
 def _row_event(agent_id: str, row: Row, epoch: object) -> wire.StreamEvent:

@@ -14,6 +14,24 @@ from typing import Any
 from app.paseo.prompts import recorded_prompt
 from app.paseo.types import PromptHistory
 
+_CURSOR_PREFIX = "timeline:"
+
+
+def format_cursor(epoch: str, seq: int) -> str:
+    """A turn's resume cursor on this transport: the timeline's epoch and the row's seq."""
+    return f"{_CURSOR_PREFIX}{epoch}:{seq}"
+
+
+def parse_cursor(cursor: str | None) -> tuple[str, int] | None:
+    """`format_cursor`'s (epoch, seq); None for no cursor or another transport's (a turn
+    begun on the CLI transport is then resumed from its prompt)."""
+    if cursor is None or not cursor.startswith(_CURSOR_PREFIX):
+        return None
+    epoch, _, seq = cursor.removeprefix(_CURSOR_PREFIX).rpartition(":")
+    if not epoch or not seq.isdigit():
+        return None
+    return epoch, int(seq)
+
 
 @dataclass(frozen=True)
 class Row:
@@ -44,17 +62,6 @@ def _last_prompt_index(rows: Sequence[Row]) -> int | None:
     return None
 
 
-def reply_after(rows: Sequence[Row], index: int) -> str:
-    """The assistant text after row `index`, up to the next user message."""
-    texts: list[str] = []
-    for row in rows[index + 1 :]:
-        if row.kind == "user_message":
-            break
-        if row.kind == "assistant_message":
-            texts.append(str(row.item.get("text", "")))
-    return "".join(texts)
-
-
 def _is_prompt(row: Row, prompt: str, key: str | None) -> bool:
     """Whether `row` is Paseo's record of the prompt: by its message id when the turn has a
     key (an exact fact), else by its text as Paseo trims it."""
@@ -67,14 +74,10 @@ def _is_prompt(row: Row, prompt: str, key: str | None) -> bool:
 
 def prompt_history(rows: Sequence[Row], prompt: str, key: str | None = None) -> PromptHistory:
     """What the timeline records of the prompt (sent with message id `key`, if given)."""
-    times = sum(1 for row in rows if _is_prompt(row, prompt, key))
     latest = _last_prompt_index(rows)
-    latest_is_this = latest is not None and _is_prompt(rows[latest], prompt, key)
-    reply = reply_after(rows, latest) if latest is not None and latest_is_this else ""
     return PromptHistory(
-        times_recorded=times,
-        latest_is_this_prompt=latest_is_this,
-        latest_reply=reply or None,
+        times_recorded=sum(1 for row in rows if _is_prompt(row, prompt, key)),
+        latest_is_this_prompt=latest is not None and _is_prompt(rows[latest], prompt, key),
         by_turn_key=key is not None,
     )
 
@@ -84,7 +87,8 @@ class TurnSoFar:
     """Where a running turn stands in the timeline."""
 
     found: bool  # the latest prompt is this turn's
-    text: str  # its reply so far
+    prompt_seq: int  # the seq of its prompt's row (0 when not found)
+    rows: list[Row]  # the rows after its prompt, in seq order
     last_seq: int  # the last row seen (the cursor to follow from)
 
 
@@ -92,5 +96,5 @@ def turn_so_far(rows: Sequence[Row], prompt: str, key: str | None = None) -> Tur
     latest = _last_prompt_index(rows)
     last_seq = rows[-1].seq if rows else 0
     if latest is None or not _is_prompt(rows[latest], prompt, key):
-        return TurnSoFar(False, "", last_seq)
-    return TurnSoFar(True, reply_after(rows, latest), last_seq)
+        return TurnSoFar(False, 0, [], last_seq)
+    return TurnSoFar(True, rows[latest].seq, list(rows[latest + 1 :]), last_seq)

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from app.paseo import types
+from app.paseo.daemon.timeline import format_cursor
 from app.paseo.errors import PaseoError
 
 # The client version sent in `hello`: below 0.1.45 the daemon hides the mock provider and more.
@@ -184,37 +185,41 @@ def stream_event(payload: dict[str, Any]) -> StreamEvent | None:
     )
 
 
-def turn_output(event: StreamEvent) -> types.TurnEvent | None:
-    """What a turn's follower shows of a stream event (None: nothing, or not output)."""
+def turn_output(event: StreamEvent) -> types.TurnOutput | None:
+    """What a turn's follower shows of a stream event (None: nothing, or not output), with
+    the event's timeline position as its resume cursor."""
+    cursor = None
+    if event.epoch is not None and event.seq is not None:
+        cursor = format_cursor(event.epoch, event.seq)
     if event.type == "timeline":
-        return _timeline_output(event.item)
+        return _timeline_output(event.item, cursor)
     if event.type == "permission_requested":
         request = event.event.get("request") or {}
-        return types.AgentNotice("permission", str(request.get("name", "")))
+        return types.AgentNotice("permission", str(request.get("name", "")), cursor)
     if event.type == "permission_resolved":
         resolution = event.event.get("resolution") or {}
-        return types.AgentNotice("permission_resolved", str(resolution.get("behavior", "")))
+        return types.AgentNotice("permission_resolved", str(resolution.get("behavior", "")), cursor)
     if event.type == "attention_required":
-        return types.AgentNotice("attention", str(event.event.get("reason", "")))
+        return types.AgentNotice("attention", str(event.event.get("reason", "")), cursor)
     if event.type == "turn_failed":
-        return types.AgentNotice("turn_failed", str(event.event.get("error", "")))
+        return types.AgentNotice("turn_failed", str(event.event.get("error", "")), cursor)
     return None
 
 
-def _timeline_output(item: dict[str, Any]) -> types.TurnEvent | None:
+def _timeline_output(item: dict[str, Any], cursor: str | None) -> types.TurnOutput | None:
     kind = item.get("type")
     if kind == "assistant_message" and item.get("text"):
-        return types.TextDelta(str(item["text"]))
+        return types.TextDelta(str(item["text"]), cursor)
     if kind == "reasoning" and item.get("text"):
-        return types.ReasoningDelta(str(item["text"]))
+        return types.ReasoningDelta(str(item["text"]), cursor)
     if kind == "tool_call":
-        return types.ToolActivity(str(item.get("name", "")), str(item.get("status", "")))
+        return types.ToolActivity(str(item.get("name", "")), str(item.get("status", "")), cursor)
     if kind == "todo":
         entries = item.get("items") or []
         done = sum(bool(entry.get("completed")) for entry in entries)
-        return types.AgentNotice("todo", f"{done}/{len(entries)} completed")
+        return types.AgentNotice("todo", f"{done}/{len(entries)} completed", cursor)
     if kind == "error":
-        return types.AgentNotice("error", str(item.get("message", "")))
+        return types.AgentNotice("error", str(item.get("message", "")), cursor)
     return None
 
 
