@@ -269,6 +269,35 @@ async def test_idle_timeout_stops_a_silent_turn(
     assert running_fake_processes(home=fake_daemon.home) == []  # the stopped attach was killed
 
 
+# Ten-second-stream emits an event every 5.27 ms of virtual time: scaled so, one every ~3 s.
+SILENT_AGENT_TIME_SCALE = 570
+
+
+async def test_idle_timeout_ends_a_turn_whose_agent_falls_silent(
+    agent_cwd: Path, tmp_path: Path
+) -> None:
+    """On either transport: an agent that says nothing for longer than the idle limit gets
+    its turn ended `timed_out` and is stopped."""
+    with (
+        FakePaseoDaemon(tmp_path / "home", time_scale=SILENT_AGENT_TIME_SCALE) as slow,
+        empty_database("sqlite", tmp_path) as url,
+        gateway_on(
+            url, slow, agent_cwd, tmp_path / "gw", PASEO_GATEWAY_TURN_IDLE_TIMEOUT_SECONDS="1"
+        ) as gateway,
+    ):
+        async with httpx.AsyncClient(headers=AUTH, base_url=gateway.url, timeout=60) as client:
+            session = await new_session(client, provider="mock", model="ten-second-stream")
+            async with client.stream(
+                "POST", f"/sessions/{session['id']}/prompt", json={"prompt": "work"}
+            ) as response:
+                events = [event async for event in read_events(response)]
+            assert events[-1].event == "turn.timed_out"
+            assert events[-1].json()["error_code"] == "turn_idle_timeout"
+            agent_id = (await client.get(f"/sessions/{session['id']}")).json()["agent_id"]
+            agent = (await client.get(f"/agents/{agent_id}")).json()
+            assert agent["status"] == "idle"  # the gateway stopped the agent
+
+
 # --- several gateways on one PostgreSQL ----------------------------------------------------------
 
 

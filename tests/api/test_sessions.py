@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.sse import collect_turn
+
 PROBLEM = "application/problem+json"
 
 
@@ -122,6 +124,13 @@ async def test_close_pending_session(client: httpx.AsyncClient) -> None:
 
 
 async def test_import_existing_provider_session(client: httpx.AsyncClient) -> None:
+    # Paseo lists only agents in a folder it has a workspace for; a session that ran there
+    # made one (the CLI cannot make one for an import; the daemon transport opens it).
+    ran = await client.post("/sessions", json={"prompt": "emit 1 coalesced agent stream updates"})
+    assert ran.status_code == 201, ran.text
+    session_id, turn_id = ran.json()["id"], ran.json()["turn"]["id"]
+    async with client.stream("GET", f"/sessions/{session_id}/turns/{turn_id}/events") as events:
+        assert (await collect_turn(events))[-1].event == "turn.completed"
     response = await client.post(
         "/sessions/import",
         json={"provider": "claude", "provider_session_id": str(uuid.uuid4()), "title": "old"},
