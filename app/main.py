@@ -164,7 +164,9 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
     if not settings.public_docs:
         app.include_router(docs.protected_openapi)
     if not settings.auth_disabled:
-        app.add_middleware(RequireCredentialsMiddleware, public_paths=_public_paths(app))
+        app.add_middleware(
+            RequireCredentialsMiddleware, public_paths=_public_paths(app), routes=app.router.routes
+        )
     # Outside the key check: preflights need no key, and a 401 still carries CORS headers.
     if settings.cors_origins:
         app.add_middleware(

@@ -7,8 +7,10 @@ import contextvars
 import logging
 import re
 import uuid
+from collections.abc import Sequence
 
 from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.problems import gateway_error_response, internal_error_response
@@ -53,18 +55,29 @@ class RequireCredentialsMiddleware:
 
     Routes check keys themselves (scopes, ownership); this only makes a request without any
     key fail the same way whatever else is wrong with it (a body that is not JSON included).
+    A path no route serves is left to the router (404), and a public page asked for with a
+    trailing slash (`/docs/`) to its redirect.
     """
 
-    def __init__(self, app: ASGIApp, *, public_paths: frozenset[str]) -> None:
+    def __init__(
+        self, app: ASGIApp, *, public_paths: frozenset[str], routes: Sequence[BaseRoute]
+    ) -> None:
         self.app = app
         self.public_paths = public_paths
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.public_paths or _has_credentials(scope):
+        if scope["type"] != "http" or self._needs_no_key(scope) or _has_credentials(scope):
             await self.app(scope, receive, send)
             return
         error = Unauthorized("this route needs an API key: send `Authorization: Bearer <key>`")
         await gateway_error_response(error)(scope, receive, send)
+
+    def _needs_no_key(self, scope: Scope) -> bool:
+        path: str = scope["path"]
+        if path in self.public_paths or path.rstrip("/") in self.public_paths:
+            return True
+        return not any(route.matches(scope)[0] != Match.NONE for route in self.routes)
 
 
 def _has_credentials(scope: Scope) -> bool:

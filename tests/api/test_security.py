@@ -68,6 +68,20 @@ async def test_public_routes_need_no_key(client: httpx.AsyncClient) -> None:
     bare = {"Authorization": ""}
     for path in ("/healthz", "/readyz", "/docs", "/openapi.json"):
         assert (await client.get(path, headers=bare)).status_code == 200, path
+    # A public page with a trailing slash redirects to it, as it does with a key.
+    slashed = await client.get("/docs/", headers=bare)
+    assert slashed.status_code == 307 and slashed.headers["location"].endswith("/docs")
+
+
+async def test_a_path_no_route_serves_is_404_with_or_without_a_key(
+    client: httpx.AsyncClient,
+) -> None:
+    for headers in ({"Authorization": ""}, {}):
+        assert_problem(await client.get("/no/such/route", headers=headers), 404, "route_not_found")
+    # A protected route's path with another method still needs a key first.
+    assert_problem(
+        await client.put("/sessions", headers={"Authorization": ""}), 401, "unauthorized"
+    )
 
 
 async def test_scopes(client: httpx.AsyncClient) -> None:
