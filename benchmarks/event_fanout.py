@@ -31,11 +31,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
-import json
-import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,7 +41,6 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -55,23 +50,24 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon, running_fake_processes  # noqa: E402
-
-ADMIN_KEY = f"pgw_bench-{uuid.uuid4().hex}"
-AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
-TERMINAL_EVENTS = frozenset(
-    {
-        "turn.completed",
-        "turn.failed",
-        "turn.cancelled",
-        "turn.timed_out",
-        "turn.permission",
-        "turn.interrupted",
-    }
+from _common import (  # noqa: E402
+    AUTH,
+    TERMINAL_EVENTS,
+    admin_execute,
+    gateway_env,
+    kill_leftover_fakes,
+    percentile,
+    spawn_gateway,
+    sse_events,
+    stop_server,
+    wait_until_answering,
+    with_database,
 )
+
+from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon  # noqa: E402
+
 WARM_UP_PROMPT = "emit 1 coalesced agent stream updates"
 STARTUP_TIMEOUT_SECONDS = 90.0
-GATEWAY_STOP_SECONDS = 30.0
 # What `paseo attach` prints once its header (and the replayed history) is out.
 ATTACH_HEADER_END = "\n\n"
 
@@ -119,20 +115,8 @@ class Deltas:
 async def read_sse(response: httpx.Response, deltas: Deltas | None) -> dict[str, Any]:
     """Read to the terminal event; returns `turn.started`'s data (or {})."""
     started: dict[str, Any] = {}
-    name, data = "message", []
-    async for line in response.aiter_lines():
-        if line.startswith(":"):
-            continue
-        if line:
-            key, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if key == "event":
-                name = value
-            elif key == "data":
-                data.append(value)
-            continue
-        if data:
-            payload = json.loads("\n".join(data))
+    async with contextlib.aclosing(sse_events(response)) as events:
+        async for name, _id, payload in events:
             if name == "turn.started":
                 started = payload
             if name == "text" and deltas is not None:
@@ -141,7 +125,6 @@ async def read_sse(response: httpx.Response, deltas: Deltas | None) -> dict[str,
                 if deltas is not None:
                     deltas.terminal = name
                 return started
-        name, data = "message", []
     return started
 
 
@@ -349,22 +332,14 @@ async def measure_idle(
 # -- report ---------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
-
-
 def render(latency: dict[str, list[float]], idle: IdleFigures | None, wall: float) -> str:
     lines = ["", "event fan-out benchmark", ""]
     lines.append("latency each chunk gains, daemon (paseo attach) -> SSE client:")
     for name in ("same process", "second process"):
         values = latency.get(name, [])
-        lines.append(
-            f"  {name:15} p50 {percentile(values, 50):7.1f} ms   p90 {percentile(values, 90):7.1f}"
-            f" ms   ({len(values)} chunks)"
-        )
+        p50 = percentile(values, 50, method="rounded-index")
+        p90 = percentile(values, 90, method="rounded-index")
+        lines.append(f"  {name:15} p50 {p50:7.1f} ms   p90 {p90:7.1f} ms   ({len(values)} chunks)")
     cadence = latency.get("cadence", [])
     if cadence:
         lines.append(
@@ -390,83 +365,25 @@ def render(latency: dict[str, list[float]], idle: IdleFigures | None, wall: floa
 # -- processes ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def gateway_command() -> list[str]:
-    for candidate in (
-        REPO / ".venv" / "bin" / "paseo-gateway",
-        Path(sys.executable).parent / "paseo-gateway",
-    ):
-        if candidate.exists():
-            return [str(candidate)]
-    return [sys.executable, "-m", "app"]
-
-
 def start_gateway(
     work: Path, name: str, database_url: str, daemon: FakePaseoDaemon
 ) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
     cwd = work / "project"
     cwd.mkdir(parents=True, exist_ok=True)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PASEO")}
-    env.update(
-        PASEO_GATEWAY_DATABASE_URL=database_url,
-        PASEO_GATEWAY_PASEO_BIN=str(FAKE_PASEO_BIN),
-        PASEO_GATEWAY_PASEO_HOST=daemon.host,
-        PASEO_GATEWAY_PASEO_HOME=str(daemon.home),
-        PASEO_GATEWAY_ADMIN_KEY=ADMIN_KEY,
-        PASEO_GATEWAY_DEFAULT_PROVIDER="mock",
-        PASEO_GATEWAY_DEFAULT_CWD=str(cwd),
-        PASEO_GATEWAY_PROMPT_RATE_LIMIT_PER_MINUTE="0",
+    env = gateway_env(
+        daemon,
+        database_url,
+        cwd,
         PASEO_GATEWAY_LOG_FORMAT="text",
         PASEO_GATEWAY_LOG_LEVEL="WARNING",
     )
-    url = f"http://127.0.0.1:{port}"
-    with (work / f"gateway-{name}.log").open("wb") as log:
-        process = subprocess.Popen(
-            [*gateway_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=work,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    with httpx.Client(trust_env=False, timeout=5) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"gateway {name} exited at start (log in {work})")
-            with contextlib.suppress(httpx.TransportError):
-                if client.get(f"{url}/healthz").status_code == 200:
-                    return process, url
-            time.sleep(0.2)
-    stop_gateway(process)
+    process, url = spawn_gateway(env, work / f"gateway-{name}.log", cwd=work)
+    if wait_until_answering(process, f"{url}/healthz", timeout=STARTUP_TIMEOUT_SECONDS):
+        return process, url
+    if process.poll() is not None:
+        raise RuntimeError(f"gateway {name} exited at start (log in {work})")
+    stop_server(process)
     raise RuntimeError(f"gateway {name} did not start (log in {work})")
-
-
-def stop_gateway(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=GATEWAY_STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-
-
-async def admin_execute(admin_dsn: str, sql: str) -> None:
-    connection = await asyncpg.connect(admin_dsn, timeout=30)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
 
 
 async def benchmark(
@@ -495,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="paseo-gw-fanout-"))
     db_name = f"paseo_gw_fanout_{uuid.uuid4().hex[:10]}"
-    db_dsn = urlunsplit(urlsplit(args.pg_admin_dsn)._replace(path=f"/{db_name}"))
+    db_dsn = with_database(args.pg_admin_dsn, db_name)
     database_url = db_dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
     daemon = FakePaseoDaemon(work / "paseo-home", time_scale=args.time_scale)
     gateways: list[subprocess.Popen[bytes]] = []
@@ -518,12 +435,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         for process in gateways:
-            stop_gateway(process)
+            stop_server(process)
         with contextlib.suppress(Exception):
             daemon.stop()
-        for pid, _argv in running_fake_processes(include_daemons=True, home=daemon.home):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        kill_leftover_fakes(daemon.home)
         with contextlib.suppress(Exception):
             asyncio.run(
                 admin_execute(

@@ -24,8 +24,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,8 +37,19 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-ADMIN_KEY = f"pgw_bench-{uuid.uuid4().hex}"
+from _common import (  # noqa: E402
+    ADMIN_KEY,
+    admin_execute,
+    free_port,
+    percentile,
+    running_server,
+    wait_until_listening,
+)
+
 SESSIONS = 20
+# How long a server gets to listen, and from SIGTERM to SIGKILL.
+START_SECONDS = 60
+STOP_SECONDS = 15
 
 
 async def hello_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -81,12 +90,6 @@ class Load:
     @property
     def per_second(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
-
-    def percentile(self, fraction: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 async def _read_response(reader: asyncio.StreamReader) -> int:
@@ -145,38 +148,15 @@ async def measure(
 # --- the servers ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_listening(process: subprocess.Popen[bytes], port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode} before listening")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
-
-
 @contextlib.contextmanager
 def server(argv: list[str], port: int, env: dict[str, str], log: Path) -> Iterator[int]:
     """The server's pid, once it listens on `port`."""
-    with log.open("wb") as output:
-        process = subprocess.Popen(argv, env=env, stdout=output, stderr=subprocess.STDOUT)
-    try:
-        wait_until_listening(process, port, timeout=60)
+    with running_server(argv, env=env, log_path=log, stop_timeout=STOP_SECONDS) as process:
+        if not wait_until_listening(process, port, timeout=START_SECONDS):
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode} before listening")
+            raise RuntimeError(f"nothing listens on port {port} after {START_SECONDS} s")
         yield process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -235,24 +215,19 @@ async def seed_sessions(database_url: str, workdir: Path) -> None:
 
 @contextlib.contextmanager
 def postgres_database(admin_dsn: str) -> Iterator[str]:
-    import asyncpg
-
     name = f"bench_{uuid.uuid4().hex[:12]}"
 
-    async def run(sql: str) -> None:
-        connection = await asyncpg.connect(admin_dsn)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
+    def run(sql: str) -> None:
+        # asyncpg's default connect timeout, 60 s (the other scripts give it 30 s).
+        asyncio.run(admin_execute(admin_dsn, sql, connect_timeout=60))
 
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    run(f'CREATE DATABASE "{name}"')
     host = admin_dsn.split("@", 1)[1].rsplit("/", 1)[0]
     user = admin_dsn.split("//", 1)[1].split("@", 1)[0]
     try:
         yield f"postgresql+asyncpg://{user}@{host}/{name}"
     finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -273,9 +248,11 @@ def print_table(rows: list[Row], baseline: Load) -> None:
         load = row.load
         share = 100 * load.per_second / baseline.per_second if baseline.per_second else 0.0
         bad = {status: n for status, n in load.statuses.items() if status != 200}
+        p50 = percentile(load.latencies, 50, method="floor-index")
+        p99 = percentile(load.latencies, 99, method="floor-index")
         print(
-            f"{row.name:<30} {load.per_second:>9.0f} {1000 * load.percentile(0.5):>8.1f}"
-            f" {1000 * load.percentile(0.99):>8.1f} {share:>8.0f}%"
+            f"{row.name:<30} {load.per_second:>9.0f} {1000 * p50:>8.1f}"
+            f" {1000 * p99:>8.1f} {share:>8.0f}%"
             f" {load.cpu_ms_per_request:>11.2f}  {bad or '-'}"
         )
 

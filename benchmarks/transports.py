@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,33 +50,20 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from _common import (  # noqa: E402
+    AUTH,
+    TERMINAL_EVENTS,
+    free_port,
+    gateway_env,
+    percentile,
+    running_server,
+    wait_until_answering,
+)
+
 from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon  # noqa: E402
 
-ADMIN_KEY = f"pgw_bench-{uuid.uuid4().hex}"
-AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
-TERMINAL = {
-    "turn.completed",
-    "turn.failed",
-    "turn.cancelled",
-    "turn.timed_out",
-    "turn.permission",
-    "turn.interrupted",
-}
 QUICK_PROMPT = "emit 3 coalesced agent stream updates"
 TRANSPORTS = ("cli", "daemon")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 @contextlib.contextmanager
@@ -85,52 +71,26 @@ def gateway(
     transport: str, daemon: FakePaseoDaemon, folder: Path, startup_delay: float
 ) -> Iterator[tuple[str, psutil.Process]]:
     port = free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PASEO")}
-    env.update(
+    env = gateway_env(
+        daemon,
+        f"sqlite+aiosqlite:///{folder / f'{transport}.db'}",
+        folder,
         PASEO_GATEWAY_TRANSPORT=transport,
-        PASEO_GATEWAY_DATABASE_URL=f"sqlite+aiosqlite:///{folder / f'{transport}.db'}",
-        PASEO_GATEWAY_PASEO_BIN=str(FAKE_PASEO_BIN),
-        PASEO_GATEWAY_PASEO_HOST=daemon.host,
-        PASEO_GATEWAY_PASEO_HOME=str(daemon.home),
-        PASEO_GATEWAY_DEFAULT_PROVIDER="mock",
         PASEO_GATEWAY_DEFAULT_MODEL="ten-second-stream",
-        PASEO_GATEWAY_DEFAULT_CWD=str(folder),
-        PASEO_GATEWAY_ADMIN_KEY=ADMIN_KEY,
         PASEO_GATEWAY_MAX_CONCURRENT_TURNS="200",
-        PASEO_GATEWAY_PROMPT_RATE_LIMIT_PER_MINUTE="0",
         PASEO_GATEWAY_LOG_LEVEL="WARNING",
         FAKE_PASEO_STARTUP_DELAY=str(startup_delay),
     )
     log_path = folder / f"gateway-{transport}.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=folder,
-    )
+    argv = [sys.executable, "-m", "app", "serve", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+    with running_server(argv, env=env, log_path=log_path, cwd=folder) as process:
+        # One /readyz can take seconds: it checks that the daemon answers.
+        if not wait_until_answering(process, f"{url}/readyz", timeout=120, request_timeout=30):
             if process.poll() is not None:
                 raise RuntimeError(f"the {transport} gateway exited:\n{log_path.read_text()}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/readyz", timeout=30).status_code == 200:
-                    break
-            time.sleep(0.2)
-        else:
             raise RuntimeError(f"the {transport} gateway did not become ready")
         yield url, psutil.Process(process.pid)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 # --- prompts ---------------------------------------------------------------------------------
@@ -166,9 +126,9 @@ async def prompt(client: httpx.AsyncClient, session_id: str, text: str) -> Promp
                     seen.started = at
                 if name == "text" and seen.first_text is None:
                     seen.first_text = at
-                if name in TERMINAL:
+                if name in TERMINAL_EVENTS:
                     seen.terminal = name
-            elif line == "" and name in TERMINAL:
+            elif line == "" and name in TERMINAL_EVENTS:
                 break
     return seen
 
@@ -299,9 +259,9 @@ async def run(args: argparse.Namespace, daemon: FakePaseoDaemon, folder: Path) -
         with gateway(transport, daemon, folder, args.startup_delay) as (url, process):
             latencies = await prompt_latencies(url, args.prompts)
             prompts[transport] = {
-                f"{name} {tag}": percentile(values, fraction)
+                f"{name} {tag}": percentile(values, pct, method="floor-index")
                 for name, values in latencies.items()
-                for tag, fraction in (("p50", 0.5), ("p90", 0.9))
+                for tag, pct in (("p50", 50), ("p90", 90))
             }
             agents[transport] = await agents_figures(
                 url, transport, daemon, args.calls, args.startup_delay

@@ -34,11 +34,9 @@ import asyncio
 import contextlib
 import json
 import math
-import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,7 +49,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -60,23 +57,22 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.fakes.harness import (  # noqa: E402
-    FAKE_PASEO_BIN,
-    FakePaseoDaemon,
-    running_fake_processes,
+from _common import (  # noqa: E402
+    ADMIN_KEY,
+    TERMINAL_EVENTS,
+    admin_execute,
+    gateway_env,
+    kill_leftover_fakes,
+    percentile,
+    spawn_gateway,
+    sse_events,
+    stop_server,
+    wait_until_answering,
+    with_database,
 )
 
-ADMIN_KEY = f"pgw_bench-{uuid.uuid4().hex}"
-TERMINAL_EVENTS = frozenset(
-    {
-        "turn.completed",
-        "turn.failed",
-        "turn.cancelled",
-        "turn.timed_out",
-        "turn.permission",
-        "turn.interrupted",
-    }
-)
+from tests.fakes.harness import FakePaseoDaemon  # noqa: E402
+
 # The mock's nominal turn length for each model, in seconds at FAKE_PASEO_TIME_SCALE=1.
 MODEL_SECONDS = {
     "ten-second-stream": 10.0,
@@ -87,7 +83,6 @@ MODEL_SECONDS = {
 # The mock's fastest turn (a magic prompt, ends at once).
 WARM_UP_PROMPT = "emit 1 coalesced agent stream updates"
 STARTUP_TIMEOUT_SECONDS = 60.0
-GATEWAY_STOP_SECONDS = 30.0
 # A reader whose connection ends before the terminal event reconnects (with Last-Event-ID,
 # as EventSource does) at most this many times.
 MAX_RECONNECTS = 20
@@ -154,40 +149,23 @@ async def read_sse(
 ) -> str | None:
     """Record events until the terminal one; return the event name that ended the read
     (terminal, or `gateway.shutdown`), or None when the connection ended first."""
-    name, data, event_id = "message", [], None
-    async for line in response.aiter_lines():
-        if line.startswith(":"):
-            continue
-        if line:
-            key, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if key == "event":
-                name = value
-            elif key == "data":
-                data.append(value)
-            elif key == "id":
-                event_id = value
-            continue
-        if not data:
-            name, event_id = "message", None
-            continue
-        payload: dict[str, Any] = json.loads("\n".join(data))
-        if name == "gateway.shutdown":
-            log.shutdowns += 1
-            return name
-        if event_id is not None:
-            log.ids.append(int(event_id))
-        log.names.append(name)
-        if on_event is not None:
-            on_event(name, payload)
-        if name == "text":
-            log.text.append(str(payload.get("delta", "")))
-        if name in TERMINAL_EVENTS:
-            log.terminal = name
-            log.terminal_id = int(event_id) if event_id is not None else None
-            log.final_text = payload.get("final_text")
-            return name
-        name, data, event_id = "message", [], None
+    async with contextlib.aclosing(sse_events(response)) as events:
+        async for name, event_id, payload in events:
+            if name == "gateway.shutdown":
+                log.shutdowns += 1
+                return name
+            if event_id is not None:
+                log.ids.append(int(event_id))
+            log.names.append(name)
+            if on_event is not None:
+                on_event(name, payload)
+            if name == "text":
+                log.text.append(str(payload.get("delta", "")))
+            if name in TERMINAL_EVENTS:
+                log.terminal = name
+                log.terminal_id = int(event_id) if event_id is not None else None
+                log.final_text = payload.get("final_text")
+                return name
     return None
 
 
@@ -436,13 +414,6 @@ async def benchmark(base_url: str, db_dsn: str, opts: Options) -> Report:
 # -- the report -------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
 @dataclass
 class Report:
     opts: Options
@@ -650,104 +621,30 @@ def _counts(counter: Counter[Any]) -> str:
 # -- processes and the database ----------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def gateway_command() -> list[str]:
-    for candidate in (
-        REPO / ".venv" / "bin" / "paseo-gateway",
-        Path(sys.executable).parent / "paseo-gateway",
-    ):
-        if candidate.exists():
-            return [str(candidate)]
-    return [sys.executable, "-m", "app"]
-
-
 def start_gateway(
     work: Path, database_url: str, daemon: FakePaseoDaemon, opts: Options
 ) -> tuple[subprocess.Popen[bytes], str, Path]:
-    port = free_port()
     cwd = work / "project"
     cwd.mkdir(parents=True, exist_ok=True)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PASEO")}
-    env.update(
-        PASEO_GATEWAY_DATABASE_URL=database_url,
-        PASEO_GATEWAY_PASEO_BIN=str(FAKE_PASEO_BIN),
-        PASEO_GATEWAY_PASEO_HOST=daemon.host,
-        PASEO_GATEWAY_PASEO_HOME=str(daemon.home),
-        PASEO_GATEWAY_ADMIN_KEY=ADMIN_KEY,
-        PASEO_GATEWAY_DEFAULT_PROVIDER="mock",
-        PASEO_GATEWAY_DEFAULT_CWD=str(cwd),
+    env = gateway_env(
+        daemon,
+        database_url,
+        cwd,
         PASEO_GATEWAY_MAX_CONCURRENT_TURNS=str(max(20, opts.turns)),
         # `paseo run` (a session's first prompt) and `paseo logs` are short calls that share
         # this pool; let all turns start together.
         PASEO_GATEWAY_MAX_CLI_PROCESSES=str(min(64, max(20, opts.turns))),
-        PASEO_GATEWAY_PROMPT_RATE_LIMIT_PER_MINUTE="0",
         PASEO_GATEWAY_LOG_FORMAT="text",
         PASEO_GATEWAY_LOG_LEVEL="INFO",
     )
     log_path = work / "gateway.log"
-    url = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*gateway_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=work,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    with httpx.Client(trust_env=False, timeout=5) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"gateway exited at start (log: {log_path})")
-            try:
-                if client.get(f"{url}/readyz").status_code == 200:
-                    return process, url, log_path
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-    stop_gateway(process)
+    process, url = spawn_gateway(env, log_path, cwd=work)
+    if wait_until_answering(process, f"{url}/readyz", timeout=STARTUP_TIMEOUT_SECONDS):
+        return process, url, log_path
+    if process.poll() is not None:
+        raise RuntimeError(f"gateway exited at start (log: {log_path})")
+    stop_server(process)
     raise RuntimeError(f"gateway not ready after {STARTUP_TIMEOUT_SECONDS:.0f} s (log: {log_path})")
-
-
-def stop_gateway(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=GATEWAY_STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-
-
-def kill_leftover_cli(home: Path) -> int:
-    """SIGKILL fake paseo processes (and daemon workers) of our PASEO_HOME still running."""
-    leftovers = running_fake_processes(include_daemons=True, home=home)
-    for pid, _argv in leftovers:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    return len(leftovers)
-
-
-def with_database(dsn: str, name: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-async def admin_execute(admin_dsn: str, sql: str) -> None:
-    conn = await asyncpg.connect(admin_dsn, timeout=30)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 # -- main -------------------------------------------------------------------------------------
@@ -857,11 +754,11 @@ def main(argv: list[str] | None = None) -> int:
         # Every step below is bounded: the gateway gets SIGTERM then SIGKILL, the daemon a
         # `daemon stop` (timeouts inside) then SIGKILL, the database a forced drop.
         if gateway is not None:
-            stop_gateway(gateway)
+            stop_server(gateway)
         with contextlib.suppress(Exception):
             daemon.stop()
         with contextlib.suppress(Exception):
-            left = kill_leftover_cli(daemon.home)
+            left = kill_leftover_fakes(daemon.home)
             if left:
                 print(f"benchmark: killed {left} leftover fake paseo process(es)", file=sys.stderr)
         if db_created and not args.keep_db:
