@@ -511,6 +511,33 @@ async def test_timeline_replay_after_cursor_and_stale_epoch(peer: Peer, project:
     assert missing["payload"]["epoch"] == "" and missing["payload"]["entries"] == []
 
 
+async def test_a_first_prompt_is_recorded_trimmed_and_a_later_one_as_sent(
+    daemon: FakePaseoDaemon, peer: Peer, project: Path
+) -> None:
+    """As the real daemon records them (create trims `initialPrompt`; send keeps `text`),
+    whether the text came over the WebSocket or through the CLI's prompt file."""
+    agent_id = await create(peer, project, f"  {INSTANT}\n")
+    await peer.stream_event(agent_id, "turn_completed")
+    later = f"  {INSTANT}\nsecond line\n\n"
+    await peer.request("send_agent_message_request", agentId=agent_id, text=later)
+    await peer.stream_event(agent_id, "turn_completed", nth=2)
+    prompt_file = project / "prompt.txt"
+    prompt_file.write_text(later + "by the CLI\n", encoding="utf-8")
+    sent = await asyncio.to_thread(
+        daemon.cli, "send", "--json", f"--prompt-file={prompt_file}", "--", agent_id, cwd=project
+    )
+    assert sent.returncode == 0, sent.stderr
+    timeline = await peer.request(
+        "fetch_agent_timeline_request", agentId=agent_id, projection="canonical", limit=0
+    )
+    recorded = [
+        e["item"]["text"]
+        for e in timeline["payload"]["entries"]
+        if e["item"]["type"] == "user_message"
+    ]
+    assert recorded == [INSTANT, later, later + "by the CLI\n"]
+
+
 async def test_unknown_provider_and_wait_for_unknown_agent(peer: Peer, project: Path) -> None:
     fields = create_fields(project, INSTANT)
     fields["config"]["provider"] = "nosuch"

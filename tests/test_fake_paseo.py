@@ -420,7 +420,7 @@ def test_js_trim_is_exactly_the_javascript_set() -> None:
     assert js_trim("\ufeff x \ufeff") == "x"
 
 
-def test_prompts_are_recorded_trimmed(
+def test_a_first_prompt_is_recorded_trimmed_and_a_later_one_as_sent(
     daemon: FakePaseoDaemon, project: Path, tmp_path: Path
 ) -> None:
     log = tmp_path / "argv.jsonl"
@@ -468,12 +468,13 @@ def test_prompts_are_recorded_trimmed(
         raw_run,
         raw_send,
     ]
+    # `logs` trims each block; attach prints the record raw: the later prompt as sent.
     attach = Stream(["attach", agent_id], daemon.env(), project)
-    attach.wait_for(f"\n[User] {second}\nstress-update-0")
+    attach.wait_for(f"\n[User] {raw_send}\nstress-update-0")
     assert attach.finish() == 0
     assert attach.text == (
         f"Attaching to agent {agent_id[:7]}...\n(Press Ctrl+C to detach)\n\n"
-        f"\n[User] {first}\n{stress}\n[User] {second}\nstress-update-0"
+        f"\n[User] {first}\n{stress}\n[User] {raw_send}\nstress-update-0"
         "\n\nDetaching from agent...\n"
     )
     blank = run(daemon, project, "send", "--json", agent_id, "\ufeff\u3000 \n\u2029")

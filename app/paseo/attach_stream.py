@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from app.paseo.prompts import recorded_prompt
+from app.paseo.prompts import recorded_forms
 from app.paseo.types import AgentNotice, ReasoningDelta, TextDelta, ToolActivity, TurnEvent
 
 HEADER_END = "(Press Ctrl+C to detach)\n\n"
@@ -47,11 +47,14 @@ class AttachParser:
     """Incremental parser: feed it stdout chunks, get events; it holds back partial markers.
 
     `prompt` is the prompt of the turn being followed: its `[User]` line may span several lines,
-    so knowing the text (as Paseo records it: trimmed) lets the parser skip it whole.
+    so knowing the text (as Paseo records it: see `recorded_forms`, `first`) lets the parser
+    skip it whole.
     """
 
-    def __init__(self, prompt: str, *, expect_header: bool = True) -> None:
-        self._prompt = recorded_prompt(prompt)
+    def __init__(
+        self, prompt: str, *, expect_header: bool = True, first: bool | None = None
+    ) -> None:
+        self._forms = recorded_forms(prompt, first=first)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._buffer = ""
         self._header_seen = not expect_header
@@ -108,22 +111,21 @@ class AttachParser:
 
     def _take_user_line(self, final: bool) -> PromptSeen | None:
         body = self._buffer[len(USER_MARKER) :]
-        expected = self._prompt + "\n"
-        if body.startswith(expected):
-            text = self._prompt
-            self._buffer = body[len(expected) :]
-        elif expected.startswith(body) and not final:
+        for form in self._forms:  # attach prints the recorded text, then a newline
+            if body.startswith(form + "\n"):
+                self._buffer = body[len(form) + 1 :]
+                self.user_lines_seen += 1
+                return PromptSeen(form)
+        if not final and any((form + "\n").startswith(body) for form in self._forms):
             return None  # the prompt is still arriving
-        else:
-            newline = body.find("\n")
-            if newline < 0:
-                if not final:
-                    return None
-                newline = len(body)
-            text = body[:newline]
-            self._buffer = body[newline + 1 :]
+        newline = body.find("\n")
+        if newline < 0:
+            if not final:
+                return None
+            newline = len(body)
+        self._buffer = body[newline + 1 :]
         self.user_lines_seen += 1
-        return PromptSeen(text)
+        return PromptSeen(body[:newline])
 
     def _take_line(self, skip: int, build: Callable[[str], TurnEvent | None], final: bool) -> _Step:
         newline = self._buffer.find("\n", skip)

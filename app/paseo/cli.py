@@ -32,7 +32,7 @@ from app.paseo.cli_shapes import (
 from app.paseo.errors import PaseoError
 from app.paseo.output import check, error_from_result, parse_json, parse_json_list
 from app.paseo.process import ChildProcess, CliResult, CliRunner
-from app.paseo.prompts import recorded_prompt
+from app.paseo.prompts import recorded_forms
 from app.paseo.transcript import last_reply, same_words
 from app.paseo.transcript import prompt_history as transcript_history
 from app.paseo.types import (
@@ -73,6 +73,9 @@ DRAIN_MAX_SECONDS = 3.0
 
 _ResultT = TypeVar("_ResultT", CliSendResult, CliWaitResult)
 _FollowMode = Literal["new", "send", "resume"]
+# Whether the followed turn's prompt is the session's first (recorded trimmed), a later one
+# (recorded as sent), or not known (a resumed turn): see app.paseo.prompts.
+_FIRST_PROMPT: dict[_FollowMode, bool | None] = {"new": True, "send": False, "resume": None}
 
 _WAIT_STATUS_TO_OUTCOME: dict[str, TurnOutcome] = {
     "idle": "completed",
@@ -169,11 +172,11 @@ class CliPaseoClient:
         """From `logs` (the whole transcript): the CLI cannot hand Paseo a key, so by text."""
         return transcript_history(await self.read_logs(agent_id), prompt)
 
-    async def _faithful(self, agent_id: str, prompt: str, logged: str) -> str:
+    async def _faithful(self, agent_id: str, prompt: str, logged: str, first: bool | None) -> str:
         """The reply as `attach` replays it, if it has the same words as the logged one."""
         try:
             async with self.runner.spawn(["attach", "--", agent_id]) as attach:
-                replayed = _replayed_reply(await _read_replay(attach), prompt)
+                replayed = _replayed_reply(await _read_replay(attach), prompt, first)
         except PaseoError as exc:
             logger.warning("no replay of agent %s: %s", agent_id, exc)
             return logged
@@ -239,13 +242,14 @@ class CliPaseoClient:
         text beyond `cursor` (see `_Reply`) is what nobody has stored yet.
         """
         reply = _Reply()
-        scope = _TurnScope(prompt, inside=mode == "resume")
+        first = _FIRST_PROMPT[mode]
+        scope = _TurnScope(prompt, inside=mode == "resume", first=first)
         delivered = mode != "send"
         async with self.runner.spawn(["attach", "--", agent_id]) as attach:
-            parser = AttachParser(prompt, expect_header=mode == "new")
+            parser = AttachParser(prompt, expect_header=mode == "new", first=first)
             if mode != "new":
                 replay = await _read_replay(attach)
-                if mode == "resume" and (gap := reply.resume(replay, prompt, cursor)):
+                if mode == "resume" and (gap := reply.resume(replay, prompt, cursor, first)):
                     yield gap
                 yield TurnStarted()
             finisher = asyncio.create_task(self._finish_turn(agent_id, prompt, mode == "send"))
@@ -272,7 +276,7 @@ class CliPaseoClient:
             yield TurnEnded(outcome, message, reply.text)
             return
         rest, usage = await asyncio.gather(
-            self._missing_tail(agent_id, prompt, reply), self._last_usage(agent_id)
+            self._missing_tail(agent_id, prompt, reply, first), self._last_usage(agent_id)
         )
         if rest:
             yield reply.add(rest)
@@ -318,7 +322,9 @@ class CliPaseoClient:
             model,
         )
 
-    async def _missing_tail(self, agent_id: str, prompt: str, reply: _Reply) -> str:
+    async def _missing_tail(
+        self, agent_id: str, prompt: str, reply: _Reply, first: bool | None
+    ) -> str:
         """What the transcript has beyond what attach delivered (attach may lose the end).
 
         `logs` trims blocks, so it is compared word for word; only when it has more is the
@@ -330,7 +336,7 @@ class CliPaseoClient:
             logged = last_reply(await self.read_logs(agent_id), prompt)
             if logged is None or same_words(logged, reply.text):
                 return ""
-            transcript = await self._faithful(agent_id, prompt, logged)
+            transcript = await self._faithful(agent_id, prompt, logged, first)
         except PaseoError as exc:
             logger.warning("could not read logs of agent %s: %s", agent_id, exc)
             return ""
@@ -358,8 +364,8 @@ class _TurnScope:
     since that line is Paseo's record of the prompt.
     """
 
-    def __init__(self, prompt: str, *, inside: bool) -> None:
-        self.prompt = recorded_prompt(prompt)
+    def __init__(self, prompt: str, *, inside: bool, first: bool | None) -> None:
+        self.forms = recorded_forms(prompt, first=first)
         self.inside = inside
         self.superseded = False
 
@@ -370,7 +376,7 @@ class _TurnScope:
                 if self.inside:
                     self.superseded = True  # another prompt took the agent over
                     break
-                self.inside = item.text == self.prompt
+                self.inside = item.text in self.forms
                 if self.inside:
                     kept.append(PromptDelivered())
             elif self.inside:
@@ -423,9 +429,9 @@ async def _read_within(attach: ChildProcess, seconds: float) -> bytes | None:
         return None
 
 
-def _replayed_reply(replay: bytes, prompt: str) -> str | None:
+def _replayed_reply(replay: bytes, prompt: str, first: bool | None) -> str | None:
     """The replayed text of the last turn, if that turn is `prompt`'s."""
-    parser = AttachParser(prompt, expect_header=False)
+    parser = AttachParser(prompt, expect_header=False, first=first)
     texts: list[str] = []
     latest_prompt: str | None = None
     for item in [*parser.feed(replay), *parser.finish()]:
@@ -433,7 +439,7 @@ def _replayed_reply(replay: bytes, prompt: str) -> str | None:
             texts, latest_prompt = [], item.text
         elif isinstance(item, TextDelta):
             texts.append(item.text)
-    if latest_prompt != recorded_prompt(prompt):
+    if latest_prompt not in recorded_forms(prompt, first=first):
         return None
     return "".join(texts)
 
@@ -451,10 +457,12 @@ class _Reply:
         self.text += delta
         return TextDelta(delta, cursor=f"{_TEXT_CURSOR}{self.offset + len(self.text)}")
 
-    def resume(self, replay: bytes, prompt: str, cursor: str | None) -> TextDelta | None:
+    def resume(
+        self, replay: bytes, prompt: str, cursor: str | None, first: bool | None
+    ) -> TextDelta | None:
         """Line the replayed turn up with the cursor; the text beyond it, if any."""
         stored = _text_offset(cursor)
-        so_far = _replayed_reply(replay, prompt)
+        so_far = _replayed_reply(replay, prompt, first)
         if so_far is None or len(so_far) < stored:
             logger.warning("cannot line up the replayed turn with what was stored; no catch-up")
             self.offset, self.lined_up = stored, False

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from app.paseo.prompts import recorded_prompt
+from app.paseo.prompts import js_trim
 from app.paseo.types import PromptHistory
 
 NO_ACTIVITY = "No activity to display."
@@ -57,7 +57,7 @@ def _user_items(lines: list[str], prompt: str) -> list[tuple[int, bool]]:
 
     A `[User]` item of `prompt` spans as many lines as the recorded prompt has.
     """
-    prompt_lines = recorded_prompt(prompt).split("\n")
+    prompt_lines = js_trim(prompt).split("\n")
     span = len(prompt_lines)
     items: list[tuple[int, bool]] = []
     index = 0

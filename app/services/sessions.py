@@ -26,7 +26,7 @@ from app.errors import (
 from app.models import GatewaySession, SessionStatus, Turn
 from app.paseo.client import PaseoClient
 from app.paseo.errors import PaseoError, PaseoErrorKind
-from app.paseo.prompts import recorded_prompt
+from app.paseo.prompts import js_trim
 from app.repositories import sessions as sessions_repo
 from app.schemas import (
     LABEL_FILTER_KEY_PATTERN,
@@ -258,7 +258,7 @@ class SessionService:
 
 def check_prompt(prompt: str, max_bytes: int) -> None:
     """Prompts are data of any content, but not empty and not larger than configured."""
-    if not prompt.strip() or not recorded_prompt(prompt):
+    if not prompt.strip() or not js_trim(prompt):
         raise InvalidInput("prompt must contain some non-whitespace text", field="prompt")
     size = len(prompt.encode("utf-8"))
     if size > max_bytes:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
 from app.models import GatewaySession, Turn, TurnStatus, utcnow
-from app.paseo.prompts import recorded_prompt
+from app.paseo.prompts import js_trim
 from app.repositories import event_channel
 from app.repositories import sessions as sessions_repo
 from app.repositories import turn_events as events_repo
@@ -259,8 +259,8 @@ class TurnStore:
             prompts = await turns_repo.delivered_prompts_before(
                 session, self.session_id, turn.number
             )
-        mine = recorded_prompt(turn.prompt)
-        return sum(1 for prompt in prompts if recorded_prompt(prompt) == mine)
+        mine = js_trim(turn.prompt)
+        return sum(1 for prompt in prompts if js_trim(prompt) == mine)
 
     async def earlier_prompt_sent(self, turn: Turn) -> bool:
         """Whether an earlier turn of the session sent its prompt (it may have made an agent)."""

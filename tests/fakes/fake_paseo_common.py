@@ -69,7 +69,8 @@ JS_TRIM_CHARS = (
 
 
 def js_trim(text: str) -> str:
-    """String.prototype.trim(): the daemon trims every prompt it records."""
+    """String.prototype.trim(): how the daemon records a first prompt (create's initialPrompt)
+    and how `logs` prints every block."""
     return text.strip(JS_TRIM_CHARS)
 
 

@@ -851,8 +851,8 @@ class Manager:
     def start_turn(self, agent: Agent, prompt: str, message_id: str | None = None) -> None:
         """Begin a turn; a running one is interrupted first (send replaces the turn).
 
-        `prompt` is already trimmed like JS trim() (create's initialPrompt, send's text): the
-        user_message is recorded that way and the mock's magic phrases are searched in it.
+        `prompt` is recorded as the daemon does: create's initialPrompt trimmed like JS trim(),
+        send's text exactly as sent; the mock's magic phrases are searched in it.
         `message_id` (the client's messageId / clientMessageId) becomes the user_message's
         messageId; a UUID otherwise.
         """
@@ -1530,7 +1530,7 @@ class Daemon:
     def op_send_message(self, _conn: Connection, req: dict[str, Any]) -> dict[str, Any]:
         """send: unarchive/load, replace a running turn, reply once the new run started."""
         agent = self.manager.resolve(str(req.get("agentId") or ""))
-        self.manager.start_turn(agent, js_trim(str(req.get("text") or "")))
+        self.manager.start_turn(agent, str(req.get("text") or ""))  # recorded as sent
         return {"agentId": agent.id}
 
     async def op_wait_for_finish(self, _conn: Connection, req: dict[str, Any]) -> dict[str, Any]:

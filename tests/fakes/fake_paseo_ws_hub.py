@@ -674,7 +674,7 @@ class WsHub:
         payload: dict[str, Any] = {"requestId": rid, "agentId": ident, "accepted": False}
         try:
             agent = self.manager.resolve(ident)
-            self.manager.start_turn(agent, js_trim(text), message_id)
+            self.manager.start_turn(agent, text, message_id)  # recorded as sent, untrimmed
         except self.op_error as exc:
             payload["error"] = str(exc)
         else:

@@ -84,6 +84,20 @@ def test_multiline_prompt_is_skipped_whole() -> None:
     assert not any(isinstance(e, ToolActivity) for e in events)
 
 
+def test_a_later_prompt_is_skipped_as_sent_a_first_one_as_trimmed() -> None:
+    """Recorded from the real daemon: `send` keeps a prompt's trailing newline, so attach
+    prints `[User] <text>\\n` and then the newline of console.log; create trims it."""
+    prompt = "emit 2 coalesced agent stream updates\nsecond line of the prompt\n"
+    replay = b"\n[User] " + prompt.encode() + b"\nstress-update-0stress-update-1"
+    for first in (False, None):  # a later prompt, or not known which (a resumed turn)
+        parser = AttachParser(prompt, expect_header=False, first=first)
+        assert _text(parser.feed(replay) + parser.finish()) == "stress-update-0stress-update-1"
+    trimmed = b"\n[User] " + prompt.strip().encode() + b"\nanswer"
+    for first in (True, None):
+        parser = AttachParser(prompt, expect_header=False, first=first)
+        assert _text(parser.feed(trimmed) + parser.finish()) == "answer"
+
+
 def test_markdown_link_at_line_start_stays_text() -> None:
     events = _parse([HEADER, b"\n[User] write a haiku\nsee\n[docs](http://x)\n"])
     assert _text(events) == "see\n[docs](http://x)\n"

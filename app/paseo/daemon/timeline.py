@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from app.paseo.prompts import recorded_prompt
+from app.paseo.prompts import recorded_forms
 from app.paseo.types import PromptHistory
 
 _CURSOR_PREFIX = "timeline:"
@@ -64,12 +64,12 @@ def _last_prompt_index(rows: Sequence[Row]) -> int | None:
 
 def _is_prompt(row: Row, prompt: str, key: str | None) -> bool:
     """Whether `row` is Paseo's record of the prompt: by its message id when the turn has a
-    key (an exact fact), else by its text as Paseo trims it."""
+    key (an exact fact), else by its text as Paseo records it."""
     if row.kind != "user_message":
         return False
     if key is not None:
         return row.item.get("messageId") == key
-    return row.item.get("text") == recorded_prompt(prompt)
+    return row.item.get("text") in recorded_forms(prompt, first=None)
 
 
 def prompt_history(rows: Sequence[Row], prompt: str, key: str | None = None) -> PromptHistory:
