@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 # Values that reach the paseo argv: strict shapes, never anything that could look like a flag.
 # Patterns (not code) carry every rule, so /docs states exactly what is accepted.
@@ -106,6 +106,38 @@ class SessionImport(_Strict):
             ]
         },
     )
+
+
+class SessionUpdate(_Strict):
+    """What `PATCH /sessions/{id}` changes; a field left out stays as it is."""
+
+    title: Title | None = Field(default=None, description="The session's and its agent's name.")
+    labels: Labels | None = Field(
+        default=None,
+        description=(
+            "Merged into the session's labels and its agent's. A label cannot be removed "
+            "(Paseo keeps every label an agent was given)."
+        ),
+    )
+    mode: Provider | None = Field(
+        default=None,
+        description=(
+            "Provider-specific mode id (claude: `plan`, `acceptEdits`, ...): one of the agent's "
+            "modes once it has an agent; Paseo switches it even while a turn runs."
+        ),
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        regex_engine="python-re",
+        json_schema_extra={"examples": [{"title": "Plan first", "mode": "plan"}]},
+    )
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> SessionUpdate:
+        if self.title is None and self.labels is None and self.mode is None:
+            raise ValueError("send at least one of title, labels, mode")
+        return self
 
 
 class PromptRequest(_Strict):

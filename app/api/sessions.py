@@ -19,6 +19,7 @@ from app.schemas import (
     SessionDetail,
     SessionImport,
     SessionOut,
+    SessionUpdate,
     TurnOut,
 )
 from app.services.sessions import session_labels
@@ -97,6 +98,18 @@ async def get_session(
     active = await turns.active_turn(session_id)
     detail.active_turn = TurnOut.model_validate(active) if active else None
     return detail
+
+
+@router.patch(
+    "/{session_id}",
+    response_model=SessionOut,
+    summary="Steer a session: its title, labels and mode (its agent's too)",
+    responses=problem_responses(400, 404, 409, 422, 502, 503, 504),
+)
+async def update_session(
+    session_id: uuid.UUID, body: SessionUpdate, sessions: SessionsDep, principal: Prompter
+) -> SessionOut:
+    return SessionOut.model_validate(await sessions.update(session_id, body, principal))
 
 
 @router.delete(

@@ -24,9 +24,11 @@ from app.paseo.cli_shapes import (
     CliArchiveResult,
     CliCreatedAgent,
     CliDeleteResult,
+    CliModeResult,
     CliProviderRow,
     CliSendResult,
     CliStopResult,
+    CliUpdateResult,
     CliWaitResult,
 )
 from app.paseo.errors import PaseoError
@@ -145,6 +147,19 @@ class CliPaseoClient:
         args += [f"--label={key}={value}" for key, value in (labels or {}).items()]
         result = await self.runner.run([*args, "--", session_id])
         return parse_json(result, CliCreatedAgent).to_gateway()
+
+    async def update_agent(
+        self, agent_id: str, *, title: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> None:
+        args = ["agent", "update", "--json"]
+        if title:
+            args.append(f"--name={title}")
+        args += [f"--label={key}={value}" for key, value in (labels or {}).items()]
+        parse_json(await self.runner.run([*args, "--", agent_id]), CliUpdateResult)
+
+    async def set_agent_mode(self, agent_id: str, mode: str) -> None:
+        result = await self.runner.run(["agent", "mode", "--json", "--", agent_id, mode])
+        parse_json(result, CliModeResult)
 
     async def stop_agent(self, agent_id: str) -> StopResult:
         result = await self.runner.run(["stop", "--json", "--", agent_id])

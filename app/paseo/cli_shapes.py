@@ -179,6 +179,20 @@ class CliWaitResult(_CliModel):
     message: str
 
 
+class CliUpdateResult(_CliModel):
+    """`agent update --json`: labels as one `k=v,k2=v2` string (`-` for none)."""
+
+    agent_id: str = Field(validation_alias="agentId")
+    name: str
+
+
+class CliModeResult(_CliModel):
+    """`agent mode --json <id> <mode>` (its `agentId` is the 7-character short id)."""
+
+    agent_id: str = Field(validation_alias="agentId")
+    mode: str
+
+
 class CliStopResult(_CliModel):
     stopped_count: int = Field(validation_alias="stoppedCount")
     agent_ids: list[str] = Field(validation_alias="agentIds")

@@ -88,6 +88,14 @@ class PaseoClient(Protocol):
         `turn_key` where the transport keeps keys (recovery decides from it, before it
         resumes)."""
 
+    async def update_agent(
+        self, agent_id: str, *, title: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> None:
+        """Rename the agent and/or merge `labels` into its own (Paseo never removes one)."""
+
+    async def set_agent_mode(self, agent_id: str, mode: str) -> None:
+        """Switch the agent's mode (Paseo allows it while a turn runs)."""
+
     async def stop_agent(self, agent_id: str) -> StopResult: ...
 
     async def archive_agent(self, agent_id: str, *, force: bool = False) -> ArchiveResult: ...

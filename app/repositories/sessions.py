@@ -38,6 +38,8 @@ class SessionChanges(TypedDict, total=False):
     status: str
     agent_id: str | None
     title: str | None
+    labels: dict[str, str]
+    mode: str | None
     cwd: str
     provider: str
     last_active_at: datetime

@@ -20,6 +20,7 @@ from app.errors import (
     GatewayError,
     InvalidInput,
     PayloadTooLarge,
+    SessionClosed,
     SessionExists,
     from_paseo,
 )
@@ -28,6 +29,7 @@ from app.paseo.client import PaseoClient
 from app.paseo.errors import PaseoError, PaseoErrorKind
 from app.paseo.prompts import js_trim
 from app.repositories import sessions as sessions_repo
+from app.repositories.sessions import SessionChanges
 from app.schemas import (
     LABEL_FILTER_KEY_PATTERN,
     LABEL_VALUE_MAX_CHARS,
@@ -36,6 +38,7 @@ from app.schemas import (
     AgentLiveStatus,
     SessionCreate,
     SessionImport,
+    SessionUpdate,
 )
 from app.services.access import get_visible_session, owner_filter
 from app.services.auth import Principal
@@ -230,6 +233,40 @@ class SessionService:
             offset=offset,
             owner_key_id=owner_filter(principal),
         )
+
+    async def update(
+        self, session_id: uuid.UUID, request: SessionUpdate, principal: Principal
+    ) -> GatewaySession:
+        """Rename, relabel or switch the mode of a session, and of its agent if it has one
+        (Paseo first: a refusal there changes nothing here)."""
+        record = await self.get(session_id, principal)
+        if record.status in (SessionStatus.CLOSED, SessionStatus.AGENT_MISSING):
+            raise SessionClosed(f"session {session_id} is {record.status}; nothing to change")
+        if record.agent_id is not None:
+            await self._steer_agent(record.agent_id, request)
+        changes: SessionChanges = {}
+        if request.title is not None:
+            changes["title"] = request.title
+        if request.mode is not None:
+            changes["mode"] = request.mode
+        async with self.db.session() as session:
+            fresh = await get_visible_session(session, session_id)
+            if request.labels:
+                changes["labels"] = {**fresh.labels, **request.labels}
+            return await sessions_repo.update_session(session, fresh, **changes)
+
+    async def _steer_agent(self, agent_id: str, request: SessionUpdate) -> None:
+        if request.mode is not None:
+            detail = await self.paseo.inspect_agent(agent_id)
+            offered = [mode.id for mode in detail.available_modes]
+            if offered and request.mode not in offered:
+                raise InvalidInput(
+                    f"mode {request.mode!r} is not one of this agent's modes: {', '.join(offered)}"
+                )
+        if request.title is not None or request.labels:
+            await self.paseo.update_agent(agent_id, title=request.title, labels=request.labels)
+        if request.mode is not None:
+            await self.paseo.set_agent_mode(agent_id, request.mode)
 
     async def close(
         self, session_id: uuid.UUID, principal: Principal, *, force: bool

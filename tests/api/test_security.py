@@ -34,6 +34,7 @@ PROTECTED = [
     ("GET", "/sessions"),
     ("POST", "/sessions"),
     ("GET", f"/sessions/{uuid.uuid4()}"),
+    ("PATCH", f"/sessions/{uuid.uuid4()}"),
     ("POST", f"/sessions/{uuid.uuid4()}/prompt"),
     ("GET", f"/sessions/{uuid.uuid4()}/turns/{uuid.uuid4()}/events"),
     ("GET", "/agents"),
@@ -92,7 +93,13 @@ async def test_scopes(client: httpx.AsyncClient) -> None:
         await client.post("/sessions", json={}, headers=reader), 403, "insufficient_scope"
     )
     assert problem["scope"] == "prompt"
-    assert (await client.post("/sessions", json={}, headers=prompter)).status_code == 201
+    created = await client.post("/sessions", json={}, headers=prompter)
+    assert created.status_code == 201
+    steer = f"/sessions/{created.json()['id']}"
+    assert_problem(
+        await client.patch(steer, json={"title": "x"}, headers=reader), 403, "insufficient_scope"
+    )
+    assert (await client.patch(steer, json={"title": "x"}, headers=prompter)).status_code == 200
     assert_problem(await client.get("/keys", headers=prompter), 403, "insufficient_scope")
 
 
@@ -107,6 +114,7 @@ async def test_another_key_cannot_see_my_session(client: httpx.AsyncClient) -> N
     base = f"/sessions/{session['id']}"
     for method, path in [
         ("GET", base),
+        ("PATCH", base),
         ("DELETE", base),
         ("GET", f"{base}/turns"),
         ("GET", f"{base}/turns/{turn_id}"),
@@ -116,6 +124,7 @@ async def test_another_key_cannot_see_my_session(client: httpx.AsyncClient) -> N
         ("POST", f"{base}/turns/{turn_id}/cancel"),
     ]:
         body = {"prompt": INSTANT} if path.endswith("/prompt") else None
+        body = {"title": "mine now"} if method == "PATCH" else body
         response = await client.request(method, path, headers=bob, json=body)
         assert_problem(response, 404, "session_not_found")
     for method, path in [

@@ -115,6 +115,48 @@ async def test_unknown_and_malformed_ids(client: httpx.AsyncClient) -> None:
     assert_problem(await client.get("/no/such/route"), 404, "route_not_found")
 
 
+async def test_patch_steers_a_session_and_its_agent(client: httpx.AsyncClient) -> None:
+    tag = uuid.uuid4().hex
+    session = await _ran_session(client, labels={"team": "qa"})
+    changed = await client.patch(
+        f"/sessions/{session['id']}",
+        json={"title": "renamed", "labels": {"steer": tag}, "mode": "load-test"},
+    )
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert (body["title"], body["mode"]) == ("renamed", "load-test")
+    assert body["labels"] == {"team": "qa", "steer": tag}  # merged
+    listed = (await client.get("/agents", params={"label": f"steer={tag}"})).json()
+    assert [(agent["id"], agent["title"]) for agent in listed] == [(session["agent_id"], "renamed")]
+    agent = (await client.get(f"/agents/{session['agent_id']}")).json()
+    assert agent["mode"] == "load-test"
+    # A session without an agent yet keeps the change for the agent it creates.
+    pending = (await client.post("/sessions", json={})).json()
+    later = await client.patch(f"/sessions/{pending['id']}", json={"mode": "load-test"})
+    assert later.status_code == 200 and later.json()["mode"] == "load-test"
+
+
+async def test_patch_errors_say_what_to_fix(client: httpx.AsyncClient) -> None:
+    session = await _ran_session(client)
+    url = f"/sessions/{session['id']}"
+    assert_problem(await client.patch(url, json={}), 422, "validation_failed")
+    assert_problem(
+        await client.patch(url, json={"labels": {"gateway.session": "x"}}), 422, "validation_failed"
+    )
+    wrong_mode = assert_problem(
+        await client.patch(url, json={"mode": "plan"}), 422, "invalid_input"
+    )
+    assert "load-test" in wrong_mode["detail"]  # the modes this agent has
+    assert (await client.get(url)).json()["mode"] != "plan"  # nothing changed
+    assert_problem(
+        await client.patch(f"/sessions/{uuid.uuid4()}", json={"title": "x"}),
+        404,
+        "session_not_found",
+    )
+    assert (await client.delete(url)).status_code == 200
+    assert_problem(await client.patch(url, json={"title": "x"}), 409, "session_closed")
+
+
 async def test_close_pending_session(client: httpx.AsyncClient) -> None:
     created = (await client.post("/sessions", json={})).json()
     closed = await client.delete(f"/sessions/{created['id']}")
@@ -123,14 +165,22 @@ async def test_close_pending_session(client: httpx.AsyncClient) -> None:
     assert again.status_code == 200 and again.json()["status"] == "closed"
 
 
-async def test_import_existing_provider_session(client: httpx.AsyncClient) -> None:
-    # Paseo lists only agents in a folder it has a workspace for; a session that ran there
-    # made one (the CLI cannot make one for an import; the daemon transport opens it).
-    ran = await client.post("/sessions", json={"prompt": "emit 1 coalesced agent stream updates"})
+async def _ran_session(client: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
+    """A session whose first turn (and so its agent) has completed."""
+    ran = await client.post(
+        "/sessions", json={"prompt": "emit 1 coalesced agent stream updates", **fields}
+    )
     assert ran.status_code == 201, ran.text
     session_id, turn_id = ran.json()["id"], ran.json()["turn"]["id"]
     async with client.stream("GET", f"/sessions/{session_id}/turns/{turn_id}/events") as events:
         assert (await collect_turn(events))[-1].event == "turn.completed"
+    return dict(ran.json())
+
+
+async def test_import_existing_provider_session(client: httpx.AsyncClient) -> None:
+    # Paseo lists only agents in a folder it has a workspace for; a session that ran there
+    # made one (the CLI cannot make one for an import; the daemon transport opens it).
+    await _ran_session(client)
     response = await client.post(
         "/sessions/import",
         json={"provider": "claude", "provider_session_id": str(uuid.uuid4()), "title": "old"},

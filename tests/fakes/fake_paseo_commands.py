@@ -644,6 +644,29 @@ def cmd_update(inv: Invocation) -> Result:
     )
 
 
+def cmd_mode(inv: Invocation) -> Result:
+    """agent mode <id> [mode] [--list]: set the mode (answering a 7-character id), or list
+    the agent's modes."""
+    agent_arg = require_id(inv.args[0], "mode")
+    mode = inv.args[1] if len(inv.args) > 1 else None
+    client = connect_or_error(inv)
+    try:
+        if inv.get("list") or mode is None:
+            snapshot = client.request("fetch_agent", agentId=agent_arg)
+            modes = [
+                {"id": m["id"], "label": m["label"], "description": m.get("description", "")}
+                for m in snapshot.get("availableModes") or []
+            ]
+            return Result(modes, [Column("ID", "id"), Column("LABEL", "label")], "id")
+        changed = client.request("set_mode", agentId=agent_arg, modeId=mode)
+    except (DaemonError, ConnectionLost) as exc:
+        raise CommandError("MODE_OPERATION_FAILED", f"Failed to set mode: {exc}") from exc
+    finally:
+        client.close()
+    data = {"agentId": changed["agentId"][:7], "mode": changed["modeId"]}
+    return Result(data, [Column("AGENT ID", "agentId"), Column("MODE", "mode")], "agentId")
+
+
 # =============================================================================================
 # attach / logs (plain text whatever the format)
 
@@ -1502,6 +1525,13 @@ def build_tree() -> Command:
                     repeat=True,
                 ),
             ],
+        ),
+        leaf(
+            "mode",
+            "Show or set an agent's mode",
+            cmd_mode,
+            [("id", True, "Agent ID (or prefix)"), ("mode", False, "Mode to set")],
+            [opt("--list", "List the agent's modes")],
         ),
     )
     provider = Command("provider", "Manage agent providers").add(

@@ -848,6 +848,14 @@ class Manager:
         self.save(agent)
         self.notify(agent)
 
+    def set_mode(self, agent: Agent, mode_id: str) -> None:
+        """Switch the agent's mode; the mock takes any id, even while a turn runs (recorded
+        from the real daemon)."""
+        agent.mode_id = mode_id
+        agent.updated_at = iso_now()
+        self.save(agent)
+        self.notify(agent)
+
     def start_turn(self, agent: Agent, prompt: str, message_id: str | None = None) -> None:
         """Begin a turn; a running one is interrupted first (send replaces the turn).
 
@@ -1574,6 +1582,12 @@ class Daemon:
         agent = self.manager.resolve(str(req.get("agentId") or ""))
         self.manager.update(agent, req.get("name") or None, req.get("labels") or {})
         return agent.snapshot()
+
+    def op_set_mode(self, _conn: Connection, req: dict[str, Any]) -> dict[str, Any]:
+        """agent mode <id> <mode>."""
+        agent = self.manager.resolve(str(req.get("agentId") or ""))
+        self.manager.set_mode(agent, str(req.get("modeId") or ""))
+        return {"agentId": agent.id, "modeId": agent.mode_id}
 
     def op_respond_permission(self, _conn: Connection, req: dict[str, Any]) -> dict[str, Any]:
         """Allow or deny one pending permission request."""

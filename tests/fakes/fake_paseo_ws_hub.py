@@ -271,6 +271,7 @@ class WsHub:
             "archive_agent_request": self.archive_agent,
             "delete_agent_request": self.delete_agent,
             "update_agent_request": self.update_agent,
+            "set_agent_mode_request": self.set_agent_mode,
             "agent_permission_response": self.permission_response,
             "clear_agent_attention": self.clear_attention,
             "get_providers_snapshot_request": self.providers_snapshot,
@@ -751,6 +752,20 @@ class WsHub:
             self.manager.update(agent, name, labels)
             payload.update(accepted=True, error=None)
         return {"type": "update_agent_response", "payload": payload}
+
+    def set_agent_mode(self, _session: WsSession, msg: dict[str, Any]) -> dict[str, Any]:
+        """Switch a loaded agent's mode; an unknown one is accepted:false."""
+        rid = need_str(msg, "requestId")
+        agent_id = need_str(msg, "agentId")
+        mode_id = need_str(msg, "modeId")
+        payload: dict[str, Any] = {"requestId": rid, "agentId": agent_id}
+        agent = self.manager.agents.get(agent_id)
+        if agent is None:  # worded unlike update_agent's, as the real daemon words it
+            payload.update(accepted=False, error=f"Unknown agent '{agent_id}'")
+        else:
+            self.manager.set_mode(agent, mode_id)
+            payload.update(accepted=True, error=None)
+        return {"type": "set_agent_mode_response", "payload": payload}
 
     def permission_response(self, _session: WsSession, msg: dict[str, Any]) -> None:
         """No direct reply: permission_resolved on the stream (failures: handler_error)."""

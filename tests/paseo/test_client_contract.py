@@ -322,6 +322,29 @@ async def test_inspect_archive_delete(paseo: PaseoClient, agent_cwd: Path) -> No
     assert deleted.agent_ids == [agent_id]
 
 
+async def test_rename_relabel_and_switch_the_mode(paseo: PaseoClient, agent_cwd: Path) -> None:
+    agent_id = await _new_agent(paseo, agent_cwd)
+    tag = uuid.uuid4().hex
+    await paseo.update_agent(agent_id, title="renamed", labels={"steer": tag})
+    listed = await paseo.list_agents(labels={"steer": tag})
+    assert [(agent.id, agent.title) for agent in listed] == [(agent_id, "renamed")]
+    await paseo.update_agent(agent_id, labels={"second": tag})  # merged, not replaced
+    assert [a.id for a in await paseo.list_agents(labels={"steer": tag, "second": tag})] == [
+        agent_id
+    ]
+    mode = (await paseo.inspect_agent(agent_id)).available_modes[0].id
+    for switched in ("plan", mode):  # the mock takes any id, as a real provider takes its own
+        await paseo.set_agent_mode(agent_id, switched)
+        assert (await paseo.inspect_agent(agent_id)).mode == switched
+    for change in (
+        paseo.update_agent(str(uuid.uuid4()), title="x"),
+        paseo.set_agent_mode(str(uuid.uuid4()), mode),
+    ):
+        with pytest.raises(PaseoError) as missing:
+            await change
+        assert missing.value.kind == PaseoErrorKind.NOT_FOUND
+
+
 @pytest.mark.parametrize(
     "call",
     ["inspect_agent", "stop_agent", "archive_agent", "delete_agent"],

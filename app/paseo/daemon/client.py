@@ -142,6 +142,26 @@ class DaemonPaseoClient:
             raise PaseoError("AGENT_IMPORT_FAILED", str(reply.get("error") or "import failed"))
         return _created(reply, provider=provider, cwd=cwd)
 
+    async def update_agent(
+        self, agent_id: str, *, title: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> None:
+        message: dict[str, Any] = {"type": "update_agent_request", "agentId": agent_id}
+        if title:
+            message["name"] = title
+        if labels:
+            message["labels"] = dict(labels)
+        reply = await self._call(message, "update_agent_response", SEND_TIMEOUT_SECONDS)
+        _check_accepted(reply, "UPDATE_AGENT_FAILED", agent_id)
+
+    async def set_agent_mode(self, agent_id: str, mode: str) -> None:
+        await self._snapshot(agent_id)  # it answers an unknown id "Unknown agent '<id>'"
+        reply = await self._call(
+            {"type": "set_agent_mode_request", "agentId": agent_id, "modeId": mode},
+            "set_agent_mode_response",
+            SEND_TIMEOUT_SECONDS,
+        )
+        _check_accepted(reply, "MODE_OPERATION_FAILED", agent_id)
+
     async def stop_agent(self, agent_id: str) -> StopResult:
         """Cancel a busy agent's turn; an idle or unloaded one has nothing to stop.
 
@@ -401,6 +421,13 @@ async def _reconnected(
         raise PaseoError(
             "DAEMON_NOT_RUNNING", f"lost the daemon in the middle of the turn: {lost.reason}"
         ) from None
+
+
+def _check_accepted(reply: dict[str, Any], code: str, agent_id: str) -> None:
+    """An `accepted:false` reply as the error the CLI gives ("Agent not found: …" is
+    classed not found by its message, as the CLI's is)."""
+    if not reply.get("accepted"):
+        raise PaseoError(code, str(reply.get("error") or f"the daemon refused it for {agent_id}"))
 
 
 def _unresumable(found: bool, position: tuple[str, int] | None, epoch: object) -> TurnEnded | None:
