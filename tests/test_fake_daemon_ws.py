@@ -580,10 +580,13 @@ async def test_permission_round_trip_and_import(peer: Peer, project: Path) -> No
         requestId=request["id"],
         response={"behavior": "allow"},
     )
+    # As the real daemon streams it: the turn completes first, the resolution follows.
+    completed = await peer.stream_event(agent_id, "turn_completed")
     resolved = await peer.stream_event(agent_id, "permission_resolved")
     assert resolved["event"]["resolution"] == {"behavior": "allow"}
+    stream = peer.stream(agent_id)
+    assert stream.index(completed) < stream.index(resolved)
     await peer.next(lambda m: inner(m).get("type") == "agent_permission_resolved")
-    await peer.stream_event(agent_id, "turn_completed")
     imported = await peer.request(
         "import_agent_request", provider="claude", sessionId="sess-1", cwd=str(project)
     )

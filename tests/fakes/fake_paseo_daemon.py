@@ -1005,6 +1005,26 @@ class Manager:
             "kind": "plan",
             "title": "Plan",
             "description": "Review the proposed plan before implementation starts.",
+            "input": {
+                "plan": "1. Add the README note.\n2. Keep the change scoped.\n3. Verify the diff."
+            },
+            "actions": [
+                {
+                    "id": "implement",
+                    "label": "Implement",
+                    "behavior": "allow",
+                    "variant": "primary",
+                    "intent": "implement",
+                },
+                {
+                    "id": "dismiss",
+                    "label": "Dismiss",
+                    "behavior": "deny",
+                    "variant": "secondary",
+                    "intent": "dismiss",
+                },
+            ],
+            "metadata": {"source": "mock_plan_approval"},
         }
         agent.pending.append(request)
         self.emit(agent, {"type": "permission_requested", "request": request, "turnId": turn.id})
@@ -1014,18 +1034,21 @@ class Manager:
         self.save(agent)
 
     def respond_permission(self, agent: Agent, request_id: str, response: dict[str, Any]) -> None:
-        """Resolve a pending request; the mock then completes the turn."""
+        """Resolve a pending request; the mock then completes the turn, allowed or denied.
+
+        As the real daemon streams it: `turn_completed` first, `permission_resolved` after it.
+        """
         request = next((p for p in agent.pending if p["id"] == request_id), None)
         if request is None:
             raise OpError(f"Permission request not found: {request_id}")
         agent.pending.remove(request)
-        self.emit(
-            agent, {"type": "permission_resolved", "requestId": request_id, "resolution": response}
-        )
         if agent.turn is not None:
             self.complete_turn(
                 agent, agent.turn, make_usage(agent.turn.cycle * 32, agent.turn.emitted)
             )
+        self.emit(
+            agent, {"type": "permission_resolved", "requestId": request_id, "resolution": response}
+        )
 
     def complete_turn(self, agent: Agent, turn: Turn, usage: dict[str, Any]) -> None:
         """turn_completed: idle, usage recorded, waiters woken."""
