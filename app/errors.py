@@ -38,6 +38,10 @@ class AgentNotFound(NotFound):
     code = "agent_not_found"
 
 
+class PermissionNotFound(NotFound):
+    code = "permission_not_found"
+
+
 class Unauthorized(GatewayError):
     status, code, title = 401, "unauthorized", "Unauthorized"
 
@@ -76,6 +80,10 @@ class TurnInProgress(Conflict):
 
 class NoRunningTurn(Conflict):
     code, title = "no_running_turn", "No turn is running"
+
+
+class NoWaitingTurn(Conflict):
+    code, title = "no_waiting_turn", "No turn waits for a permission"
 
 
 class SessionClosed(Conflict):

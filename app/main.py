@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.exc import IntegrityError
 
-from app.api import agents, docs, health, keys, metrics, sessions, turns, ui
+from app.api import agents, docs, health, keys, metrics, permissions, sessions, turns, ui
 from app.api.middleware import (
     BodyLimitMiddleware,
     MetricsMiddleware,
@@ -40,6 +40,7 @@ from app.services.agents import AgentService
 from app.services.auth import AuthService
 from app.services.event_notifications import EventListener
 from app.services.health import HealthService
+from app.services.permissions import PermissionService
 from app.services.sessions import SessionDefaults, SessionService
 from app.services.turns import TurnService, TurnSettings
 from app.settings import Settings, get_settings
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
                 timeout_seconds=settings.turn_timeout_seconds,
                 max_concurrent=settings.max_concurrent_turns,
                 idle_timeout_seconds=settings.turn_idle_timeout_seconds,
+                permission_timeout_seconds=settings.permission_timeout_seconds,
                 heartbeat_seconds=settings.turn_heartbeat_seconds,
                 stale_seconds=settings.turn_stale_seconds,
                 cancel_confirm_seconds=settings.cancel_confirm_seconds,
@@ -123,6 +125,7 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
         app.state.turns = turn_service
         app.state.sessions = sessions_service
         app.state.agents = AgentService(db, client)
+        app.state.permissions = PermissionService(db, client)
         app.state.health = health_service = HealthService(db, client, paseo_binary_needed(settings))
         turn_service.start_background()
         listener = EventListener(db, settings.database_url, turn_service.notifier)
@@ -156,6 +159,7 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
     protected = problem_responses(401, 403)
     app.include_router(sessions.router, responses=protected)
     app.include_router(turns.router, responses={**protected, **problem_responses(429)})
+    app.include_router(permissions.router, responses=protected)
     app.include_router(agents.router, responses=protected)
     app.include_router(keys.router, responses=protected)
     app.include_router(metrics.router, responses=protected)

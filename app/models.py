@@ -92,8 +92,10 @@ class TurnStatus(StrEnum):
 
 
 # A turn in one of these states holds its session: at most one per session (a partial index).
-ACTIVE_TURN_STATUSES = (TurnStatus.QUEUED, TurnStatus.RUNNING)
-_ACTIVE_TURN_PREDICATE = text("status IN ('queued', 'running')")
+# `waiting_permission`: the agent waits for a person's answer; the turn goes on after it.
+ACTIVE_TURN_STATUSES = (TurnStatus.QUEUED, TurnStatus.RUNNING, TurnStatus.WAITING_PERMISSION)
+ACTIVE_TURN_PREDICATE_SQL = "status IN ('queued', 'running', 'waiting_permission')"
+_ACTIVE_TURN_PREDICATE = text(ACTIVE_TURN_PREDICATE_SQL)
 
 
 class ApiKey(Base):
@@ -229,3 +231,22 @@ class TurnEventRecord(Base):
     name: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PermissionAnswer(Base):
+    """An answer a person (or the permission timeout) gave to one of a turn's requests.
+
+    Recorded before it is sent to Paseo, so a second answer to the same request (from any
+    replica) is refused, and the turn's `turn.permission_resolved` says who answered.
+    """
+
+    __tablename__ = "permission_answers"
+
+    turn_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("turns.id", ondelete="CASCADE"), primary_key=True
+    )
+    permission_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    behavior: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str | None] = mapped_column(Text)
+    answered_by: Mapped[str] = mapped_column(String(200))
+    answered_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -140,6 +140,29 @@ class SessionUpdate(_Strict):
         return self
 
 
+class PermissionAnswerIn(_Strict):
+    """A person's answer to one of the agent's permission requests."""
+
+    behavior: Literal["allow", "deny"]
+    message: Annotated[str, StringConstraints(max_length=4000, pattern=NO_NUL_PATTERN)] | None = (
+        Field(default=None, description="deny: why; the agent is told.")
+    )
+    interrupt: bool = Field(default=False, description="deny: also stop the agent's turn.")
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"behavior": "deny", "message": "Not this file"}]},
+    )
+
+
+class PermissionAnswered(BaseModel):
+    """Paseo has taken the answer; the turn's stream says `turn.permission_resolved`."""
+
+    permission_id: str
+    behavior: Literal["allow", "deny"]
+    turn_id: uuid.UUID
+
+
 class PromptRequest(_Strict):
     prompt: PromptText = Field(
         description="What to ask the agent. Any text; never parsed as flags."

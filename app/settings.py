@@ -81,6 +81,15 @@ class Settings(BaseSettings):
     turn_idle_timeout_seconds: float = Field(
         default=900.0, gt=0, description="A turn with no output for this long is stopped."
     )
+    permission_timeout_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description=(
+            "A permission request nobody answers for this long is denied by the gateway (the "
+            "turn goes on as the agent takes the deny). Waiting counts neither as idle time "
+            "nor against the turn's wall-clock limit."
+        ),
+    )
     turn_heartbeat_seconds: float = Field(
         default=5.0, gt=0, description="How often a gateway marks its running turns alive."
     )

@@ -15,6 +15,7 @@ from app.errors import Forbidden, Unauthorized
 from app.services.agents import AgentService
 from app.services.auth import AUTH_DISABLED, AuthService, Principal
 from app.services.health import HealthService
+from app.services.permissions import PermissionService
 from app.services.sessions import SessionService
 from app.services.turns import TurnService
 from app.settings import Settings
@@ -47,6 +48,7 @@ _settings = _from_state("settings", Settings)
 _sessions = _from_state("sessions", SessionService)
 _turns = _from_state("turns", TurnService)
 _agents = _from_state("agents", AgentService)
+_permissions = _from_state("permissions", PermissionService)
 _health = _from_state("health", HealthService)
 _auth = _from_state("auth", AuthService)
 
@@ -138,6 +140,7 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 SessionsDep = Annotated[SessionService, Depends(_sessions)]
 TurnsDep = Annotated[TurnService, Depends(_turns)]
 AgentsDep = Annotated[AgentService, Depends(_agents)]
+PermissionsDep = Annotated[PermissionService, Depends(_permissions)]
 HealthDep = Annotated[HealthService, Depends(_health)]
 AuthDep = Annotated[AuthService, Depends(_auth)]
 Reader = Annotated[Principal, Depends(require("read"))]

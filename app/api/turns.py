@@ -64,12 +64,17 @@ A `text/event-stream`. Each event has an `id:` (its sequence number in the turn)
 - `agent.created` `{agent_id}` (first prompt of a session only)
 - `text` `{delta}`: the agent's reply as it is produced
 - `reasoning` `{delta}`, `tool` `{name, status}`, `notice` `{kind, text}` where Paseo shows them
+- `turn.permission_requested` `{permission_id, name, kind, title, description, input,
+  actions}` when the agent asks a person (the turn is `waiting_permission`; answer it with
+  `POST /sessions/{id}/permissions/{permission_id}`), and `turn.permission_resolved`
+  `{permission_id, behavior, by, message?}` once answered (`by`: the key's name, `timeout`,
+  or `paseo` for an answer given outside the gateway); the turn then goes on to its end
 - `turn.cancelling` `{detail}` when Paseo has not yet confirmed a requested stop
 - `gateway.shutdown` `{detail, events_url, last_event_id}` when this gateway stops: the turn
   goes on; reconnect to `events_url` (on any gateway) with `Last-Event-ID`
 - exactly one terminal event: `turn.completed` (its `final_text` equals the concatenated
-  `text` deltas), `turn.failed`, `turn.cancelled`, `turn.timed_out`, `turn.permission` or
-  `turn.interrupted`, each `{turn_id, status, final_text, error_code, message, usage}`.
+  `text` deltas), `turn.failed`, `turn.cancelled`, `turn.timed_out` or `turn.interrupted`,
+  each `{turn_id, status, final_text, error_code, message, usage}`.
   Ids normally run 1, 2, 3…; a live reader may see an event that is never stored (only when
   a gateway dies, or the turn is ended elsewhere, within its few milliseconds before being
   stored): the terminal event then lists those ids in `unstored_event_ids`

@@ -25,6 +25,8 @@ from app.paseo.cli_shapes import (
     CliCreatedAgent,
     CliDeleteResult,
     CliModeResult,
+    CliPermitResult,
+    CliPermitRow,
     CliProviderRow,
     CliSendResult,
     CliStopResult,
@@ -39,6 +41,7 @@ from app.paseo.transcript import last_reply, same_words
 from app.paseo.transcript import prompt_history as transcript_history
 from app.paseo.types import (
     AgentDetail,
+    AgentNotice,
     AgentStarted,
     AgentSummary,
     ArchiveResult,
@@ -46,6 +49,10 @@ from app.paseo.types import (
     DaemonFacts,
     DeleteResult,
     NewAgent,
+    PermissionAnswer,
+    PermissionRequest,
+    PermissionRequested,
+    PermissionResolved,
     PromptDelivered,
     PromptHistory,
     ProviderInfo,
@@ -63,6 +70,11 @@ logger = logging.getLogger(__name__)
 # `paseo run` takes its prompt only as an argument; Linux caps one argv string at 128 KiB.
 MAX_RUN_PROMPT_BYTES = 128 * 1024 - 1024
 _TEXT_CURSOR = "text:"
+# While an agent waits for a permission, how often the CLI transport looks whether it was
+# answered elsewhere (each look is one or two CLI calls); an answer through this gateway
+# process is seen at once.
+PERMISSION_POLL_SECONDS = 5.0
+_PERMISSION_NOTICES = frozenset({"permission", "permission_resolved"})
 # After the attach header, the replayed history arrives in one burst; this much silence ends it.
 REPLAY_QUIET_SECONDS = 0.3
 REPLAY_FIRST_BYTES_SECONDS = 3.0
@@ -83,7 +95,6 @@ _WAIT_STATUS_TO_OUTCOME: dict[str, TurnOutcome] = {
     "idle": "completed",
     "completed": "completed",
     "error": "error",
-    "permission": "permission",
     "timeout": "timeout",
 }
 
@@ -110,6 +121,8 @@ class CliPaseoClient:
         env["NO_COLOR"] = "1"
         self.runner = CliRunner(binary, env=env, max_processes=max_processes, timeout=timeout)
         self._reads: SingleFlight[tuple[str, ...], CliResult] = SingleFlight()
+        # Set when this client answers a permission of the agent (its turn looks again).
+        self._answered: dict[str, asyncio.Event] = {}
 
     async def _read(self, args: list[str]) -> CliResult:
         """A call that only reads: identical ones in flight share one child."""
@@ -161,8 +174,41 @@ class CliPaseoClient:
         result = await self.runner.run(["agent", "mode", "--json", "--", agent_id, mode])
         parse_json(result, CliModeResult)
 
+    async def list_permissions(self, agent_id: str) -> list[PermissionRequest]:
+        """Ids and names from `inspect`; descriptions from `permit ls` (by 8-character id)."""
+        pending = (await self.inspect_agent(agent_id)).pending_permissions
+        if not pending:
+            return []
+        rows = parse_json_list(await self._read(["permit", "ls", "--json"]), CliPermitRow)
+        described = {row.id: row.description for row in rows if row.agent_id == agent_id}
+        return [
+            PermissionRequest(
+                id=request.id,
+                name=request.tool,
+                kind=None,
+                description=described.get(request.id[:8]),
+            )
+            for request in pending
+        ]
+
+    async def answer_permission(
+        self, agent_id: str, permission_id: str, answer: PermissionAnswer
+    ) -> None:
+        args = ["permit", answer.behavior, "--json"]
+        if answer.behavior == "deny":
+            if answer.message:
+                args.append(f"--message={answer.message}")
+            if answer.interrupt:
+                args.append("--interrupt")
+        result = await self.runner.run([*args, "--", agent_id, permission_id])
+        parse_json_list(result, CliPermitResult)
+        if (answered := self._answered.get(agent_id)) is not None:
+            answered.set()  # a turn of this client waits on it: it looks again now
+
     async def stop_agent(self, agent_id: str) -> StopResult:
         result = await self.runner.run(["stop", "--json", "--", agent_id])
+        if (answered := self._answered.get(agent_id)) is not None:
+            answered.set()  # a stop denies what the agent asked: its turn looks again now
         return parse_json(result, CliStopResult).to_gateway()
 
     async def archive_agent(self, agent_id: str, *, force: bool = False) -> ArchiveResult:
@@ -267,9 +313,14 @@ class CliPaseoClient:
                 if mode == "resume" and (gap := reply.resume(replay, prompt, cursor, first)):
                     yield gap
                 yield TurnStarted()
-            finisher = asyncio.create_task(self._finish_turn(agent_id, prompt, mode == "send"))
+            asked: asyncio.Queue[TurnEvent] = asyncio.Queue()
+            finisher = asyncio.create_task(
+                self._finish_turn(agent_id, prompt, mode == "send", asked)
+            )
             try:
-                async for event in _live_events(attach, parser, scope, finisher):
+                async for event in _live_events(attach, parser, scope, finisher, asked):
+                    if isinstance(event, AgentNotice) and event.kind in _PERMISSION_NOTICES:
+                        continue  # the finisher reports requests as data (`asked`)
                     if isinstance(event, PromptDelivered):
                         if delivered:
                             continue  # `run -d` already said so
@@ -298,22 +349,51 @@ class CliPaseoClient:
         yield TurnEnded(outcome, message, reply.text, usage)
 
     async def _finish_turn(
-        self, agent_id: str, prompt: str, send_prompt: bool
+        self,
+        agent_id: str,
+        prompt: str,
+        send_prompt: bool,
+        asked: asyncio.Queue[TurnEvent],
     ) -> tuple[TurnOutcome, str]:
-        """Start the turn (if asked) and block until Paseo says it ended."""
+        """Start the turn (if asked) and block until Paseo says it ended; while the agent
+        waits for a permission, put its requests (and their resolution) on `asked`."""
         result: CliSendResult | CliWaitResult
         if send_prompt:
             result = await self._send_and_wait(agent_id, prompt)
         else:
             result = await self._wait(agent_id)
-        # `send` gives up after a hard-coded 600 s; a turn may go on much longer.
-        while result.status == "timeout":
+        # `send` gives up after a hard-coded 600 s; a turn may go on much longer. `wait`
+        # answers at once while a permission is pending: wait for its answer first.
+        while result.status in ("timeout", "permission"):
+            if result.status == "permission":
+                await self._until_answered(agent_id, asked)
             result = await self._wait(agent_id)
         outcome = _WAIT_STATUS_TO_OUTCOME.get(result.status)
         if outcome is None:
             raise PaseoError("BAD_OUTPUT", f"unknown turn status {result.status!r} from paseo")
         # `wait` appends a preview of the transcript to its message; keep the status line.
         return outcome, result.message.split("\n", 1)[0]
+
+    async def _until_answered(self, agent_id: str, asked: asyncio.Queue[TurnEvent]) -> None:
+        """Announce the agent's pending requests, then look again (every
+        PERMISSION_POLL_SECONDS, or at once when this client answers one) until none is."""
+        announced: set[str] = set()
+        while True:
+            requests = await self.list_permissions(agent_id)
+            pending = {request.id for request in requests}
+            for gone in sorted(announced - pending):
+                asked.put_nowait(PermissionResolved(gone))
+            for request in requests:
+                if request.id not in announced:
+                    asked.put_nowait(PermissionRequested(request))
+            announced = pending
+            if not pending:
+                return
+            answered = self._answered.setdefault(agent_id, asyncio.Event())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PERMISSION_POLL_SECONDS):
+                    await answered.wait()
+            answered.clear()
 
     async def _send_and_wait(self, agent_id: str, prompt: str) -> CliSendResult:
         with _prompt_file(prompt) as path:
@@ -500,15 +580,21 @@ async def _live_events(
     parser: AttachParser,
     scope: _TurnScope,
     finisher: asyncio.Task[tuple[TurnOutcome, str]],
+    asked: asyncio.Queue[TurnEvent],
 ) -> AsyncIterator[TurnEvent]:
-    """Attach's events of this turn until the turn has ended and attach has gone quiet.
+    """Attach's events of this turn (and the finisher's permission events from `asked`)
+    until the turn has ended and attach has gone quiet.
 
     Stops early, with `scope.superseded` set, when another prompt takes the agent over.
     """
     reader: asyncio.Task[bytes] | None = asyncio.create_task(attach.read_chunk())
+    question: asyncio.Task[TurnEvent] = asyncio.create_task(asked.get())
     try:
         while reader is not None and not finisher.done():
-            await asyncio.wait({finisher, reader}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({finisher, reader, question}, return_when=asyncio.FIRST_COMPLETED)
+            if question.done():
+                yield question.result()
+                question = asyncio.create_task(asked.get())
             if reader.done():
                 chunk = reader.result()
                 for event in scope.take(parser.feed(chunk) if chunk else []):
@@ -516,6 +602,8 @@ async def _live_events(
                 if scope.superseded:
                     return
                 reader = asyncio.create_task(attach.read_chunk()) if chunk else None
+        while not asked.empty():
+            yield asked.get_nowait()
         await finisher  # a failed send/wait ends the turn with its error
         loop = asyncio.get_running_loop()
         deadline = loop.time() + DRAIN_MAX_SECONDS
@@ -532,6 +620,7 @@ async def _live_events(
         for event in scope.take(parser.finish()):
             yield event
     finally:
+        await cancel_and_wait(question)
         if reader is not None:
             await cancel_and_wait(reader)
 

@@ -193,6 +193,23 @@ class CliModeResult(_CliModel):
     mode: str
 
 
+class CliPermitRow(_CliModel):
+    """`permit ls --json`: its `id` is the request id's first 8 characters."""
+
+    id: str
+    agent_id: str = Field(validation_alias="agentId")
+    name: str
+    description: str | None = None
+
+
+class CliPermitResult(_CliModel):
+    """`permit allow|deny --json`: one row per answered request."""
+
+    request_id: str = Field(validation_alias="requestId")
+    agent_id: str = Field(validation_alias="agentId")
+    result: str
+
+
 class CliStopResult(_CliModel):
     stopped_count: int = Field(validation_alias="stoppedCount")
     agent_ids: list[str] = Field(validation_alias="agentIds")

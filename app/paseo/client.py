@@ -18,6 +18,8 @@ from app.paseo.types import (
     DaemonFacts,
     DeleteResult,
     NewAgent,
+    PermissionAnswer,
+    PermissionRequest,
     PromptHistory,
     ProviderInfo,
     StopResult,
@@ -95,6 +97,15 @@ class PaseoClient(Protocol):
 
     async def set_agent_mode(self, agent_id: str, mode: str) -> None:
         """Switch the agent's mode (Paseo allows it while a turn runs)."""
+
+    async def list_permissions(self, agent_id: str) -> list[PermissionRequest]:
+        """The agent's pending permission requests (the CLI says less of each: no kind,
+        input or actions)."""
+
+    async def answer_permission(
+        self, agent_id: str, permission_id: str, answer: PermissionAnswer
+    ) -> None:
+        """Allow or deny one pending request; returns once Paseo has taken the answer."""
 
     async def stop_agent(self, agent_id: str) -> StopResult: ...
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 AgentStatus = Literal["initializing", "idle", "running", "error", "closed"]
-TurnOutcome = Literal["completed", "error", "permission", "timeout", "interrupted"]
+TurnOutcome = Literal["completed", "error", "timeout", "interrupted"]
 ProviderStatus = Literal["ready", "loading", "unavailable", "error"]
 
 
@@ -61,6 +61,40 @@ class AgentMode(_GatewayModel):
 class PendingPermission(_GatewayModel):
     id: str
     tool: str
+
+
+class PermissionAction(_GatewayModel):
+    """One way to answer a request, as the agent offers it (e.g. plan: Implement, Dismiss)."""
+
+    id: str
+    label: str
+    behavior: Literal["allow", "deny"]
+
+
+class PermissionRequest(_GatewayModel):
+    """An agent asks before it acts: what Paseo says of the request, as data."""
+
+    id: str
+    name: str = Field(description="The tool or request name (`MockPlanApproval`, `Bash`)")
+    kind: str | None = Field(
+        description="tool, plan, question, mode or other; null where the transport does not "
+        "say (the CLI)"
+    )
+    title: str | None = None
+    description: str | None = None
+    input: dict[str, Any] | None = Field(
+        default=None, description="What the agent wants to do (e.g. the plan); null on the CLI"
+    )
+    actions: list[PermissionAction] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PermissionAnswer:
+    """A person's answer to a request."""
+
+    behavior: Literal["allow", "deny"]
+    message: str | None = None  # deny: why (the agent sees it)
+    interrupt: bool = False  # deny: also stop the turn
 
 
 class AgentDetail(_GatewayModel):
@@ -211,6 +245,22 @@ TurnOutput = TextDelta | ReasoningDelta | ToolActivity | AgentNotice
 
 
 @dataclass(frozen=True)
+class PermissionRequested:
+    """The agent waits for a person's answer to `request`; the turn goes on once answered."""
+
+    request: PermissionRequest
+
+
+@dataclass(frozen=True)
+class PermissionResolved:
+    """A request is no longer pending. `behavior` where the transport saw the answer (the
+    daemon streams it, sometimes only after the turn ended; the CLI sees it go)."""
+
+    permission_id: str
+    behavior: str | None = None
+
+
+@dataclass(frozen=True)
 class TurnEnded:
     """Always the last event of a turn. `final_text` equals the concatenated `TextDelta`s."""
 
@@ -224,6 +274,8 @@ TurnEvent = (
     AgentStarted
     | TurnStarted
     | PromptDelivered
+    | PermissionRequested
+    | PermissionResolved
     | TextDelta
     | ReasoningDelta
     | ToolActivity

@@ -113,6 +113,18 @@ async def list_events(
     return list((await session.scalars(statement)).all())
 
 
+async def events_named(
+    session: AsyncSession, turn_id: uuid.UUID, names: Collection[str]
+) -> list[TurnEventRecord]:
+    """Every stored event of the turn with one of `names`, in order."""
+    statement = (
+        select(TurnEventRecord)
+        .where(TurnEventRecord.turn_id == turn_id, TurnEventRecord.name.in_(list(names)))
+        .order_by(TurnEventRecord.seq)
+    )
+    return list((await session.scalars(statement)).all())
+
+
 async def has_event_named(
     session: AsyncSession, turn_id: uuid.UUID, names: Collection[str], *, up_to_seq: int
 ) -> bool:

@@ -69,8 +69,6 @@ def ending_for_outcome(
         )
     if outcome == "completed":
         return Ending(TurnStatus.COMPLETED, message)
-    if outcome == "permission":
-        return Ending(TurnStatus.WAITING_PERMISSION, message)
     if outcome == "interrupted":
         return Ending(TurnStatus.INTERRUPTED, message, error_code="replaced")
     return Ending(TurnStatus.FAILED, message, error_code="agent_error")
@@ -138,7 +136,6 @@ class RecoveryFacts:
     agent_known: bool
     agent_exists: bool = True
     agent_status: str = "idle"
-    pending_permission: bool = False
     prompt_sent: bool = False
     prompt_delivered: bool = False
     # From the transcript: how often the prompt is recorded, against how many earlier turns
@@ -189,16 +186,38 @@ def recover(facts: RecoveryFacts) -> Recovery:
         return Ending(
             TurnStatus.INTERRUPTED, "another prompt replaced this turn", error_code="replaced"
         )
-    busy = facts.agent_status in ("running", "initializing")
-    if busy and not facts.pending_permission:
-        return "follow"
+    if facts.agent_status in ("running", "initializing"):
+        return "follow"  # waiting for a permission too: the request is found again
     if facts.cancel_requested:
         return Ending(TurnStatus.CANCELLED, "cancelled; the agent had already stopped")
-    if facts.pending_permission:
-        return Ending(TurnStatus.WAITING_PERMISSION, "Agent is waiting for permission")
     if facts.agent_status == "error":
         return Ending(TurnStatus.FAILED, "the agent reported an error", error_code="agent_error")
     return "finished"
 
 
 FINISHED_AWAY = Ending(TurnStatus.COMPLETED, "finished while the gateway was away")
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """How a permission request was answered, as `turn.permission_resolved` says it."""
+
+    behavior: str  # allow, deny, or unknown (answered outside the gateway, unseen)
+    by: str  # the key's name, `timeout`, or `paseo` (answered outside the gateway)
+    message: str | None = None
+
+
+PERMISSION_TIMEOUT_BY = "timeout"
+
+
+def resolution(recorded: Resolution | None, seen_behavior: str | None) -> Resolution:
+    """Who answered: the gateway's own record wins (it knows the key); else what Paseo
+    showed, answered outside the gateway (Paseo's own apps)."""
+    if recorded is not None:
+        return recorded
+    return Resolution(seen_behavior or "unknown", "paseo")
+
+
+def permission_timeout_message(seconds: float) -> str:
+    """The deny the gateway sends for a request nobody answered in time."""
+    return f"nobody answered within {seconds:g} s (PASEO_GATEWAY_PERMISSION_TIMEOUT_SECONDS)"

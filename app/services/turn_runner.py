@@ -26,6 +26,10 @@ from app.paseo.types import (
     AgentNotice,
     AgentStarted,
     NewAgent,
+    PermissionAnswer,
+    PermissionRequest,
+    PermissionRequested,
+    PermissionResolved,
     PromptDelivered,
     ReasoningDelta,
     TextDelta,
@@ -39,6 +43,7 @@ from app.paseo.types import (
 from app.repositories.turns import TurnNotWritable
 from app.services import turn_decisions as decide
 from app.services.turn_decisions import Ending, RecoveryFacts
+from app.services.turn_states import PERMISSION_REQUESTED, PERMISSION_RESOLVED
 from app.services.turn_store import TurnStore
 from app.services.workspaces import confine
 
@@ -63,6 +68,8 @@ class TurnLimits:
     stale_seconds: float = 30.0
     # Where agents may work (checked again just before one is created); empty: not checked.
     workspace_roots: tuple[str, ...] = ()
+    # An unanswered permission request is denied after this long.
+    permission_timeout_seconds: float = 3600.0
 
 
 class TurnRun:
@@ -91,6 +98,13 @@ class TurnRun:
         self.task: asyncio.Task[None] | None = None
         self._creating = False
         self._stopper: asyncio.Task[None] | None = None
+        # Pending permission requests: id -> when (loop time) the wait for it began.
+        self._waiting: dict[str, float] = {}
+        self._denied_for_timeout: set[str] = set()
+        self._resolved: set[str] = set()
+        self._deadline = 0.0  # the wall-clock limit (loop time); waits for a person move it
+        self._waiting_since: float | None = None
+        self._upcoming: asyncio.Future[TurnEvent] | None = None
 
     @property
     def turn_id(self) -> uuid.UUID:
@@ -173,6 +187,9 @@ class TurnRun:
             await self.store.mark_prompt_delivered()
         if decision == "follow" or decision == "finished":
             assert self.agent_id is not None
+            if self.turn.status == TurnStatus.WAITING_PERMISSION:
+                for permission_id in await self.store.open_permission_requests():
+                    self._start_waiting(permission_id)
             events = self.paseo.resume_agent_turn(
                 self.agent_id,
                 self.turn.prompt,
@@ -180,9 +197,13 @@ class TurnRun:
                 turn_key=str(self.turn_id),
             )
             if decision == "follow":
-                await self._follow(events, recovering=True, elapsed=_age_seconds(self.turn))
+                elapsed = _age_seconds(self.turn)
+                if self._waiting:
+                    elapsed = 0.0  # how long it ran before it asked is not known
+                await self._follow(events, recovering=True, elapsed=elapsed)
             else:
                 await self._store_missed(events)
+                await self._resolve_all()  # answered while the gateway was away
                 await self._end(decide.FINISHED_AWAY, usage=await self._last_usage())
         else:
             await self._end(decision)
@@ -208,7 +229,6 @@ class TurnRun:
             queued=False,
             agent_known=True,
             agent_status=detail.status,
-            pending_permission=bool(detail.pending_permissions),
             prompt_sent=self.turn.prompt_sent_at is not None,
             prompt_delivered=self.delivered,
             times_recorded=history.times_recorded,
@@ -248,19 +268,18 @@ class TurnRun:
         `elapsed` is how long the turn already ran before this follow began (recovery). The
         ending itself (which may wait for a confirmed stop) runs outside those limits.
         """
-        deadline = asyncio.get_running_loop().time() + self.limits.timeout_seconds - elapsed
+        self._deadline = asyncio.get_running_loop().time() + self.limits.timeout_seconds - elapsed
         outcome: TurnEnded | None = None
         self._stopper = asyncio.create_task(self._stop_when_cancelled())
         try:
             async with contextlib.aclosing(events):  # type: ignore[type-var]
-                while outcome is None:
-                    event = await self._next_event(events, deadline)
-                    if event is None:
-                        break
-                    if isinstance(event, TurnEnded):
-                        outcome = event
-                    elif not await self._handle(event, recovering):
-                        return
+                try:
+                    outcome = await self._take_events(events, recovering)
+                finally:
+                    if self._upcoming is not None:  # left pending by a permission timeout
+                        await cancel_and_wait(self._upcoming)
+        except _RunOver:
+            return
         except _WallClockLimit:
             await self._end_on_limit("turn_timeout", self.limits.timeout_seconds)
             return
@@ -276,39 +295,144 @@ class TurnRun:
             raise PaseoError("BAD_OUTPUT", "the turn's output ended without an outcome")
         await self._end_with(outcome)
 
-    async def _next_event(
-        self, events: AsyncIterator[TurnEvent], deadline: float
-    ) -> TurnEvent | None:
+    async def _take_events(
+        self, events: AsyncIterator[TurnEvent], recovering: bool
+    ) -> TurnEnded | None:
+        """Handle the transport's events up to the turn's end (None: the transport ended
+        without one, or the turn ended elsewhere); `_RunOver` when handling one ended the run."""
+        while True:
+            try:
+                event = await self._next_event(events)
+            except _PermissionTimeout:
+                await self._deny_unanswered()
+                continue
+            if event is None:
+                return None
+            if isinstance(event, TurnEnded):
+                # The daemon may stream a request's resolution only after the turn's end.
+                await self._resolve_all()
+                return event
+            if not await self._handle(event, recovering):
+                raise _RunOver
+
+    async def _next_event(self, events: AsyncIterator[TurnEvent]) -> TurnEvent | None:
         """The transport's next event; None when it has no more or the turn ended elsewhere.
 
         The limits apply only to this wait, never to storing what arrived (a cancelled write
-        could leave a database connection mid-transaction): `_WallClockLimit` at `deadline`
-        (loop time), `_IdleTimeout` after the idle limit without an event. Creating an agent
-        is not idle output: the idle limit counts only once it exists. One `timeout_at`, not
-        `wait_for`, which on Python 3.11 can swallow a cancellation when both fire together.
+        could leave a database connection mid-transaction): `_WallClockLimit` at the
+        deadline (loop time), `_IdleTimeout` after the idle limit without an event. Creating
+        an agent is not idle output: the idle limit counts only once it exists. While the
+        agent waits for a person, only `_PermissionTimeout` applies, and the wait for the
+        event goes on after it (the transport's iterator is not cancelled then). One
+        `timeout_at`, not `wait_for`, which on Python 3.11 can swallow a cancellation when
+        both fire together.
         """
         loop = asyncio.get_running_loop()
-        wake_at = deadline
-        if not self._creating:
-            wake_at = min(deadline, loop.time() + self.limits.idle_timeout_seconds)
-        upcoming = asyncio.ensure_future(anext(events))
-        ended = asyncio.ensure_future(self.ended_elsewhere.wait())
+        wake_at = self._deadline
+        if self._waiting:
+            wake_at = self._permission_deadline()
+        elif not self._creating:
+            wake_at = min(self._deadline, loop.time() + self.limits.idle_timeout_seconds)
+        upcoming: asyncio.Future[TurnEvent] = self._upcoming or asyncio.ensure_future(anext(events))
+        self._upcoming = None
+        ended: asyncio.Future[Any] = asyncio.ensure_future(self.ended_elsewhere.wait())
+        keep_waiting = False
         try:
             async with asyncio.timeout_at(wake_at):
-                await asyncio.wait({upcoming, ended}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait([upcoming, ended], return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError:
-            if loop.time() >= deadline:
+            if self._waiting:
+                keep_waiting = True
+                self._upcoming = upcoming
+                raise _PermissionTimeout from None
+            if loop.time() >= self._deadline:
                 raise _WallClockLimit from None
             raise _IdleTimeout from None
         finally:
             await cancel_and_wait(ended)
-            await cancel_and_wait(upcoming)
+            if not keep_waiting:
+                await cancel_and_wait(upcoming)
         if upcoming.cancelled():
             return None
         try:
             return upcoming.result()
         except StopAsyncIteration:
             return None
+
+    # --- a person in the loop ----------------------------------------------------------------
+
+    def _permission_deadline(self) -> float:
+        """When the oldest request nobody answered yet is denied (loop time)."""
+        unanswered = [
+            since for pid, since in self._waiting.items() if pid not in self._denied_for_timeout
+        ]
+        oldest = min(unanswered) if unanswered else asyncio.get_running_loop().time()
+        return oldest + self.limits.permission_timeout_seconds
+
+    def _start_waiting(self, permission_id: str) -> None:
+        now = asyncio.get_running_loop().time()
+        if not self._waiting:
+            self._waiting_since = now
+        self._waiting[permission_id] = now
+
+    async def _asked(self, request: PermissionRequest) -> None:
+        """The agent waits for a person: say what it asks, and the turn waits too."""
+        if request.id in self._waiting or request.id in self._resolved:
+            return  # announced already (a resumed transport says it again)
+        first = not self._waiting
+        self._start_waiting(request.id)
+        # Stored at once (a restart finds it), then the status says the turn waits.
+        await self.store.writer.emit_now(
+            PERMISSION_REQUESTED,
+            {"permission_id": request.id, **request.model_dump(exclude={"id"})},
+        )
+        if first:
+            await self.store.set_waiting(True)
+
+    async def _resolved_one(self, permission_id: str, seen_behavior: str | None) -> None:
+        """A request is answered: say how and by whom; with none left, the turn runs on."""
+        if permission_id not in self._waiting:
+            return
+        del self._waiting[permission_id]
+        self._resolved.add(permission_id)
+        answer = decide.resolution(await self.store.recorded_answer(permission_id), seen_behavior)
+        data: dict[str, Any] = {
+            "permission_id": permission_id,
+            "behavior": answer.behavior,
+            "by": answer.by,
+        }
+        if answer.message:
+            data["message"] = answer.message
+        await self.store.writer.emit_now(PERMISSION_RESOLVED, data)
+        if not self._waiting:
+            if self._waiting_since is not None:  # waiting for a person is not running time
+                self._deadline += asyncio.get_running_loop().time() - self._waiting_since
+                self._waiting_since = None
+            await self.store.set_waiting(False)
+
+    async def _resolve_all(self) -> None:
+        """The agent went on (output, or the turn's end): its requests were answered."""
+        for permission_id in list(self._waiting):
+            await self._resolved_one(permission_id, None)
+
+    async def _deny_unanswered(self) -> None:
+        """Deny, for the gateway, each request nobody answered within the limit."""
+        now = asyncio.get_running_loop().time()
+        limit = self.limits.permission_timeout_seconds
+        message = decide.permission_timeout_message(limit)
+        for permission_id, since in list(self._waiting.items()):
+            if permission_id in self._denied_for_timeout or now < since + limit:
+                continue
+            self._denied_for_timeout.add(permission_id)
+            if not await self.store.record_timeout_answer(permission_id, message):
+                continue  # a person answered it just now
+            assert self.agent_id is not None
+            try:
+                await self.paseo.answer_permission(
+                    self.agent_id, permission_id, PermissionAnswer("deny", message=message)
+                )
+            except PaseoError as exc:
+                logger.warning("turn %s: could not deny %s: %s", self.turn_id, permission_id, exc)
 
     async def _handle(self, event: TurnEvent, recovering: bool) -> bool:
         """Store one event; False when the run is over."""
@@ -330,7 +454,13 @@ class TurnRun:
             if not self.delivered:
                 self.delivered = True
                 await self.store.mark_prompt_delivered()
+        elif isinstance(event, PermissionRequested):
+            await self._asked(event.request)
+        elif isinstance(event, PermissionResolved):
+            await self._resolved_one(event.permission_id, event.behavior)
         elif isinstance(event, TurnOutput):
+            if not isinstance(event, AgentNotice):
+                await self._resolve_all()  # text or tools: the agent is working again
             await self.store.writer.emit(*stream_event(event), cursor=event.cursor)
         return True
 
@@ -484,6 +614,14 @@ class TurnRun:
 
 class _IdleTimeout(Exception):
     """No event from Paseo for the idle limit."""
+
+
+class _RunOver(Exception):
+    """Handling an event ended the run (it was called off before the prompt went out)."""
+
+
+class _PermissionTimeout(Exception):
+    """A permission request waited its limit: the gateway denies it, the turn goes on."""
 
 
 class _WallClockLimit(Exception):

@@ -1,32 +1,35 @@
 """The turn state machine: every status a turn can have and the moves allowed between them.
 
-    queued ──> running ──> completed | failed | cancelled | timed_out | waiting_permission
-       │          └──────> interrupted
+    queued ──> running ──> completed | failed | cancelled | timed_out | interrupted
+       │        ↑   │
+       │        │   └──> waiting_permission ──> completed | failed | cancelled | timed_out
+       │        └───────────────┘                | interrupted
        └─────> cancelled | failed | interrupted
-    waiting_permission ──> interrupted | cancelled
 
-A move not listed here is a bug in the gateway: `check_transition` raises, loudly.
+`waiting_permission`: the agent asked a person (`turn.permission_requested`); answered
+(`turn.permission_resolved`), the turn runs on to its end. A move not listed here is a bug
+in the gateway: `check_transition` raises, loudly.
 """
 
 from __future__ import annotations
 
 from app.models import TurnStatus
 
+_ENDINGS = frozenset(
+    {
+        TurnStatus.COMPLETED,
+        TurnStatus.FAILED,
+        TurnStatus.CANCELLED,
+        TurnStatus.TIMED_OUT,
+        TurnStatus.INTERRUPTED,
+    }
+)
 ALLOWED_TRANSITIONS: dict[TurnStatus, frozenset[TurnStatus]] = {
     TurnStatus.QUEUED: frozenset(
         {TurnStatus.RUNNING, TurnStatus.CANCELLED, TurnStatus.FAILED, TurnStatus.INTERRUPTED}
     ),
-    TurnStatus.RUNNING: frozenset(
-        {
-            TurnStatus.COMPLETED,
-            TurnStatus.FAILED,
-            TurnStatus.CANCELLED,
-            TurnStatus.TIMED_OUT,
-            TurnStatus.WAITING_PERMISSION,
-            TurnStatus.INTERRUPTED,
-        }
-    ),
-    TurnStatus.WAITING_PERMISSION: frozenset({TurnStatus.INTERRUPTED, TurnStatus.CANCELLED}),
+    TurnStatus.RUNNING: _ENDINGS | {TurnStatus.WAITING_PERMISSION},
+    TurnStatus.WAITING_PERMISSION: _ENDINGS | {TurnStatus.RUNNING},
     TurnStatus.COMPLETED: frozenset(),
     TurnStatus.FAILED: frozenset(),
     TurnStatus.CANCELLED: frozenset(),
@@ -35,19 +38,21 @@ ALLOWED_TRANSITIONS: dict[TurnStatus, frozenset[TurnStatus]] = {
 }
 
 # A turn in one of these has an outcome; its event stream ends with the matching event.
-FINAL_STATUSES = frozenset(status for status, moves in ALLOWED_TRANSITIONS.items() if not moves) | {
-    TurnStatus.WAITING_PERMISSION
-}
+FINAL_STATUSES = frozenset(status for status, moves in ALLOWED_TRANSITIONS.items() if not moves)
 
 TERMINAL_EVENT_BY_STATUS: dict[TurnStatus, str] = {
     TurnStatus.COMPLETED: "turn.completed",
     TurnStatus.FAILED: "turn.failed",
     TurnStatus.CANCELLED: "turn.cancelled",
     TurnStatus.TIMED_OUT: "turn.timed_out",
-    TurnStatus.WAITING_PERMISSION: "turn.permission",
     TurnStatus.INTERRUPTED: "turn.interrupted",
 }
-TERMINAL_EVENTS = frozenset(TERMINAL_EVENT_BY_STATUS.values())
+# Not endings: the agent asks a person, and the answer comes.
+PERMISSION_REQUESTED = "turn.permission_requested"
+PERMISSION_RESOLVED = "turn.permission_resolved"
+# `turn.permission` ended turns stored before a permission became an event (migration 0007):
+# a replay of one still ends there.
+TERMINAL_EVENTS = frozenset(TERMINAL_EVENT_BY_STATUS.values()) | {"turn.permission"}
 
 
 class IllegalTurnTransition(RuntimeError):

@@ -20,15 +20,18 @@ from app.db import Database
 from app.models import GatewaySession, Turn, TurnStatus, utcnow
 from app.paseo.prompts import js_trim
 from app.repositories import event_channel
+from app.repositories import permissions as permissions_repo
 from app.repositories import sessions as sessions_repo
 from app.repositories import turn_events as events_repo
 from app.repositories import turns as turns_repo
 from app.repositories.locks import lock_row
 from app.repositories.sessions import SessionChanges
-from app.services.turn_decisions import Ending
+from app.services.turn_decisions import PERMISSION_TIMEOUT_BY, Ending, Resolution
 from app.services.turn_events import EventNotifier, EventWriter, StoredEvent
 from app.services.turn_states import (
     FINAL_STATUSES,
+    PERMISSION_REQUESTED,
+    PERMISSION_RESOLVED,
     TERMINAL_EVENT_BY_STATUS,
     IllegalTurnTransition,
     check_transition,
@@ -244,6 +247,54 @@ class TurnStore:
                 from_statuses=[TurnStatus.QUEUED],
                 to_status=TurnStatus.RUNNING,
             )
+
+    async def set_waiting(self, waiting: bool) -> None:
+        """running <-> waiting_permission: the agent asked a person; answered, it runs on.
+        A turn ended meanwhile is left as it is (the run learns so at its next write)."""
+        source, target = (
+            (TurnStatus.RUNNING, TurnStatus.WAITING_PERMISSION)
+            if waiting
+            else (TurnStatus.WAITING_PERMISSION, TurnStatus.RUNNING)
+        )
+        check_transition(source, target)
+        async with self.db.session() as session:
+            await turns_repo.transition_turn(
+                session, self.turn_id, from_statuses=[source], to_status=target
+            )
+
+    async def recorded_answer(self, permission_id: str) -> Resolution | None:
+        """The answer given through the gateway (any replica), if any."""
+        async with self.db.session() as session:
+            answer = await permissions_repo.get_answer(session, self.turn_id, permission_id)
+        if answer is None:
+            return None
+        return Resolution(answer.behavior, answer.answered_by, answer.message)
+
+    async def record_timeout_answer(self, permission_id: str, message: str) -> bool:
+        """Record the gateway's own deny of an unanswered request; False if a person
+        answered it first."""
+        try:
+            async with self.db.session() as session:
+                await permissions_repo.record_answer(
+                    session,
+                    self.turn_id,
+                    permission_id,
+                    behavior="deny",
+                    message=message,
+                    answered_by=PERMISSION_TIMEOUT_BY,
+                )
+        except permissions_repo.AlreadyAnswered:
+            return False
+        return True
+
+    async def open_permission_requests(self) -> list[str]:
+        """The requests the stored events show asked and not yet resolved (recovery)."""
+        names = (PERMISSION_REQUESTED, PERMISSION_RESOLVED)
+        async with self.db.session() as session:
+            events = await events_repo.events_named(session, self.turn_id, names)
+        asked = [e.data["permission_id"] for e in events if e.name == PERMISSION_REQUESTED]
+        resolved = {e.data["permission_id"] for e in events if e.name == PERMISSION_RESOLVED}
+        return [permission_id for permission_id in asked if permission_id not in resolved]
 
     async def mark_prompt_sent(self) -> bool:
         async with self.db.session() as session:

@@ -65,6 +65,7 @@ class TurnSettings:
     timeout_seconds: float
     max_concurrent: int
     idle_timeout_seconds: float = 900.0
+    permission_timeout_seconds: float = 3600.0
     heartbeat_seconds: float = 5.0
     stale_seconds: float = 30.0
     cancel_confirm_seconds: float = 15.0
@@ -82,6 +83,7 @@ class TurnSettings:
             self.cancel_confirm_seconds,
             self.stale_seconds,
             self.workspace_roots,
+            self.permission_timeout_seconds,
         )
 
 

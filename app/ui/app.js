@@ -11,7 +11,7 @@
     "turn.failed",
     "turn.cancelled",
     "turn.timed_out",
-    "turn.permission",
+    "turn.permission", // ended turns stored before a permission became an event
     "turn.interrupted",
   ]);
   const EVENT_NAMES = [
@@ -23,6 +23,8 @@
     "tool",
     "notice",
     "turn.cancelling",
+    "turn.permission_requested",
+    "turn.permission_resolved",
     "gateway.shutdown",
     ...TERMINAL,
   ];
@@ -58,6 +60,13 @@
     liveReasoning: $("live-reasoning"),
     liveReasoningText: $("live-reasoning-text"),
     liveStatus: $("live-status"),
+    permission: $("live-permission"),
+    permissionTitle: $("permission-title"),
+    permissionDescription: $("permission-description"),
+    permissionInput: $("permission-input"),
+    permissionMessage: $("permission-message"),
+    permissionAllow: $("permission-allow"),
+    permissionDeny: $("permission-deny"),
     promptForm: $("prompt-form"),
     prompt: $("prompt"),
     send: $("send"),
@@ -330,6 +339,7 @@
       state: "running",
       note: "",
       done: false,
+      permission: null, // the request the agent waits on (turn.permission_requested data)
       startedAt: Date.now(),
       ...fields,
       eventsUrl: fields.eventsUrl || (fields.turnId ? eventsPath(fields) : null),
@@ -354,6 +364,7 @@
     ui.liveActivityList.replaceChildren(...state.activity.map((line) => el("li", {}, line)));
     renderActivitySummary();
     ui.liveText.dataset.turnId = state.turnId || "";
+    showPermission();
     renderStatus();
     updateButtons();
   }
@@ -384,6 +395,7 @@
       sending: "Sending…",
       running: "Running…",
       queued: "Queued: waiting for a free slot…",
+      waiting_permission: "Waiting for your answer…",
     };
     let main = words[live.state] || live.state;
     if (!live.done && live.startedAt) main += ` ${elapsed(Date.now() - live.startedAt)}`;
@@ -471,6 +483,18 @@
       case "turn.cancelling":
         live.note = data.detail || "stopping…";
         break;
+      case "turn.permission_requested":
+        live.state = "waiting_permission";
+        live.permission = data;
+        addActivity(`asks: ${data.title || data.name || "permission"}`);
+        showPermission();
+        break;
+      case "turn.permission_resolved":
+        live.state = "running";
+        live.permission = null;
+        addActivity(`${data.behavior || "answered"} by ${data.by || "?"}`);
+        showPermission();
+        break;
       case "gateway.shutdown":
         live.note = "the gateway is restarting; reconnecting…";
         break;
@@ -481,8 +505,41 @@
     scheduleSave();
   }
 
+  // --- A person in the loop: the agent's permission request --------------------------------
+
+  function showPermission() {
+    const asked = live && !live.done ? live.permission : null;
+    ui.permission.hidden = !asked;
+    if (!asked) return;
+    ui.permissionTitle.textContent = asked.title || asked.name || "permission";
+    ui.permissionDescription.textContent = asked.description || "";
+    const input = asked.input ? JSON.stringify(asked.input, null, 2) : "";
+    ui.permissionInput.textContent = input;
+    ui.permissionInput.hidden = !input;
+    ui.permissionAllow.disabled = ui.permissionDeny.disabled = false;
+  }
+
+  async function answerPermission(behavior) {
+    const asked = live && live.permission;
+    if (!asked || !session) return;
+    ui.permissionAllow.disabled = ui.permissionDeny.disabled = true;
+    const body = { behavior };
+    const message = ui.permissionMessage.value.trim();
+    if (behavior === "deny" && message) body.message = message;
+    try {
+      const path = `sessions/${session.id}/permissions/${encodeURIComponent(asked.permission_id)}`;
+      await api("POST", path, body);
+      ui.permissionMessage.value = "";
+    } catch (error) {
+      ui.permissionAllow.disabled = ui.permissionDeny.disabled = false;
+      report(error);
+    }
+  }
+
   function finish(data) {
     live.done = true;
+    live.permission = null;
+    showPermission();
     live.state = data.status || "ended";
     const parts = [];
     if (data.error_code) parts.push(data.error_code);
@@ -762,6 +819,8 @@
   // --- Wiring --------------------------------------------------------------------------------
 
   ui.key.value = apiKey;
+  ui.permissionAllow.addEventListener("click", () => answerPermission("allow"));
+  ui.permissionDeny.addEventListener("click", () => answerPermission("deny"));
   ui.keyForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     apiKey = ui.key.value.trim();

@@ -10,9 +10,11 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.api.conftest import (
+    AUTH,
     TEST_ADMIN_KEY,
     TRANSPORTS,
     Gateway,
@@ -152,14 +154,21 @@ def test_without_a_key_only_public_routes_answer(
     # Without inventing credentials for the documented bearer scheme either.
     status, output = _schemathesis(fuzzed_gateway, "--generation-with-security-parameters", "false")
     generated = _generated(output)
-    answers = Counter(
-        (match["path"] in PUBLIC, match["status"])
+    matches = [
+        match
         for line in fuzzed_gateway.log().splitlines()[before:]
         if (match := ACCESS_LINE.search(line))
-    )
+    ]
+    answers = Counter((match["path"] in PUBLIC, match["status"]) for match in matches)
     with capsys.disabled():
         print(f"\nschemathesis without a key: {generated} generated cases, {dict(answers)}")
     assert status == 0, output[-6000:]
     protected = {code for (public, code) in answers if not public}
-    assert protected == {"401"}
+    assert protected <= {"401", "404"} and "401" in protected
+    # A 404 without a key is a path no route serves: it is a 404 with a key too.
+    unserved = {(m["method"], m["path"]) for m in matches if m["status"] == "404"}
+    with httpx.Client(base_url=fuzzed_gateway.url, timeout=30) as client:
+        for method, path in unserved:
+            keyed = client.request(method, path, headers=AUTH)
+            assert (keyed.status_code, keyed.json()["code"]) == (404, "route_not_found"), path
     assert sum(answers.values()) > 300

@@ -95,17 +95,6 @@ async def test_prompt_text_is_never_a_flag(client: httpx.AsyncClient) -> None:
     assert turns[-1]["prompt"] == prompt
 
 
-async def test_permission_request_ends_the_stream(client: httpx.AsyncClient) -> None:
-    session = await new_session(client)
-    _, events = await stream_prompt(client, session["id"], "emit synthetic plan approval")
-    assert events[-1].event == "turn.permission"
-    assert events[-1].json()["status"] == "waiting_permission"
-    detail = (await client.get(f"/sessions/{session['id']}")).json()
-    assert [p["tool"] for p in detail["agent"]["pending_permissions"]] == ["MockPlanApproval"]
-    stopped = await client.post(f"/agents/{detail['agent_id']}/stop")
-    assert stopped.status_code == 200
-
-
 async def test_second_prompt_while_running_is_409(client: httpx.AsyncClient) -> None:
     session = await new_session(client, model="one-minute-stream", provider="mock")
     async with client.stream(

@@ -55,8 +55,9 @@ GATEWAY_TABLES = {
     "api_keys",
     "gateway_secrets",
     "prompt_admissions",
+    "permission_answers",
 }
-HEAD = "0006"
+HEAD = "0007"
 SUBPROCESS_TIMEOUT_SECONDS = 60
 
 
@@ -152,7 +153,15 @@ async def test_upgrade_creates_named_indexes_and_constraints(empty_database_url:
     assert schema["pks"] == [f"pk_{t}" for t in PK_ORDER]
 
 
-PK_ORDER = ("sessions", "turns", "turn_events", "api_keys", "gateway_secrets", "prompt_admissions")
+PK_ORDER = (
+    "sessions",
+    "turns",
+    "turn_events",
+    "api_keys",
+    "gateway_secrets",
+    "prompt_admissions",
+    "permission_answers",
+)
 
 
 def _active_turn_index_where(connection: Connection) -> str:
@@ -504,7 +513,8 @@ async def test_0003_downgrade_to_0002_and_upgrade_again(empty_database_url: str)
 
 # --- 0005: prompt admissions (the per-key rate limit) -------------------------------------------
 
-RATE_TABLES = {"prompt_admissions"}
+# Tables later revisions add (0005: rate admissions; 0007: permission answers).
+RATE_TABLES = {"prompt_admissions", "permission_answers"}
 
 
 def _admission_shape(connection: Connection) -> dict[str, Any]:
@@ -694,3 +704,36 @@ def test_wheel_layout_matches_the_lookup() -> None:
 
     assert force_include["alembic.ini"] == str(packaged_ini.relative_to(ROOT))
     assert force_include["alembic"] == str((packaged_ini.parent / "alembic").relative_to(ROOT))
+
+
+async def _set_turn_status(url: str, turn_id: uuid.UUID, status: str) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            id_value = turn_id.hex if connection.dialect.name == "sqlite" else turn_id
+            await connection.execute(
+                text("UPDATE turns SET status = :status WHERE id = :id"),
+                {"status": status, "id": id_value},
+            )
+    finally:
+        await engine.dispose()
+
+
+async def test_0007_ends_turns_that_waited_for_a_permission_before_it(
+    empty_database_url: str,
+) -> None:
+    """Before 0007 `waiting_permission` was an ending (a session could hold several such
+    turns); after it, it is active: those turns become interrupted, and the index holds."""
+    await _migrate(empty_database_url, "0006")
+    turn_id = await _add_0001_turn(empty_database_url)
+    await _set_turn_status(empty_database_url, turn_id, "waiting_permission")
+
+    await upgrade_to_head_async(empty_database_url)
+
+    values = await _turn_values(empty_database_url, turn_id, "status", "error_code")
+    assert values == ("interrupted", "permission_unanswered")
+    assert "waiting_permission" in await _inspect(empty_database_url, _active_turn_index_where)
+    await _migrate(empty_database_url, "0006", down=True)
+    assert "waiting_permission" not in await _inspect(empty_database_url, _active_turn_index_where)
+    await upgrade_to_head_async(empty_database_url)
+    assert await _inspect(empty_database_url, _schema_diff) == []

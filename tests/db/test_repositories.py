@@ -499,7 +499,12 @@ async def test_get_active_turn_follows_the_turn_status(database: Database) -> No
         active = await turns_repo.get_active_turn(session, record.id)
         assert active is not None and active.id == turn.id
 
+        # Waiting for a person's answer, the turn still holds its session.
         await turns_repo.update_turn(session, turn, status=TurnStatus.WAITING_PERMISSION)
+        active = await turns_repo.get_active_turn(session, record.id)
+        assert active is not None and active.id == turn.id
+
+        await turns_repo.update_turn(session, turn, status=TurnStatus.COMPLETED)
         assert await turns_repo.get_active_turn(session, record.id) is None
 
 

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -24,6 +25,8 @@ from app.paseo.errors import PaseoError, PaseoErrorKind
 from app.paseo.types import (
     AgentStarted,
     NewAgent,
+    PermissionAnswer,
+    PermissionRequested,
     PromptDelivered,
     TextDelta,
     ToolActivity,
@@ -272,14 +275,36 @@ async def test_prompt_is_data_whatever_it_starts_with(paseo: PaseoClient, agent_
     assert isinstance(ended, TurnEnded) and ended.final_text == "stress-update-0"
 
 
-async def test_permission_outcome(paseo: PaseoClient, agent_cwd: Path) -> None:
+@pytest.mark.parametrize("behavior", ["allow", "deny"])
+async def test_a_permission_request_is_answered_and_the_turn_goes_on(
+    paseo: PaseoClient, agent_cwd: Path, behavior: Literal["allow", "deny"]
+) -> None:
     agent_id = await _new_agent(paseo, agent_cwd)
-    events = await _collect(paseo.prompt_agent_turn(agent_id, "emit synthetic plan approval"))
-    ended = events[-1]
-    assert isinstance(ended, TurnEnded) and ended.outcome == "permission"
-    detail = await paseo.inspect_agent(agent_id)
-    assert [p.tool for p in detail.pending_permissions] == ["MockPlanApproval"]
-    await paseo.stop_agent(agent_id)
+    turn = paseo.prompt_agent_turn(agent_id, "emit synthetic plan approval")
+    events: list[TurnEvent] = []
+    async with asyncio.timeout(60):
+        async for event in turn:
+            events.append(event)
+            if isinstance(event, PermissionRequested):
+                break
+    request = events[-1]
+    assert isinstance(request, PermissionRequested)
+    assert request.request.name == "MockPlanApproval"
+    assert (request.request.description or "").startswith("Review the proposed plan")
+    if request.request.kind is not None:  # the daemon says it all; the CLI less
+        assert request.request.kind == "plan" and request.request.input
+        assert {a.behavior for a in request.request.actions} == {"allow", "deny"}
+    assert [r.id for r in await paseo.list_permissions(agent_id)] == [request.request.id]
+    with pytest.raises(PaseoError):
+        await paseo.answer_permission(agent_id, "no-such-request", PermissionAnswer("allow"))
+    answer = PermissionAnswer(behavior, message="not now" if behavior == "deny" else None)
+    await paseo.answer_permission(agent_id, request.request.id, answer)
+    async with asyncio.timeout(60):
+        rest = [event async for event in turn]
+    ended = rest[-1]
+    assert isinstance(ended, TurnEnded) and ended.outcome == "completed"  # the mock, either way
+    assert await paseo.list_permissions(agent_id) == []
+    assert (await paseo.inspect_agent(agent_id)).status == "idle"
 
 
 async def test_stop_ends_a_running_turn(paseo: PaseoClient, agent_cwd: Path) -> None:

@@ -34,7 +34,6 @@ def test_admit_prompt(
     ("outcome", "status", "code"),
     [
         ("completed", TurnStatus.COMPLETED, None),
-        ("permission", TurnStatus.WAITING_PERMISSION, None),
         ("interrupted", TurnStatus.INTERRUPTED, "replaced"),
         ("error", TurnStatus.FAILED, "agent_error"),
         ("timeout", TurnStatus.FAILED, "agent_error"),
@@ -47,7 +46,7 @@ def test_an_outcome_without_cancel_is_the_outcome(
     assert (ending.status, ending.error_code) == (status, code)
 
 
-@pytest.mark.parametrize("outcome", ["completed", "error", "interrupted", "permission"])
+@pytest.mark.parametrize("outcome", ["completed", "error", "interrupted"])
 def test_a_requested_cancel_wins_over_the_outcome(outcome: Any) -> None:
     confirmed = decide.ending_for_outcome(
         outcome, "msg", cancel_requested=True, stop_confirmed=True
@@ -150,8 +149,6 @@ def test_a_reply_counts_only_after_this_turns_own_prompt() -> None:
 def test_recovery_of_a_delivered_turn() -> None:
     assert _recover(agent_status="running") == "follow"
     assert _recover(agent_status="initializing") == "follow"
-    permission = _recover(agent_status="running", pending_permission=True)
-    assert isinstance(permission, Ending) and permission.status == TurnStatus.WAITING_PERMISSION
     cancelled = _recover(cancel_requested=True)
     assert isinstance(cancelled, Ending) and cancelled.status == TurnStatus.CANCELLED
     assert _code(_recover(agent_status="error")) == "agent_error"
@@ -170,3 +167,12 @@ def test_a_lost_agent_is_looked_for_only_after_a_prompt_was_sent(
         )
         is look
     )
+
+
+def test_who_answered_a_permission() -> None:
+    """The gateway's record (it knows the key) wins over what Paseo showed."""
+    mine = decide.Resolution("deny", "alice", "not now")
+    assert decide.resolution(mine, "allow") == mine
+    assert decide.resolution(None, "allow") == decide.Resolution("allow", "paseo")
+    assert decide.resolution(None, None) == decide.Resolution("unknown", "paseo")
+    assert "60 s" in decide.permission_timeout_message(60)

@@ -27,8 +27,12 @@ EXPECTED = {
     ("running", "timed_out"),
     ("running", "waiting_permission"),
     ("running", "interrupted"),
-    ("waiting_permission", "interrupted"),
+    ("waiting_permission", "running"),
+    ("waiting_permission", "completed"),
+    ("waiting_permission", "failed"),
     ("waiting_permission", "cancelled"),
+    ("waiting_permission", "timed_out"),
+    ("waiting_permission", "interrupted"),
 }
 
 
@@ -52,7 +56,7 @@ def test_final_statuses_have_a_terminal_event_and_active_ones_do_not() -> None:
 
 
 def test_sources_of_reads_the_table_backwards() -> None:
-    assert sources_of(TurnStatus.RUNNING) == {TurnStatus.QUEUED}
+    assert sources_of(TurnStatus.RUNNING) == {TurnStatus.QUEUED, TurnStatus.WAITING_PERMISSION}
     assert sources_of(TurnStatus.CANCELLED) == {
         TurnStatus.QUEUED,
         TurnStatus.RUNNING,

@@ -269,3 +269,31 @@ async def test_browser_page_streams_resumes_cancels_and_shows_turns(
     await page.screenshot(path=str(shot), full_page=True)
     ARTIFACT.parent.mkdir(exist_ok=True)
     shutil.copyfile(shot, ARTIFACT)
+
+
+async def test_browser_page_answers_a_permission_request(ui_gateway: Gateway, page: Page) -> None:
+    """The agent asks (the mock's plan approval): the page shows the request with Allow and
+    Deny; Allow answers it, and the turn goes on to its end."""
+    from playwright.async_api import expect
+
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await page.goto(f"{ui_gateway.url}/ui")
+    await page.get_by_label("API key").fill(TEST_ADMIN_KEY)
+    await page.get_by_role("button", name="Use key").click()
+    session_id = await create_session(page, "Plan first")
+
+    await send_prompt(page, "emit synthetic plan approval")
+    asked = page.locator("#live-permission")
+    await expect(asked).to_be_visible(timeout=TURN_TIMEOUT_MS)
+    await expect(asked).to_contain_text("Review the proposed plan")
+    await wait_for_status(page, "waiting_permission")
+    await expect(page.locator("#live-status")).to_contain_text("Waiting for your answer")
+    await asked.get_by_role("button", name="Allow").click()
+
+    await wait_for_status(page, "completed")
+    await expect(asked).to_be_hidden()
+    await expect(page.locator("#live-activity-list")).to_contain_text("allow by")
+    [turn] = api_turns(ui_gateway, session_id)
+    assert turn["status"] == "completed"
+    assert not errors, errors

@@ -34,6 +34,9 @@ from app.paseo.types import (
     DaemonFacts,
     DeleteResult,
     NewAgent,
+    PermissionAnswer,
+    PermissionRequest,
+    PermissionRequested,
     PromptDelivered,
     PromptHistory,
     ProviderInfo,
@@ -57,7 +60,6 @@ _BUSY = frozenset({"running", "initializing"})
 _WAIT_OUTCOME: dict[str, TurnOutcome] = {
     "idle": "completed",
     "error": "error",
-    "permission": "permission",
 }
 
 
@@ -161,6 +163,28 @@ class DaemonPaseoClient:
             SEND_TIMEOUT_SECONDS,
         )
         _check_accepted(reply, "MODE_OPERATION_FAILED", agent_id)
+
+    async def list_permissions(self, agent_id: str) -> list[PermissionRequest]:
+        agent = await self._snapshot(agent_id)
+        return [wire.permission_request(r) for r in agent.get("pendingPermissions") or []]
+
+    async def answer_permission(
+        self, agent_id: str, permission_id: str, answer: PermissionAnswer
+    ) -> None:
+        """No direct reply: `agent_permission_resolved` (or an `rpc_error`) carries the
+        permission's id as its requestId."""
+        response: dict[str, Any] = {"behavior": answer.behavior}
+        if answer.behavior == "deny":
+            if answer.message:
+                response["message"] = answer.message
+            if answer.interrupt:
+                response["interrupt"] = True
+        await self.connection.request(
+            {"type": "agent_permission_response", "agentId": agent_id, "response": response},
+            replies={"agent_permission_resolved"},
+            timeout=SEND_TIMEOUT_SECONDS,
+            request_id=permission_id,
+        )
 
     async def stop_agent(self, agent_id: str) -> StopResult:
         """Cancel a busy agent's turn; an idle or unloaded one has nothing to stop.
@@ -300,6 +324,8 @@ class DaemonPaseoClient:
             if (ended := await self._ended_meanwhile(agent_id, turn)) is not None:
                 yield ended
                 return
+            for request in await self.list_permissions(agent_id):  # not replayable
+                yield PermissionRequested(request)
             async for event in self._follow(follower, turn, prompt):
                 yield event
 
@@ -354,8 +380,8 @@ class DaemonPaseoClient:
             WAIT_TIMEOUT_SECONDS,
         )
         status = str(reply.get("status"))
-        if status == "timeout":
-            return None
+        if status in ("timeout", "permission"):
+            return None  # still running (a pending permission waits for a person)
         outcome = _WAIT_OUTCOME.get(status, "error")
         message = str(reply.get("error") or f"turn ended ({status})")
         return TurnEnded(outcome, message, turn.text)
@@ -396,6 +422,8 @@ class _Turn:
             self.started = event.type == "turn_started"
             return []
         out: list[TurnEvent] = []
+        if (asked := wire.permission_event(event)) is not None:
+            out.append(asked)
         output = wire.turn_output(event)
         if output is not None:
             if isinstance(output, TextDelta):

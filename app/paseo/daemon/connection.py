@@ -100,15 +100,21 @@ class DaemonConnection:
     # --- requests ------------------------------------------------------------------------------
 
     async def request(
-        self, message: dict[str, Any], *, replies: Iterable[str], timeout: float
+        self,
+        message: dict[str, Any],
+        *,
+        replies: Iterable[str],
+        timeout: float,
+        request_id: str | None = None,
     ) -> dict[str, Any]:
         """Send `message` (a request without `requestId`) and return its reply's payload.
 
         The reply is the first message of a type in `replies` (or an `rpc_error`) carrying
-        this request's id. No reply within `timeout` is a TIMEOUT: some daemon failures send
-        none at all.
+        this request's id: a new one, or `request_id` where the protocol fixes it (a
+        permission response carries the permission's id). No reply within `timeout` is a
+        TIMEOUT: some daemon failures send none at all.
         """
-        request_id = uuid.uuid4().hex
+        request_id = request_id or uuid.uuid4().hex
         started = time.monotonic()
         socket = await self._open_socket()
         pending = _Pending(frozenset(replies), asyncio.get_running_loop().create_future())

@@ -185,6 +185,44 @@ def stream_event(payload: dict[str, Any]) -> StreamEvent | None:
     )
 
 
+def permission_request(request: dict[str, Any]) -> types.PermissionRequest:
+    """A daemon PermissionRequest as the gateway's (the actions it can be answered with)."""
+    actions = [
+        types.PermissionAction(
+            id=str(action.get("id", "")),
+            label=str(action.get("label", "")),
+            behavior=action["behavior"],
+        )
+        for action in request.get("actions") or []
+        if isinstance(action, dict) and action.get("behavior") in ("allow", "deny")
+    ]
+    given = request.get("input")
+    return types.PermissionRequest(
+        id=str(request.get("id", "")),
+        name=str(request.get("name", "")),
+        kind=str(request["kind"]) if request.get("kind") else None,
+        title=str(request["title"]) if request.get("title") else None,
+        description=str(request["description"]) if request.get("description") else None,
+        input=given if isinstance(given, dict) else None,
+        actions=actions,
+    )
+
+
+def permission_event(
+    event: StreamEvent,
+) -> types.PermissionRequested | types.PermissionResolved | None:
+    """A permission request or its resolution, if `event` is one."""
+    if event.type == "permission_requested":
+        return types.PermissionRequested(permission_request(event.event.get("request") or {}))
+    if event.type == "permission_resolved":
+        resolution = event.event.get("resolution") or {}
+        behavior = resolution.get("behavior")
+        return types.PermissionResolved(
+            str(event.event.get("requestId", "")), str(behavior) if behavior else None
+        )
+    return None
+
+
 def turn_output(event: StreamEvent) -> types.TurnOutput | None:
     """What a turn's follower shows of a stream event (None: nothing, or not output), with
     the event's timeline position as its resume cursor."""
@@ -193,12 +231,6 @@ def turn_output(event: StreamEvent) -> types.TurnOutput | None:
         cursor = format_cursor(event.epoch, event.seq)
     if event.type == "timeline":
         return _timeline_output(event.item, cursor)
-    if event.type == "permission_requested":
-        request = event.event.get("request") or {}
-        return types.AgentNotice("permission", str(request.get("name", "")), cursor)
-    if event.type == "permission_resolved":
-        resolution = event.event.get("resolution") or {}
-        return types.AgentNotice("permission_resolved", str(resolution.get("behavior", "")), cursor)
     if event.type == "attention_required":
         return types.AgentNotice("attention", str(event.event.get("reason", "")), cursor)
     if event.type == "turn_failed":
@@ -235,7 +267,7 @@ class TurnEnd:
 def turn_end(event: StreamEvent) -> TurnEnd | None:
     """The end of the turn this stream event closes, if it closes one.
 
-    A pending permission ends what the gateway follows (the turn waits for a human);
+    A permission request does not end it (the turn waits for a person, then goes on);
     `turn_canceled` is an interrupt, whoever asked for it.
     """
     if event.type == "turn_completed":
@@ -244,9 +276,6 @@ def turn_end(event: StreamEvent) -> TurnEnd | None:
         return TurnEnd("error", str(event.event.get("error") or "the turn failed"))
     if event.type == "turn_canceled":
         return TurnEnd("interrupted", str(event.event.get("reason") or "interrupted"))
-    if event.type == "permission_requested":
-        request = event.event.get("request") or {}
-        return TurnEnd("permission", f"waiting for permission: {request.get('name', '')}")
     return None
 
 
