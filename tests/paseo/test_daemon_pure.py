@@ -20,6 +20,8 @@ from app.paseo.daemon.timeline import (
 )
 from app.paseo.types import (
     AgentNotice,
+    PermissionRequested,
+    PermissionResolved,
     PromptDelivered,
     TextDelta,
     ToolActivity,
@@ -166,7 +168,6 @@ def test_a_replayed_row_is_taken_once() -> None:
     [
         (_event("turn_failed", error="boom"), "error"),
         (_event("turn_canceled", reason="Interrupted"), "interrupted"),
-        (_event("permission_requested", request={"name": "plan"}), "permission"),
     ],
 )
 def test_each_way_a_turn_ends(event: wire.StreamEvent, outcome: str) -> None:
@@ -176,6 +177,36 @@ def test_each_way_a_turn_ends(event: wire.StreamEvent, outcome: str) -> None:
     assert isinstance(ended, TurnEnded) and ended.outcome == outcome
     if outcome != "interrupted":
         assert isinstance(out[0], AgentNotice)
+
+
+def test_a_permission_request_is_an_event_not_an_ending() -> None:
+    """As the real daemon streams it: the request, the turn's end, then the resolution."""
+    turn = _Turn(delivered=True, started=True)
+    request = {
+        "id": "mock-plan-1",
+        "name": "MockPlanApproval",
+        "kind": "plan",
+        "title": "Plan",
+        "input": {"plan": "1. do it"},
+        "actions": [
+            {"id": "implement", "label": "Implement", "behavior": "allow"},
+            {"id": "odd", "label": "Odd", "behavior": "maybe"},  # not an answer: left out
+        ],
+    }
+    [asked] = turn.take(_event("permission_requested", request=request))
+    assert isinstance(asked, PermissionRequested)
+    assert (asked.request.id, asked.request.kind, asked.request.input) == (
+        "mock-plan-1",
+        "plan",
+        {"plan": "1. do it"},
+    )
+    assert [a.id for a in asked.request.actions] == ["implement"]
+    ended = turn.take(_event("turn_completed"))
+    assert isinstance(ended[-1], TurnEnded) and ended[-1].outcome == "completed"
+    resolved = _event(
+        "permission_resolved", requestId="mock-plan-1", resolution={"behavior": "deny"}
+    )
+    assert turn.take(resolved) == [PermissionResolved("mock-plan-1", "deny")]
 
 
 def _rows(*items: dict[str, Any]) -> list[Any]:
