@@ -422,7 +422,9 @@ async def test_cancel_and_send_while_running(peer: Peer, project: Path) -> None:
         )
     )
     assert payload(user)["event"]["item"]["messageId"] == "m-2"
-    assert payload(user)["event"]["item"]["text"] == "another one"
+    assert (
+        payload(user)["event"]["item"]["text"] == "  another one  "
+    )  # send records the text as sent
     await peer.stream_event(agent_id, "turn_started", nth=2)
     cancel = await peer.request("cancel_agent_request", agentId=agent_id)
     assert cancel["type"] == "cancel_agent_response" and cancel["payload"]["agentId"] == agent_id
