@@ -94,8 +94,7 @@ class TurnStatus(StrEnum):
 # A turn in one of these states holds its session: at most one per session (a partial index).
 # `waiting_permission`: the agent waits for a person's answer; the turn goes on after it.
 ACTIVE_TURN_STATUSES = (TurnStatus.QUEUED, TurnStatus.RUNNING, TurnStatus.WAITING_PERMISSION)
-ACTIVE_TURN_PREDICATE_SQL = "status IN ('queued', 'running', 'waiting_permission')"
-_ACTIVE_TURN_PREDICATE = text(ACTIVE_TURN_PREDICATE_SQL)
+_ACTIVE_TURN_PREDICATE = text("status IN ('queued', 'running', 'waiting_permission')")
 
 
 class ApiKey(Base):

@@ -14,7 +14,7 @@ import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from app.aio import SingleFlight, cancel_and_wait
 from app.paseo.attach_stream import HEADER_END, AttachParser, ParsedItem, PromptSeen
@@ -49,6 +49,7 @@ from app.paseo.types import (
     DaemonFacts,
     DeleteResult,
     NewAgent,
+    PendingPermission,
     PermissionAnswer,
     PermissionRequest,
     PermissionRequested,
@@ -71,8 +72,8 @@ logger = logging.getLogger(__name__)
 MAX_RUN_PROMPT_BYTES = 128 * 1024 - 1024
 _TEXT_CURSOR = "text:"
 # While an agent waits for a permission, how often the CLI transport looks whether it was
-# answered elsewhere (each look is one or two CLI calls); an answer through this gateway
-# process is seen at once.
+# answered elsewhere (each look is one `inspect`); an answer through this gateway process is
+# seen at once.
 PERMISSION_POLL_SECONDS = 5.0
 _PERMISSION_NOTICES = frozenset({"permission", "permission_resolved"})
 # After the attach header, the replayed history arrives in one burst; this much silence ends it.
@@ -176,7 +177,13 @@ class CliPaseoClient:
 
     async def list_permissions(self, agent_id: str) -> list[PermissionRequest]:
         """Ids and names from `inspect`; descriptions from `permit ls` (by 8-character id)."""
-        pending = (await self.inspect_agent(agent_id)).pending_permissions
+        return await self._describe(
+            agent_id, (await self.inspect_agent(agent_id)).pending_permissions
+        )
+
+    async def _describe(
+        self, agent_id: str, pending: list[PendingPermission]
+    ) -> list[PermissionRequest]:
         if not pending:
             return []
         rows = parse_json_list(await self._read(["permit", "ls", "--json"]), CliPermitRow)
@@ -376,18 +383,19 @@ class CliPaseoClient:
 
     async def _until_answered(self, agent_id: str, asked: asyncio.Queue[TurnEvent]) -> None:
         """Announce the agent's pending requests, then look again (every
-        PERMISSION_POLL_SECONDS, or at once when this client answers one) until none is."""
+        PERMISSION_POLL_SECONDS, or at once when this client answers one) until none is.
+        A look is one `inspect`; `permit ls` only describes a request not announced yet."""
         announced: set[str] = set()
         while True:
-            requests = await self.list_permissions(agent_id)
-            pending = {request.id for request in requests}
-            for gone in sorted(announced - pending):
+            pending = (await self.inspect_agent(agent_id)).pending_permissions
+            ids = {request.id for request in pending}
+            for gone in sorted(announced - ids):
                 asked.put_nowait(PermissionResolved(gone))
-            for request in requests:
-                if request.id not in announced:
-                    asked.put_nowait(PermissionRequested(request))
-            announced = pending
-            if not pending:
+            new = [request for request in pending if request.id not in announced]
+            for request in await self._describe(agent_id, new):
+                asked.put_nowait(PermissionRequested(request))
+            announced = ids
+            if not ids:
                 return
             answered = self._answered.setdefault(agent_id, asyncio.Event())
             with contextlib.suppress(TimeoutError):
@@ -590,20 +598,24 @@ async def _live_events(
     reader: asyncio.Task[bytes] | None = asyncio.create_task(attach.read_chunk())
     question: asyncio.Task[TurnEvent] = asyncio.create_task(asked.get())
     try:
-        while reader is not None and not finisher.done():
-            await asyncio.wait({finisher, reader, question}, return_when=asyncio.FIRST_COMPLETED)
+        # Until the turn ends; permission events go on even if attach ended early.
+        while not finisher.done():
+            waiting: set[asyncio.Future[Any]] = {finisher, question}
+            if reader is not None:
+                waiting.add(reader)
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             if question.done():
                 yield question.result()
                 question = asyncio.create_task(asked.get())
-            if reader.done():
+            if reader is not None and reader.done():
                 chunk = reader.result()
                 for event in scope.take(parser.feed(chunk) if chunk else []):
                     yield event
                 if scope.superseded:
                     return
                 reader = asyncio.create_task(attach.read_chunk()) if chunk else None
-        while not asked.empty():
-            yield asked.get_nowait()
+        for event in await _left_in(asked, question):
+            yield event
         await finisher  # a failed send/wait ends the turn with its error
         loop = asyncio.get_running_loop()
         deadline = loop.time() + DRAIN_MAX_SECONDS
@@ -623,6 +635,17 @@ async def _live_events(
         await cancel_and_wait(question)
         if reader is not None:
             await cancel_and_wait(reader)
+
+
+async def _left_in(
+    asked: asyncio.Queue[TurnEvent], question: asyncio.Task[TurnEvent]
+) -> list[TurnEvent]:
+    """Stop reading `asked`: what `question` took from it (if anything), then what is left."""
+    await cancel_and_wait(question)
+    left = [] if question.cancelled() else [question.result()]
+    while not asked.empty():
+        left.append(asked.get_nowait())
+    return left
 
 
 def _attach_failed(attach: ChildProcess, status: int) -> PaseoError:

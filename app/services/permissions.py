@@ -52,7 +52,8 @@ class PermissionService:
                 f"session {session_id} has no turn waiting for a permission; "
                 f"GET /sessions/{session_id}/permissions lists what its agent asks"
             )
-        pending = {request.id for request in await self.paseo.list_permissions(record.agent_id)}
+        detail = await self.paseo.inspect_agent(record.agent_id)
+        pending = {request.id for request in detail.pending_permissions}
         if permission_id not in pending:
             raise PermissionNotFound(_unknown(permission_id, pending))
         try:

@@ -12,9 +12,16 @@ from pathlib import Path
 import psutil
 import pytest
 
-from app.paseo.cli import CliPaseoClient
+from app.paseo.cli import CliPaseoClient, _left_in
 from app.paseo.errors import PaseoError, PaseoErrorKind
-from app.paseo.types import AgentStarted, NewAgent, TextDelta, TurnEnded
+from app.paseo.types import (
+    AgentStarted,
+    NewAgent,
+    PermissionResolved,
+    TextDelta,
+    TurnEnded,
+    TurnEvent,
+)
 from tests.fakes.harness import (
     FAKE_PASEO_BIN,
     FakePaseoDaemon,
@@ -221,3 +228,19 @@ async def test_odd_cli_output(tmp_path: Path, script: str, code: str) -> None:
     with pytest.raises(PaseoError) as raised:
         await client.list_agents()
     assert raised.value.code == code
+
+
+async def test_no_permission_event_is_lost_when_the_turn_ends() -> None:
+    """What the reader task already took from the queue comes first, then what is left."""
+    asked: asyncio.Queue[TurnEvent] = asyncio.Queue()
+    question = asyncio.create_task(asked.get())
+    asked.put_nowait(PermissionResolved("first"))
+    asked.put_nowait(PermissionResolved("second"))
+    await asyncio.sleep(0)  # the reader task takes "first"
+    assert question.done()
+    assert await _left_in(asked, question) == [
+        PermissionResolved("first"),
+        PermissionResolved("second"),
+    ]
+    idle = asyncio.create_task(asked.get())
+    assert await _left_in(asked, idle) == [] and idle.cancelled()
