@@ -211,10 +211,22 @@ async def test_import_errors(client: httpx.AsyncClient) -> None:
 async def test_a_body_that_is_not_json_is_a_400_saying_so(client: httpx.AsyncClient) -> None:
     session = (await client.post("/sessions", json={})).json()
     json_type = {"content-type": "application/json"}
-    for path in ("/sessions", f"/sessions/{session['id']}/prompt"):
-        answer = await client.post(path, content=b'{"prompt": "hi",}', headers=json_type)
+    for method, path in (
+        ("POST", "/sessions"),
+        ("POST", f"/sessions/{session['id']}/prompt"),
+        ("PATCH", f"/sessions/{session['id']}"),
+        ("POST", f"/sessions/{session['id']}/permissions/mock-plan-1"),
+    ):
+        answer = await client.request(method, path, content=b'{"prompt": "hi",}', headers=json_type)
         problem = assert_problem(answer, 400, "malformed_body")
         assert "not valid JSON" in problem["detail"] and "character" in problem["detail"]
     paths = (await client.get("/openapi.json")).json()["paths"]
-    for path in ("/sessions", "/sessions/{session_id}/prompt", "/sessions/import", "/keys"):
-        assert "400" in paths[path]["post"]["responses"], path  # /docs shows it
+    for method, path in (
+        ("post", "/sessions"),
+        ("post", "/sessions/{session_id}/prompt"),
+        ("post", "/sessions/import"),
+        ("post", "/keys"),
+        ("patch", "/sessions/{session_id}"),
+        ("post", "/sessions/{session_id}/permissions/{permission_id}"),
+    ):
+        assert "400" in paths[path][method]["responses"], path  # /docs shows it
