@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from contextlib import aclosing
+from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from app.aio import cancel_and_wait
 from app.api.deps import (
     AuthDep,
     Prompter,
@@ -24,8 +23,8 @@ from app.api.deps import (
     TurnsDep,
     stream_access,
 )
+from app.api.event_stream import ServerStopping, event_source, until_shutdown
 from app.api.problems import problem_responses
-from app.metrics import ACTIVE_STREAMS
 from app.schemas import MAX_OFFSET, CancelResult, Page, PromptRequest, TurnOut
 from app.services.auth import Principal
 from app.services.sessions import check_prompt
@@ -54,7 +53,6 @@ LastEventId = Annotated[
     ),
 ]
 
-SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 STREAM_DESCRIPTION = """\
 A `text/event-stream`. Each event has an `id:` (its sequence number in the turn) and JSON
 `data:`:
@@ -85,67 +83,30 @@ The turn does not depend on this connection: if it drops, reconnect to `events_u
 """
 
 
-# After telling a stream the gateway stops, give the farewell this long to go out.
-SHUTDOWN_GRACE_SECONDS = 2.0
-
-
 async def _stream(
     events: AsyncIterator[StoredEvent], shutdown: anyio.Event, events_url: str
 ) -> AsyncIterator[ServerSentEvent]:
     """The stored events as SSE; on server shutdown, a last `gateway.shutdown` event that
-    tells the client where to resume (the turn itself goes on, elsewhere or after restart).
-
-    The helper tasks of each step are ended before the stream is: a client that disconnects
-    (which cancels this generator) leaves no task behind and the event source closes cleanly.
-    """
-    ACTIVE_STREAMS.inc()
-    last = 0
-    upcoming: asyncio.Future[StoredEvent] | None = None
-    stopping: asyncio.Future[Any] | None = None
-    try:
-        while True:
-            upcoming = asyncio.ensure_future(anext(events))
-            stopping = asyncio.ensure_future(shutdown.wait())
-            await asyncio.wait({upcoming, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            await cancel_and_wait(stopping)
-            if not upcoming.done():
-                await cancel_and_wait(upcoming)
+    tells the client where to resume."""
+    async with aclosing(until_shutdown(events, shutdown)) as items:
+        async for item in items:
+            if isinstance(item, ServerStopping):
                 farewell = {
                     "detail": "this gateway is shutting down; reconnect to events_url with "
                     "Last-Event-ID to get the rest of the turn",
                     "events_url": events_url,
-                    "last_event_id": last,
+                    "last_event_id": item.last_seq,
                 }
                 yield ServerSentEvent(data=json.dumps(farewell), event="gateway.shutdown")
                 return
-            try:
-                event = upcoming.result()
-            except StopAsyncIteration:
-                return
-            last = event.seq
-            yield ServerSentEvent(data=json.dumps(event.data), event=event.name, id=str(event.seq))
-    finally:
-        ACTIVE_STREAMS.dec()
-        # Shielded: a disconnect cancels this generator's scope again at every await.
-        with anyio.CancelScope(shield=True):
-            for task in (upcoming, stopping):
-                if task is not None:
-                    await cancel_and_wait(task)
-            await events.aclose()  # type: ignore[attr-defined]
+            yield ServerSentEvent(data=json.dumps(item.data), event=item.name, id=str(item.seq))
 
 
 def _event_source(
     events: AsyncIterator[StoredEvent], ping: float, headers: dict[str, str], events_url: str
 ) -> EventSourceResponse:
     shutdown = anyio.Event()
-    return EventSourceResponse(
-        _stream(events, shutdown, events_url),
-        ping=ping,
-        headers={**SSE_HEADERS, **headers},
-        send_timeout=30,
-        shutdown_event=shutdown,
-        shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
-    )
+    return event_source(_stream(events, shutdown, events_url), shutdown, ping=ping, headers=headers)
 
 
 @router.post(

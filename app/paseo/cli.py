@@ -27,6 +27,7 @@ from app.paseo.cli_shapes import (
     CliModeResult,
     CliPermitResult,
     CliPermitRow,
+    CliModelRow,
     CliProviderRow,
     CliSendResult,
     CliStopResult,
@@ -56,6 +57,7 @@ from app.paseo.types import (
     PermissionResolved,
     PromptDelivered,
     PromptHistory,
+    ModelInfo,
     ProviderInfo,
     StopResult,
     TextDelta,
@@ -229,6 +231,10 @@ class CliPaseoClient:
     async def list_providers(self) -> list[ProviderInfo]:
         result = await self._read(["provider", "ls", "--json"])
         return [row.to_gateway() for row in parse_json_list(result, CliProviderRow)]
+
+    async def list_models(self, provider: str) -> list[ModelInfo]:
+        result = await self._read(["provider", "models", "--json", "--", provider])
+        return [row.to_gateway(provider) for row in parse_json_list(result, CliModelRow)]
 
     async def read_logs(self, agent_id: str) -> str:
         result = await self._read(["logs", "--", agent_id])

@@ -255,3 +255,16 @@ class CliProviderRow(_CliModel):
             default_mode=self.default_mode,
             modes=[mode.strip() for mode in self.modes.split(",") if mode.strip()],
         )
+
+
+class CliModelRow(_CliModel):
+    """`paseo provider models <provider> --json`: `model` is the label."""
+
+    id: str
+    model: str
+    description: str | None = None
+
+    def to_gateway(self, provider: str) -> types.ModelInfo:
+        return types.ModelInfo(
+            provider=provider, id=self.id, label=self.model, description=self.description or None
+        )

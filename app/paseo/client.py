@@ -17,6 +17,7 @@ from app.paseo.types import (
     CreatedAgent,
     DaemonFacts,
     DeleteResult,
+    ModelInfo,
     NewAgent,
     PermissionAnswer,
     PermissionRequest,
@@ -114,6 +115,10 @@ class PaseoClient(Protocol):
     async def delete_agent(self, agent_id: str) -> DeleteResult: ...
 
     async def list_providers(self) -> list[ProviderInfo]: ...
+
+    async def list_models(self, provider: str) -> list[ModelInfo]:
+        """The models `provider` offers; raises `PaseoError` for a provider the daemon lacks
+        or cannot ask."""
 
     async def aclose(self) -> None:
         """End every child process this client still has running."""

@@ -160,6 +160,15 @@ class ProviderInfo(_GatewayModel):
         return self.enabled and self.status not in ("unavailable", "error")
 
 
+class ModelInfo(_GatewayModel):
+    """One model a provider offers (`mock` / `ten-second-stream`)."""
+
+    provider: str
+    id: str
+    label: str
+    description: str | None = None
+
+
 @dataclass(frozen=True)
 class DaemonFacts:
     """What a transport learnt when it reached the daemon (readiness reports it)."""

@@ -413,6 +413,17 @@ async def test_providers(paseo: PaseoClient) -> None:
     assert mock.modes or mock.status == "loading"  # a loading provider lists no modes yet
 
 
+async def test_a_providers_models(paseo: PaseoClient) -> None:
+    models = {model.id: model for model in await paseo.list_models("mock")}
+    assert {"ten-second-stream", "five-minute-stream"} <= set(models)
+    stream = models["ten-second-stream"]
+    assert stream.provider == "mock" and stream.label == "Ten second stream"
+    assert stream.description
+    with pytest.raises(PaseoError) as raised:
+        await paseo.list_models("no-such-provider")
+    assert raised.value.code == "PROVIDER_ERROR"
+
+
 @pytest.mark.parametrize("call", ["ping", "list_agents", "list_providers_checked"])
 async def test_daemon_down_is_unavailable(down_paseo: PaseoClient, call: str) -> None:
     if call == "list_providers_checked":

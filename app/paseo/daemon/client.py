@@ -39,6 +39,7 @@ from app.paseo.types import (
     PermissionRequested,
     PromptDelivered,
     PromptHistory,
+    ModelInfo,
     ProviderInfo,
     StopResult,
     TextDelta,
@@ -51,6 +52,8 @@ from app.paseo.types import (
 FETCH_TIMEOUT_SECONDS = 10.0
 SEND_TIMEOUT_SECONDS = 15.0
 CREATE_TIMEOUT_SECONDS = 60.0
+# The daemon gives a provider's model list this long (it may ask the provider).
+PROVIDER_MODELS_TIMEOUT_SECONDS = 45.0
 # `wait_for_finish` is asked only for a turn that already ended (it answers at once then).
 WAIT_TIMEOUT_SECONDS = 15.0
 # A turn whose daemon connection dropped waits this long for it to come back (two reconnect
@@ -227,6 +230,16 @@ class DaemonPaseoClient:
             {"type": "get_providers_snapshot_request"}, "get_providers_snapshot_response"
         )
         return [wire.provider_info(entry) for entry in reply.get("entries") or []]
+
+    async def list_models(self, provider: str) -> list[ModelInfo]:
+        reply = await self._call(
+            {"type": "list_provider_models_request", "provider": provider},
+            "list_provider_models_response",
+            PROVIDER_MODELS_TIMEOUT_SECONDS,
+        )
+        if reply.get("error"):
+            raise PaseoError("PROVIDER_ERROR", str(reply["error"]))
+        return [wire.model_info(provider, model) for model in reply.get("models") or []]
 
     async def _timeline(self, agent_id: str, **cursor: Any) -> dict[str, Any]:
         request = {

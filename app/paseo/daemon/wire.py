@@ -148,6 +148,16 @@ def provider_info(entry: dict[str, Any]) -> types.ProviderInfo:
     )
 
 
+def model_info(provider: str, model: dict[str, Any]) -> types.ModelInfo:
+    """One model of `list_provider_models_response`."""
+    return types.ModelInfo(
+        provider=provider,
+        id=str(model["id"]),
+        label=str(model.get("label") or model["id"]),
+        description=str(model["description"]) if model.get("description") else None,
+    )
+
+
 # --- the live stream -------------------------------------------------------------------------
 
 
