@@ -42,6 +42,10 @@ class PermissionNotFound(NotFound):
     code = "permission_not_found"
 
 
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
 class Unauthorized(GatewayError):
     status, code, title = 401, "unauthorized", "Unauthorized"
 

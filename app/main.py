@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.exc import IntegrityError
 
-from app.api import agents, docs, health, keys, metrics, permissions, sessions, turns, ui
+from app.api import agents, docs, health, keys, metrics, openai, permissions, sessions, turns, ui
 from app.api.middleware import (
     BodyLimitMiddleware,
     MetricsMiddleware,
@@ -22,6 +22,7 @@ from app.api.middleware import (
     RequireCredentialsMiddleware,
     UnexpectedErrorMiddleware,
 )
+from app.api.openai_errors import OPENAI_MEDIA_TYPE, speaks_openai
 from app.api.problems import (
     PROBLEM_MEDIA_TYPE,
     Problem,
@@ -38,6 +39,7 @@ from app.paseo.daemon.target import resolve_target
 from app.paseo.errors import PaseoError
 from app.services.agents import AgentService
 from app.services.auth import AuthService
+from app.services.chat_completions import ChatCompletionService
 from app.services.event_notifications import EventListener
 from app.services.health import HealthService
 from app.services.permissions import PermissionService
@@ -125,6 +127,7 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
         app.state.turns = turn_service
         app.state.sessions = sessions_service
         app.state.agents = AgentService(db, client)
+        app.state.chats = ChatCompletionService(sessions_service, turn_service)
         app.state.permissions = PermissionService(db, client)
         app.state.health = health_service = HealthService(db, client, paseo_binary_needed(settings))
         turn_service.start_background()
@@ -163,6 +166,7 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
     app.include_router(agents.router, responses=protected)
     app.include_router(keys.router, responses=protected)
     app.include_router(metrics.router, responses=protected)
+    app.include_router(openai.router)
     app.include_router(ui.router)
     app.include_router(docs.pages)
     if not settings.public_docs:
@@ -251,9 +255,9 @@ def _register_problem_schema(app: FastAPI) -> None:
         schema = original()
         schemas = schema.setdefault("components", {}).setdefault("schemas", {})
         schemas.setdefault("Problem", Problem.model_json_schema())
-        for path_item in schema.get("paths", {}).values():
+        for path, path_item in schema.get("paths", {}).items():
             for operation in path_item.values():
-                _document_operation_problems(operation)
+                _document_operation_problems(operation, openai=speaks_openai(path))
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)
         return schema
@@ -261,11 +265,17 @@ def _register_problem_schema(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _document_operation_problems(operation: dict[str, Any]) -> None:
+def _document_operation_problems(operation: dict[str, Any], *, openai: bool) -> None:
+    """Problem+json, or OpenAI's error shape on its routes (where a bad field is a 400)."""
     responses = operation.setdefault("responses", {})
     if "requestBody" in operation:
         responses.setdefault("400", {"description": "The body is not valid JSON"})
-    problem = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    if openai:
+        if (invalid := responses.pop("422", None)) is not None:
+            responses.setdefault("400", invalid)
+        problem = {OPENAI_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}
+    else:
+        problem = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for code, response in responses.items():
         if code.isdigit() and int(code) >= 400:
             response["content"] = problem

@@ -14,6 +14,7 @@ from app.db import Database
 from app.errors import Forbidden, Unauthorized
 from app.services.agents import AgentService
 from app.services.auth import AUTH_DISABLED, AuthService, Principal
+from app.services.chat_completions import ChatCompletionService
 from app.services.health import HealthService
 from app.services.permissions import PermissionService
 from app.services.sessions import SessionService
@@ -51,6 +52,7 @@ _agents = _from_state("agents", AgentService)
 _permissions = _from_state("permissions", PermissionService)
 _health = _from_state("health", HealthService)
 _auth = _from_state("auth", AuthService)
+_chats = _from_state("chats", ChatCompletionService)
 
 
 async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -143,6 +145,7 @@ AgentsDep = Annotated[AgentService, Depends(_agents)]
 PermissionsDep = Annotated[PermissionService, Depends(_permissions)]
 HealthDep = Annotated[HealthService, Depends(_health)]
 AuthDep = Annotated[AuthService, Depends(_auth)]
+ChatsDep = Annotated[ChatCompletionService, Depends(_chats)]
 Reader = Annotated[Principal, Depends(require("read"))]
 ReadOnlyReader = Annotated[Principal, Depends(read_only_reader)]
 Prompter = Annotated[Principal, Depends(require("prompt"))]

@@ -13,12 +13,15 @@ from typing import Any
 
 import anyio
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import AppStatus
 
 from app.aio import cancel_and_wait
 from app.metrics import ACTIVE_STREAMS
 from app.services.turn_events import StoredEvent
 
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+# How often an answer that is not a stream looks whether the server is stopping.
+SHUTDOWN_POLL_SECONDS = 0.5
 # After telling a stream the gateway stops, give the farewell this long to go out.
 SHUTDOWN_GRACE_SECONDS = 2.0
 
@@ -85,3 +88,16 @@ def event_source(
         shutdown_event=shutdown,
         shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
     )
+
+
+async def watch_shutdown(shutdown: anyio.Event) -> None:
+    """Set `shutdown` once the server begins to stop (for a long answer that is not an
+    event stream; sse-starlette tells its own streams).
+
+    uvicorn waits for every open request before it stops, so a request that waits for a turn's
+    end would otherwise hold a stopping server until the turn ends.
+    """
+    # A flag set from uvicorn's signal handler: looked at, as sse-starlette does itself.
+    while not AppStatus.should_exit:  # noqa: ASYNC110
+        await asyncio.sleep(SHUTDOWN_POLL_SECONDS)
+    shutdown.set()

@@ -71,7 +71,7 @@ class RequireCredentialsMiddleware:
             await self.app(scope, receive, send)
             return
         error = Unauthorized("this route needs an API key: send `Authorization: Bearer <key>`")
-        await gateway_error_response(error)(scope, receive, send)
+        await gateway_error_response(error, scope["path"])(scope, receive, send)
 
     def _needs_no_key(self, scope: Scope) -> bool:
         path: str = scope["path"]
@@ -107,13 +107,13 @@ class BodyLimitMiddleware:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None:
             if declared.isdigit() and int(declared) > self.max_bytes:
-                await self._too_large()(scope, receive, send)
+                await self._too_large(scope["path"])(scope, receive, send)
             else:
                 await self.app(scope, receive, send)
             return
         messages = await self._read_bounded(receive)
         if messages is None:
-            await self._too_large()(scope, receive, send)
+            await self._too_large(scope["path"])(scope, receive, send)
             return
 
         async def replay() -> Message:
@@ -134,9 +134,9 @@ class BodyLimitMiddleware:
             if message["type"] != "http.request" or not message.get("more_body", False):
                 return messages
 
-    def _too_large(self) -> JSONResponse:
+    def _too_large(self, path: str) -> JSONResponse:
         return gateway_error_response(
-            PayloadTooLarge(f"the request body is over {self.max_bytes} bytes")
+            PayloadTooLarge(f"the request body is over {self.max_bytes} bytes"), path
         )
 
 
@@ -170,7 +170,7 @@ class UnexpectedErrorMiddleware:
             if started:
                 raise
             logger.exception("unhandled error in %s %s", scope["method"], scope["path"])
-            await internal_error_response()(scope, receive, send)
+            await internal_error_response(scope["path"])(scope, receive, send)
 
 
 class MetricsMiddleware:

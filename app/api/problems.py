@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api.openai_errors import openai_error_response, speaks_openai
 from app.errors import GatewayError, from_paseo
 from app.paseo.errors import PaseoError
 
@@ -52,15 +53,24 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
-def gateway_error_response(error: GatewayError) -> JSONResponse:
+def gateway_error_response(error: GatewayError, path: str = "") -> JSONResponse:
+    """The error as `path` answers errors: OpenAI's shape under /v1, problem+json elsewhere."""
+    if speaks_openai(path):
+        headers = dict(error.headers)
+        if session_id := error.extra.get("session_id"):
+            headers["X-Paseo-Session"] = str(session_id)  # the session exists all the same
+        field = error.extra.get("field")
+        return openai_error_response(
+            error.status, error.code, error.detail, param=field, headers=headers
+        )
     return problem_response(
         error.status, error.code, error.title, error.detail, headers=error.headers, **error.extra
     )
 
 
-async def _gateway_error(_: Request, exc: Exception) -> JSONResponse:
+async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GatewayError)
-    return gateway_error_response(exc)
+    return gateway_error_response(exc, request.url.path)
 
 
 async def _paseo_error(request: Request, exc: Exception) -> JSONResponse:
@@ -75,7 +85,10 @@ _NOT_AN_OBJECT = ("model_attributes_type", "dict_type", "model_type")
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    openai = speaks_openai(request.url.path)
     if broken := _json_decode_error(exc.errors()):
+        if openai:
+            return openai_error_response(400, "malformed_body", broken)
         return problem_response(400, "malformed_body", "The body is not valid JSON", broken)
     errors = [
         {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type")}
@@ -93,6 +106,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
             )
         else:
             detail = 'the body must be a JSON object, like {"prompt": "..."}'
+    if openai:
+        param = ".".join(str(part) for part in first["loc"][1:]) or None
+        return openai_error_response(422, "validation_failed", detail, param=param)
     return problem_response(422, "validation_failed", "Invalid request", detail, errors=errors)
 
 
@@ -107,25 +123,28 @@ def _json_decode_error(errors: Sequence[Any]) -> str | None:
     return None
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = {400: "malformed_body", 404: "route_not_found", 405: "method_not_allowed"}.get(
         exc.status_code, "http_error"
     )
     title = str(exc.detail) if exc.detail else "HTTP error"
+    if speaks_openai(request.url.path):
+        headers = getattr(exc, "headers", None)
+        return openai_error_response(exc.status_code, code, title, headers=headers)
     return problem_response(
         exc.status_code, code, title, title, headers=getattr(exc, "headers", None)
     )
 
 
-def internal_error_response() -> JSONResponse:
+def internal_error_response(path: str = "") -> JSONResponse:
     """What a bug answers (app.api.middleware.UnexpectedErrorMiddleware logs it)."""
-    return problem_response(
-        500,
-        "internal_error",
-        "Internal error",
-        "An unexpected error occurred; the gateway's log has it under this answer's X-Request-ID.",
+    detail = (
+        "An unexpected error occurred; the gateway's log has it under this answer's X-Request-ID."
     )
+    if speaks_openai(path):
+        return openai_error_response(500, "internal_error", detail)
+    return problem_response(500, "internal_error", "Internal error", detail)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -8,11 +8,15 @@ only a convenience: a provider that goes away later still fails the prompt with 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
-from app.errors import InvalidInput
+from app.errors import InvalidInput, ModelNotFound
 from app.paseo.client import PaseoClient
-from app.paseo.types import ProviderInfo
+from app.paseo.errors import PaseoError, PaseoErrorKind
+from app.paseo.types import ModelInfo, ProviderInfo
+
+logger = logging.getLogger(__name__)
 
 # How long one answer of the daemon serves new sessions.
 PROVIDERS_FRESH_SECONDS = 10.0
@@ -35,6 +39,9 @@ class ProviderCatalog:
         self._known: list[ProviderInfo] | None = None
         self._asked_at = 0.0
         self._lock = asyncio.Lock()
+        # provider -> (its models, when they were asked for)
+        self._models: dict[str, tuple[list[ModelInfo], float]] = {}
+        self._models_lock = asyncio.Lock()
 
     async def providers(self) -> list[ProviderInfo]:
         """`daemon_providers`, asked at most every `fresh_seconds`."""
@@ -60,4 +67,49 @@ class ProviderCatalog:
             raise InvalidInput(
                 f"provider {provider!r} is {state} on the daemon; pick another or fix it there",
                 field="provider",
+            )
+
+    async def models(self, provider: str) -> list[ModelInfo]:
+        """`provider`'s models, asked at most every `fresh_seconds`."""
+        async with self._models_lock:
+            known = self._models.get(provider)
+            if known is not None and time.monotonic() - known[1] <= self.fresh_seconds:
+                return known[0]
+        models = await self.paseo.list_models(provider)
+        async with self._models_lock:
+            self._models[provider] = (models, time.monotonic())
+        return models
+
+    async def all_models(self) -> list[ModelInfo]:
+        """Every model of every provider that can run agents now. A provider whose models
+        cannot be listed is left out (and logged); the daemon being down raises."""
+        usable = [info.provider for info in await self.providers() if info.usable]
+        listed = await asyncio.gather(
+            *(self.models(provider) for provider in usable), return_exceptions=True
+        )
+        models: list[ModelInfo] = []
+        for provider, result in zip(usable, listed, strict=True):
+            if isinstance(result, PaseoError) and result.kind != PaseoErrorKind.UNAVAILABLE:
+                logger.warning("could not list the models of %s: %s", provider, result)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                models += result
+        return models
+
+    async def check_model(self, provider: str, model: str | None) -> None:
+        """Refuse a model id that names no model the daemon offers (`None`: the provider's
+        default, which only needs the provider)."""
+        try:
+            await self.check(provider)
+        except InvalidInput as exc:
+            raise ModelNotFound(exc.detail, field="model") from None
+        if model is None:
+            return
+        ids = [known.id for known in await self.models(provider)]
+        if model not in ids:
+            raise ModelNotFound(
+                f"provider {provider!r} has no model {model!r}; it has: "
+                + (", ".join(ids) or "none"),
+                field="model",
             )
