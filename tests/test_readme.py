@@ -18,8 +18,9 @@ from pathlib import Path
 from tests.fakes.harness import FAKE_PASEO_BIN
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("## Try it without Paseo", "## Using it with curl")
-SH_BLOCK = re.compile(r"^```sh\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+SECTIONS = ("## Try it without Paseo", "## Using it with curl", "## The OpenAI-compatible API")
+# `sh` blocks run as they are; `python` blocks with this test's Python (which has `openai`).
+CODE_BLOCK = re.compile(r"^```(sh|python)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 RUN_SECONDS = 180
 
 
@@ -31,19 +32,22 @@ def _free_port() -> int:
 
 
 def readme_walkthrough() -> list[str]:
-    """The `sh` blocks of the walk-through sections, in README order."""
+    """The `sh` blocks of the walk-through sections, in README order (a `python` block as the
+    shell command that runs it)."""
     text = (ROOT / "README.md").read_text()
     blocks: list[str] = []
     for title in SECTIONS:
         start = text.index(title + "\n")
         end = text.find("\n## ", start + len(title))
-        blocks += SH_BLOCK.findall(text[start : end if end > 0 else None])
+        for language, code in CODE_BLOCK.findall(text[start : end if end > 0 else None]):
+            blocks.append(code if language == "sh" else f"{sys.executable} - <<'PY'\n{code}PY\n")
     return blocks
 
 
 def test_the_walkthrough_has_the_steps_a_new_user_needs() -> None:
     script = "\n".join(readme_walkthrough())
-    for step in ("daemon start", "paseo-gateway serve", "/sessions", "/prompt", "TURN=", "kill"):
+    steps = ("daemon start", "paseo-gateway serve", "/sessions", "/prompt", "TURN=", "/v1/", "kill")
+    for step in steps:
         assert step in script
 
 
@@ -85,3 +89,7 @@ def test_readme_walkthrough_runs_as_pasted(tmp_path: Path) -> None:
     assert "event: turn.completed" in output
     assert '"final_text": "stress-update-0stress-update-1stress-update-2"' in output
     assert '"status":"completed"' in output  # the turn read back
+    # The OpenAI client's answer, then curl's stream of chunks on the same session.
+    assert "\nstress-update-0stress-update-1stress-update-2\n" in output
+    assert '"delta": {"content": "stress-update-0stress-update-1stress-update-2"}' in output
+    assert "data: [DONE]" in output

@@ -100,16 +100,14 @@ class ProviderCatalog:
     async def check_model(self, provider: str, model: str | None) -> None:
         """Refuse a model id that names no model the daemon offers (`None`: the provider's
         default, which only needs the provider)."""
+        named = f"{provider}/{model}" if model else provider
         try:
             await self.check(provider)
         except InvalidInput as exc:
-            raise ModelNotFound(exc.detail, field="model") from None
+            raise ModelNotFound(f"no model {named!r}: {exc.detail}", field="model") from None
         if model is None:
             return
         ids = [known.id for known in await self.models(provider)]
         if model not in ids:
-            raise ModelNotFound(
-                f"provider {provider!r} has no model {model!r}; it has: "
-                + (", ".join(ids) or "none"),
-                field="model",
-            )
+            offered = ", ".join(f"{provider}/{known}" for known in ids) or "none"
+            raise ModelNotFound(f"no model {named!r}; {provider} offers: {offered}", field="model")
