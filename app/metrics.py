@@ -17,7 +17,9 @@ HTTP_REQUESTS = Counter(
     registry=REGISTRY,
 )
 ACTIVE_STREAMS = Gauge(
-    "paseo_gateway_active_streams", "Event streams open to clients now.", registry=REGISTRY
+    "paseo_gateway_active_streams",
+    "Clients following a turn now (event streams, and chat completions waiting for the end).",
+    registry=REGISTRY,
 )
 TURNS = Counter(
     "paseo_gateway_turns", "Turns that ended, by final status.", ["outcome"], registry=REGISTRY

@@ -197,3 +197,34 @@ async def test_shutdown_tells_streams_to_resume_elsewhere(
         finally:
             stop_gateway(second)
     assert turn["status"] == "completed"  # left recoverable, and recovered at once
+
+
+async def test_shutdown_answers_a_waiting_chat_completion_with_where_its_turn_is(
+    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: Path
+) -> None:
+    """A non-streamed completion waits for its turn's end; a stopping gateway does not wait
+    for it, and says where the turn (which goes on) can be read."""
+    with empty_database("sqlite", tmp_path) as url:
+        gateway = _start(fake_daemon, agent_cwd, tmp_path, url)
+        try:
+            async with httpx.AsyncClient(base_url=gateway.url, headers=AUTH, timeout=60) as client:
+                body = {
+                    "model": "mock/one-minute-stream",
+                    "messages": [{"role": "user", "content": "work"}],
+                }
+                waiting = asyncio.create_task(client.post("/v1/chat/completions", json=body))
+                while not (await client.get("/metrics")).text.count(
+                    "paseo_gateway_active_streams 1.0"
+                ):
+                    assert not waiting.done(), waiting.result().text
+                    await asyncio.sleep(0.05)
+                gateway.process.send_signal(signal.SIGTERM)
+                answer = await waiting
+            gateway.process.wait(timeout=60)
+        finally:
+            stop_gateway(gateway)
+    assert answer.status_code == 503, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "gateway_shutdown" and error["type"] == "server_error"
+    session_id, turn_id = answer.headers["x-paseo-session"], answer.headers["x-turn-id"]
+    assert f"/sessions/{session_id}/turns/{turn_id}/events" in error["message"]
