@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from app.api.openai_errors import openai_error_body, openai_error_type
+from app.api.openai_errors import openai_error_body
 from app.services.turn_events import StoredEvent
 from app.services.turn_states import TERMINAL_EVENTS
 
@@ -53,10 +53,6 @@ class TurnFailure:
 
     def body(self) -> dict[str, Any]:
         return openai_error_body(self.status, self.code, self.message)
-
-    @property
-    def type(self) -> str:
-        return openai_error_type(self.status)
 
 
 def completion_for(turn_id: uuid.UUID, started_at: datetime, model: str) -> Completion:

@@ -105,7 +105,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
                 f"(this request's content type: {content_type or 'none'})"
             )
         else:
-            detail = 'the body must be a JSON object, like {"prompt": "..."}'
+            example = '{"model": "...", "messages": [...]}' if openai else '{"prompt": "..."}'
+            detail = f"the body must be a JSON object, like {example}"
     if openai:
         param = ".".join(str(part) for part in first["loc"][1:]) or None
         return openai_error_response(422, "validation_failed", detail, param=param)

@@ -270,6 +270,9 @@ def test_openais_shape_is_for_v1_only(http: httpx.Client) -> None:
         "/v1/chat/completions", content=b"{", headers={"content-type": "application/json"}
     )
     assert broken.status_code == 400 and broken.json()["error"]["code"] == "malformed_body"
+    not_an_object = http.post("/v1/chat/completions", json=["hello"])
+    assert not_an_object.status_code == 400
+    assert '"messages"' in not_an_object.json()["error"]["message"]
     elsewhere = http.get("/v1/embeddings")
     assert elsewhere.status_code == 404 and elsewhere.json()["error"]["code"] == "route_not_found"
     problem = http.get(f"/sessions/{uuid.uuid4()}")
