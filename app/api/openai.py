@@ -45,6 +45,7 @@ from app.services.turn_states import TERMINAL_EVENTS
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 SESSION_HEADER = "X-Paseo-Session"
+SHUTDOWN_CODE = "gateway_shutdown"
 SessionHeader = Annotated[
     uuid.UUID | None,
     Header(
@@ -74,8 +75,7 @@ OpenAI's Chat Completions, answered by a Paseo agent. The `model` (`provider/mod
 """
 
 
-def _answer_headers(chat: ChatTurn) -> dict[str, str]:
-    url = events_url(chat.session.id, chat.turn.id)
+def _answer_headers(chat: ChatTurn, url: str) -> dict[str, str]:
     return {
         SESSION_HEADER: str(chat.session.id),
         "X-Turn-Id": str(chat.turn.id),
@@ -121,7 +121,7 @@ async def chat_completions(
     chat = await chats.start(body.model, body.messages, principal, session_id)
     url = events_url(chat.session.id, chat.turn.id)
     answer = completion_for(chat.turn.id, chat.turn.started_at, chat.model)
-    headers = _answer_headers(chat)
+    headers = _answer_headers(chat, url)
     events = turns.events(chat.turn.id)
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
@@ -130,12 +130,7 @@ async def chat_completions(
         return event_source(frames, shutdown, ping=settings.sse_ping_seconds, headers=headers)
     ending = await _ending(events)
     if isinstance(ending, ServerStopping):
-        return openai_error_response(
-            503,
-            "gateway_shutdown",
-            f"this gateway is shutting down; the turn goes on: read it at {url}",
-            headers=headers,
-        )
+        return openai_error_response(503, SHUTDOWN_CODE, _shutting_down(url), headers=headers)
     failure = turn_failure(ending, url)
     if failure is not None:
         return openai_error_response(failure.status, failure.code, failure.message, headers=headers)
@@ -153,15 +148,16 @@ async def _chunks(
     async with aclosing(until_shutdown(events, shutdown)) as items:
         async for item in items:
             if isinstance(item, ServerStopping):
-                rest = f"{url}?after={item.last_seq}"
-                message = (
-                    f"this gateway is shutting down; the turn goes on: read the rest at {rest}"
-                )
-                yield _frame(openai_error_body(503, "gateway_shutdown", message))
+                rest = _shutting_down(f"{url}?after={item.last_seq}")
+                yield _frame(openai_error_body(503, SHUTDOWN_CODE, rest))
                 yield _frame(DONE)
                 return
             for frame in stream_frames(item, answer, include_usage=include_usage, events_url=url):
                 yield _frame(frame)
+
+
+def _shutting_down(where: str) -> str:
+    return f"this gateway is shutting down; the turn goes on: read it at {where}"
 
 
 def _frame(payload: dict[str, Any] | str) -> ServerSentEvent:

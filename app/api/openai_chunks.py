@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from app.api.openai_errors import openai_error_body
+from app.schemas_openai import ChatChoice, ChatCompletion, ChatCompletionMessage
 from app.services.turn_events import StoredEvent
 from app.services.turn_states import TERMINAL_EVENTS
 
@@ -126,18 +127,11 @@ def stream_frames(
 
 def chat_completion(answer: Completion, ending: StoredEvent) -> dict[str, Any]:
     """The whole answer of a completed turn."""
-    return {
-        "id": answer.id,
-        "object": "chat.completion",
-        "created": answer.created,
-        "model": answer.model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": ending.data.get("final_text") or ""},
-                "finish_reason": "stop",
-                "logprobs": None,
-            }
-        ],
-        "usage": openai_usage(ending.data.get("usage")),
-    }
+    message = ChatCompletionMessage(content=ending.data.get("final_text") or "")
+    return ChatCompletion(
+        id=answer.id,
+        created=answer.created,
+        model=answer.model,
+        choices=[ChatChoice(message=message)],
+        usage=openai_usage(ending.data.get("usage")),
+    ).model_dump(mode="json")

@@ -36,6 +36,11 @@ def _user(text: str) -> list[Any]:
     return [{"role": "user", "content": text}]
 
 
+def _ids(headers: httpx.Headers) -> tuple[str, str]:
+    """The session and turn an answer names."""
+    return headers["x-paseo-session"], headers["x-turn-id"]
+
+
 def _turns(http: httpx.Client, session_id: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = http.get(f"/sessions/{session_id}/turns").json()["items"]
     return items
@@ -67,7 +72,7 @@ def test_a_completion_is_a_stored_turn_of_a_new_session(
     assert completion.choices[0].finish_reason == "stop"
     assert completion.model == FAST
     assert completion.usage is not None and completion.usage.completion_tokens == 3
-    session_id, turn_id = raw.headers["x-paseo-session"], raw.headers["x-turn-id"]
+    session_id, turn_id = _ids(raw.headers)
     assert completion.id == f"chatcmpl-{turn_id}"
     session = http.get(f"/sessions/{session_id}").json()
     assert (session["provider"], session["model"]) == ("mock", "ten-second-stream")
@@ -88,7 +93,7 @@ def test_a_streamed_completion_arrives_as_the_agent_writes(
         stream=True,
         stream_options={"include_usage": True},
     ) as response:
-        session_id, turn_id = response.headers["x-paseo-session"], response.headers["x-turn-id"]
+        session_id, turn_id = _ids(response.headers)
         chunks = list(response.parse())
     assert chunks[0].choices[0].delta.role == "assistant"
     assert {chunk.object for chunk in chunks} == {"chat.completion.chunk"}
@@ -140,7 +145,7 @@ def test_a_second_request_while_the_turn_runs_is_409_and_a_cancel_ends_the_strea
     with ai.chat.completions.with_streaming_response.create(
         model=LONG, messages=_user("long work"), stream=True
     ) as response:
-        session_id, turn_id = response.headers["x-paseo-session"], response.headers["x-turn-id"]
+        session_id, turn_id = _ids(response.headers)
         with pytest.raises(openai.ConflictError) as busy:
             ai.chat.completions.create(
                 model=LONG,
@@ -163,7 +168,7 @@ def test_a_client_that_goes_away_does_not_cancel_the_turn(
     with ai.chat.completions.with_streaming_response.create(
         model=FAST, messages=_user("write a haiku"), stream=True
     ) as response:
-        session_id, turn_id = response.headers["x-paseo-session"], response.headers["x-turn-id"]
+        session_id, turn_id = _ids(response.headers)
         for chunk in response.parse():
             if chunk.choices and chunk.choices[0].delta.content:
                 break  # the client leaves mid-answer
