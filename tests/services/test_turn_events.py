@@ -78,10 +78,12 @@ async def test_two_writers_of_one_turn_get_numbers_of_their_own(database: Databa
     first = EventWriter(database, EventNotifier(), turn_id, RUNNER)
     second = EventWriter(database, EventNotifier(), turn_id, RUNNER)
     await first.emit("text", {"delta": "a"})
-    assert await second.emit_now("text", {"delta": "b"}) == 1
+    await first.flush()
+    assert await second.emit_now("text", {"delta": "b"}) == 2
+    await first.emit("text", {"delta": "c"})
     await first.close()
-    assert first.last_seq == 2
-    assert await _stored(database, turn_id) == [(1, "text"), (2, "text")]
+    assert first.last_seq == 3
+    assert await _stored(database, turn_id) == [(1, "text"), (2, "text"), (3, "text")]
 
 
 async def test_the_transport_cursor_is_stored_with_the_events_it_follows(
