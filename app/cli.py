@@ -104,19 +104,19 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
 async def _check(settings: Settings) -> int:
     """What `/readyz` checks, from the command line, with what to do about each failure."""
     from app.db import Database
-    from app.main import make_paseo_client, paseo_binary_needed
+    from app.main import make_daemons, paseo_binary_needed
     from app.migrations import pending_migrations
     from app.services.health import HealthService
 
     print(f"ok    config: database {_redacted_url(settings.database_url)}")
     print(f"ok    config: transport {settings.transport}")
     db = Database.from_url(settings.database_url)
-    paseo = make_paseo_client(settings)
+    daemons = make_daemons(settings)
     try:
-        readiness = await HealthService(db, paseo, paseo_binary_needed(settings)).readiness()
+        readiness = await HealthService(db, daemons, paseo_binary_needed(settings)).readiness()
         pending = await pending_migrations(settings.database_url) if await db.ping() else None
     finally:
-        await paseo.aclose()
+        await daemons.aclose()
         await db.dispose()
     for name, check in readiness.checks.items():
         print(f"{'ok  ' if check.ok else 'FAIL'}  {name}: {check.detail}")

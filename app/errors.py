@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.paseo.daemon_config import DEFAULT_DAEMON
 from app.paseo.errors import PaseoError, PaseoErrorKind
 
 
@@ -102,6 +103,10 @@ class InvalidInput(GatewayError):
     status, code, title = 422, "invalid_input", "Invalid input"
 
 
+class UnknownDaemon(InvalidInput):
+    code = "unknown_daemon"
+
+
 class IdempotencyKeyReused(InvalidInput):
     code = "idempotency_key_reused"
 
@@ -120,6 +125,10 @@ class PaseoUnavailable(GatewayError):
 
 class DaemonNotRunning(PaseoUnavailable):
     code = "daemon_not_running"
+
+
+class DaemonUnavailable(PaseoUnavailable):
+    code, title = "daemon_unavailable", "The daemon is unavailable"
 
 
 class PaseoNotInstalled(PaseoUnavailable):
@@ -150,7 +159,17 @@ _PASEO_KIND_TO_ERROR: dict[PaseoErrorKind, type[GatewayError]] = {
 
 
 def from_paseo(error: PaseoError) -> GatewayError:
-    """The gateway error for a CLI failure: its kind picks the status, its code travels along."""
+    """The gateway error for a CLI failure: its kind picks the status, its code (and the
+    daemon's name, of several) travels along."""
+    converted = _converted(error)
+    if error.daemon is not None:
+        converted.extra["daemon"] = error.daemon
+        if error.daemon != DEFAULT_DAEMON:
+            converted.detail = f"daemon {error.daemon!r}: {converted.detail}"
+    return converted
+
+
+def _converted(error: PaseoError) -> GatewayError:
     if error.code == "AGENT_RUNNING":
         return AgentRunning(
             f"{error.message}. Stop it first, or pass force=true.", paseo_code=error.code

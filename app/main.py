@@ -36,10 +36,13 @@ from app.paseo.cli import MAX_RUN_PROMPT_BYTES, CliPaseoClient
 from app.paseo.client import PaseoClient
 from app.paseo.daemon.client import DaemonPaseoClient
 from app.paseo.daemon.target import resolve_target
+from app.paseo.daemon_config import DaemonSpec
+from app.paseo.daemons import Daemon
 from app.paseo.errors import PaseoError
 from app.services.agents import AgentService
 from app.services.auth import AuthService
 from app.services.chat_completions import ChatCompletionService
+from app.services.daemons import Daemons
 from app.services.event_notifications import EventListener
 from app.services.health import HealthService
 from app.services.permissions import PermissionService
@@ -59,17 +62,27 @@ with a stable `code`.
 """
 
 
-def make_paseo_client(settings: Settings) -> PaseoClient:
-    """The transport `settings.transport` names."""
-    host = settings.paseo_host.get_secret_value() if settings.paseo_host else None
+def make_paseo_client(settings: Settings, spec: DaemonSpec) -> PaseoClient:
+    """The transport `settings.transport` names, to the daemon `spec` describes."""
     if settings.transport == "daemon":
-        return DaemonPaseoClient(resolve_target(host, settings.paseo_home, dict(os.environ)))
+        target = resolve_target(spec.host, spec.home, dict(os.environ))
+        return DaemonPaseoClient(target, name=spec.name)
     return CliPaseoClient(
         settings.paseo_bin,
-        host=host,
-        home=str(settings.paseo_home) if settings.paseo_home else None,
+        host=spec.host,
+        home=str(spec.home) if spec.home else None,
         max_processes=settings.max_cli_processes,
         timeout=settings.cli_timeout_seconds,
+    )
+
+
+def make_daemons(settings: Settings) -> Daemons:
+    """Every configured daemon, each on a transport of its own."""
+    return Daemons(
+        [
+            Daemon(spec.name, make_paseo_client(settings, spec), spec.workspace_roots)
+            for spec in settings.daemon_specs()
+        ]
     )
 
 
@@ -85,6 +98,7 @@ def paseo_binary_needed(settings: Settings) -> str | None:
 
 
 def create_app(settings: Settings | None = None, paseo: PaseoClient | None = None) -> FastAPI:
+    """The gateway; `paseo` (tests) replaces every configured daemon with one client."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
 
@@ -93,10 +107,14 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
         if settings.migrate_on_start:
             await upgrade_to_head_async(settings.database_url)
         db = Database.from_url(settings.database_url)
-        client = paseo or make_paseo_client(settings)
+        daemons = (
+            Daemons.single(paseo, [str(root) for root in settings.workspace_root_paths])
+            if paseo is not None
+            else make_daemons(settings)
+        )
         turn_service = TurnService(
             db,
-            client,
+            daemons,
             TurnSettings(
                 timeout_seconds=settings.turn_timeout_seconds,
                 max_concurrent=settings.max_concurrent_turns,
@@ -106,7 +124,6 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
                 stale_seconds=settings.turn_stale_seconds,
                 cancel_confirm_seconds=settings.cancel_confirm_seconds,
                 prompt_rate_per_minute=settings.prompt_rate_limit_per_minute,
-                workspace_roots=tuple(str(root) for root in settings.workspace_root_paths),
                 max_first_prompt_bytes=first_prompt_limit(settings),
             ),
         )
@@ -115,21 +132,25 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
             model=settings.default_model,
             cwd=str(settings.default_cwd),
             max_prompt_bytes=settings.max_prompt_bytes,
-            workspace_roots=[str(root) for root in settings.workspace_root_paths],
         )
         auth = AuthService(db, stream_token_seconds=settings.stream_token_seconds)
         if not settings.auth_disabled:
             await _bootstrap_admin_key(auth, settings)
         app.state.settings = settings
         app.state.db = db
-        sessions_service = SessionService(db, client, turn_service, defaults)
+        sessions_service = SessionService(db, daemons, turn_service, defaults)
         app.state.auth = auth
         app.state.turns = turn_service
         app.state.sessions = sessions_service
-        app.state.agents = AgentService(db, client)
+        app.state.agents = AgentService(db, daemons)
         app.state.chats = ChatCompletionService(sessions_service, turn_service)
-        app.state.permissions = PermissionService(db, client)
-        app.state.health = health_service = HealthService(db, client, paseo_binary_needed(settings))
+        app.state.permissions = PermissionService(db, daemons)
+        app.state.health = health_service = HealthService(
+            db,
+            daemons,
+            paseo_binary_needed(settings),
+            daemon_check_seconds=settings.daemon_check_seconds,
+        )
         turn_service.start_background()
         listener = EventListener(db, settings.database_url, turn_service.notifier)
         await listener.start()
@@ -143,7 +164,7 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
             await health_service.aclose()
             await turn_service.aclose()
             await listener.aclose()
-            await client.aclose()
+            await daemons.aclose()
             await db.dispose()
 
     app = FastAPI(

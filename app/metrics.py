@@ -22,11 +22,15 @@ ACTIVE_STREAMS = Gauge(
     registry=REGISTRY,
 )
 TURNS = Counter(
-    "paseo_gateway_turns", "Turns that ended, by final status.", ["outcome"], registry=REGISTRY
+    "paseo_gateway_turns",
+    "Turns that ended, by final status and the daemon their session is on.",
+    ["outcome", "daemon"],
+    registry=REGISTRY,
 )
 TURN_DURATION = Histogram(
     "paseo_gateway_turn_duration_seconds",
-    "From a turn's start to its end.",
+    "From a turn's start to its end, by daemon.",
+    ["daemon"],
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200),
     registry=REGISTRY,
 )
@@ -48,13 +52,21 @@ CLI_SLOT_WAIT = Histogram(
 )
 DAEMON_REQUEST_DURATION = Histogram(
     "paseo_gateway_daemon_request_duration_seconds",
-    "Daemon transport: how long each WebSocket request took to be answered, by request type.",
-    ["type"],
+    "Daemon transport: how long each WebSocket request took to be answered, by daemon and "
+    "request type.",
+    ["daemon", "type"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15, 60),
     registry=REGISTRY,
 )
 DAEMON_CONNECTED = Gauge(
     "paseo_gateway_daemon_connected",
     "Daemon transport: 1 while the WebSocket to the daemon is open, else 0.",
+    ["daemon"],
+    registry=REGISTRY,
+)
+DAEMON_UP = Gauge(
+    "paseo_gateway_daemon_up",
+    "1 if the latest readiness check of the daemon succeeded, else 0 (either transport).",
+    ["daemon"],
     registry=REGISTRY,
 )

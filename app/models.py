@@ -24,6 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from app.paseo.daemon_config import DEFAULT_DAEMON
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -151,6 +153,11 @@ class GatewaySession(Base):
     cwd: Mapped[str] = mapped_column(Text)
     labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(32), default=SessionStatus.PENDING, index=True)
+    # The daemon the agent lives on, fixed at creation: every later call, recovery and
+    # replica asks that one.
+    daemon: Mapped[str] = mapped_column(
+        String(32), default=DEFAULT_DAEMON, server_default=DEFAULT_DAEMON, index=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_active_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The API key that made the session; NULL for sessions made before keys, or whose key

@@ -9,6 +9,9 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from app.paseo.daemon_config import DAEMON_NAME_PATTERN
+from app.paseo.types import AgentDetail, AgentSummary, ProviderInfo
+
 # Values that reach the paseo argv: strict shapes, never anything that could look like a flag.
 # Patterns (not code) carry every rule, so /docs states exactly what is accepted.
 PROVIDER_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -43,6 +46,11 @@ Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=MAX_LABELS)]
 Title = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL_PATTERN)]
 Cwd = Annotated[str, StringConstraints(max_length=4096, pattern=r"^/[^\x00]*$")]
 PromptText = Annotated[str, StringConstraints(pattern=NO_NUL_PATTERN)]
+DaemonName = Annotated[str, StringConstraints(pattern=DAEMON_NAME_PATTERN)]
+DAEMON_FIELD_DESCRIPTION = (
+    "The daemon to run the agent on (`GET /readyz` lists them); unset, the gateway places the "
+    "session on an up daemon whose workspace roots hold `cwd`, with the fewest active turns."
+)
 
 
 class _Strict(BaseModel):
@@ -67,6 +75,7 @@ class SessionCreate(_Strict):
         default=None,
         description="Optional first prompt: creates the agent at once and starts a turn.",
     )
+    daemon: DaemonName | None = Field(default=None, description=DAEMON_FIELD_DESCRIPTION)
 
     model_config = ConfigDict(
         extra="forbid",
@@ -93,6 +102,9 @@ class SessionImport(_Strict):
     cwd: Cwd | None = None
     title: Title | None = None
     labels: Labels = Field(default_factory=dict)
+    daemon: DaemonName | None = Field(
+        default=None, description="The daemon that has the provider session; placed if unset."
+    )
 
     model_config = ConfigDict(
         extra="forbid",
@@ -224,6 +236,7 @@ class SessionOut(BaseModel):
     cwd: str
     labels: dict[str, str]
     status: str
+    daemon: str = Field(description="The daemon the session's agent lives on (fixed)")
     created_at: datetime
     last_active_at: datetime
 
@@ -314,3 +327,21 @@ class KeyOut(BaseModel):
 
 class KeyCreated(KeyOut):
     secret: str = Field(description="The key itself; shown this once only")
+
+
+class DaemonAgent(AgentSummary):
+    """An agent of the list, with the daemon it lives on."""
+
+    daemon: str
+
+
+class DaemonAgentDetail(AgentDetail):
+    """One agent, with the daemon it lives on."""
+
+    daemon: str
+
+
+class DaemonProvider(ProviderInfo):
+    """A provider, as one daemon offers it."""
+
+    daemon: str

@@ -6,10 +6,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.paseo.daemon.target import BadDaemonHost, parse_host
+from app.paseo.daemon_config import (
+    DEFAULT_DAEMON,
+    DaemonSpec,
+    load_daemon_file,
+    parse_daemon_list,
+)
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./paseo-gateway.db"
 
@@ -47,6 +53,26 @@ class Settings(BaseSettings):
     )
     paseo_home: Path | None = Field(
         default=None, description="PASEO_HOME for the CLI children (client id, config)."
+    )
+
+    daemons: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Several daemons: `name=address,name=address` (addresses as for PASEO_HOST). "
+            "Replaces PASEO_GATEWAY_PASEO_HOST; every daemon shares the workspace roots."
+        ),
+    )
+    daemons_file: Path | None = Field(
+        default=None,
+        description=(
+            "Several daemons from a JSON or TOML file: a `daemons` list of {name, host, home?, "
+            "workspace_roots?}; wins over PASEO_GATEWAY_DAEMONS."
+        ),
+    )
+    daemon_check_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often each daemon is asked whether it is up (readiness, placement).",
     )
 
     default_provider: str = Field(
@@ -155,9 +181,36 @@ class Settings(BaseSettings):
                 raise ValueError(str(exc)) from None
         return value
 
+    @model_validator(mode="after")
+    def _daemons_usable(self) -> Settings:
+        """A daemon list that cannot be used stops the start, saying what to fix."""
+        self.daemon_specs()
+        return self
+
     @property
     def workspace_root_paths(self) -> list[Path]:
         return self.workspace_roots or [self.default_cwd]
+
+    def daemon_specs(self) -> list[DaemonSpec]:
+        """The daemons to serve: the file's, the list's, or the one PASEO_HOST names. A
+        daemon without roots or home of its own takes the gateway's."""
+        if self.daemons_file is not None:
+            specs = load_daemon_file(self.daemons_file)
+        elif self.daemons is not None and self.daemons.get_secret_value().strip():
+            specs = parse_daemon_list(self.daemons.get_secret_value())
+        else:
+            host = self.paseo_host.get_secret_value() if self.paseo_host else None
+            specs = [DaemonSpec(name=DEFAULT_DAEMON, host=host or None)]
+        roots = tuple(str(root) for root in self.workspace_root_paths)
+        return [
+            DaemonSpec(
+                name=spec.name,
+                host=spec.host,
+                home=spec.home or self.paseo_home,
+                workspace_roots=spec.workspace_roots or roots,
+            )
+            for spec in specs
+        ]
 
 
 @lru_cache

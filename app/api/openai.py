@@ -86,7 +86,7 @@ def _answer_headers(chat: ChatTurn, url: str) -> dict[str, str]:
 @router.get(
     "/models",
     response_model=ModelList,
-    summary="The models the daemon's providers offer, as OpenAI model ids",
+    summary="The models the daemons' providers offer, as OpenAI model ids",
     responses=openai_error_responses(401, 403, 502, 503, 504),
 )
 async def list_models(chats: ChatsDep, principal: Reader) -> ModelList:

@@ -89,6 +89,7 @@ class PaseoError(Exception):
         self.exit_status = exit_status
         self.stderr = stderr
         self.details = redact(details) if isinstance(details, str) else details
+        self.daemon: str | None = None  # which daemon failed, once a `Daemon` names it
 
     @property
     def kind(self) -> PaseoErrorKind:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal, TypeAlias, TypedDict, TypeVar, Unpack
 
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import GatewaySession, SessionStatus
+from app.models import ACTIVE_TURN_STATUSES, GatewaySession, SessionStatus, Turn
+from app.paseo.daemon_config import DEFAULT_DAEMON
 
 _Select = TypeVar("_Select", bound=Select[*tuple[Any, ...]])
 
@@ -59,6 +60,7 @@ async def add_session(
     labels: Mapping[str, str] | None = None,
     status: str = SessionStatus.PENDING,
     owner_key_id: uuid.UUID | None = None,
+    daemon: str = DEFAULT_DAEMON,
 ) -> GatewaySession:
     """Insert a session; a new id and the creation times are filled in.
 
@@ -75,6 +77,7 @@ async def add_session(
         labels=dict(labels or {}),
         status=status,
         owner_key_id=owner_key_id,
+        daemon=daemon,
     )
     session.add(record)
     await session.flush()
@@ -144,6 +147,29 @@ async def agent_ids_of_owner(session: AsyncSession, owner_key_id: uuid.UUID) -> 
         GatewaySession.owner_key_id == owner_key_id, GatewaySession.agent_id.is_not(None)
     )
     return {agent_id for agent_id in (await session.scalars(statement)).all() if agent_id}
+
+
+async def active_turns_by_daemon(session: AsyncSession) -> dict[str, int]:
+    """How many turns are active (queued, running, waiting) on each daemon, across every
+    gateway process; a daemon with none is left out."""
+    statement = (
+        select(GatewaySession.daemon, func.count(Turn.id))
+        .join(Turn, Turn.session_id == GatewaySession.id)
+        .where(Turn.status.in_([str(status) for status in ACTIVE_TURN_STATUSES]))
+        .group_by(GatewaySession.daemon)
+    )
+    return {daemon: count for daemon, count in (await session.execute(statement)).all()}
+
+
+async def daemons_of_sessions(
+    session: AsyncSession, session_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """The daemon each of `session_ids` is pinned to."""
+    ids = list(session_ids)
+    if not ids:
+        return {}
+    statement = select(GatewaySession.id, GatewaySession.daemon).where(GatewaySession.id.in_(ids))
+    return {id_: daemon for id_, daemon in (await session.execute(statement)).all()}
 
 
 async def update_session(

@@ -1,52 +1,146 @@
-"""What the daemon has: agents and providers, straight from Paseo."""
+"""What the daemons have: agents and providers, straight from Paseo, each naming its daemon.
+
+Without a daemon named, every daemon is asked at once and the answers merged; a daemon that
+does not answer is left out and named (`unreachable`), unless none answers.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TypeVar
 
 from app.db import Database
 from app.errors import AgentNotFound
-from app.paseo.client import PaseoClient
-from app.paseo.types import (
-    AgentDetail,
-    AgentSummary,
-    ArchiveResult,
-    ProviderInfo,
-    StopResult,
-)
+from app.paseo.daemons import Daemon
+from app.paseo.errors import PaseoError, PaseoErrorKind
+from app.paseo.types import ArchiveResult, StopResult
 from app.repositories import sessions as sessions_repo
+from app.schemas import DaemonAgent, DaemonAgentDetail, DaemonProvider
 from app.services.auth import Principal
+from app.services.daemons import Daemons
 from app.services.providers import daemon_providers
+
+_T = TypeVar("_T")
 
 
 class AgentService:
-    """Admins see every agent of the daemon; other keys only the agents of their sessions
+    """Admins see every agent of every daemon; other keys only the agents of their sessions
     (anything else answers 404, as if it did not exist)."""
 
-    def __init__(self, db: Database, paseo: PaseoClient) -> None:
+    def __init__(self, db: Database, daemons: Daemons) -> None:
         self.db = db
-        self.paseo = paseo
+        self.daemons = daemons
 
     async def list_agents(
-        self, principal: Principal, *, include_archived: bool, labels: Mapping[str, str]
-    ) -> list[AgentSummary]:
-        agents = await self.paseo.list_agents(include_archived=include_archived, labels=labels)
-        if principal.is_admin:
-            return agents
-        mine = await self._agents_of(principal)
-        return [agent for agent in agents if agent.id in mine]
+        self,
+        principal: Principal,
+        *,
+        include_archived: bool,
+        labels: Mapping[str, str],
+        daemon: str | None = None,
+    ) -> tuple[list[DaemonAgent], list[str]]:
+        """The agents (of `daemon`, or of all), and the daemons that did not answer."""
 
-    async def get(self, agent_id: str, principal: Principal) -> AgentDetail:
-        await self._check_owner(agent_id, principal)
-        return await self.paseo.inspect_agent(agent_id)
+        async def listed(one: Daemon) -> list[DaemonAgent]:
+            agents = await one.list_agents(include_archived=include_archived, labels=labels)
+            return [DaemonAgent(**agent.model_dump(), daemon=one.name) for agent in agents]
 
-    async def stop(self, agent_id: str, principal: Principal) -> StopResult:
-        await self._check_owner(agent_id, principal)
-        return await self.paseo.stop_agent(agent_id)
+        per_daemon, unreachable = await self._ask(self._chosen(daemon), listed)
+        agents = [agent for answer in per_daemon for agent in answer]
+        if not principal.is_admin:
+            mine = await self._agents_of(principal)
+            agents = [agent for agent in agents if agent.id in mine]
+        return agents, unreachable
 
-    async def archive(self, agent_id: str, principal: Principal, *, force: bool) -> ArchiveResult:
+    async def get(
+        self, agent_id: str, principal: Principal, daemon: str | None = None
+    ) -> DaemonAgentDetail:
         await self._check_owner(agent_id, principal)
-        return await self.paseo.archive_agent(agent_id, force=force)
+        home = await self._home_of(agent_id, daemon)
+        detail = await home.inspect_agent(agent_id)
+        return DaemonAgentDetail(**detail.model_dump(), daemon=home.name)
+
+    async def stop(
+        self, agent_id: str, principal: Principal, daemon: str | None = None
+    ) -> StopResult:
+        await self._check_owner(agent_id, principal)
+        return await (await self._home_of(agent_id, daemon)).stop_agent(agent_id)
+
+    async def archive(
+        self, agent_id: str, principal: Principal, *, force: bool, daemon: str | None = None
+    ) -> ArchiveResult:
+        await self._check_owner(agent_id, principal)
+        return await (await self._home_of(agent_id, daemon)).archive_agent(agent_id, force=force)
+
+    async def providers(self, daemon: str | None = None) -> tuple[list[DaemonProvider], list[str]]:
+        """Each daemon's providers (of `daemon`, or of all), and the daemons that did not
+        answer."""
+
+        async def offered(one: Daemon) -> list[DaemonProvider]:
+            return [
+                DaemonProvider(**info.model_dump(), daemon=one.name)
+                for info in await daemon_providers(one)
+            ]
+
+        per_daemon, unreachable = await self._ask(self._chosen(daemon), offered)
+        return [info for answer in per_daemon for info in answer], unreachable
+
+    def _chosen(self, daemon: str | None) -> list[Daemon]:
+        return [self.daemons.get(daemon)] if daemon is not None else list(self.daemons)
+
+    async def _ask(
+        self, daemons: Sequence[Daemon], ask: Callable[[Daemon], Awaitable[_T]]
+    ) -> tuple[list[_T], list[str]]:
+        """`ask` of each daemon at once: the answers, and who could not be reached. One
+        daemon asked, or none answering: its failure is raised."""
+        results = await asyncio.gather(*(ask(one) for one in daemons), return_exceptions=True)
+        answers: list[_T] = []
+        unreachable: list[str] = []
+        failures: list[BaseException] = []
+        for one, result in zip(daemons, results, strict=True):
+            if isinstance(result, PaseoError) and len(daemons) > 1:
+                unreachable.append(one.name)
+                failures.append(result)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                answers.append(result)
+        if failures and not answers:
+            raise failures[0]
+        return answers, unreachable
+
+    async def _home_of(self, agent_id: str, daemon: str | None) -> Daemon:
+        """The daemon that has `agent_id`: the one named, its session's, or the one of all
+        that knows it (asked at once)."""
+        if daemon is not None:
+            return self.daemons.get(daemon)
+        async with self.db.session() as session:
+            record = await sessions_repo.get_session_by_agent_id(session, agent_id)
+        if record is not None:
+            return self.daemons.get(record.daemon)
+        candidates = list(self.daemons)
+        if len(candidates) == 1:
+            return candidates[0]
+        results = await asyncio.gather(
+            *(one.inspect_agent(agent_id) for one in candidates), return_exceptions=True
+        )
+        for one, result in zip(candidates, results, strict=True):
+            if not isinstance(result, BaseException):
+                return one
+        missing = all(
+            isinstance(result, PaseoError) and result.kind == PaseoErrorKind.NOT_FOUND
+            for result in results
+        )
+        if missing:
+            raise AgentNotFound(f"no daemon has agent {agent_id}")
+        failure = next(
+            result
+            for result in results
+            if not (isinstance(result, PaseoError) and result.kind == PaseoErrorKind.NOT_FOUND)
+        )
+        assert isinstance(failure, BaseException)
+        raise failure
 
     async def _agents_of(self, principal: Principal) -> set[str]:
         if principal.key_id is None:
@@ -57,6 +151,3 @@ class AgentService:
     async def _check_owner(self, agent_id: str, principal: Principal) -> None:
         if not principal.is_admin and agent_id not in await self._agents_of(principal):
             raise AgentNotFound(f"no agent {agent_id}")
-
-    async def providers(self) -> list[ProviderInfo]:
-        return await daemon_providers(self.paseo)

@@ -122,7 +122,7 @@ class ChatCompletionService:
         self.turns = turns
 
     async def models(self) -> list[ModelChoice]:
-        """Every `provider/model` the daemon can run now."""
+        """Every `provider/model` a daemon can run now."""
         models = await self.sessions.providers.all_models()
         return [ModelChoice(info.provider, info.id) for info in models]
 
@@ -138,9 +138,8 @@ class ChatCompletionService:
         if session_id is not None:
             return await self._follow_up(session_id, choice, messages, principal)
         prompt = first_prompt(messages)
-        await self.sessions.providers.check_model(choice.provider, choice.model)
         request = SessionCreate(provider=choice.provider, model=choice.model, prompt=prompt)
-        record, turn = await self.sessions.create(request, principal)
+        record, turn = await self.sessions.create(request, principal, check_model=True)
         assert turn is not None  # a session created with a prompt has its first turn
         return ChatTurn(record, turn, session_model(record))
 

@@ -11,7 +11,6 @@ import uuid
 from app.db import Database
 from app.errors import NoWaitingTurn, PermissionNotFound
 from app.models import TurnStatus
-from app.paseo.client import PaseoClient
 from app.paseo.errors import PaseoError
 from app.paseo.types import PermissionAnswer, PermissionRequest
 from app.repositories import permissions as permissions_repo
@@ -19,12 +18,13 @@ from app.repositories import turns as turns_repo
 from app.schemas import PermissionAnswered, PermissionAnswerIn
 from app.services.access import get_visible_session
 from app.services.auth import Principal
+from app.services.daemons import Daemons
 
 
 class PermissionService:
-    def __init__(self, db: Database, paseo: PaseoClient) -> None:
+    def __init__(self, db: Database, daemons: Daemons) -> None:
         self.db = db
-        self.paseo = paseo
+        self.daemons = daemons
 
     async def pending(
         self, session_id: uuid.UUID, principal: Principal | None
@@ -34,7 +34,7 @@ class PermissionService:
             record = await get_visible_session(session, session_id, principal)
         if record.agent_id is None:
             return []
-        return await self.paseo.list_permissions(record.agent_id)
+        return await self.daemons.get(record.daemon).list_permissions(record.agent_id)
 
     async def answer(
         self,
@@ -52,7 +52,8 @@ class PermissionService:
                 f"session {session_id} has no turn waiting for a permission; "
                 f"GET /sessions/{session_id}/permissions lists what its agent asks"
             )
-        detail = await self.paseo.inspect_agent(record.agent_id)
+        daemon = self.daemons.get(record.daemon)
+        detail = await daemon.inspect_agent(record.agent_id)
         pending = {request.id for request in detail.pending_permissions}
         if permission_id not in pending:
             raise PermissionNotFound(_unknown(permission_id, pending))
@@ -70,7 +71,7 @@ class PermissionService:
             raise PermissionNotFound(f"permission {permission_id} was answered already") from None
         answer = PermissionAnswer(body.behavior, message=body.message, interrupt=body.interrupt)
         try:
-            await self.paseo.answer_permission(record.agent_id, permission_id, answer)
+            await daemon.answer_permission(record.agent_id, permission_id, answer)
         except PaseoError:
             async with self.db.session() as session:  # Paseo has no answer: it may be given again
                 await permissions_repo.forget_answer(session, turn.id, permission_id)

@@ -15,6 +15,7 @@ from app.errors import InvalidInput, ModelNotFound
 from app.paseo.client import PaseoClient
 from app.paseo.errors import PaseoError, PaseoErrorKind
 from app.paseo.types import ModelInfo, ProviderInfo
+from app.services.daemons import Daemons
 
 logger = logging.getLogger(__name__)
 
@@ -111,3 +112,32 @@ class ProviderCatalog:
         if model not in ids:
             offered = ", ".join(f"{provider}/{known}" for known in ids) or "none"
             raise ModelNotFound(f"no model {named!r}; {provider} offers: {offered}", field="model")
+
+
+class Catalogs:
+    """One `ProviderCatalog` per daemon (each daemon has providers and models of its own)."""
+
+    def __init__(self, daemons: Daemons, fresh_seconds: float = PROVIDERS_FRESH_SECONDS) -> None:
+        self.daemons = daemons
+        self._catalogs = {daemon.name: ProviderCatalog(daemon, fresh_seconds) for daemon in daemons}
+
+    def of(self, daemon: str) -> ProviderCatalog:
+        self.daemons.get(daemon)  # 422 for a daemon this gateway does not serve
+        return self._catalogs[daemon]
+
+    async def all_models(self) -> list[ModelInfo]:
+        """Every model any daemon that answers offers, each id once (in daemon order). Raises
+        only when no daemon answers."""
+        listed = await asyncio.gather(
+            *(catalog.all_models() for catalog in self._catalogs.values()), return_exceptions=True
+        )
+        answered = [result for result in listed if not isinstance(result, BaseException)]
+        if not answered:
+            failure = listed[0]
+            assert isinstance(failure, BaseException)
+            raise failure
+        models: dict[str, ModelInfo] = {}
+        for result in answered:
+            for model in result:
+                models.setdefault(f"{model.provider}/{model.id}", model)
+        return list(models.values())

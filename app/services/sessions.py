@@ -7,10 +7,11 @@ call Paseo, then write in a second short transaction.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +26,7 @@ from app.errors import (
     from_paseo,
 )
 from app.models import GatewaySession, SessionStatus, Turn
-from app.paseo.client import PaseoClient
+from app.paseo.daemons import Daemon
 from app.paseo.errors import PaseoError, PaseoErrorKind
 from app.paseo.prompts import js_trim
 from app.repositories import sessions as sessions_repo
@@ -42,10 +43,14 @@ from app.schemas import (
 )
 from app.services.access import get_visible_session, owner_filter
 from app.services.auth import Principal
-from app.services.providers import ProviderCatalog
+from app.services.daemons import Daemons
+from app.services.placement import Candidate, place
+from app.services.providers import Catalogs
 from app.services.turn_runner import SESSION_LABEL
 from app.services.turns import TurnService, check_first_prompt
-from app.services.workspaces import confine
+from app.services.workspaces import confine, inside_roots
+
+logger = logging.getLogger(__name__)
 
 # How long one `inspect` answers `GET /sessions/{id}` for every reader of that session.
 AGENT_STATUS_FRESH_SECONDS = 2.0
@@ -57,46 +62,52 @@ class SessionDefaults:
     model: str | None
     cwd: str
     max_prompt_bytes: int
-    workspace_roots: list[str] = field(default_factory=list)
 
 
 class SessionService:
+    """Each session lives on one daemon, fixed when it is made: every call about it goes to
+    that daemon."""
+
     def __init__(
-        self, db: Database, paseo: PaseoClient, turns: TurnService, defaults: SessionDefaults
+        self, db: Database, daemons: Daemons, turns: TurnService, defaults: SessionDefaults
     ) -> None:
         self.db = db
-        self.paseo = paseo
+        self.daemons = daemons
         self.turns = turns
         self.defaults = defaults
-        self.providers = ProviderCatalog(paseo)
+        self.providers = Catalogs(daemons)
         # agent id -> (its last live status, when it was read); one reader asks at a time.
         self._inspected: dict[str, tuple[AgentLiveStatus, float]] = {}
         self._inspecting: dict[str, asyncio.Lock] = {}
 
     async def create(
-        self, request: SessionCreate, principal: Principal
+        self, request: SessionCreate, principal: Principal, *, check_model: bool = False
     ) -> tuple[GatewaySession, Turn | None]:
         """A pending session; with a first prompt its agent is created and the turn starts.
 
         Everything that can refuse the request is checked before the session is stored, so a
-        refused request leaves nothing behind (one request, one outcome).
+        refused request leaves nothing behind (one request, one outcome). `check_model`: a
+        model the session's daemon does not offer is refused too (404).
         """
         if request.prompt is not None:
             check_prompt(request.prompt, self.defaults.max_prompt_bytes)
             check_first_prompt(request.prompt, self.turns.settings.max_first_prompt_bytes)
-        cwd = self.confine(request.cwd or self.defaults.cwd)
+        daemon, cwd = await self._place(request.daemon, request.cwd or self.defaults.cwd)
         provider = request.provider or self.defaults.provider
-        await self.providers.check(provider)
+        model = request.model or (None if request.provider else self.defaults.model)
+        catalog = self.providers.of(daemon.name)
+        await (catalog.check_model(provider, model) if check_model else catalog.check(provider))
         async with self.db.session() as session:
             record = await sessions_repo.add_session(
                 session,
                 provider=provider,
-                model=request.model or (None if request.provider else self.defaults.model),
+                model=model,
                 mode=request.mode,
                 title=request.title,
                 cwd=cwd,
                 labels=dict(request.labels),
                 owner_key_id=principal.key_id,
+                daemon=daemon.name,
             )
         if request.prompt is None:
             return record, None
@@ -109,15 +120,35 @@ class SessionService:
             raise error from exc
         return await self.get(record.id, principal), turn
 
-    def confine(self, cwd: str) -> str:
-        """The agent's directory, resolved (symlinks followed) and inside a workspace root."""
-        return confine(cwd, self.defaults.workspace_roots)
+    async def _place(self, named: str | None, cwd: str) -> tuple[Daemon, str]:
+        """The new session's daemon (the one named, the only one, or the placement policy's)
+        and its folder, resolved (symlinks followed) and inside that daemon's roots."""
+        if named is None and len(self.daemons.names) == 1:
+            named = self.daemons.names[0]
+        if named is None:
+            async with self.db.session() as session:
+                active = await sessions_repo.active_turns_by_daemon(session)
+            candidates = [
+                Candidate(
+                    daemon.name,
+                    up=self.daemons.is_up(daemon.name),
+                    holds_cwd=inside_roots(cwd, daemon.workspace_roots),
+                    active_turns=active.get(daemon.name, 0),
+                )
+                for daemon in self.daemons
+            ]
+            named = place(candidates, cwd)
+        daemon = self.daemons.get(named)
+        return daemon, confine(cwd, daemon.workspace_roots)
+
+    def _daemon_of(self, record: GatewaySession) -> Daemon:
+        return self.daemons.get(record.daemon)
 
     async def import_session(self, request: SessionImport, principal: Principal) -> GatewaySession:
         """Register an existing provider session: `paseo import`, labelled with our id."""
         session_id = uuid.uuid4()
-        cwd = self.confine(request.cwd or self.defaults.cwd)
-        created = await self.paseo.import_agent(
+        daemon, cwd = await self._place(request.daemon, request.cwd or self.defaults.cwd)
+        created = await daemon.import_agent(
             provider=request.provider,
             session_id=request.provider_session_id,
             cwd=cwd,
@@ -142,6 +173,7 @@ class SessionService:
                 labels=dict(request.labels),
                 status=SessionStatus.ACTIVE,
                 owner_key_id=principal.key_id,
+                daemon=daemon.name,
             )
 
     async def get(self, session_id: uuid.UUID, principal: Principal | None) -> GatewaySession:
@@ -168,7 +200,7 @@ class SessionService:
     async def _inspect(self, record: GatewaySession) -> AgentLiveStatus:
         assert record.agent_id is not None
         try:
-            detail = await self.paseo.inspect_agent(record.agent_id)
+            detail = await self._daemon_of(record).inspect_agent(record.agent_id)
         except PaseoError as exc:
             missing = exc.kind == PaseoErrorKind.NOT_FOUND
             if missing:
@@ -187,19 +219,30 @@ class SessionService:
     async def reconcile_agents(self) -> int:
         """Mark sessions whose agents were archived or deleted outside the gateway.
 
-        Two `ls` calls cover every agent with a workspace; only agents neither shows are
-        inspected one by one. Returns how many sessions changed.
+        Per daemon, two `ls` calls cover every agent with a workspace; only agents neither
+        shows are inspected one by one. A daemon that does not answer is left for the next
+        start. Returns how many sessions changed.
         """
         async with self.db.session() as session:
             active, _ = await sessions_repo.list_sessions(
                 session, status=SessionStatus.ACTIVE, limit=10_000
             )
-        if not active:
-            return 0
-        live = {agent.id for agent in await self.paseo.list_agents()}
-        known = {agent.id for agent in await self.paseo.list_agents(include_archived=True)}
         changed = 0
-        for record in active:
+        for daemon in self.daemons:
+            mine = [record for record in active if record.daemon == daemon.name]
+            if not mine:
+                continue
+            try:
+                changed += await self._reconcile_on(daemon, mine)
+            except PaseoError as exc:
+                logger.warning("could not check the agents on daemon %s: %s", daemon.name, exc)
+        return changed
+
+    async def _reconcile_on(self, daemon: Daemon, records: list[GatewaySession]) -> int:
+        live = {agent.id for agent in await daemon.list_agents()}
+        known = {agent.id for agent in await daemon.list_agents(include_archived=True)}
+        changed = 0
+        for record in records:
             if record.agent_id is None or record.agent_id in live:
                 continue
             before = record.status
@@ -243,7 +286,7 @@ class SessionService:
         if record.status in (SessionStatus.CLOSED, SessionStatus.AGENT_MISSING):
             raise SessionClosed(f"session {session_id} is {record.status}; nothing to change")
         if record.agent_id is not None:
-            await self._steer_agent(record.agent_id, request)
+            await self._steer_agent(self._daemon_of(record), record.agent_id, request)
         changes: SessionChanges = {}
         if request.title is not None:
             changes["title"] = request.title
@@ -255,18 +298,18 @@ class SessionService:
                 changes["labels"] = {**fresh.labels, **request.labels}
             return await sessions_repo.update_session(session, fresh, **changes)
 
-    async def _steer_agent(self, agent_id: str, request: SessionUpdate) -> None:
+    async def _steer_agent(self, daemon: Daemon, agent_id: str, request: SessionUpdate) -> None:
         if request.mode is not None:
-            detail = await self.paseo.inspect_agent(agent_id)
+            detail = await daemon.inspect_agent(agent_id)
             offered = [mode.id for mode in detail.available_modes]
             if offered and request.mode not in offered:
                 raise InvalidInput(
                     f"mode {request.mode!r} is not one of this agent's modes: {', '.join(offered)}"
                 )
         if request.title is not None or request.labels:
-            await self.paseo.update_agent(agent_id, title=request.title, labels=request.labels)
+            await daemon.update_agent(agent_id, title=request.title, labels=request.labels)
         if request.mode is not None:
-            await self.paseo.set_agent_mode(agent_id, request.mode)
+            await daemon.set_agent_mode(agent_id, request.mode)
 
     async def close(
         self, session_id: uuid.UUID, principal: Principal, *, force: bool
@@ -279,14 +322,14 @@ class SessionService:
             # Archiving with force interrupts a running turn: it ends as cancelled.
             await self.turns.request_cancel(session_id)
         if record.agent_id is not None:
-            await self._archive(record.agent_id, force=force)
+            await self._archive(self._daemon_of(record), record.agent_id, force=force)
         async with self.db.session() as session:
             fresh = await get_visible_session(session, session_id)
             return await sessions_repo.update_session(session, fresh, status=SessionStatus.CLOSED)
 
-    async def _archive(self, agent_id: str, *, force: bool) -> None:
+    async def _archive(self, daemon: Daemon, agent_id: str, *, force: bool) -> None:
         try:
-            await self.paseo.archive_agent(agent_id, force=force)
+            await daemon.archive_agent(agent_id, force=force)
         except PaseoError as exc:
             # Already archived, or gone from Paseo: either way the session can close.
             if exc.code != "AGENT_ALREADY_ARCHIVED" and exc.kind != PaseoErrorKind.NOT_FOUND:

@@ -21,6 +21,7 @@ from app.aio import cancel_and_wait, shielded
 from app.metrics import TURN_DURATION, TURNS
 from app.models import GatewaySession, SessionStatus, Turn, TurnStatus, utcnow
 from app.paseo.client import PaseoClient
+from app.paseo.daemons import Daemon
 from app.paseo.errors import PaseoError, PaseoErrorKind
 from app.paseo.types import (
     AgentNotice,
@@ -79,13 +80,14 @@ class TurnRun:
         self,
         *,
         store: TurnStore,
-        paseo: PaseoClient,
+        daemon: Daemon,
         limits: TurnLimits,
         turn: Turn,
         started: asyncio.Future[None],
     ) -> None:
         self.store = store
-        self.paseo = paseo
+        self.daemon = daemon.name  # the daemon the turn's session is pinned to
+        self.paseo: PaseoClient = daemon
         self.limits = limits
         self.turn = turn
         self.started = started
@@ -569,8 +571,8 @@ class TurnRun:
             logger.info("turn ended: %s (%s: %s)", turn.status, turn.error_code, ending.message)
         else:
             logger.info("turn ended: %s", turn.status)
-        TURNS.labels(outcome=turn.status).inc()
-        TURN_DURATION.observe(_age_seconds(turn))
+        TURNS.labels(outcome=turn.status, daemon=self.daemon).inc()
+        TURN_DURATION.labels(daemon=self.daemon).observe(_age_seconds(turn))
 
     def stop_helpers(self) -> None:
         if self._stopper is not None:

@@ -38,14 +38,17 @@ from app.errors import (
 )
 from app.logs import turn_log_context
 from app.models import ACTIVE_TURN_STATUSES, GatewaySession, SessionStatus, Turn, TurnStatus, utcnow
-from app.paseo.client import PaseoClient
+from app.paseo.daemon_config import DEFAULT_DAEMON
+from app.paseo.daemons import Daemon
 from app.paseo.errors import PaseoError
 from app.repositories import rate_limits as rate_repo
+from app.repositories import sessions as sessions_repo
 from app.repositories import turns as turns_repo
 from app.repositories.turns import TurnNotWritable
 from app.services.access import get_visible_session
 from app.services.auth import Principal
-from app.services.turn_decisions import REPLACED, admit_prompt, cancel_deadline
+from app.services.daemons import Daemons
+from app.services.turn_decisions import REPLACED, Ending, admit_prompt, cancel_deadline
 from app.services.turn_events import EventNotifier, StoredEvent, follow_events
 from app.services.turn_runner import TurnLimits, TurnRun
 from app.services.turn_states import FINAL_STATUSES
@@ -70,19 +73,18 @@ class TurnSettings:
     stale_seconds: float = 30.0
     cancel_confirm_seconds: float = 15.0
     prompt_rate_per_minute: int = 0
-    workspace_roots: tuple[str, ...] = ()
     # The largest first prompt (the one that creates an agent) the transport can carry;
     # None: no limit of its own (only the CLI has one: it passes that prompt as an argument).
     max_first_prompt_bytes: int | None = None
 
-    @property
-    def limits(self) -> TurnLimits:
+    def limits(self, workspace_roots: tuple[str, ...]) -> TurnLimits:
+        """The limits of a turn on a daemon whose agents may work in `workspace_roots`."""
         return TurnLimits(
             self.timeout_seconds,
             self.idle_timeout_seconds,
             self.cancel_confirm_seconds,
             self.stale_seconds,
-            self.workspace_roots,
+            workspace_roots,
             self.permission_timeout_seconds,
         )
 
@@ -93,14 +95,17 @@ def request_hash(prompt: str, mode: str) -> str:
 
 
 class TurnService:
-    def __init__(self, db: Database, paseo: PaseoClient, settings: TurnSettings) -> None:
+    """`settings.max_concurrent` turns stream at once per daemon in this process; more wait
+    (queued) for their daemon's next free place."""
+
+    def __init__(self, db: Database, daemons: Daemons, settings: TurnSettings) -> None:
         self.db = db
-        self.paseo = paseo
+        self.daemons = daemons
         self.settings = settings
         self.runner_id = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.notifier = EventNotifier()
         self._runs: dict[uuid.UUID, TurnRun] = {}
-        self._slots = asyncio.Semaphore(settings.max_concurrent)
+        self._slots = {name: asyncio.Semaphore(settings.max_concurrent) for name in daemons.names}
         self._loops: list[asyncio.Task[None]] = []
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -143,13 +148,13 @@ class TurnService:
             if earlier is not None:
                 return earlier, False
         await self._check_rate(principal)
-        turn, created = await self._insert_turn(
+        turn, created, daemon = await self._insert_turn(
             session_id, prompt, idempotency_key, digest, interrupt, principal
         )
         if not created:
             return turn, False  # a concurrent retry with the same key won the race
-        run = self._new_run(turn)
-        run.task = asyncio.create_task(self._drive(run, run.start(self._slots)))
+        run = self._new_run(turn, daemon)
+        run.task = asyncio.create_task(self._drive(run, run.start(self._slots[daemon.name])))
         await run.started
         return await self.get_turn(session_id, turn.id), True
 
@@ -171,8 +176,9 @@ class TurnService:
         digest: str,
         interrupt: bool,
         principal: Principal | None,
-    ) -> tuple[Turn, bool]:
-        """The new turn and True; or an earlier turn with the same key and False.
+    ) -> tuple[Turn, bool, Daemon]:
+        """The new turn and True; or an earlier turn with the same key and False (with the
+        daemon of the session).
 
         One transaction under the session's row lock: read the active turn, decide, end it
         (with its terminal event) if the prompt replaces it, insert the new one. A refusal
@@ -186,13 +192,14 @@ class TurnService:
                     raise SessionClosed(
                         f"session {session_id} is {record.status}; create a new session"
                     )
+                daemon = self.daemons.get(record.daemon)
                 if idempotency_key is not None:
                     earlier = await turns_repo.get_turn_by_idempotency_key(
                         session, session_id, idempotency_key
                     )
                     if earlier is not None:  # a retry that raced the first request
                         _check_same_request(earlier, digest)
-                        return earlier, False
+                        return earlier, False, daemon
                 self._check_first_prompt(record, prompt)
                 active = await turns_repo.get_active_turn(session, session_id)
                 admission = admit_prompt(
@@ -223,7 +230,7 @@ class TurnService:
             earlier = await self._turn_for_key(session_id, idempotency_key, digest, principal)
             if earlier is None:
                 raise
-            return earlier, False
+            return earlier, False, daemon
         except turns_repo.ActiveTurnExists:
             raise await self._busy(session_id) from None
         if replaced is not None:
@@ -231,7 +238,7 @@ class TurnService:
             run = self._runs.get(replaced.id)
             if run is not None:
                 run.ended_elsewhere.set()  # stop following it now (elsewhere: at a heartbeat)
-        return turn, True
+        return turn, True, daemon
 
     async def _check_rate(self, principal: Principal | None) -> None:
         """At most `prompt_rate_per_minute` prompts per key per minute, counted and recorded in
@@ -267,11 +274,11 @@ class TurnService:
 
     # --- running --------------------------------------------------------------------------------
 
-    def _new_run(self, turn: Turn) -> TurnRun:
+    def _new_run(self, turn: Turn, daemon: Daemon) -> TurnRun:
         run = TurnRun(
             store=TurnStore(self.db, self.notifier, turn, self.runner_id),
-            paseo=self.paseo,
-            limits=self.settings.limits,
+            daemon=daemon,
+            limits=self.settings.limits(daemon.workspace_roots),
             turn=turn,
             started=asyncio.get_running_loop().create_future(),
         )
@@ -338,7 +345,8 @@ class TurnService:
         """
         record, turn = await self._store_cancel_request(session_id, turn_id, principal)
         if record.agent_id and turn.id not in self._runs:
-            await self.paseo.stop_agent(record.agent_id)  # its runner is elsewhere; stop it now
+            # Its runner is elsewhere; stop it now.
+            await self.daemons.get(record.daemon).stop_agent(record.agent_id)
         assert turn.cancel_requested_at is not None
         deadline = cancel_deadline(turn.cancel_requested_at, self.settings.cancel_confirm_seconds)
         return await self._wait_until_final(session_id, turn.id, deadline)
@@ -439,16 +447,40 @@ class TurnService:
             claimed = await turns_repo.claim_stale_turns(
                 session, self.runner_id, stale_before=stale_before
             )
+        if not claimed:
+            return []
+        async with self.db.session() as session:
+            pinned = await sessions_repo.daemons_of_sessions(
+                session, {turn.session_id for turn in claimed}
+            )
         for turn in claimed:
             logger.info("recovering turn %s (was %s)", turn.id, turn.status)
-            run = self._new_run(turn)
+            daemon_name = pinned.get(turn.session_id, DEFAULT_DAEMON)
+            if daemon_name not in self._slots:
+                await self._fail_unserved(turn, daemon_name)
+                continue
+            run = self._new_run(turn, self.daemons.get(daemon_name))
             run.started.set_result(None)
             run.task = asyncio.create_task(self._drive(run, self._recover(run)))
         return [turn.id for turn in claimed]
 
     async def _recover(self, run: TurnRun) -> None:
-        async with self._slots:  # recovered turns count against the same limit
+        async with self._slots[run.daemon]:  # recovered turns count against the same limit
             await run.recover()
+
+    async def _fail_unserved(self, turn: Turn, daemon: str) -> None:
+        """A turn on a daemon no longer configured cannot be followed: it fails, saying so."""
+        logger.warning(
+            "turn %s is on daemon %r, which this gateway does not serve", turn.id, daemon
+        )
+        ending = Ending(
+            TurnStatus.FAILED,
+            f"the turn's daemon {daemon!r} is no longer configured; add it back to follow it",
+            "unknown_daemon",
+        )
+        async with self.db.session() as session:
+            await end_turn(session, turn.id, ending, runner_id=self.runner_id)
+        self.notifier.notify(turn.id)
 
     # --- reading --------------------------------------------------------------------------------
 

@@ -17,13 +17,20 @@ def confine(cwd: str, roots: Sequence[str]) -> str:
     """`cwd` resolved (symlinks followed), if it is inside one of `roots`; else 422."""
     if ".." in PurePosixPath(cwd).parts:
         raise InvalidInput("cwd must not contain '..'", field="cwd")
-    resolved = os.path.realpath(cwd)
-    for root in roots:
-        real_root = os.path.realpath(root)
-        if resolved == real_root or resolved.startswith(real_root.rstrip("/") + "/"):
-            return resolved
+    if inside_roots(cwd, roots):
+        return os.path.realpath(cwd)
     raise InvalidInput(
         f"cwd {cwd!r} is outside the workspace roots ({', '.join(roots)}); pick a folder "
         "inside one",
         field="cwd",
     )
+
+
+def inside_roots(cwd: str, roots: Sequence[str]) -> bool:
+    """Whether `cwd`, symlinks followed, is one of `roots` or inside one."""
+    resolved = os.path.realpath(cwd)
+    for root in roots:
+        real_root = os.path.realpath(root)
+        if resolved == real_root or resolved.startswith(real_root.rstrip("/") + "/"):
+            return True
+    return False

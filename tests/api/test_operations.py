@@ -47,14 +47,18 @@ async def test_metrics(client: httpx.AsyncClient) -> None:
         'paseo_gateway_http_requests_total{method="POST",route="/sessions/{session_id}/prompt",'
         'status="200"}'
     ) in text
-    assert 'paseo_gateway_turns_total{outcome="completed"}' in text
+    assert 'paseo_gateway_turns_total{daemon="default",outcome="completed"}' in text
     assert "paseo_gateway_turn_duration_seconds_count" in text
     if (await client.get("/readyz")).json()["transport"] == "cli":
         assert 'paseo_gateway_cli_duration_seconds_count{command="run"}' in text
         assert "paseo_gateway_cli_slot_wait_seconds_count" in text
     else:
-        created = 'paseo_gateway_daemon_request_duration_seconds_count{type="create_agent_request"}'
-        assert created in text and "paseo_gateway_daemon_connected 1.0" in text
+        created = (
+            'paseo_gateway_daemon_request_duration_seconds_count{daemon="default",'
+            'type="create_agent_request"}'
+        )
+        assert created in text and 'paseo_gateway_daemon_connected{daemon="default"} 1.0' in text
+    assert 'paseo_gateway_daemon_up{daemon="default"} 1.0' in text
     assert "paseo_gateway_active_streams" in text and "paseo_gateway_cli_processes" in text
     assert session["id"] not in text  # routes are templates, never raw ids
 

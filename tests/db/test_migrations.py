@@ -57,7 +57,7 @@ GATEWAY_TABLES = {
     "prompt_admissions",
     "permission_answers",
 }
-HEAD = "0007"
+HEAD = "0008"
 SUBPROCESS_TIMEOUT_SECONDS = 60
 
 
@@ -128,7 +128,11 @@ async def test_upgrade_creates_named_indexes_and_constraints(empty_database_url:
         "uq_turns_session_id_idempotency_key": (["session_id", "idempotency_key"], True),
         "ix_turns_status_heartbeat_at": (["status", "heartbeat_at"], False),
     }
-    assert schema["session_indexes"] == {"ix_sessions_status", "ix_sessions_owner_key_id"}
+    assert schema["session_indexes"] == {
+        "ix_sessions_status",
+        "ix_sessions_owner_key_id",
+        "ix_sessions_daemon",
+    }
     assert [u["name"] for u in schema["session_uniques"]] == ["uq_sessions_agent_id"]
     [fk] = schema["session_fks"]
     assert fk["name"] == "fk_sessions_owner_key_id_api_keys"
@@ -468,6 +472,7 @@ async def test_0003_gives_existing_sessions_no_owner(empty_database_url: str) ->
     [(session_id, owner)] = (await _session_owners(empty_database_url)).items()
     assert owner is None
     assert await _turn_rows(empty_database_url) == [(turn_id, "kept", "running")]
+    await upgrade_to_head_async(empty_database_url)  # the models are head's
     db = Database.from_url(empty_database_url)
     try:
         async with db.session() as session:
@@ -476,6 +481,27 @@ async def test_0003_gives_existing_sessions_no_owner(empty_database_url: str) ->
         await db.dispose()
     assert record is not None
     assert (record.provider, record.status, record.owner_key_id) == ("claude", "active", None)
+
+
+async def test_0008_pins_existing_sessions_to_the_one_daemon(empty_database_url: str) -> None:
+    """Sessions from before several daemons were on the one a single-daemon gateway calls
+    `default`; a downgrade drops the column and keeps the sessions."""
+    await _migrate(empty_database_url, "0007")
+    await _add_0001_turn(empty_database_url)
+
+    await _migrate(empty_database_url, "0008")
+
+    def daemons(connection: Connection) -> list[str]:
+        sessions = table("sessions", column("daemon", String()))
+        return [row.daemon for row in connection.execute(select(sessions))]
+
+    assert await _inspect(empty_database_url, daemons) == ["default"]
+    await _migrate(empty_database_url, "0007", down=True)
+    assert len(await _session_owners(empty_database_url)) == 1
+    assert "daemon" not in await _inspect(
+        empty_database_url,
+        lambda connection: {c["name"] for c in inspect(connection).get_columns("sessions")},
+    )
 
 
 async def test_0003_downgrade_to_0002_and_upgrade_again(empty_database_url: str) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from app.db import Database
 from app.paseo.cli import CliPaseoClient
+from app.services.daemons import Daemons
 from app.services.health import HealthService
 from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon, cli_calls
 
@@ -22,11 +23,13 @@ async def test_probes_answer_from_the_last_background_check(
         home=str(fake_daemon.home),
         base_env={**os.environ, "FAKE_PASEO_ARGV_LOG": str(log)},
     )
-    health = HealthService(database, paseo, str(FAKE_PASEO_BIN), daemon_check_seconds=3600)
+    health = HealthService(
+        database, Daemons.single(paseo), str(FAKE_PASEO_BIN), daemon_check_seconds=3600
+    )
     health.start_background()
     try:
         async with asyncio.timeout(60):
-            while health._daemon_result is None:
+            while not health._daemon_results:
                 await asyncio.sleep(0.05)
         calls = cli_calls(log, "ls")
         assert calls >= 1  # the background check asked the daemon
@@ -46,7 +49,8 @@ async def test_without_a_background_check_readiness_asks_now(
     """`paseo-gateway check` has no background task: it asks the daemon itself."""
     paseo = CliPaseoClient(str(FAKE_PASEO_BIN), host="127.0.0.1:1", home=str(fake_daemon.home))
     try:
-        answer = await HealthService(database, paseo, str(FAKE_PASEO_BIN)).readiness()
+        health = HealthService(database, Daemons.single(paseo), str(FAKE_PASEO_BIN))
+        answer = await health.readiness()
     finally:
         await paseo.aclose()
     assert answer.status == "not_ready"

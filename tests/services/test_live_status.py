@@ -11,6 +11,7 @@ from app.db import Database
 from app.paseo.cli import CliPaseoClient
 from app.paseo.types import NewAgent
 from app.repositories import sessions as sessions_repo
+from app.services.daemons import Daemons
 from app.services.sessions import SessionDefaults, SessionService
 from app.services.turns import TurnService, TurnSettings
 from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon, cli_calls
@@ -26,9 +27,10 @@ async def test_readers_of_one_session_share_one_inspect(
         home=str(fake_daemon.home),
         base_env={**os.environ, "FAKE_PASEO_ARGV_LOG": str(argv_log)},
     )
-    turns = TurnService(database, paseo, TurnSettings(timeout_seconds=60, max_concurrent=1))
-    defaults = SessionDefaults("mock", None, str(agent_cwd), 1024, [str(agent_cwd)])
-    sessions = SessionService(database, paseo, turns, defaults)
+    daemons = Daemons.single(paseo, [str(agent_cwd)])
+    turns = TurnService(database, daemons, TurnSettings(timeout_seconds=60, max_concurrent=1))
+    defaults = SessionDefaults("mock", None, str(agent_cwd), 1024)
+    sessions = SessionService(database, daemons, turns, defaults)
     try:
         created = await paseo.create_agent(
             NewAgent(provider="mock", cwd=str(agent_cwd), title="live"),

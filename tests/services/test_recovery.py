@@ -19,6 +19,7 @@ from app.paseo.types import NewAgent
 from app.repositories import sessions as sessions_repo
 from app.repositories import turn_events as events_repo
 from app.repositories import turns as turns_repo
+from app.services.daemons import Daemons
 from app.services.turn_runner import SESSION_LABEL
 from app.services.turns import TurnService, TurnSettings
 from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon
@@ -36,7 +37,7 @@ async def paseo(fake_daemon: FakePaseoDaemon) -> AsyncIterator[CliPaseoClient]:
 @pytest.fixture
 async def service(database: Database, paseo: CliPaseoClient) -> AsyncIterator[TurnService]:
     settings = TurnSettings(timeout_seconds=60, max_concurrent=2, stale_seconds=1)
-    turns = TurnService(database, paseo, settings)
+    turns = TurnService(database, Daemons.single(paseo), settings)
     yield turns
     await turns.aclose()
 
@@ -269,18 +270,22 @@ async def test_a_recovered_reply_keeps_its_whitespace(
 
 
 async def test_a_first_prompt_with_nothing_sent_before_looks_for_no_agent(
-    service: TurnService, database: Database, agent_cwd: Path, monkeypatch: pytest.MonkeyPatch
+    service: TurnService,
+    paseo: CliPaseoClient,
+    database: Database,
+    agent_cwd: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """No earlier turn sent a prompt, so no agent can exist: no `ls --label` call (seconds
     on the CLI) before the agent is created."""
     lookups: list[object] = []
-    listing = service.paseo.list_agents
+    listing = paseo.list_agents
 
     async def counted(**kwargs: Any) -> Any:
         lookups.append(kwargs)
         return await listing(**kwargs)
 
-    monkeypatch.setattr(service.paseo, "list_agents", counted)
+    monkeypatch.setattr(paseo, "list_agents", counted)
     async with database.session() as session:
         record = await sessions_repo.add_session(session, provider="mock", cwd=str(agent_cwd))
     turn, _ = await service.start_turn(record.id, INSTANT)

@@ -38,6 +38,7 @@ from app.paseo.types import (
 from app.repositories import sessions as sessions_repo
 from app.repositories import turn_events as events_repo
 from app.repositories import turns as turns_repo
+from app.services.daemons import Daemons
 from app.services.turn_decisions import Ending
 from app.services.turn_states import IllegalTurnTransition
 from app.services.turn_store import end_turn
@@ -163,7 +164,7 @@ def settings() -> TurnSettings:
 
 
 async def _service(database: Database, paseo: ScriptedPaseo, settings: TurnSettings) -> TurnService:
-    return TurnService(database, paseo, settings)  # type: ignore[arg-type]
+    return TurnService(database, Daemons.single(paseo), settings)  # type: ignore[arg-type]
 
 
 async def _session(database: Database, *, agent_id: str | None = AGENT_ID) -> uuid.UUID:

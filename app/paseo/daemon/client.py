@@ -24,6 +24,7 @@ from app.paseo.daemon.connection import (
 )
 from app.paseo.daemon.target import DaemonTarget
 from app.paseo.daemon.timeline import Row, parse_cursor, prompt_history, rows_of, turn_so_far
+from app.paseo.daemon_config import DEFAULT_DAEMON
 from app.paseo.errors import PaseoError
 from app.paseo.types import (
     AgentDetail,
@@ -70,8 +71,14 @@ class DaemonPaseoClient:
     """Talks to Paseo over one WebSocket to its daemon (it takes frames up to 100 MiB: the
     gateway's own prompt limit is the one that counts)."""
 
-    def __init__(self, target: DaemonTarget, *, connection: DaemonConnection | None = None) -> None:
-        self.connection = connection or DaemonConnection(target)
+    def __init__(
+        self,
+        target: DaemonTarget,
+        *,
+        connection: DaemonConnection | None = None,
+        name: str = DEFAULT_DAEMON,
+    ) -> None:
+        self.connection = connection or DaemonConnection(target, name=name)
 
     async def _call(
         self, message: dict[str, Any], reply: str, timeout: float = FETCH_TIMEOUT_SECONDS

@@ -27,6 +27,7 @@ from app.aio import cancel_and_wait
 from app.metrics import DAEMON_CONNECTED, DAEMON_REQUEST_DURATION
 from app.paseo.daemon import wire
 from app.paseo.daemon.target import DaemonTarget
+from app.paseo.daemon_config import DEFAULT_DAEMON
 from app.paseo.errors import PaseoError
 
 logger = logging.getLogger(__name__)
@@ -83,8 +84,10 @@ class DaemonConnection:
         *,
         client_id: str | None = None,
         connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+        name: str = DEFAULT_DAEMON,
     ) -> None:
         self.target = target
+        self.name = name  # the daemon's name in the gateway's metrics
         self.client_id = client_id or f"gw_{uuid.uuid4().hex}"
         self.connect_timeout = connect_timeout
         self.server_info: dict[str, Any] | None = None
@@ -132,7 +135,9 @@ class DaemonConnection:
             raise self._unavailable() from None
         finally:
             self._pending.pop(request_id, None)
-            DAEMON_REQUEST_DURATION.labels(type=message["type"]).observe(time.monotonic() - started)
+            DAEMON_REQUEST_DURATION.labels(daemon=self.name, type=message["type"]).observe(
+                time.monotonic() - started
+            )
 
     async def wait_connected(self) -> dict[str, Any]:
         """The daemon's `server_info`, once connected; UNAVAILABLE if it cannot be reached."""
@@ -204,7 +209,7 @@ class DaemonConnection:
                     await self._handshake(socket)
                     attempt = 0
                     self._socket = socket
-                    DAEMON_CONNECTED.set(1)
+                    DAEMON_CONNECTED.labels(daemon=self.name).set(1)
                     self._attempt_over.set()
                     if ever_connected:
                         self._tell_followers(Reconnected())
@@ -214,7 +219,7 @@ class DaemonConnection:
             except (OSError, InvalidHandshake, TimeoutError, ConnectionClosed) as exc:
                 self._last_error = _describe(exc)
             dropped = self._socket is not None  # it was up: not a failed retry
-            DAEMON_CONNECTED.set(0)
+            DAEMON_CONNECTED.labels(daemon=self.name).set(0)
             self._socket = None
             self._attempt_over.set()
             self._fail_pending()
