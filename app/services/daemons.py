@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator, Sequence
 
-from app.errors import UnknownDaemon
+from app.errors import DaemonUnavailable, UnknownDaemon
 from app.metrics import DAEMON_UP
 from app.paseo.client import PaseoClient
 from app.paseo.daemon_config import DEFAULT_DAEMON
 from app.paseo.daemons import Daemon
+
+# What a refusal for a daemon that is down tells the client to wait.
+RETRY_DOWN_SECONDS = "10"
 
 
 class Daemons:
@@ -24,7 +27,7 @@ class Daemons:
         if not daemons:
             raise ValueError("a gateway serves at least one daemon")
         self._by_name = {daemon.name: daemon for daemon in daemons}
-        self._up: dict[str, bool] = {}
+        self._down: dict[str, str] = {}  # name -> what its latest check found
 
     @classmethod
     def single(cls, client: PaseoClient, workspace_roots: Sequence[str] = ()) -> Daemons:
@@ -49,14 +52,28 @@ class Daemons:
             )
         return daemon
 
-    def mark(self, name: str, *, up: bool) -> None:
-        """Record what the latest check of `name` found."""
-        self._up[name] = up
+    def mark(self, name: str, *, up: bool, detail: str = "") -> None:
+        """Record what the latest check of `name` found (`detail`: why it is down)."""
+        if up:
+            self._down.pop(name, None)
+        else:
+            self._down[name] = detail or "it did not answer"
         DAEMON_UP.labels(daemon=name).set(1 if up else 0)
 
     def is_up(self, name: str) -> bool:
         """Up unless the latest check found it down (before any check: assumed up)."""
-        return self._up.get(name, True)
+        return name not in self._down
+
+    def refuse_if_down(self, name: str) -> None:
+        """503 naming the daemon when its latest check found it down: a prompt for it is
+        refused before anything is stored, rather than failing once it was taken."""
+        reason = self._down.get(name)
+        if reason is not None:
+            raise DaemonUnavailable(
+                f"daemon {name!r} is down ({reason}); try again once it is back",
+                headers={"Retry-After": RETRY_DOWN_SECONDS},
+                daemon=name,
+            )
 
     async def aclose(self) -> None:
         await asyncio.gather(*(daemon.aclose() for daemon in self), return_exceptions=True)

@@ -59,7 +59,7 @@ class HealthService:
     async def _record(self, daemon: Daemon) -> ReadinessCheck:
         check = await self._daemon(daemon)
         self._daemon_results[daemon.name] = (check, time.monotonic())
-        self.daemons.mark(daemon.name, up=check.ok)
+        self.daemons.mark(daemon.name, up=check.ok, detail=check.detail)
         return check
 
     async def readiness(self) -> Readiness:

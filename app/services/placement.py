@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.errors import DaemonUnavailable, InvalidInput
+from app.services.daemons import RETRY_DOWN_SECONDS
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def place(candidates: Sequence[Candidate], cwd: str) -> str:
         names = ", ".join(candidate.name for candidate in holding)
         raise DaemonUnavailable(
             f"every daemon that may work in {cwd!r} is down ({names}); try again later",
-            headers={"Retry-After": "10"},
+            headers={"Retry-After": RETRY_DOWN_SECONDS},
             daemons=[candidate.name for candidate in holding],
         )
     return min(up, key=lambda candidate: candidate.active_turns).name

@@ -124,6 +124,7 @@ class TurnRun:
                 "turn_id": str(self.turn_id),
                 "session_id": str(record.id),
                 "agent_id": record.agent_id,
+                "daemon": self.daemon,
                 "events_url": events_url(record.id, self.turn_id),
             },
         )

@@ -200,6 +200,7 @@ class TurnService:
                     if earlier is not None:  # a retry that raced the first request
                         _check_same_request(earlier, digest)
                         return earlier, False, daemon
+                self.daemons.refuse_if_down(daemon.name)
                 self._check_first_prompt(record, prompt)
                 active = await turns_repo.get_active_turn(session, session_id)
                 admission = admit_prompt(

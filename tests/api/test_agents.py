@@ -36,8 +36,9 @@ async def test_list_get_stop_archive(client: httpx.AsyncClient) -> None:
     assert [a["id"] for a in listed.json()] == [agent_id]
     summary = listed.json()[0]
     assert set(summary) == {
-        "id", "title", "provider", "model", "thinking", "status", "cwd", "created_at"
+        "id", "title", "provider", "model", "thinking", "status", "cwd", "created_at", "daemon"
     }  # fmt: skip
+    assert summary["daemon"] == "default"  # the one daemon a single-daemon gateway has
     assert (summary["provider"], summary["model"]) == ("mock", "ten-second-stream")
     assert summary["cwd"].startswith("/")
 
