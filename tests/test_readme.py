@@ -15,6 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
+from app.paseo.daemon_config import load_daemon_file, parse_daemon_list
 from tests.fakes.harness import FAKE_PASEO_BIN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,3 +96,32 @@ def test_readme_walkthrough_runs_as_pasted(tmp_path: Path) -> None:
     assert "\nstress-update-0stress-update-1stress-update-2\n" in output
     assert '"delta": {"content": "stress-update-0stress-update-1stress-update-2"}' in output
     assert "data: [DONE]" in output
+
+
+def _section(title: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index(title + "\n")
+    return text[start : text.find("\n## ", start + len(title))]
+
+
+def test_the_several_daemons_examples_are_what_the_gateway_accepts(tmp_path: Path) -> None:
+    """The section's daemon list and file parse as the gateway parses them at start, and the
+    compose file hands both replicas that file as a secret kept out of git and the image."""
+    section = _section("## Several daemons")
+    [listed] = re.findall(r"^PASEO_GATEWAY_DAEMONS='([^']+)'$", section, re.MULTILINE)
+    assert [spec.name for spec in parse_daemon_list(listed)] == ["build-1", "build-2"]
+    [toml] = re.findall(r"^```toml\n(.*?)^```$", section, re.MULTILINE | re.DOTALL)
+    (tmp_path / "daemons.toml").write_text(toml)
+    specs = load_daemon_file(tmp_path / "daemons.toml")
+    assert [(spec.name, spec.workspace_roots) for spec in specs] == [
+        ("build-1", ("/srv/work",)),
+        ("gpu-1", ("/srv/work", "/srv/models")),
+    ]
+    compose = yaml.safe_load((ROOT / "compose.daemons.yaml").read_text())
+    secret = compose["secrets"]["paseo-daemons"]["file"]
+    for name in ("gateway-1", "gateway-2"):
+        service = compose["services"][name]
+        assert service["environment"]["PASEO_GATEWAY_DAEMONS_FILE"] == "/run/secrets/paseo-daemons"
+        assert service["secrets"] == ["paseo-daemons"]
+    for ignore in (".gitignore", ".dockerignore"):
+        assert Path(secret).name in (ROOT / ignore).read_text().split()
