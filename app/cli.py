@@ -9,12 +9,14 @@ import os
 import sys
 import uuid
 
+from pydantic import ValidationError
+
 from app.settings import Settings, get_settings
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    settings = get_settings()
+    settings = _settings_or_exit()
     _configure_logging(settings)
     if args.command == "migrate":
         from app.migrations import upgrade_to_head
@@ -31,6 +33,20 @@ def main(argv: list[str] | None = None) -> None:
             getattr(args, "port", 8000),
             getattr(args, "workers", 1),
         )
+
+
+def _settings_or_exit() -> Settings:
+    """The settings, or each problem with them on one line (never the values: a daemon
+    address may hold a password) and exit status 2."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = "".join(str(part) for part in error["loc"][:1])
+            name = f"PASEO_GATEWAY_{where.upper()}: " if where else ""
+            message = str(error["msg"]).removeprefix("Value error, ")
+            print(f"paseo-gateway: bad configuration: {name}{message}", file=sys.stderr)
+        sys.exit(2)
 
 
 def _parser() -> argparse.ArgumentParser:

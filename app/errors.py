@@ -169,6 +169,13 @@ def from_paseo(error: PaseoError) -> GatewayError:
     return converted
 
 
+def _address_setting(error: PaseoError) -> str:
+    """Where the failing daemon's address is configured."""
+    if error.daemon in (None, DEFAULT_DAEMON):
+        return "PASEO_GATEWAY_PASEO_HOST"
+    return f"the address of daemon {error.daemon!r} (PASEO_GATEWAY_DAEMONS or its file)"
+
+
 def _converted(error: PaseoError) -> GatewayError:
     if error.code == "AGENT_RUNNING":
         return AgentRunning(
@@ -176,7 +183,7 @@ def _converted(error: PaseoError) -> GatewayError:
         )
     if error.code == "DAEMON_NOT_RUNNING":
         return DaemonNotRunning(
-            f"{error.message}. Start the Paseo daemon or fix PASEO_GATEWAY_PASEO_HOST.",
+            f"{error.message}. Start the Paseo daemon or fix {_address_setting(error)}.",
             paseo_code=error.code,
         )
     if error.code == "PROMPT_TOO_LONG":

@@ -49,7 +49,7 @@ def parse_daemon_list(text: str) -> list[DaemonSpec]:
         if not item:
             continue
         name, sep, host = item.partition("=")
-        if not sep or not host.strip():
+        if not sep or not host.strip() or any(mark in name for mark in ":/?"):
             raise BadDaemonConfig(
                 f"PASEO_GATEWAY_DAEMONS entry {_shown(item)!r} must look like name=host:port"
             )

@@ -249,7 +249,8 @@
     ui.sessionView.hidden = false;
     ui.sessionTitle.textContent = session.title || "Untitled session";
     const model = `${session.provider} / ${session.model || "its default model"}`;
-    ui.sessionMeta.textContent = `${shownStatus(session)} · ${model} · ${session.cwd} · ${session.id}`;
+    const where = session.daemon && session.daemon !== "default" ? ` on ${session.daemon}` : "";
+    ui.sessionMeta.textContent = `${shownStatus(session)} · ${model} · ${session.cwd}${where} · ${session.id}`;
   }
 
   // A session is `pending` until its first turn has created the agent: while that turn runs,

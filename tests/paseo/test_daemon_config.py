@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,3 +122,19 @@ def test_listed_daemons_share_the_gateways_roots_and_home(tmp_path: Path) -> Non
 def test_settings_with_an_unusable_list_refuse_to_start() -> None:
     with pytest.raises(ValidationError, match="must look like name=host:port"):
         Settings(daemons="just-a-name")  # type: ignore[call-arg]
+
+
+def test_the_command_names_a_bad_list_without_a_traceback_or_its_password(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PASEO")}
+    env["PASEO_GATEWAY_DAEMONS"] = "a=127.0.0.1:1,tcp://h:1?password=s3cret"
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "check"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "bad configuration" in done.stderr and "must look like name=host:port" in done.stderr
+    assert "Traceback" not in done.stderr and "s3cret" not in done.stderr + done.stdout

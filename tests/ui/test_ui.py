@@ -210,6 +210,7 @@ async def test_browser_page_streams_resumes_cancels_and_shows_turns(
 
     # The session's model is shown, its gateway default too.
     await expect(page.locator("#session-meta")).to_contain_text("mock / ten-second-stream")
+    await expect(page.locator("#session-meta")).not_to_contain_text(" on default")
     # A prompt streams in (ten-second-stream: deltas over about a second) and ends completed.
     await send_prompt(page, "write a haiku")
     await wait_for_text(page, 1)
