@@ -323,3 +323,22 @@ async def test_a_first_prompt_adopts_the_agent_already_labelled_with_the_session
         adopted = await sessions_repo.get_session(session, record.id)
     assert adopted is not None and adopted.agent_id == created.agent_id
     assert [agent.id for agent in await paseo.list_agents(labels=labels)] == [created.agent_id]
+
+
+async def test_a_turn_on_a_daemon_no_longer_configured_fails_saying_so(
+    service: TurnService, database: Database
+) -> None:
+    """Its session is pinned to a daemon the gateway no longer serves: nobody can follow the
+    turn, so it fails with a terminal event that says why (not left running forever)."""
+    async with database.session() as session:
+        record = await sessions_repo.add_session(
+            session, provider="mock", cwd="/tmp", agent_id=str(uuid.uuid4()), daemon="retired"
+        )
+    turn = await _orphan(database, status=TurnStatus.RUNNING, agent_id=None, session_id=record.id)
+    ended = await _recovered(service, database, turn)
+    assert (ended.status, ended.error_code) == (TurnStatus.FAILED, "unknown_daemon")
+    async with database.session() as session:
+        [*_, last] = await events_repo.list_events(session, turn.id)
+    assert (
+        last.name == "turn.failed" and "'retired' is no longer configured" in last.data["message"]
+    )
