@@ -164,9 +164,15 @@ def from_paseo(error: PaseoError) -> GatewayError:
     converted = _converted(error)
     if error.daemon is not None:
         converted.extra["daemon"] = error.daemon
-        if error.daemon != DEFAULT_DAEMON:
-            converted.detail = f"daemon {error.daemon!r}: {converted.detail}"
+        converted.detail = named_by_daemon(error, converted.detail)
     return converted
+
+
+def named_by_daemon(error: PaseoError, message: str) -> str:
+    """`message` about `error`, saying which daemon failed when it is one of several."""
+    if error.daemon in (None, DEFAULT_DAEMON):
+        return message
+    return f"daemon {error.daemon!r}: {message}"
 
 
 def _address_setting(error: PaseoError) -> str:

@@ -35,6 +35,7 @@ from app.errors import (
     TurnInProgress,
     TurnNotFound,
     Unauthorized,
+    named_by_daemon,
 )
 from app.logs import turn_log_context
 from app.models import ACTIVE_TURN_STATUSES, GatewaySession, SessionStatus, Turn, TurnStatus, utcnow
@@ -295,7 +296,7 @@ class TurnService:
             try:
                 await body
             except PaseoError as exc:
-                await run.fail(exc.code.lower(), exc.message, exc)
+                await run.fail(exc.code.lower(), named_by_daemon(exc, exc.message), exc)
             except GatewayError as exc:
                 await run.fail(exc.code, exc.detail, exc)  # e.g. a cwd that moved out
             except asyncio.CancelledError:

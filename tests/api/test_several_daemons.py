@@ -273,6 +273,7 @@ async def test_a_daemon_killed_mid_turn_fails_only_its_own_turns(fleet: Fleet) -
             ends = {name: [event async for event in stream][-1] for name, stream in streams.items()}
         assert ends["a"].event == ends["c"].event == "turn.completed"
         assert ends["b"].event == "turn.failed"
+        assert ends["b"].json()["message"].startswith("daemon 'b': ")
 
         body = await _ready_with(client, {"a", "c"})
         assert body["status"] == "ready"
