@@ -463,8 +463,16 @@ async def claim_stale_turns(
 
 
 async def lock_session_row(session: AsyncSession, session_id: uuid.UUID) -> None:
-    """Serialize what changes a session's turns (see app/repositories/locks.py)."""
-    await lock_row(session, GatewaySession.id, session_id, touch=GatewaySession.status)
+    """Serialize what changes a session's turns (see app/repositories/locks.py).
+
+    FOR NO KEY UPDATE, not FOR UPDATE: a turn writer's second UPDATE of its own turn row in
+    one transaction re-checks the turn's foreign key (KEY SHARE on the session). Under FOR
+    UPDATE that check waited for a prompt holding this lock while the prompt waited for the
+    writer's turn row: a deadlock (mode=interrupt during a stream).
+    """
+    await lock_row(
+        session, GatewaySession.id, session_id, touch=GatewaySession.status, key_share=True
+    )
 
 
 def _status_list(statuses: Iterable[str]) -> list[str]:

@@ -20,9 +20,10 @@ from app.models import GatewaySession, Turn, TurnEventRecord, TurnStatus
 from app.repositories import sessions as sessions_repo
 from app.repositories import turn_events as events_repo
 from app.repositories import turns as turns_repo
+from app.repositories.locks import lock_row
 from app.repositories.turn_events import DuplicateEventSeq
 from app.repositories.turns import ActiveTurnExists, DuplicateIdempotencyKey
-from tests.conftest import Backend
+from tests.conftest import RACER_SECONDS, Backend, until_blocked
 
 WAIT_SECONDS = 10.0
 # Long enough for a blocked racer to show it is blocked.
@@ -838,3 +839,30 @@ async def test_deleting_a_session_deletes_its_turns_events(database: Database) -
 
     async with database.session() as session:
         assert await session.scalar(select(func.count(TurnEventRecord.id))) == 0
+
+
+async def test_a_prompt_holding_the_session_never_deadlocks_with_the_turns_writer(
+    postgresql_database: Database,
+) -> None:
+    """A writer updates its turn row, a prompt locks the session and then waits for that
+    turn row (to end it: mode=interrupt), then the writer stores events and updates the turn
+    row again. PostgreSQL re-checks the turn's foreign key on that second update; the
+    session lock must let it through, or the two deadlock."""
+    db = postgresql_database
+    record = await _new_session(db)
+    turn = await _add_turn(db, record.id)
+    async with db.session() as writer:
+        await turns_repo.take_event_numbers(writer, turn.id, 1)
+
+        async def interrupt() -> None:
+            async with db.session() as prompt:
+                await turns_repo.lock_session_row(prompt, record.id)
+                await lock_row(prompt, Turn.id, turn.id, touch=Turn.last_event_seq)
+
+        racer = asyncio.create_task(interrupt())
+        await until_blocked(db, racer)
+        await events_repo.append_events(writer, turn.id, [(1, "text", {"delta": "a"})])
+    async with asyncio.timeout(RACER_SECONDS):
+        await racer  # no DeadlockDetectedError on either side
+    async with db.session() as session:
+        assert [row.seq for row in await events_repo.list_events(session, turn.id)] == [1]
