@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.paseo.daemon.target import BadDaemonHost, parse_host
@@ -163,6 +163,8 @@ class Settings(BaseSettings):
         default=3600.0, gt=0, description="Lifetime of the ?token= a prompt returns for its stream."
     )
 
+    _daemon_specs: list[DaemonSpec] = PrivateAttr(default_factory=list)
+
     @field_validator("cors_origins", "workspace_roots", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
@@ -183,8 +185,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _daemons_usable(self) -> Settings:
-        """A daemon list that cannot be used stops the start, saying what to fix."""
-        self.daemon_specs()
+        """The daemons, read once: a list that cannot be used stops the start, saying what to
+        fix."""
+        self._daemon_specs = self._read_daemon_specs()
         return self
 
     @property
@@ -194,6 +197,9 @@ class Settings(BaseSettings):
     def daemon_specs(self) -> list[DaemonSpec]:
         """The daemons to serve: the file's, the list's, or the one PASEO_HOST names. A
         daemon without roots or home of its own takes the gateway's."""
+        return list(self._daemon_specs)
+
+    def _read_daemon_specs(self) -> list[DaemonSpec]:
         if self.daemons_file is not None:
             specs = load_daemon_file(self.daemons_file)
         elif self.daemons is not None and self.daemons.get_secret_value().strip():

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from app.paseo.daemon.target import BadDaemonHost, parse_host
+from app.paseo.errors import redact
 
 # The name a single-daemon gateway gives its one daemon (and every session made before
 # several were possible).
@@ -51,7 +52,7 @@ def parse_daemon_list(text: str) -> list[DaemonSpec]:
         name, sep, host = item.partition("=")
         if not sep or not host.strip() or any(mark in name for mark in ":/?"):
             raise BadDaemonConfig(
-                f"PASEO_GATEWAY_DAEMONS entry {_shown(item)!r} must look like name=host:port"
+                f"PASEO_GATEWAY_DAEMONS entry {redact(item)!r} must look like name=host:port"
             )
         specs.append(DaemonSpec(name=name.strip(), host=host.strip()))
     return checked(specs)
@@ -119,8 +120,3 @@ def checked(specs: Sequence[DaemonSpec]) -> list[DaemonSpec]:
             except BadDaemonHost as exc:
                 raise BadDaemonConfig(f"daemon {spec.name!r}: {exc}") from None
     return list(specs)
-
-
-def _shown(item: str) -> str:
-    """An entry as an error may show it: anything after `password=` hidden."""
-    return re.sub(r"password=[^&,\s]*", "password=***", item)

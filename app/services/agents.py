@@ -14,7 +14,7 @@ from app.db import Database
 from app.errors import AgentNotFound
 from app.paseo.daemons import Daemon
 from app.paseo.errors import PaseoError, PaseoErrorKind
-from app.paseo.types import ArchiveResult, StopResult
+from app.paseo.types import AgentDetail, ArchiveResult, StopResult
 from app.repositories import sessions as sessions_repo
 from app.schemas import DaemonAgent, DaemonAgentDetail, DaemonProvider
 from app.services.auth import Principal
@@ -57,8 +57,11 @@ class AgentService:
         self, agent_id: str, principal: Principal, daemon: str | None = None
     ) -> DaemonAgentDetail:
         await self._check_owner(agent_id, principal)
-        home = await self._home_of(agent_id, daemon)
-        detail = await home.inspect_agent(agent_id)
+        home = await self._known_home(agent_id, daemon)
+        if home is None:
+            home, detail = await self._search(agent_id)
+        else:
+            detail = await home.inspect_agent(agent_id)
         return DaemonAgentDetail(**detail.model_dump(), daemon=home.name)
 
     async def stop(
@@ -112,35 +115,38 @@ class AgentService:
 
     async def _home_of(self, agent_id: str, daemon: str | None) -> Daemon:
         """The daemon that has `agent_id`: the one named, its session's, or the one of all
-        that knows it (asked at once)."""
+        that knows it."""
+        home = await self._known_home(agent_id, daemon)
+        return home if home is not None else (await self._search(agent_id))[0]
+
+    async def _known_home(self, agent_id: str, daemon: str | None) -> Daemon | None:
+        """The agent's daemon without asking Paseo: the one named, its session's, or the only
+        one; None when only asking every daemon can tell."""
         if daemon is not None:
             return self.daemons.get(daemon)
         async with self.db.session() as session:
             record = await sessions_repo.get_session_by_agent_id(session, agent_id)
         if record is not None:
             return self.daemons.get(record.daemon)
+        only = list(self.daemons)
+        return only[0] if len(only) == 1 else None
+
+    async def _search(self, agent_id: str) -> tuple[Daemon, AgentDetail]:
+        """Ask every daemon at once; the first that has the agent, with what it said. None
+        has it: 404; else a failure other than "not found" is raised."""
         candidates = list(self.daemons)
-        if len(candidates) == 1:
-            return candidates[0]
         results = await asyncio.gather(
             *(one.inspect_agent(agent_id) for one in candidates), return_exceptions=True
         )
+        failures: list[BaseException] = []
         for one, result in zip(candidates, results, strict=True):
             if not isinstance(result, BaseException):
-                return one
-        missing = all(
-            isinstance(result, PaseoError) and result.kind == PaseoErrorKind.NOT_FOUND
-            for result in results
-        )
-        if missing:
-            raise AgentNotFound(f"no daemon has agent {agent_id}")
-        failure = next(
-            result
-            for result in results
-            if not (isinstance(result, PaseoError) and result.kind == PaseoErrorKind.NOT_FOUND)
-        )
-        assert isinstance(failure, BaseException)
-        raise failure
+                return one, result
+            if not (isinstance(result, PaseoError) and result.kind == PaseoErrorKind.NOT_FOUND):
+                failures.append(result)
+        if failures:
+            raise failures[0]
+        raise AgentNotFound(f"no daemon has agent {agent_id}")
 
     async def _agents_of(self, principal: Principal) -> set[str]:
         if principal.key_id is None:

@@ -104,10 +104,8 @@ class HealthService:
     async def _daemon(self, daemon: Daemon) -> ReadinessCheck:
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-                facts = await daemon.client.ping()
+                facts = await daemon.ping()  # a failure names the daemon (and its setting)
         except PaseoError as exc:
-            if len(self.daemons.names) > 1:
-                exc.daemon = daemon.name  # the hint names where its address is set
             return ReadinessCheck(ok=False, detail=f"{exc.code}: {from_paseo(exc).detail}")
         except TimeoutError:
             return ReadinessCheck(ok=False, detail="the daemon did not answer in time")

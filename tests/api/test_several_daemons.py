@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,6 +246,16 @@ async def test_agents_and_providers_are_merged_and_filtered(fleet: Fleet) -> Non
         }
         unknown = await client.get("/agents", params={"daemon": "z"})
         assert_problem(unknown, 422, "unknown_daemon")
+        # An agent no session knows (made outside the gateway) is found by asking them all.
+        made = fleet.daemons["b"].cli(
+            "run", "-d", "--json", "--provider", "mock", "--", INSTANT, cwd=fleet.shared
+        )
+        assert made.returncode == 0, made.stderr
+        outsider = json.loads(made.stdout)["agentId"]
+        found = (await client.get(f"/agents/{outsider}")).json()
+        assert (found["id"], found["daemon"]) == (outsider, "b")
+        nowhere = await client.get(f"/agents/{uuid.uuid4()}")
+        assert "no daemon has agent" in assert_problem(nowhere, 404, "agent_not_found")["detail"]
 
 
 # --- a daemon down -------------------------------------------------------------------------
