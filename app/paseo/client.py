@@ -84,6 +84,17 @@ class PaseoClient(Protocol):
         """
         ...
 
+    async def steer_agent_turn(
+        self, agent_id: str, prompt: str, *, turn_key: str | None = None
+    ) -> None:
+        """Hand `prompt` to the agent's running turn, which goes on: no new turn starts.
+
+        Returns once Paseo has taken it; the running turn's follower then yields
+        `PromptSteered` where the text joins the turn. Raises `STEER_UNSUPPORTED` where this
+        Paseo (its version, or its CLI) cannot steer, and `NO_ACTIVE_TURN` when the agent
+        runs no turn: nothing is sent then.
+        """
+
     async def prompt_history(
         self, agent_id: str, prompt: str, *, turn_key: str | None = None
     ) -> PromptHistory:

@@ -16,6 +16,7 @@ class PaseoErrorKind(StrEnum):
     INVALID_INPUT = "invalid_input"  # the CLI rejected an argument
     BAD_OUTPUT = "bad_output"  # the CLI printed something we cannot parse
     TIMEOUT = "timeout"  # the CLI did not answer in time
+    UNSUPPORTED = "unsupported"  # this Paseo (version or transport) cannot do it
     FAILED = "failed"  # any other failure the CLI reported
 
 
@@ -26,6 +27,8 @@ _KIND_BY_CODE: dict[str, PaseoErrorKind] = {
     "AGENT_NOT_FOUND": PaseoErrorKind.NOT_FOUND,
     "AGENT_RUNNING": PaseoErrorKind.CONFLICT,
     "AGENT_ALREADY_ARCHIVED": PaseoErrorKind.CONFLICT,
+    "NO_ACTIVE_TURN": PaseoErrorKind.CONFLICT,
+    "STEER_UNSUPPORTED": PaseoErrorKind.UNSUPPORTED,
     "CLI_TIMEOUT": PaseoErrorKind.TIMEOUT,
     "DAEMON_TIMEOUT": PaseoErrorKind.TIMEOUT,
     "DAEMON_UNKNOWN_SCHEMA": PaseoErrorKind.INVALID_INPUT,

@@ -250,7 +250,15 @@ class AgentNotice:
     cursor: str | None = None
 
 
-TurnOutput = TextDelta | ReasoningDelta | ToolActivity | AgentNotice
+@dataclass(frozen=True)
+class PromptSteered:
+    """A prompt joined the running turn (steering): the turn goes on with it."""
+
+    text: str
+    cursor: str | None = None
+
+
+TurnOutput = TextDelta | ReasoningDelta | ToolActivity | AgentNotice | PromptSteered
 
 
 @dataclass(frozen=True)
@@ -289,6 +297,7 @@ TurnEvent = (
     | ReasoningDelta
     | ToolActivity
     | AgentNotice
+    | PromptSteered
     | TurnEnded
 )
 
