@@ -87,6 +87,10 @@ class NoRunningTurn(Conflict):
     code, title = "no_running_turn", "No turn is running"
 
 
+class SteerUnsupported(Conflict):
+    code, title = "steer_unsupported", "This Paseo cannot steer a running turn"
+
+
 class NoWaitingTurn(Conflict):
     code, title = "no_waiting_turn", "No turn waits for a permission"
 
@@ -154,6 +158,7 @@ _PASEO_KIND_TO_ERROR: dict[PaseoErrorKind, type[GatewayError]] = {
     PaseoErrorKind.INVALID_INPUT: InvalidInput,
     PaseoErrorKind.BAD_OUTPUT: PaseoBadOutput,
     PaseoErrorKind.TIMEOUT: PaseoTimeout,
+    PaseoErrorKind.UNSUPPORTED: SteerUnsupported,
     PaseoErrorKind.FAILED: PaseoFailed,
 }
 
@@ -192,6 +197,8 @@ def _converted(error: PaseoError) -> GatewayError:
             f"{error.message}. Start the Paseo daemon or fix {_address_setting(error)}.",
             paseo_code=error.code,
         )
+    if error.code == "NO_ACTIVE_TURN":
+        return NoRunningTurn(f"{error.message}; send it as a new prompt", paseo_code=error.code)
     if error.code == "PROMPT_TOO_LONG":
         return PayloadTooLarge(error.message, paseo_code=error.code)
     if error.code == "PASEO_NOT_INSTALLED":

@@ -179,11 +179,14 @@ class PromptRequest(_Strict):
     prompt: PromptText = Field(
         description="What to ask the agent. Any text; never parsed as flags."
     )
-    mode: Literal["queue", "interrupt"] = Field(
+    mode: Literal["queue", "interrupt", "steer"] = Field(
         default="queue",
         description=(
             "`queue`: refuse (409) while a turn runs. `interrupt`: end the running turn "
-            "(`interrupted`) and start this one."
+            "(`interrupted`) and start this one. `steer`: hand the text to the running turn, "
+            "which goes on with it (Paseo 0.5+, daemon transport): the answer is that turn's "
+            "stream, where a `turn.steered` event marks where the text joined; 409 "
+            "`no_running_turn` when none runs, 409 `steer_unsupported` where Paseo cannot."
         ),
     )
 
@@ -289,6 +292,11 @@ class ReadinessCheck(BaseModel):
     )
     version: str | None = Field(default=None, description="The daemon's version, if it said")
     server_id: str | None = Field(default=None, description="The daemon's server id, if it said")
+    protocol: str | None = Field(
+        default=None,
+        description="How the daemon transport speaks to it: `owned subscriptions` (Paseo 0.8+), "
+        "`selective timeline` (0.2-0.7) or `legacy broadcast` (0.1)",
+    )
 
 
 class Readiness(BaseModel):

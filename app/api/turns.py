@@ -25,6 +25,7 @@ from app.api.deps import (
 )
 from app.api.event_stream import ServerStopping, event_source, until_shutdown
 from app.api.problems import problem_responses
+from app.errors import InvalidInput
 from app.schemas import MAX_OFFSET, CancelResult, Page, PromptRequest, TurnOut
 from app.services.auth import Principal
 from app.services.sessions import check_prompt
@@ -67,6 +68,8 @@ A `text/event-stream`. Each event has an `id:` (its sequence number in the turn)
   `POST /sessions/{id}/permissions/{permission_id}`), and `turn.permission_resolved`
   `{permission_id, behavior, by, message?}` once answered (`by`: the key's name, `timeout`,
   or `paseo` for an answer given outside the gateway); the turn then goes on to its end
+- `turn.steered` `{prompt}` where a prompt sent with `mode=steer` joined the running turn
+  (the turn goes on; its `prompt` stays the one that started it)
 - `turn.cancelling` `{detail}` when Paseo has not yet confirmed a requested stop
 - `gateway.shutdown` `{detail, events_url, last_event_id}` when this gateway stops: the turn
   goes on; reconnect to `events_url` (on any gateway) with `Last-Event-ID`
@@ -129,13 +132,21 @@ async def prompt_session(
     idempotency_key: IdempotencyKey = None,
 ) -> EventSourceResponse:
     check_prompt(body.prompt, settings.max_prompt_bytes)
-    turn, _ = await turns.start_turn(
-        session_id,
-        body.prompt,
-        principal,
-        idempotency_key=idempotency_key,
-        interrupt=body.mode == "interrupt",
-    )
+    if body.mode == "steer":
+        if idempotency_key is not None:
+            raise InvalidInput(
+                "Idempotency-Key cannot be used with mode=steer (a steer starts no turn to "
+                "find again); send it without the header"
+            )
+        turn = await turns.steer_turn(session_id, body.prompt, principal)
+    else:
+        turn, _ = await turns.start_turn(
+            session_id,
+            body.prompt,
+            principal,
+            idempotency_key=idempotency_key,
+            interrupt=body.mode == "interrupt",
+        )
     url = events_url(session_id, turn.id)
     headers = {
         "X-Turn-Id": str(turn.id),

@@ -104,6 +104,12 @@ class Daemon:
             self.client.resume_agent_turn(agent_id, prompt, cursor, turn_key=turn_key)
         )
 
+    async def steer_agent_turn(
+        self, agent_id: str, prompt: str, *, turn_key: str | None = None
+    ) -> None:
+        with self._named():
+            await self.client.steer_agent_turn(agent_id, prompt, turn_key=turn_key)
+
     async def prompt_history(
         self, agent_id: str, prompt: str, *, turn_key: str | None = None
     ) -> PromptHistory:

@@ -177,6 +177,7 @@ class DaemonFacts:
     version: str | None = None
     server_id: str | None = None
     warning: str | None = None  # e.g. a daemon version this gateway was not tested with
+    protocol: str | None = None  # how the transport speaks to it (version, delivery)
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,14 @@ def _daemon_answered(facts: DaemonFacts) -> ReadinessCheck:
     detail = "daemon answers" if facts.transport == "cli" else "daemon answers on its WebSocket"
     if facts.version or facts.server_id:
         detail += f" (version {facts.version or '?'}, server {facts.server_id or '?'})"
+    if facts.protocol:
+        detail += f"; protocol: {facts.protocol}"
     if facts.warning:
         detail += f"; warning: {facts.warning}"
-    return ReadinessCheck(ok=True, detail=detail, version=facts.version, server_id=facts.server_id)
+    return ReadinessCheck(
+        ok=True,
+        detail=detail,
+        version=facts.version,
+        server_id=facts.server_id,
+        protocol=facts.protocol,
+    )

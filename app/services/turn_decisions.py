@@ -43,6 +43,19 @@ def admit_prompt(*, active: TurnStatus | None, has_agent: bool, interrupt: bool)
     return "busy"
 
 
+SteerAdmission = Literal["steer", "no_turn", "busy"]
+
+
+def admit_steer(*, active: TurnStatus | None, has_agent: bool) -> SteerAdmission:
+    """What a steering prompt may do: join the active turn (`steer`), or nothing: no turn
+    runs (`no_turn`), or the turn is still creating the agent it would steer (`busy`)."""
+    if active is None:
+        return "no_turn"
+    if not has_agent:
+        return "busy"
+    return "steer"
+
+
 REPLACED = Ending(
     TurnStatus.INTERRUPTED, "replaced by a newer prompt (mode=interrupt)", error_code="replaced"
 )

@@ -32,6 +32,7 @@ from app.paseo.types import (
     PermissionRequested,
     PermissionResolved,
     PromptDelivered,
+    PromptSteered,
     ReasoningDelta,
     TextDelta,
     ToolActivity,
@@ -661,4 +662,6 @@ def stream_event(event: TurnOutput) -> tuple[str, dict[str, Any]]:
         return "tool", {"name": event.name, "status": event.status}
     if isinstance(event, AgentNotice):
         return "notice", {"kind": event.kind, "text": event.text}
+    if isinstance(event, PromptSteered):
+        return "turn.steered", {"prompt": event.text}
     raise TypeError(f"not a stream event: {event!r}")

@@ -49,7 +49,13 @@ from app.repositories.turns import TurnNotWritable
 from app.services.access import get_visible_session
 from app.services.auth import Principal
 from app.services.daemons import Daemons
-from app.services.turn_decisions import REPLACED, Ending, admit_prompt, cancel_deadline
+from app.services.turn_decisions import (
+    REPLACED,
+    Ending,
+    admit_prompt,
+    admit_steer,
+    cancel_deadline,
+)
 from app.services.turn_events import EventNotifier, StoredEvent, follow_events
 from app.services.turn_runner import TurnLimits, TurnRun
 from app.services.turn_states import FINAL_STATUSES
@@ -158,6 +164,37 @@ class TurnService:
         run.task = asyncio.create_task(self._drive(run, run.start(self._slots[daemon.name])))
         await run.started
         return await self.get_turn(session_id, turn.id), True
+
+    async def steer_turn(
+        self, session_id: uuid.UUID, prompt: str, principal: Principal | None = None
+    ) -> Turn:
+        """Hand `prompt` to the session's running turn; returns that turn once Paseo has
+        taken it. Nothing is stored here: the turn's runner stores `turn.steered` where the
+        stream shows the text joining the turn."""
+        await self._check_rate(principal)
+        async with self.db.session() as session:
+            record = await get_visible_session(session, session_id, principal)
+            if record.status in _CLOSED_SESSION_STATUSES:
+                raise SessionClosed(
+                    f"session {session_id} is {record.status}; create a new session"
+                )
+            daemon = self.daemons.get(record.daemon)
+            self.daemons.refuse_if_down(daemon.name)
+            active = await turns_repo.get_active_turn(session, session_id)
+        admission = admit_steer(
+            active=TurnStatus(active.status) if active else None,
+            has_agent=record.agent_id is not None,
+        )
+        if admission == "no_turn":
+            raise NoRunningTurn(
+                f"session {session_id} runs no turn to steer; send the prompt without mode=steer"
+            )
+        if admission == "busy":
+            assert active is not None
+            raise _busy(session_id, active.id)
+        assert active is not None and record.agent_id is not None
+        await daemon.steer_agent_turn(record.agent_id, prompt, turn_key=str(uuid.uuid4()))
+        return active
 
     async def _turn_for_key(
         self, session_id: uuid.UUID, key: str, digest: str, principal: Principal | None

@@ -10,6 +10,7 @@ import pytest
 
 from app.paseo.daemon import wire
 from app.paseo.daemon.client import _Turn
+from app.paseo.daemon.protocol import Feature, protocol_of, version_note
 from app.paseo.daemon.target import BadDaemonHost, DaemonTarget, parse_host, resolve_target
 from app.paseo.daemon.timeline import (
     format_cursor,
@@ -23,6 +24,7 @@ from app.paseo.types import (
     PermissionRequested,
     PermissionResolved,
     PromptDelivered,
+    PromptSteered,
     TextDelta,
     ToolActivity,
     TurnEnded,
@@ -108,10 +110,51 @@ def test_a_provider_entry_in_the_gateways_terms() -> None:
     assert not off.usable
 
 
-def test_versions_outside_the_tested_range_are_a_warning() -> None:
-    assert wire.version_note("0.1.65-beta.5") is None
-    assert "0.2.0" in (wire.version_note("0.2.0") or "")
-    assert wire.version_note(None) is not None
+def test_versions_outside_the_checked_releases_are_a_warning() -> None:
+    assert version_note("0.1.65-beta.5") is None
+    assert version_note("0.5.0-beta.4") is None
+    assert "0.2.0" in (version_note("0.2.0") or "")
+    assert version_note(None) is not None
+
+
+@pytest.mark.parametrize(
+    ("server_info", "delivery", "steering"),
+    [
+        ({"version": "0.1.65-beta.5", "features": {"providersSnapshot": True}}, "legacy", False),
+        ({"version": "0.2.0-beta.2"}, "selective", False),
+        (
+            {"version": "0.5.0-beta.4", "features": {"selectiveAgentTimeline": True}},
+            "selective",
+            True,
+        ),
+        ({"version": "0.11.0-beta.5", "features": {"ownedSubscriptions": True}}, "owned", True),
+        # A flag says it even where the version does not (or is not given) ...
+        ({"features": {"ownedSubscriptions": True}}, "owned", False),
+        # ... and a version says it after the flag's gate was dropped.
+        ({"version": "0.12.0", "features": {}}, "owned", True),
+        ({"version": "not-a-version"}, "legacy", False),
+    ],
+)
+def test_what_a_daemon_can_do_comes_from_its_server_info(
+    server_info: dict[str, Any], delivery: str, steering: bool
+) -> None:
+    protocol = protocol_of(server_info)
+    assert protocol.delivery.name.lower() == delivery
+    assert protocol.has(Feature.STEERING) is steering
+
+
+def test_the_hello_declares_what_the_gateway_handles_and_carries_the_password() -> None:
+    hello = wire.hello("gw_1", "s3cret")
+    assert hello["protocolVersion"] == 1
+    for capability in ("owned_subscriptions", "selective_agent_timeline", "hello_rejection"):
+        assert hello["capabilities"][capability] is True
+    assert hello["auth"] == {"kind": "password", "password": "s3cret"}
+    assert "auth" not in wire.hello("gw_1")
+
+
+def test_a_password_http_cannot_carry_verbatim_goes_as_hex() -> None:
+    assert wire.bearer_subprotocol("s3cret-1") == "paseo.bearer.s3cret-1"
+    assert wire.bearer_subprotocol("p w@/x") == "paseo.bearer-hex." + "p w@/x".encode().hex()
 
 
 def _event(kind: str, seq: int | None = None, **fields: Any) -> wire.StreamEvent:
@@ -154,6 +197,50 @@ def test_a_turn_is_what_follows_its_own_prompt_and_start() -> None:
     ended = out[-1]
     assert isinstance(ended, TurnEnded) and ended.outcome == "completed"
     assert ended.final_text == "Hello world" and ended.usage is not None
+
+
+def test_a_turn_that_starts_before_its_prompt_is_recorded_is_followed() -> None:
+    """Paseo 0.5+ starts the turn, then records the prompt, both with the turn's id."""
+    turn = _Turn(message_id="m2")
+    events = [
+        _event("turn_started", turnId="t1"),  # an earlier turn: its prompt is not ours
+        _prompt(1, "m1"),
+        _event("turn_completed", turnId="t1"),
+        _event("turn_started", turnId="t2"),
+        _event(
+            "timeline",
+            2,
+            turnId="t2",
+            item={"type": "user_message", "text": "hi", "messageId": "m2"},
+        ),
+        _event("timeline", 3, turnId="t2", item={"type": "assistant_message", "text": "Hello"}),
+        _event("turn_completed", turnId="t2"),
+    ]
+    out = _take_all(turn, events)
+    assert out[:2] == [PromptDelivered(), TextDelta("Hello", "timeline:E:3")]
+    ended = out[-1]
+    assert isinstance(ended, TurnEnded) and ended.final_text == "Hello"
+
+
+def test_a_prompt_recorded_inside_the_turn_steers_it_and_one_in_another_turn_does_not() -> None:
+    turn = _Turn(message_id="m1", delivered=True, started=True, turn_id="t1")
+    steer = {"type": "user_message", "text": "also add tests", "messageId": "m2"}
+    out = _take_all(
+        turn,
+        [
+            _event("timeline", 1, turnId="t1", item=steer),
+            _event("timeline", 2, turnId="t1", item={"type": "assistant_message", "text": "ok"}),
+            # A replacement: our turn is cancelled, the next one's events are not ours.
+            _event("turn_canceled", turnId="t1", reason="Interrupted"),
+        ],
+    )
+    assert out[0] == PromptSteered("also add tests", "timeline:E:1")
+    assert out[1] == TextDelta("ok", "timeline:E:2")
+    assert isinstance(out[2], TurnEnded) and out[2].outcome == "interrupted"
+    other = _Turn(message_id="m1", delivered=True, started=True, turn_id="t1")
+    assert other.take(_event("timeline", 5, turnId="t9", item=steer)) == []
+    legacy = _Turn(message_id="m1", delivered=True, started=True)  # 0.1: no turn ids
+    assert legacy.take(_event("timeline", 6, item=steer)) == []
 
 
 def test_a_replayed_row_is_taken_once() -> None:

@@ -22,8 +22,16 @@ from app.paseo.daemon.connection import (
     Reconnected,
     StreamItem,
 )
+from app.paseo.daemon.protocol import DaemonProtocol, Feature, version_note
 from app.paseo.daemon.target import DaemonTarget
-from app.paseo.daemon.timeline import Row, parse_cursor, prompt_history, rows_of, turn_so_far
+from app.paseo.daemon.timeline import (
+    Row,
+    format_cursor,
+    parse_cursor,
+    prompt_history,
+    rows_of,
+    turn_so_far,
+)
 from app.paseo.daemon_config import DEFAULT_DAEMON
 from app.paseo.errors import PaseoError
 from app.paseo.types import (
@@ -41,6 +49,7 @@ from app.paseo.types import (
     PermissionRequested,
     PromptDelivered,
     PromptHistory,
+    PromptSteered,
     ProviderInfo,
     StopResult,
     TextDelta,
@@ -90,14 +99,19 @@ class DaemonPaseoClient:
     async def ping(self) -> DaemonFacts:
         info = await self.connection.wait_connected()
         await self._call({"type": "ping", "clientSentAt": 0}, "pong")
-        version = info.get("version")
-        version = version if isinstance(version, str) else None
+        protocol = await self._protocol()
         return DaemonFacts(
             "daemon",
-            version=version,
+            version=protocol.version,
             server_id=str(info.get("serverId") or "") or None,
-            warning=wire.version_note(version),
+            warning=version_note(protocol.version),
+            protocol=protocol.delivery.value,
         )
+
+    async def _protocol(self) -> DaemonProtocol:
+        await self.connection.wait_connected()
+        assert self.connection.protocol is not None
+        return self.connection.protocol
 
     async def list_agents(
         self, *, include_archived: bool = False, labels: Mapping[str, str] | None = None
@@ -272,34 +286,38 @@ class DaemonPaseoClient:
     async def start_agent_turn(
         self, agent: NewAgent, prompt: str, *, turn_key: str | None = None
     ) -> AsyncIterator[TurnEvent]:
+        """Create the agent, follow it, then send the prompt: a daemon that pushes only
+        what a socket subscribed to needs the agent's id before its first turn speaks."""
         yield TurnStarted()
-        turn = _Turn(message_id=turn_key or str(uuid.uuid4()))
-        with self.connection.following(None, message_id=turn.message_id) as follower:
-            reply = await self.connection.request(
-                {
-                    "type": "create_agent_request",
-                    "config": _config(agent),
-                    "initialPrompt": prompt,
-                    "clientMessageId": turn.message_id,
-                    "labels": dict(agent.labels),
-                },
-                replies={"agent_created", "agent_create_failed"},
-                timeout=CREATE_TIMEOUT_SECONDS,
-            )
-            if reply["type"] == "agent_create_failed":
-                raise PaseoError("AGENT_CREATE_FAILED", str(reply.get("error") or "create failed"))
-            created = _created(reply, provider=agent.provider, cwd=agent.cwd)
-            follower.agent_id = created.agent_id
-            yield AgentStarted(created)
-            async for event in self._follow(follower, turn, prompt):
-                yield event
+        reply = await self.connection.request(
+            {
+                "type": "create_agent_request",
+                "config": _config(agent),
+                "labels": dict(agent.labels),
+            },
+            replies={"agent_created", "agent_create_failed"},
+            timeout=CREATE_TIMEOUT_SECONDS,
+        )
+        if reply["type"] == "agent_create_failed":
+            raise PaseoError("AGENT_CREATE_FAILED", str(reply.get("error") or "create failed"))
+        created = _created(reply, provider=agent.provider, cwd=agent.cwd)
+        yield AgentStarted(created)
+        async for event in self._send(created.agent_id, prompt, turn_key):
+            yield event
 
     async def prompt_agent_turn(
         self, agent_id: str, prompt: str, *, turn_key: str | None = None
     ) -> AsyncIterator[TurnEvent]:
         yield TurnStarted()
+        async for event in self._send(agent_id, prompt, turn_key):
+            yield event
+
+    async def _send(
+        self, agent_id: str, prompt: str, turn_key: str | None
+    ) -> AsyncIterator[TurnEvent]:
+        """Send a prompt that starts (or replaces) the agent's turn and follow that turn."""
         turn = _Turn(message_id=turn_key or str(uuid.uuid4()))
-        with self.connection.following(agent_id) as follower:
+        async with self.connection.following(agent_id) as follower:
             reply = await self._call(
                 {
                     "type": "send_agent_message_request",
@@ -316,11 +334,55 @@ class DaemonPaseoClient:
             async for event in self._follow(follower, turn, prompt):
                 yield event
 
+    async def steer_agent_turn(
+        self, agent_id: str, prompt: str, *, turn_key: str | None = None
+    ) -> None:
+        """Send with `activeTurnBehavior: "steer"`, then see which turn recorded the text.
+
+        A daemon whose provider cannot steer may replace the turn instead (0.5 does;
+        `steerFallback: "reject"` asks newer ones not to): that is STEER_REPLACED, and the
+        running turn ends `interrupted`.
+        """
+        protocol = await self._protocol()
+        if not protocol.has(Feature.STEERING):
+            raise PaseoError(
+                "STEER_UNSUPPORTED",
+                f"Paseo {protocol.version or '(version unknown)'} cannot steer a running turn "
+                "(steering came in 0.5.0); send the prompt with mode=interrupt instead",
+            )
+        agent = await self._snapshot(agent_id)
+        if agent.get("status") not in _BUSY:
+            raise PaseoError("NO_ACTIVE_TURN", f"agent {agent_id} runs no turn to steer")
+        running = _active_turn_id(agent)
+        message_id = turn_key or str(uuid.uuid4())
+        async with self.connection.following(agent_id) as follower:
+            reply = await self._call(
+                {
+                    "type": "send_agent_message_request",
+                    "agentId": agent_id,
+                    "text": prompt,
+                    "messageId": message_id,
+                    "activeTurnBehavior": "steer",
+                    "steerFallback": "reject",
+                },
+                "send_agent_message_response",
+                SEND_TIMEOUT_SECONDS,
+            )
+            if not reply.get("accepted"):
+                raise PaseoError("SEND_FAILED", str(reply.get("error") or "steering refused"))
+            recorded = await _recorded(follower, message_id)
+        if running is not None and recorded.turn_id not in (None, running):
+            raise PaseoError(
+                "STEER_REPLACED",
+                "Paseo replaced the running turn instead of steering it (its provider "
+                "cannot steer)",
+            )
+
     async def resume_agent_turn(
         self, agent_id: str, prompt: str, cursor: str | None, *, turn_key: str | None = None
     ) -> AsyncIterator[TurnEvent]:
         """The rows after `cursor` (after the turn's prompt without one), then live output."""
-        with self.connection.following(agent_id) as follower:  # first: nothing falls between
+        async with self.connection.following(agent_id) as follower:  # first: nothing between
             reply = await self._timeline(agent_id)
             epoch = reply.get("epoch")
             so_far = turn_so_far(rows_of(reply.get("entries") or []), prompt, turn_key)
@@ -412,15 +474,19 @@ class DaemonPaseoClient:
 
 @dataclass
 class _Turn:
-    """What a follower knows of one turn: whether its prompt was recorded and its turn began,
-    the timeline cursor reached, and the text so far."""
+    """What a follower knows of one turn: whether its prompt was recorded and its turn began
+    (and the daemon's id for it, where the daemon says), the timeline cursor reached, and
+    the text so far."""
 
     message_id: str | None = None
     delivered: bool = False
     started: bool = False
+    turn_id: str | None = None
     epoch: str | None = None
     seq: int = 0
     texts: list[str] = field(default_factory=list)
+    # The id of the last turn start seen before our prompt (0.5+ starts a turn first).
+    last_start: str | None = None
 
     @property
     def text(self) -> str:
@@ -433,15 +499,17 @@ class _Turn:
                 return []  # seen already (a replay after a reconnect)
             self.epoch, self.seq = event.epoch, event.seq
         if not self.delivered:
-            if self.message_id is not None and wire.is_user_message(event, self.message_id):
-                self.delivered = True
-                return [PromptDelivered()]
-            return []  # the tail of an earlier turn
+            return self._before_prompt(event)
         if not self.started:
             # Between our prompt and our turn's start: the replaced turn's last events.
-            self.started = event.type == "turn_started"
+            if event.type == "turn_started" and event.turn_id in (None, self.turn_id):
+                self.started = True
             return []
+        if None not in (event.turn_id, self.turn_id) and event.turn_id != self.turn_id:
+            return []  # the turn that replaced this one (its end came first)
         out: list[TurnEvent] = []
+        if (steered := self._steered(event)) is not None:
+            out.append(steered)
         if (asked := wire.permission_event(event)) is not None:
             out.append(asked)
         output = wire.turn_output(event)
@@ -453,6 +521,59 @@ class _Turn:
         if end is not None:
             out.append(TurnEnded(end.outcome, end.message, self.text, end.usage))
         return out
+
+    def _before_prompt(self, event: wire.StreamEvent) -> list[TurnEvent]:
+        """Until our prompt is recorded: only its record matters (and the start before it:
+        0.1 records the prompt then starts the turn, 0.5+ the other way round, both with
+        the same turn id)."""
+        if event.type == "turn_started":
+            self.last_start = event.turn_id
+            return []
+        if self.message_id is None or not wire.is_user_message(event, self.message_id):
+            return []  # the tail of an earlier turn
+        self.delivered = True
+        self.turn_id = event.turn_id
+        self.started = self.turn_id is not None and self.turn_id == self.last_start
+        return [PromptDelivered()]
+
+    def _steered(self, event: wire.StreamEvent) -> PromptSteered | None:
+        """Another prompt recorded inside this very turn joined it (steering). Without turn
+        ids (0.1) a prompt mid-turn is always a replacement, never steering."""
+        text = wire.user_message_text(event)
+        if text is None or self.turn_id is None or event.turn_id != self.turn_id:
+            return None
+        if event.item.get("messageId") == self.message_id:
+            return None
+        return PromptSteered(text, _cursor_of(event))
+
+
+def _cursor_of(event: wire.StreamEvent) -> str | None:
+    if event.epoch is None or event.seq is None:
+        return None
+    return format_cursor(event.epoch, event.seq)
+
+
+async def _recorded(follower: AgentFollower, message_id: str) -> wire.StreamEvent:
+    """The stream's record of the prompt sent with `message_id`."""
+    try:
+        async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+            while True:
+                item = await follower.queue.get()
+                if isinstance(item, Disconnected):
+                    raise PaseoError("DAEMON_NOT_RUNNING", f"lost the daemon: {item.reason}")
+                if isinstance(item, wire.StreamEvent) and wire.is_user_message(item, message_id):
+                    return item
+    except TimeoutError:
+        raise PaseoError(
+            "DAEMON_TIMEOUT", "the daemon took the prompt but never recorded it"
+        ) from None
+
+
+def _active_turn_id(agent: dict[str, Any]) -> str | None:
+    """The running turn's id in a snapshot (0.3+ has `activeTurn`)."""
+    active = agent.get("activeTurn")
+    turn_id = active.get("turnId") if isinstance(active, dict) else None
+    return str(turn_id) if turn_id else None
 
 
 async def _reconnected(

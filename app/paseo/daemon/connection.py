@@ -5,6 +5,14 @@ reply type and `requestId`) and `agent_stream` events to the turns following tho
 the socket drops, every pending request fails at once, every follower is told (so it can
 resynchronise from its timeline cursor), and the task reconnects with backoff; the client id
 stays the same, so the daemon re-attaches this gateway to its Session.
+
+What the daemon pushes depends on its protocol (`app.paseo.daemon.protocol`, read from its
+`server_info`): a current daemon sends an agent's stream only to a socket that subscribed to
+it (one host-issued subscription per followed agent), a 0.2-0.7 daemon to the agents the
+socket listed, a 0.1 daemon to everyone. Following an agent subscribes to it where needed,
+before anything is sent that makes it speak; a reconnect subscribes again before followers
+resynchronise. Top-level pings every `KEEPALIVE_SECONDS` hold the daemon's application-socket
+lease (from 0.2.3 a pinging socket silent for 45 s is cut).
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +34,7 @@ from websockets.typing import Subprotocol
 from app.aio import cancel_and_wait
 from app.metrics import DAEMON_CONNECTED, DAEMON_REQUEST_DURATION
 from app.paseo.daemon import wire
+from app.paseo.daemon.protocol import DaemonProtocol, Delivery, protocol_of
 from app.paseo.daemon.target import DaemonTarget
 from app.paseo.daemon_config import DEFAULT_DAEMON
 from app.paseo.errors import PaseoError
@@ -36,6 +45,9 @@ CONNECT_TIMEOUT_SECONDS = 15.0
 BACKOFF_FIRST_SECONDS = 1.5
 BACKOFF_MAX_SECONDS = 30.0
 PING_INTERVAL_SECONDS = 20.0
+# Top-level `ping` data frames, as Paseo's own clients send them (its lease wants one < 45 s).
+KEEPALIVE_SECONDS = 10.0
+SUBSCRIBE_TIMEOUT_SECONDS = 10.0
 # The daemon accepts frames up to 100 MiB and sends larger ones; no client-side cap.
 MAX_FRAME_BYTES: int | None = None
 # Close codes the daemon uses for a refused handshake (../paseo-daemon.md §1.2).
@@ -64,11 +76,14 @@ StreamItem = wire.StreamEvent | Disconnected | Reconnected
 
 @dataclass(eq=False)
 class AgentFollower:
-    """Stream events of one agent (or of the agent a prompt with `message_id` creates)."""
+    """Stream events of one agent."""
 
-    agent_id: str | None
-    message_id: str | None = None
+    agent_id: str
     queue: asyncio.Queue[StreamItem] = field(default_factory=asyncio.Queue)
+
+
+class _HelloRejected(Exception):
+    """The daemon answered the hello with `hello.rejected` (it closes the socket next)."""
 
 
 @dataclass
@@ -84,19 +99,29 @@ class DaemonConnection:
         *,
         client_id: str | None = None,
         connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+        keepalive: float = KEEPALIVE_SECONDS,
         name: str = DEFAULT_DAEMON,
     ) -> None:
         self.target = target
         self.name = name  # the daemon's name in the gateway's metrics
         self.client_id = client_id or f"gw_{uuid.uuid4().hex}"
         self.connect_timeout = connect_timeout
+        self.keepalive = keepalive
         self.server_info: dict[str, Any] | None = None
+        self.protocol: DaemonProtocol | None = None
         self._socket: ClientConnection | None = None
         # Set after each connection attempt ends; cleared while one is under way.
         self._attempt_over = asyncio.Event()
         self._last_error = "not connected yet"
         self._pending: dict[str, _Pending] = {}
         self._followers: set[AgentFollower] = set()
+        # Owned delivery: the subscription of each followed agent on the current socket.
+        self._subscriptions: dict[str, str] = {}
+        self._released: set[str] = set()  # their late frames are nobody's
+        # Selective delivery: the agent list the daemon last took for the current socket.
+        self._listed: frozenset[str] = frozenset()
+        self._subscribing = asyncio.Lock()
+        self._chores: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -147,30 +172,93 @@ class DaemonConnection:
 
     # --- stream followers ----------------------------------------------------------------------
 
-    def follow(self, agent_id: str | None, *, message_id: str | None = None) -> AgentFollower:
-        """Start receiving `agent_id`'s stream events (before sending what causes them).
-
-        With `agent_id` None, the follower is bound to whichever agent records the user
-        message `message_id` first: a new agent's events can precede its `agent_created`.
-        """
-        follower = AgentFollower(agent_id, message_id)
+    async def follow(self, agent_id: str) -> AgentFollower:
+        """Start receiving `agent_id`'s stream events; returns once the daemon will send them
+        (call it before sending what makes the agent speak)."""
+        follower = AgentFollower(agent_id)
         self._followers.add(follower)
-        self._start()
+        try:
+            await self._open_socket()
+            async with self._subscribing:
+                await self._subscribe_all()
+        except BaseException:
+            self.unfollow(follower)
+            raise
         return follower
 
     def unfollow(self, follower: AgentFollower) -> None:
+        """Stop; the agent's subscription goes once nobody follows it (in the background)."""
         self._followers.discard(follower)
+        if self._socket is not None and follower.agent_id not in self._followed():
+            self._chore(self._unsubscribe_unfollowed())
 
-    @contextlib.contextmanager
-    def following(
-        self, agent_id: str | None, *, message_id: str | None = None
-    ) -> Iterator[AgentFollower]:
+    @contextlib.asynccontextmanager
+    async def following(self, agent_id: str) -> AsyncIterator[AgentFollower]:
         """`follow` for the length of a block."""
-        follower = self.follow(agent_id, message_id=message_id)
+        follower = await self.follow(agent_id)
         try:
             yield follower
         finally:
             self.unfollow(follower)
+
+    def _followed(self) -> frozenset[str]:
+        return frozenset(follower.agent_id for follower in self._followers)
+
+    async def _subscribe_all(self) -> None:
+        """Make the daemon send every followed agent's stream to this socket (under
+        `_subscribing`: one change at a time, so lists and ids stay consistent)."""
+        delivery = self.protocol.delivery if self.protocol else Delivery.LEGACY
+        followed = self._followed()
+        if delivery is Delivery.SELECTIVE and followed - self._listed:
+            await self._list(followed | self._listed)
+        elif delivery is Delivery.OWNED:
+            for agent_id in sorted(followed - self._subscriptions.keys()):
+                reply = await self._subscription_request(
+                    {"type": "agent.timeline.set_subscription.request", "agentIds": [agent_id]},
+                    "agent.timeline.set_subscription.response",
+                )
+                subscription = reply.get("subscriptionId")
+                if not isinstance(subscription, str) or not subscription:
+                    raise PaseoError("BAD_OUTPUT", "the daemon gave no subscription id")
+                self._subscriptions[agent_id] = subscription
+
+    async def _unsubscribe_unfollowed(self) -> None:
+        async with self._subscribing:
+            followed = self._followed()
+            if self._listed - followed:
+                await self._list(followed & self._listed)
+            for agent_id in sorted(self._subscriptions.keys() - followed):
+                subscription = self._subscriptions.pop(agent_id)
+                self._released.add(subscription)
+                await self._subscription_request(
+                    {"type": "subscription.release.request", "subscriptionId": subscription},
+                    "subscription.release.response",
+                )
+
+    async def _list(self, agent_ids: frozenset[str]) -> None:
+        """Selective delivery: the list replaces the socket's previous one."""
+        await self._subscription_request(
+            {"type": "agent.timeline.set_subscription.request", "agentIds": sorted(agent_ids)},
+            "agent.timeline.set_subscription.response",
+        )
+        self._listed = agent_ids
+
+    async def _subscription_request(self, message: dict[str, Any], reply: str) -> dict[str, Any]:
+        return await self.request(message, replies={reply}, timeout=SUBSCRIBE_TIMEOUT_SECONDS)
+
+    def _chore(self, work: Coroutine[Any, Any, None]) -> None:
+        """Background upkeep whose failure only matters to the log (a dropped socket takes
+        its subscriptions with it anyway)."""
+
+        async def run() -> None:
+            try:
+                await work
+            except PaseoError as exc:
+                logger.info("daemon subscription upkeep failed: %s", exc.message)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
 
     # --- the reader task -----------------------------------------------------------------------
 
@@ -208,14 +296,24 @@ class DaemonConnection:
                 async with self._connect() as socket:
                     await self._handshake(socket)
                     attempt = 0
+                    self._subscriptions.clear()
+                    self._released.clear()
+                    self._listed = frozenset()
                     self._socket = socket
                     DAEMON_CONNECTED.labels(daemon=self.name).set(1)
-                    self._attempt_over.set()
-                    if ever_connected:
-                        self._tell_followers(Reconnected())
+                    if ever_connected:  # followers resynchronise once subscribed again
+                        self._chore(self._resubscribe())
+                    else:
+                        self._attempt_over.set()
                     ever_connected = True
-                    await self._read(socket)
+                    keepalive = asyncio.get_running_loop().create_task(self._keep_alive(socket))
+                    try:
+                        await self._read(socket)
+                    finally:
+                        await cancel_and_wait(keepalive)
                 self._last_error = "the daemon closed the connection"
+            except _HelloRejected as exc:
+                self._last_error = f"the daemon refused the hello ({exc})"
             except (OSError, InvalidHandshake, TimeoutError, ConnectionClosed) as exc:
                 self._last_error = _describe(exc)
             dropped = self._socket is not None  # it was up: not a failed retry
@@ -233,10 +331,24 @@ class DaemonConnection:
             attempt += 1
             await asyncio.sleep(delay)
 
+    async def _resubscribe(self) -> None:
+        """After a reconnect: subscribe again, then let waiting calls and followers on."""
+        try:
+            async with self._subscribing:
+                await self._subscribe_all()
+        finally:
+            self._attempt_over.set()
+            self._tell_followers(Reconnected())
+
+    async def _keep_alive(self, socket: ClientConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await asyncio.sleep(self.keepalive)
+                await socket.send(json.dumps({"type": "ping"}))
+
     def _connect(self) -> Any:
-        subprotocols = (
-            [Subprotocol(f"paseo.bearer.{self.target.password}")] if self.target.password else None
-        )
+        password = self.target.password
+        subprotocols = [Subprotocol(wire.bearer_subprotocol(password))] if password else None
         options: dict[str, Any] = {
             "subprotocols": subprotocols,
             "max_size": MAX_FRAME_BYTES,
@@ -250,12 +362,16 @@ class DaemonConnection:
 
     async def _handshake(self, socket: ClientConnection) -> None:
         """Send hello; connected once the daemon's `server_info` status arrives."""
-        await socket.send(json.dumps(wire.hello(self.client_id)))
+        await socket.send(json.dumps(wire.hello(self.client_id, self.target.password)))
         async with asyncio.timeout(self.connect_timeout):
             while True:
-                info = _server_info(json.loads(await socket.recv()))
+                frame = json.loads(await socket.recv())
+                if frame.get("type") == "hello.rejected":
+                    raise _HelloRejected(str(frame.get("reason") or "no reason given"))
+                info = _server_info(frame)
                 if info is not None:
                     self.server_info = info
+                    self.protocol = protocol_of(info)
                     return
 
     async def _read(self, socket: ClientConnection) -> None:
@@ -275,7 +391,7 @@ class DaemonConnection:
         payload = message.get("payload") or {}
         if kind == "agent_stream":
             event = wire.stream_event(payload)
-            if event is not None:
+            if event is not None and self._subscribed(payload):
                 self._deliver(event)
             return
         if kind == "status":
@@ -292,11 +408,13 @@ class DaemonConnection:
         elif kind in pending.replies:
             pending.future.set_result({"type": kind, **payload})
 
+    def _subscribed(self, payload: dict[str, Any]) -> bool:
+        """Owned delivery tags each frame with the host's subscription id: a frame for one
+        this socket released is nobody's (its reply may still be on its way)."""
+        return payload.get("subscriptionId") not in self._released
+
     def _deliver(self, event: wire.StreamEvent) -> None:
         for follower in self._followers:
-            unbound = follower.agent_id is None and follower.message_id is not None
-            if unbound and wire.is_user_message(event, follower.message_id or ""):
-                follower.agent_id = event.agent_id
             if follower.agent_id == event.agent_id:
                 follower.queue.put_nowait(event)
 
@@ -316,6 +434,8 @@ class DaemonConnection:
                 await self._socket.close()
         if self._task is not None:
             await cancel_and_wait(self._task)
+        for chore in list(self._chores):
+            await cancel_and_wait(chore)
         self._fail_pending()
 
 

@@ -6,6 +6,7 @@ are ignored, missing optional fields default, enums are open strings.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,10 +15,20 @@ from app.paseo import types
 from app.paseo.daemon.timeline import format_cursor
 from app.paseo.errors import PaseoError
 
-# The client version sent in `hello`: below 0.1.45 the daemon hides the mock provider and more.
+# The client version sent in `hello`: below 0.1.45 the daemon hides the mock provider and more
+# (newer daemons skip that check for `all_providers`).
 APP_VERSION = "0.1.65"
-# Daemon versions whose wire shapes this code was written and tested against.
-TESTED_VERSIONS = ("0.1.65",)
+# Declared in every hello. A daemon ignores what it does not know, and each one it knows is
+# acted on by the connection (`app.paseo.daemon.protocol` says which it has): a selective or
+# owned socket gets only the agents it subscribes to (../paseo-versions.md §2.2).
+CAPABILITIES = (
+    "reasoning_merge_enum",
+    "all_providers",
+    "selective_agent_timeline",
+    "owned_subscriptions",
+    "explicit_event_subscriptions",
+    "hello_rejection",
+)
 
 WORKTREE_LABEL = "paseo.worktree"
 PARENT_LABEL = "paseo.parent-agent-id"
@@ -28,26 +39,32 @@ def envelope(message: dict[str, Any]) -> dict[str, Any]:
     return {"type": "session", "message": message}
 
 
-def hello(client_id: str) -> dict[str, Any]:
-    return {
+def hello(client_id: str, password: str | None = None) -> dict[str, Any]:
+    """The hello every daemon version takes; the password also rides in `auth` (the way
+    that outlives the bearer subprotocol; older daemons drop the key)."""
+    message: dict[str, Any] = {
         "type": "hello",
         "clientId": client_id,
         "clientType": "cli",
         "protocolVersion": 1,
         "appVersion": APP_VERSION,
-        "capabilities": {"reasoning_merge_enum": True},
+        "capabilities": dict.fromkeys(CAPABILITIES, True),
     }
+    if password:
+        message["auth"] = {"kind": "password", "password": password}
+    return message
 
 
-def version_note(version: str | None) -> str | None:
-    """A warning when the daemon's version is not one this code was tested with."""
-    if version is None:
-        return "the daemon did not say its version"
-    release = version.split("-", 1)[0]
-    if release in TESTED_VERSIONS:
-        return None
-    tested = ", ".join(TESTED_VERSIONS)
-    return f"daemon version {version} was not tested with this gateway (tested: {tested})"
+def bearer_subprotocol(password: str) -> str:
+    """The subprotocol carrying `password` at the upgrade: verbatim where HTTP allows it
+    (every version reads that), else hex (only newer daemons; older ones cannot take such a
+    password at all)."""
+    if _TOKEN.fullmatch(password):
+        return f"paseo.bearer.{password}"
+    return f"paseo.bearer-hex.{password.encode().hex()}"
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 def parse_time(text: object) -> datetime | None:
@@ -179,6 +196,12 @@ class StreamEvent:
         item = self.event.get("item")
         return item if isinstance(item, dict) else {}
 
+    @property
+    def turn_id(self) -> str | None:
+        """The daemon's turn this event belongs to (from 0.1.98; None before)."""
+        turn_id = self.event.get("turnId") or self.item.get("turnId")
+        return str(turn_id) if turn_id else None
+
 
 def stream_event(payload: dict[str, Any]) -> StreamEvent | None:
     """An `agent_stream` payload, or None when it is not one the gateway can read."""
@@ -287,6 +310,14 @@ def turn_end(event: StreamEvent) -> TurnEnd | None:
     if event.type == "turn_canceled":
         return TurnEnd("interrupted", str(event.event.get("reason") or "interrupted"))
     return None
+
+
+def user_message_text(event: StreamEvent) -> str | None:
+    """The prompt text, if this is Paseo's record of a prompt."""
+    item = event.item
+    if event.type != "timeline" or item.get("type") != "user_message":
+        return None
+    return str(item.get("text") or "")
 
 
 def is_user_message(event: StreamEvent, message_id: str) -> bool:
