@@ -32,7 +32,7 @@ from app.api.problems import (
 from app.db import Database
 from app.logs import configure_logging
 from app.migrations import upgrade_to_head_async
-from app.paseo.cli import MAX_RUN_PROMPT_BYTES, CliPaseoClient
+from app.paseo.cli.client import MAX_RUN_PROMPT_BYTES, CliPaseoClient
 from app.paseo.client import PaseoClient
 from app.paseo.daemon.client import DaemonPaseoClient
 from app.paseo.daemon.target import resolve_target

@@ -1,6 +1,6 @@
 """The one interface the service layer uses to talk to Paseo, in the gateway's own terms.
 
-Two transports implement it: the CLI (`app.paseo.cli.CliPaseoClient`, one child process per
+Two transports implement it: the CLI (`app.paseo.cli.client.CliPaseoClient`, one child process per
 call) and the daemon's WebSocket (`app.paseo.daemon.client.DaemonPaseoClient`). Neither's
 shapes leak through it: both map what they hear to `app.paseo.types`.
 """

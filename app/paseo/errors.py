@@ -24,7 +24,16 @@ class PaseoErrorKind(StrEnum):
 _KIND_BY_CODE: dict[str, PaseoErrorKind] = {
     "DAEMON_NOT_RUNNING": PaseoErrorKind.UNAVAILABLE,
     "PASEO_NOT_INSTALLED": PaseoErrorKind.UNAVAILABLE,
+    # The newest CLI: both PASEO_HOME and PASEO_HOST (or --home and --host) name a daemon, so
+    # it talks to none; the gateway's configuration has to change (paseo-versions.md §3.1).
+    "TARGET_AMBIGUOUS": PaseoErrorKind.UNAVAILABLE,
+    # The CLI's code for an unknown agent (archive always; every `paseo agent` command from
+    # 0.11.0-beta.5, which gave INSPECT_FAILED/SEND_FAILED/... "Agent not found" before).
     "AGENT_NOT_FOUND": PaseoErrorKind.NOT_FOUND,
+    # A `--workspace` id the daemon lacks: the argument is wrong, the agent is not gone.
+    "WORKSPACE_NOT_FOUND": PaseoErrorKind.INVALID_INPUT,
+    # The daemon is older than a flag the CLI was given (provider options, queue, thinking).
+    "DAEMON_UPDATE_REQUIRED": PaseoErrorKind.UNSUPPORTED,
     "AGENT_RUNNING": PaseoErrorKind.CONFLICT,
     "AGENT_ALREADY_ARCHIVED": PaseoErrorKind.CONFLICT,
     "NO_ACTIVE_TURN": PaseoErrorKind.CONFLICT,
@@ -47,6 +56,9 @@ _KIND_BY_CODE: dict[str, PaseoErrorKind] = {
     "INVALID_THINKING_OPTION": PaseoErrorKind.INVALID_INPUT,
     "INVALID_LABEL": PaseoErrorKind.INVALID_INPUT,
     "INVALID_CWD": PaseoErrorKind.INVALID_INPUT,
+    "INVALID_ENV": PaseoErrorKind.INVALID_INPUT,
+    "INVALID_PROVIDER_OPTIONS": PaseoErrorKind.INVALID_INPUT,
+    "CONFLICTING_SEND_BEHAVIOR": PaseoErrorKind.INVALID_INPUT,
     "MISSING_SESSION_ID": PaseoErrorKind.INVALID_INPUT,
     "MISSING_AGENT_ID": PaseoErrorKind.INVALID_INPUT,
     "MISSING_ARGUMENT": PaseoErrorKind.INVALID_INPUT,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.paseo.attach_stream import AttachParser
-from app.paseo.transcript import last_reply
+from app.paseo.cli.attach_stream import AttachParser
+from app.paseo.cli.transcript import last_reply
 from app.paseo.types import AgentNotice, ReasoningDelta, TextDelta, ToolActivity, TurnEvent
 from tests.samples import process_output, stream_sample
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from app.paseo.cli import CliPaseoClient, _left_in
+from app.paseo.cli.client import CliPaseoClient, _left_in
 from app.paseo.errors import PaseoError, PaseoErrorKind
 from app.paseo.types import (
     AgentStarted,

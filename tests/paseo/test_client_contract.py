@@ -17,9 +17,10 @@ from typing import Literal
 
 import pytest
 
-from app.paseo.cli import CliPaseoClient
+from app.paseo.cli.client import CliPaseoClient
 from app.paseo.client import PaseoClient
 from app.paseo.daemon.client import DaemonPaseoClient
+from app.paseo.daemon.protocol import Feature, protocol_of
 from app.paseo.daemon.target import parse_host
 from app.paseo.errors import PaseoError, PaseoErrorKind
 from app.paseo.types import (
@@ -28,6 +29,7 @@ from app.paseo.types import (
     PermissionAnswer,
     PermissionRequested,
     PromptDelivered,
+    PromptSteered,
     TextDelta,
     ToolActivity,
     TurnEnded,
@@ -394,11 +396,55 @@ async def test_unknown_provider_is_invalid_input(paseo: PaseoClient, agent_cwd: 
     assert raised.value.kind == PaseoErrorKind.INVALID_INPUT
 
 
-async def test_import_returns_the_run_shape(paseo: PaseoClient, agent_cwd: Path) -> None:
-    created = await paseo.import_agent(
-        provider="claude", session_id=str(uuid.uuid4()), cwd=str(agent_cwd)
+async def test_steering_joins_the_running_turn_where_paseo_can(
+    paseo: PaseoClient, agent_cwd: Path
+) -> None:
+    """Paseo steers from 0.5 on, over its WebSocket; elsewhere nothing is sent and the turn
+    runs on untouched."""
+    facts = await paseo.ping()
+    can_steer = facts.transport == "daemon" and protocol_of({"version": facts.version}).has(
+        Feature.STEERING
     )
-    assert created.provider == "claude" and uuid.UUID(created.agent_id)
+    agent_id = await _new_agent(paseo, agent_cwd)
+    turn = paseo.prompt_agent_turn(agent_id, "write a haiku")
+    seen: list[TurnEvent] = []
+    async for event in turn:
+        seen.append(event)
+        if isinstance(event, TextDelta):
+            break  # the turn runs
+    if can_steer:
+        await paseo.steer_agent_turn(agent_id, "and mention the sea")
+    else:
+        with pytest.raises(PaseoError) as raised:
+            await paseo.steer_agent_turn(agent_id, "and mention the sea")
+        assert raised.value.code == "STEER_UNSUPPORTED"
+        assert raised.value.kind == PaseoErrorKind.UNSUPPORTED
+    seen += await _collect(turn)
+    ended = seen[-1]
+    assert isinstance(ended, TurnEnded) and ended.outcome == "completed"
+    steered = [event for event in seen if isinstance(event, PromptSteered)]
+    assert [event.text for event in steered] == (["and mention the sea"] if can_steer else [])
+    if can_steer:
+        with pytest.raises(PaseoError) as raised:
+            await paseo.steer_agent_turn(agent_id, "too late")
+        assert raised.value.code == "NO_ACTIVE_TURN"
+
+
+async def test_import_returns_the_run_shape(paseo: PaseoClient, agent_cwd: Path) -> None:
+    session_id = str(uuid.uuid4())
+    try:
+        created = await paseo.import_agent(
+            provider="claude", session_id=session_id, cwd=str(agent_cwd)
+        )
+    except PaseoError as refused:
+        # Paseo 0.5+ refuses a provider its config disables (the real test daemons disable
+        # claude) and imports any provider id, the mock's too.
+        if "disabled" not in refused.message:
+            raise
+        created = await paseo.import_agent(
+            provider="mock", session_id=session_id, cwd=str(agent_cwd)
+        )
+    assert created.provider in ("claude", "mock") and uuid.UUID(created.agent_id)
     with pytest.raises(PaseoError) as raised:
         await paseo.import_agent(provider="codex", session_id="abc", cwd=str(agent_cwd))
     assert raised.value.code == "AGENT_IMPORT_FAILED"

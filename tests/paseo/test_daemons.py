@@ -10,7 +10,7 @@ from typing import cast
 import pytest
 
 from app.errors import from_paseo
-from app.paseo.cli import CliPaseoClient
+from app.paseo.cli.client import CliPaseoClient
 from app.paseo.client import PaseoClient
 from app.paseo.daemons import Daemon
 from app.paseo.errors import PaseoError

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.paseo.transcript import last_reply, latest_is, same_words, times_recorded
+from app.paseo.cli.transcript import last_reply, latest_is, same_words, times_recorded
 from tests.samples import cli_sample
 
 

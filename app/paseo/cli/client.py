@@ -2,7 +2,9 @@
 
 Rules every call follows: argv lists only; client values bound as `--flag=value` and
 positionals after `--`; prompts to `send` go through `--prompt-file`; the daemon address
-reaches the child as PASEO_HOST in its environment, never in argv.
+reaches the child as PASEO_HOST in its environment, never in argv (a password stays out of
+`ps`). Flags that differ between CLI releases come from `app.paseo.cli.versions`, chosen from
+`paseo --version`, read once per client.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from app.aio import SingleFlight, cancel_and_wait
-from app.paseo.attach_stream import HEADER_END, AttachParser, ParsedItem, PromptSeen
-from app.paseo.cli_shapes import (
+from app.paseo.cli.attach_stream import HEADER_END, AttachParser, ParsedItem, PromptSeen
+from app.paseo.cli.output import check, error_from_result, parse_json, parse_json_list
+from app.paseo.cli.process import ChildProcess, CliResult, CliRunner
+from app.paseo.cli.shapes import (
     CliAgentDetail,
     CliAgentRow,
     CliArchiveResult,
@@ -34,12 +38,11 @@ from app.paseo.cli_shapes import (
     CliUpdateResult,
     CliWaitResult,
 )
+from app.paseo.cli.transcript import last_reply, same_words
+from app.paseo.cli.transcript import prompt_history as transcript_history
+from app.paseo.cli.versions import PORTABLE, CliFeatures, CliVersion, features_for
 from app.paseo.errors import PaseoError
-from app.paseo.output import check, error_from_result, parse_json, parse_json_list
-from app.paseo.process import ChildProcess, CliResult, CliRunner
 from app.paseo.prompts import recorded_forms
-from app.paseo.transcript import last_reply, same_words
-from app.paseo.transcript import prompt_history as transcript_history
 from app.paseo.types import (
     AgentDetail,
     AgentNotice,
@@ -94,6 +97,11 @@ _FollowMode = Literal["new", "send", "resume"]
 # (recorded as sent), or not known (a resumed turn): see app.paseo.prompts.
 _FIRST_PROMPT: dict[_FollowMode, bool | None] = {"new": True, "send": False, "resume": None}
 
+# Never inherited by a child: the daemon selectors (the newest CLI refuses PASEO_HOME together
+# with PASEO_HOST: TARGET_AMBIGUOUS) and the agent context a gateway started from inside an
+# agent session would carry (with it `run` makes a subagent of that agent, 0.2.0-beta.2+).
+_SCRUBBED_ENV = frozenset({"PASEO_HOME", "PASEO_HOST", "PASEO_AGENT_ID", "PASEO_WORKSPACE_ID"})
+
 _WAIT_STATUS_TO_OUTCOME: dict[str, TurnOutcome] = {
     "idle": "completed",
     "completed": "completed",
@@ -102,8 +110,28 @@ _WAIT_STATUS_TO_OUTCOME: dict[str, TurnOutcome] = {
 }
 
 
+def child_env(base: Mapping[str, str], host: str | None, home: str | None) -> dict[str, str]:
+    """The children's environment: `base` without inherited daemon selectors or agent
+    context, plus exactly one target: PASEO_HOST when a host is configured, else PASEO_HOME.
+
+    With a host, the home is not handed on (and this client uses it for nothing else): the
+    CLI then keeps its client id in its own default home, ~/.paseo, which no call relies on.
+    A home alone names the daemon through it: the newest CLI finds the address that home's
+    daemon published; 0.1.65 finds only a unix socket or a non-default address configured
+    there (or in an inherited PASEO_LISTEN), so configure a host for a TCP daemon.
+    """
+    env = {key: value for key, value in base.items() if key not in _SCRUBBED_ENV}
+    if host:
+        env["PASEO_HOST"] = host
+    elif home:
+        env["PASEO_HOME"] = home
+    env.setdefault("NODE_COMPILE_CACHE", str(Path(tempfile.gettempdir()) / "paseo-node-cache"))
+    env["NO_COLOR"] = "1"
+    return env
+
+
 class CliPaseoClient:
-    """Talks to Paseo by spawning the `paseo` CLI."""
+    """Talks to Paseo by spawning the `paseo` CLI (its environment: `child_env`)."""
 
     def __init__(
         self,
@@ -115,21 +143,36 @@ class CliPaseoClient:
         timeout: float = 60.0,
         base_env: Mapping[str, str] | None = None,
     ) -> None:
-        env = dict(os.environ if base_env is None else base_env)
-        if host:
-            env["PASEO_HOST"] = host
-        if home:
-            env["PASEO_HOME"] = home
-        env.setdefault("NODE_COMPILE_CACHE", str(Path(tempfile.gettempdir()) / "paseo-node-cache"))
-        env["NO_COLOR"] = "1"
+        env = child_env(os.environ if base_env is None else base_env, host, home)
         self.runner = CliRunner(binary, env=env, max_processes=max_processes, timeout=timeout)
         self._reads: SingleFlight[tuple[str, ...], CliResult] = SingleFlight()
+        self._features: CliFeatures | None = None
+        self._version_read: SingleFlight[str, CliFeatures] = SingleFlight()
         # Set when this client answers a permission of the agent (its turn looks again).
         self._answered: dict[str, asyncio.Event] = {}
 
     async def _read(self, args: list[str]) -> CliResult:
         """A call that only reads: identical ones in flight share one child."""
         return await self._reads.run(tuple(args), lambda: self.runner.run(args))
+
+    async def cli_features(self) -> CliFeatures:
+        """What this client's CLI takes, from `paseo --version`: read the first time it is
+        needed, by one child whatever the number of callers, then kept."""
+        if self._features is None:
+            self._features = await self._version_read.run("--version", self._read_features)
+        return self._features
+
+    async def _read_features(self) -> CliFeatures:
+        try:
+            printed = check(await self.runner.run(["--version"])).stdout
+        except PaseoError as exc:
+            logger.warning("cannot read the paseo CLI's version (%s): using flags all take", exc)
+            return PORTABLE
+        version = CliVersion.parse(printed)
+        if version is None:
+            logger.warning("paseo --version printed %r: using flags all versions take", printed)
+            return PORTABLE
+        return features_for(version)
 
     # --- short calls ---------------------------------------------------------------------------
 
@@ -189,13 +232,17 @@ class CliPaseoClient:
         if not pending:
             return []
         rows = parse_json_list(await self._read(["permit", "ls", "--json"]), CliPermitRow)
-        described = {row.id: row.description for row in rows if row.agent_id == agent_id}
+        mine = [row for row in rows if row.agent_id == agent_id]
         return [
             PermissionRequest(
                 id=request.id,
                 name=request.tool,
                 kind=None,
-                description=described.get(request.id[:8]),
+                description=next(
+                    # `permit ls` prints 8-character ids up to 0.9.1, whole ones from 0.9.2.
+                    (row.description for row in mine if request.id.startswith(row.id)),
+                    None,
+                ),
             )
             for request in pending
         ]
@@ -240,6 +287,19 @@ class CliPaseoClient:
         result = await self._read(["logs", "--", agent_id])
         return check(result, text_code="LOGS_FAILED").stdout
 
+    async def steer_agent_turn(
+        self, agent_id: str, prompt: str, *, turn_key: str | None = None
+    ) -> None:
+        """No released CLI can steer (app.paseo.cli.versions): STEER_UNSUPPORTED, naming the
+        CLI's version; nothing runs but the (cached) version read."""
+        cli = (await self.cli_features()).describe()
+        raise PaseoError(
+            "STEER_UNSUPPORTED",
+            f"the {cli} cannot hand a running turn more text: its `send` always interrupts "
+            "the turn (no released paseo CLI can steer); steering needs the daemon transport "
+            "(PASEO_GATEWAY_TRANSPORT=daemon)",
+        )
+
     async def prompt_history(
         self, agent_id: str, prompt: str, *, turn_key: str | None = None
     ) -> PromptHistory:
@@ -259,14 +319,16 @@ class CliPaseoClient:
         return replayed
 
     async def create_agent(self, agent: NewAgent, prompt: str) -> CreatedAgent:
-        """`paseo run -d`: the agent starts working on `prompt` at once."""
+        """`paseo run` returning at once (`--detach`, `--background` or `--no-wait`, as the
+        CLI's release takes it): the agent starts working on `prompt`."""
         if len(prompt.encode("utf-8")) > MAX_RUN_PROMPT_BYTES:
             raise PaseoError(
                 "PROMPT_TOO_LONG",
                 f"a session's first prompt is passed to `paseo run` as an argument and may be at "
                 f"most {MAX_RUN_PROMPT_BYTES} bytes; send a shorter first prompt",
             )
-        args = ["run", "--detach", "--json", f"--provider={agent.provider}", f"--cwd={agent.cwd}"]
+        no_wait = (await self.cli_features()).run_no_wait_flag
+        args = ["run", no_wait, "--json", f"--provider={agent.provider}", f"--cwd={agent.cwd}"]
         for flag, value in (
             ("title", agent.title),
             ("model", agent.model),

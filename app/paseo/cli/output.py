@@ -8,14 +8,15 @@ from typing import TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from app.paseo.cli.process import CliResult
 from app.paseo.errors import PaseoError
-from app.paseo.process import CliResult
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 _COMMANDER_ERROR = re.compile(r"^error: (?P<message>.+)$", re.MULTILINE)
 _TEXT_ERROR = re.compile(r"^Error: (?P<message>.+)$", re.MULTILINE)
 _CONNECT_FAILURE = "Cannot connect to daemon"
+_LINE_OBJECT = re.compile(r"^\{", re.MULTILINE)
 
 
 def error_from_result(result: CliResult, *, text_code: str = "CLI_FAILED") -> PaseoError:
@@ -39,17 +40,25 @@ def error_from_result(result: CliResult, *, text_code: str = "CLI_FAILED") -> Pa
 
 
 def _json_error(stderr: str) -> tuple[str, str, object] | None:
-    start = stderr.find("{")
-    if start < 0:
-        return None
-    try:
-        body = json.loads(stderr[start:])
-    except json.JSONDecodeError:
-        return None
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict) or not isinstance(error.get("code"), str):
-        return None
-    return error["code"], str(error.get("message", "")), error.get("details")
+    """The `{"error": {...}}` object on stderr, wherever it starts: lines the CLI prints
+    before it (a deprecation warning, `Created workspace ...`) are not part of the error."""
+    decoder = json.JSONDecoder()
+    for start in _object_starts(stderr):
+        try:
+            body, _ = decoder.raw_decode(stderr, start)
+        except json.JSONDecodeError:
+            continue
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict) and isinstance(error.get("code"), str):
+            return error["code"], str(error.get("message", "")), error.get("details")
+    return None
+
+
+def _object_starts(text: str) -> list[int]:
+    """Where a JSON object may begin: each line that starts with `{`, else the first `{`."""
+    starts = [match.start() for match in _LINE_OBJECT.finditer(text)]
+    first = text.find("{")
+    return starts or ([first] if first >= 0 else [])
 
 
 def check(result: CliResult, *, text_code: str = "CLI_FAILED") -> CliResult:
