@@ -5,6 +5,10 @@ the protocol facts it relies on: handshake and close codes, password and host ch
 gating, reply shapes and quirks (replies that never come), stream ordering, seq/epoch replay,
 and that the WebSocket and the fake CLI share one daemon state. Every wait is on a message or a
 condition, with a timeout; none sleeps.
+
+The fake speaks three releases (FAKE_PASEO_VERSION, /work/shared/paseo-versions.md): the tests
+up to "Later releases" pin 0.1.65; those after it run daemons of 0.5.0-beta.4 and of `current`
+(the newest Paseo with its legacy delivery and auth paths removed).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from tests.fakes.harness import FakePaseoDaemon
 
 SCALE = 0.05  # a "ten-second-stream" turn lasts 0.5 s
+LEASE_S = 2.0  # the socket lease of the 0.5 and current daemons here (45 s in Paseo)
 INSTANT = "emit 3 coalesced agent stream updates"
 INSTANT_REPLY = "stress-update-0stress-update-1stress-update-2"
 WAIT_S = 20.0  # generous: the machine may be busy
@@ -56,7 +61,9 @@ class Peer:
     ) -> Peer:
         """Connect and say hello; returns once server_info arrived."""
         ws = await websockets.connect(
-            daemon.ws_url, subprotocols=daemon.ws_subprotocols or None, max_size=None
+            daemon.ws_url,
+            subprotocols=daemon.ws_subprotocols or None,  # type: ignore[arg-type]
+            max_size=None,
         )
         peer = cls(ws)
         await peer.hello(client_id or f"gw_{uuid.uuid4().hex}", app_version, **hello)
@@ -166,9 +173,29 @@ def create_fields(cwd: Path, prompt: str, model: str = "ten-second-stream", **ex
     return {"config": config, "initialPrompt": prompt, **extra}
 
 
+def release_env(mode: str) -> dict[str, str]:
+    """The daemon environment of one release (set even for 0.1.65, whatever the caller's)."""
+    return {"FAKE_PASEO_VERSION": mode, "FAKE_PASEO_SOCKET_LEASE_SECONDS": str(LEASE_S)}
+
+
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakePaseoDaemon]:
-    with FakePaseoDaemon(tmp_path_factory.mktemp("ws-home"), time_scale=SCALE) as fake:
+    home = tmp_path_factory.mktemp("ws-home")
+    with FakePaseoDaemon(home, time_scale=SCALE, extra_env=release_env("0.1.65")) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def daemon_05(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakePaseoDaemon]:
+    home = tmp_path_factory.mktemp("ws-home-05")
+    with FakePaseoDaemon(home, time_scale=SCALE, extra_env=release_env("0.5")) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def daemon_current(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakePaseoDaemon]:
+    home = tmp_path_factory.mktemp("ws-home-current")
+    with FakePaseoDaemon(home, time_scale=SCALE, extra_env=release_env("current")) as fake:
         yield fake
 
 
@@ -313,7 +340,9 @@ async def test_hello_timeout_is_15_seconds_whatever_the_time_scale(
 
 
 async def test_password_subprotocol(tmp_path: Path) -> None:
-    with FakePaseoDaemon(tmp_path / "home", time_scale=SCALE, password="s3cret") as fake:
+    with FakePaseoDaemon(
+        tmp_path / "home", time_scale=SCALE, password="s3cret", extra_env=release_env("0.1.65")
+    ) as fake:
         assert fake.port is not None
         for offered, reason in (
             (None, "Password required"),
@@ -680,7 +709,9 @@ async def test_state_is_shared_with_the_fake_cli(
 
 async def test_unix_socket_listener(tmp_path: Path) -> None:
     sock = tempfile.mktemp(prefix="paseo-ws-", suffix=".sock", dir="/tmp")
-    with FakePaseoDaemon(tmp_path / "home", time_scale=SCALE, listen=sock) as fake:
+    with FakePaseoDaemon(
+        tmp_path / "home", time_scale=SCALE, listen=sock, extra_env=release_env("0.1.65")
+    ) as fake:
         assert fake.unix_path == sock and fake.host == f"unix://{sock}"
         async with websockets.unix_connect(sock, "ws://localhost/ws") as ws:
             hello = {"type": "hello", "clientId": "u1", "clientType": "cli", "protocolVersion": 1}
@@ -688,3 +719,520 @@ async def test_unix_socket_listener(tmp_path: Path) -> None:
             info = json.loads(await ws.recv())
             assert info["message"]["payload"]["status"] == "server_info"
         assert fake.cli("ls", "--json").stdout == "[]\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Later releases: 0.5.0-beta.4 and `current` (FAKE_PASEO_VERSION)
+
+OWNED = {
+    "owned_subscriptions": True,
+    "explicit_event_subscriptions": True,
+    "selective_agent_timeline": True,
+    "hello_rejection": True,
+}
+PUSHED = (
+    "agent_stream",
+    "agent_update",
+    "agent_permission_request",
+    "agent_permission_resolved",
+    "agent_attention_required",
+    "providers_snapshot_update",
+    "activity_log",
+)
+
+
+def pushed(peer: Peer) -> list[Message]:
+    """Inner messages read so far that were pushed rather than asked for."""
+    return [inner(m) for m in peer.seen if inner(m).get("type") in PUSHED]
+
+
+def attention_of(agent_id: str) -> Callable[[Message], bool]:
+    """Matches the top-level `agent_attention_required` of one agent."""
+
+    def matches(message: Message) -> bool:
+        kind = inner(message).get("type")
+        return kind == "agent_attention_required" and payload(message)["agentId"] == agent_id
+
+    return matches
+
+
+async def barrier(peer: Peer) -> None:
+    """Returns once everything the daemon sent this socket before now has been read."""
+    assert (await peer.request("ping", clientSentAt=0))["type"] == "pong"
+
+
+async def create_idle(peer: Peer, cwd: Path) -> str:
+    """A mock agent without a first prompt (no turn runs)."""
+    return await create(peer, cwd, "")
+
+
+async def test_05_server_info_and_status(daemon_05: FakePaseoDaemon) -> None:
+    peer = Peer(await websockets.connect(daemon_05.ws_url))
+    try:
+        info = payload(await peer.hello("c05", "0.1.65"))
+    finally:
+        await peer.close()
+    assert info["version"] == "0.5.0-beta.4" and info["desktopManaged"] is False
+    features = info["features"]
+    assert all(value is True for value in features.values())
+    assert {"selectiveAgentTimeline", "providersSnapshot", "agentConfigApply", "rewind"} <= set(
+        features
+    )
+    assert not {"ownedSubscriptions", "explicitEventSubscriptions"} & set(features)
+    assert "protocolVersion" not in info
+    assert daemon_05.port is not None
+    status = json.loads(http_get(daemon_05.port, "/api/status")[1])
+    assert status["version"] == "0.5.0-beta.4"
+
+
+async def test_05_turn_started_comes_first_and_events_carry_turn_ids(
+    daemon_05: FakePaseoDaemon, project: Path
+) -> None:
+    """As measured on a real 0.5 daemon: turn_started, user_message, agent_created, text,
+    turn_completed; the reply's snapshot is the running one."""
+    peer = await Peer.open(daemon_05)
+    try:
+        rid = await peer.send(
+            "create_agent_request", **create_fields(project, INSTANT, clientMessageId="m-1")
+        )
+        created = await peer.reply(rid)
+        agent_id = created["payload"]["agentId"]
+        completed = await peer.stream_event(agent_id, "turn_completed")
+        turn_id = completed["event"]["turnId"]
+        order = []
+        for message in peer.seen:
+            if payload(message).get("requestId") == rid:
+                order.append("agent_created")
+            elif inner(message).get("type") == "agent_stream":
+                event = payload(message)["event"]
+                order.append(event.get("item", {}).get("type", event["type"]))
+        assert order[:5] == [
+            "turn_started",
+            "user_message",
+            "agent_created",
+            "assistant_message",
+            "turn_completed",
+        ]
+        stream = peer.stream(agent_id)
+        assert stream[0]["event"] == {"type": "turn_started", "provider": "mock", "turnId": turn_id}
+        assert stream[1]["seq"] == 1 and stream[1]["event"] == {
+            "type": "timeline",
+            "provider": "mock",
+            "item": {
+                "type": "user_message",
+                "text": INSTANT,
+                "messageId": "m-1",
+                "clientMessageId": "m-1",
+            },
+            "turnId": turn_id,
+        }
+        assert all(p["event"]["turnId"] == turn_id for p in stream if "seq" in p)
+        snapshot = created["payload"]["agent"]
+        assert snapshot["status"] == "running" and snapshot["workspaceId"] == str(project)
+        assert snapshot["activeTurn"]["turnId"] == turn_id and snapshot["activeTurn"]["startedAt"]
+        fetched = await peer.request("fetch_agent_request", agentId=agent_id)
+        assert fetched["payload"]["agent"]["activeTurn"] is None
+    finally:
+        await peer.close()
+
+
+async def test_05_selective_timeline_and_legacy_broadcasts(
+    daemon_05: FakePaseoDaemon, project: Path
+) -> None:
+    legacy = await Peer.open(daemon_05)
+    selective = await Peer.open(daemon_05, capabilities={"selective_agent_timeline": True})
+    try:
+        followed = await create_idle(legacy, project)
+        other = await create_idle(legacy, project)
+        reply = await selective.request(
+            "agent.timeline.set_subscription.request", agentIds=[followed, followed]
+        )
+        assert reply["type"] == "agent.timeline.set_subscription.response"
+        assert reply["payload"] == {
+            "requestId": reply["payload"]["requestId"],
+            "agentIds": [followed],
+        }
+        for agent_id in (other, followed):
+            await legacy.request("send_agent_message_request", agentId=agent_id, text=INSTANT)
+        # Attention reaches a selective socket for every agent, as a top-level message.
+        for agent_id in (other, followed):
+            await selective.next(attention_of(agent_id))
+        await selective.stream_event(followed, "turn_completed")
+        assert selective.stream(other) == []
+        assert "attention_required" not in {p["event"]["type"] for p in selective.stream(followed)}
+        # A socket without the capability still gets every stream, attention inside it.
+        await legacy.stream_event(other, "attention_required")
+        await legacy.stream_event(followed, "attention_required")
+        assert not [m for m in legacy.seen if inner(m).get("type") == "agent_attention_required"]
+        emptied = await selective.request("agent.timeline.set_subscription.request", agentIds=[])
+        assert emptied["payload"]["agentIds"] == []
+        await legacy.request("send_agent_message_request", agentId=followed, text=INSTANT)
+        await legacy.stream_event(followed, "turn_completed", nth=2)
+        await barrier(selective)
+        kinds = [p["event"]["type"] for p in selective.stream(followed)]
+        assert kinds.count("turn_completed") == 1  # nothing since the list was emptied
+    finally:
+        await legacy.close()
+        await selective.close()
+
+
+async def test_05_steering_hands_the_text_to_the_running_turn(
+    daemon_05: FakePaseoDaemon, project: Path
+) -> None:
+    peer = await Peer.open(daemon_05)
+    try:
+        agent_id = await create(peer, project, "write a long story", model="five-minute-stream")
+        started = await peer.stream_event(agent_id, "turn_started")
+        turn_id = started["event"]["turnId"]
+        steered = await peer.request(
+            "send_agent_message_request",
+            agentId=agent_id,
+            text="also mention the tests",
+            messageId="steer-1",
+            activeTurnBehavior="steer",
+        )
+        assert steered["payload"]["accepted"] is True and steered["payload"]["error"] is None
+        user = await peer.next(
+            lambda m: (
+                inner(m).get("type") == "agent_stream"
+                and payload(m)["event"].get("item", {}).get("messageId") == "steer-1"
+            )
+        )
+        assert payload(user)["event"]["turnId"] == turn_id
+        assert payload(user)["event"]["item"] == {
+            "type": "user_message",
+            "text": "also mention the tests",
+            "messageId": "steer-1",
+            "clientMessageId": "steer-1",
+        }
+        fetched = await peer.request("fetch_agent_request", agentId=agent_id)
+        assert fetched["payload"]["agent"]["activeTurn"]["turnId"] == turn_id
+        kinds = [p["event"]["type"] for p in peer.stream(agent_id)]
+        assert "turn_canceled" not in kinds and kinds.count("turn_started") == 1
+        bad = await peer.request(
+            "send_agent_message_request", agentId=agent_id, text="x", activeTurnBehavior="queue"
+        )
+        assert (bad["type"], bad["payload"]["code"]) == ("rpc_error", "unknown_schema")
+        cancel = await peer.request("cancel_agent_request", agentId=agent_id)
+        assert cancel["payload"]["error"] is None
+        await peer.stream_event(agent_id, "turn_canceled")
+        # Nothing runs: a steer starts a turn of its own.
+        idle = await peer.request(
+            "send_agent_message_request",
+            agentId=agent_id,
+            text=INSTANT,
+            messageId="steer-2",
+            activeTurnBehavior="steer",
+        )
+        assert idle["payload"]["accepted"] is True
+        second = await peer.stream_event(agent_id, "turn_started", nth=2)
+        assert second["event"]["turnId"] != turn_id
+        await peer.stream_event(agent_id, "turn_completed")
+    finally:
+        await peer.close()
+
+
+async def test_05_cancel_with_a_request_id_is_always_answered(daemon_05: FakePaseoDaemon) -> None:
+    peer = await Peer.open(daemon_05)
+    try:
+        cancel = await peer.request("cancel_agent_request", agentId="no-such-agent")
+        assert cancel == {
+            "type": "cancel_agent_response",
+            "payload": {
+                "requestId": cancel["payload"]["requestId"],
+                "agentId": "no-such-agent",
+                "agent": None,
+                "error": "Agent no-such-agent not found",
+            },
+        }
+    finally:
+        await peer.close()
+
+
+async def lease_terminates_a_silent_pinged_socket(daemon: FakePaseoDaemon) -> None:
+    """A top-level ping claims the lease; silence then ends the socket without a close frame,
+    while a socket that never pinged, or keeps talking, stays."""
+    loop = asyncio.get_running_loop()
+    never_pinged = await Peer.open(daemon, capabilities=OWNED)
+    talking = await Peer.open(daemon, capabilities=OWNED)
+    silent = await Peer.open(daemon, capabilities=OWNED)
+    try:
+        for peer in (talking, silent):
+            await peer.ws.send(json.dumps({"type": "ping"}))
+            await peer.next(lambda m: m == {"type": "pong"})
+        started = loop.time()
+
+        async def keep_talking() -> None:
+            while True:
+                await talking.ws.send(json.dumps({"type": "recording_state"}))
+                await asyncio.sleep(LEASE_S / 5)
+
+        chatter = asyncio.create_task(keep_talking())
+        try:
+            with pytest.raises(ConnectionClosed) as closed:
+                async with asyncio.timeout(WAIT_S):
+                    while True:
+                        await silent.ws.recv()
+        finally:
+            chatter.cancel()
+        assert closed.value.rcvd is None  # terminated: no close frame
+        assert loop.time() - started >= LEASE_S * 0.9
+        await barrier(never_pinged)
+        await barrier(talking)
+    finally:
+        for peer in (never_pinged, talking, silent):
+            await peer.close()
+
+
+async def test_05_socket_lease(daemon_05: FakePaseoDaemon) -> None:
+    await lease_terminates_a_silent_pinged_socket(daemon_05)
+
+
+async def test_current_socket_lease(daemon_current: FakePaseoDaemon) -> None:
+    await lease_terminates_a_silent_pinged_socket(daemon_current)
+
+
+async def test_current_server_info(daemon_current: FakePaseoDaemon) -> None:
+    peer = Peer(await websockets.connect(daemon_current.ws_url))
+    try:
+        info = payload(await peer.hello("c-cur", "0.11.0", capabilities=OWNED))
+    finally:
+        await peer.close()
+    assert info["version"] == "0.11.0-beta.5" and info["protocolVersion"] == 1
+    assert {
+        "ownedSubscriptions",
+        "explicitEventSubscriptions",
+        "selectiveAgentTimeline",
+        "providersSnapshot",
+    } <= set(info["features"])
+    assert "agentPromptQueue" not in info["features"]
+
+
+async def test_current_timeline_subscription_is_owned(
+    daemon_current: FakePaseoDaemon, project: Path
+) -> None:
+    """A socket subscribed to agent A hears nothing about agent B and no broadcasts."""
+    follower = await Peer.open(daemon_current, capabilities=OWNED)
+    driver = await Peer.open(daemon_current, capabilities=OWNED)
+    try:
+        followed = await create_idle(driver, project)
+        other = await create_idle(driver, project)
+        refused = await follower.request(
+            "agent.timeline.set_subscription.request", agentIds=[followed], subscriptionId="mine"
+        )
+        assert refused["type"] == "rpc_error" and refused["payload"]["code"] == "handler_error"
+        assert (
+            refused["payload"]["error"]
+            == "Request failed: Subscription IDs are assigned by the host"
+        )
+        first = await follower.request(
+            "agent.timeline.set_subscription.request", agentIds=[followed]
+        )
+        first_id = first["payload"]["subscriptionId"]
+        assert first["payload"]["agentIds"] == [followed] and uuid.UUID(first_id)
+        watch_other = await driver.request(
+            "agent.timeline.set_subscription.request", agentIds=[other]
+        )
+        for agent_id in (other, followed):
+            await driver.request("send_agent_message_request", agentId=agent_id, text=INSTANT)
+        await driver.stream_event(other, "turn_completed")
+        completed = await follower.stream_event(followed, "turn_completed")
+        assert completed["subscriptionId"] == first_id and completed["event"]["turnId"]
+        await barrier(follower)
+        assert follower.stream(other) == []
+        assert {m["type"] for m in pushed(follower)} == {"agent_stream"}
+        assert "attention_required" not in {p["event"]["type"] for p in follower.stream(followed)}
+        assert all(
+            p["subscriptionId"] == watch_other["payload"]["subscriptionId"]
+            for p in driver.stream(other)
+        )
+        # Each request is a subscription of its own, until released.
+        second = await follower.request(
+            "agent.timeline.set_subscription.request", agentIds=[followed]
+        )
+        second_id = second["payload"]["subscriptionId"]
+        assert second_id != first_id
+        await driver.request("send_agent_message_request", agentId=followed, text=INSTANT)
+        await follower.until(
+            lambda: (
+                {
+                    p["subscriptionId"]
+                    for p in follower.stream(followed)
+                    if p["event"]["type"] == "turn_completed"
+                }
+                == {first_id, second_id}
+            )
+        )
+        released = await follower.request("subscription.release.request", subscriptionId=first_id)
+        assert released == {
+            "type": "subscription.release.response",
+            "payload": {"requestId": released["payload"]["requestId"], "subscriptionId": first_id},
+        }
+        await driver.request("send_agent_message_request", agentId=followed, text=INSTANT)
+        await follower.stream_event(followed, "turn_completed", nth=4)
+        await barrier(follower)
+        last = [
+            p["subscriptionId"]
+            for p in follower.stream(followed)
+            if p["event"]["type"] == "turn_completed"
+        ]
+        assert last[-1] == second_id and len(last) == 4
+    finally:
+        await follower.close()
+        await driver.close()
+
+
+async def test_current_event_subscription_and_permission_reply(
+    daemon_current: FakePaseoDaemon, project: Path
+) -> None:
+    listener = await Peer.open(daemon_current, capabilities=OWNED)
+    driver = await Peer.open(daemon_current, capabilities=OWNED)
+    try:
+        unknown = await listener.request("session.events.set_subscription.request", events=["nope"])
+        assert unknown["payload"]["code"] == "unknown_schema"
+        events = [
+            "agent_permission_request",
+            "agent_permission_resolved",
+            "agent_attention_required",
+        ]
+        subscribed = await listener.request(
+            "session.events.set_subscription.request", events=events
+        )
+        assert subscribed["type"] == "session.events.set_subscription.response"
+        subscription_id = subscribed["payload"]["subscriptionId"]
+        agent_id = await create(driver, project, "emit a synthetic plan approval")
+        asked = await listener.next(lambda m: inner(m).get("type") == "agent_permission_request")
+        assert payload(asked)["agentId"] == agent_id
+        assert payload(asked)["subscriptionId"] == subscription_id
+        request_id = payload(asked)["request"]["id"]
+        attention = await listener.next(
+            lambda m: inner(m).get("type") == "agent_attention_required"
+        )
+        assert payload(attention)["reason"] == "permission"
+        assert payload(attention)["subscriptionId"] == subscription_id
+        rid = await driver.send(
+            "agent_permission_response",
+            agentId=agent_id,
+            requestId=request_id,
+            response={"behavior": "allow"},
+        )
+        resolved = await driver.next(lambda m: inner(m).get("type") == "agent_permission_resolved")
+        assert rid == request_id  # the permission's id is the request's id
+        assert payload(resolved) == {
+            "agentId": agent_id,
+            "requestId": request_id,
+            "resolution": {"behavior": "allow"},
+        }
+        broadcast = await listener.next(
+            lambda m: inner(m).get("type") == "agent_permission_resolved"
+        )
+        assert payload(broadcast)["subscriptionId"] == subscription_id
+        await barrier(driver)
+        assert [m["type"] for m in pushed(driver)] == ["agent_permission_resolved"]
+        assert listener.stream(agent_id) == []
+    finally:
+        await listener.close()
+        await driver.close()
+
+
+async def test_current_agent_updates_need_a_host_issued_subscription(
+    daemon_current: FakePaseoDaemon, project: Path
+) -> None:
+    peer = await Peer.open(daemon_current, capabilities=OWNED)
+    try:
+        agent_id = await create_idle(peer, project)
+        refused = await peer.request("fetch_agents_request", subscribe={"subscriptionId": "s1"})
+        assert (
+            refused["payload"]["error"]
+            == "Request failed: Subscription IDs are assigned by the host"
+        )
+        listed = await peer.request("fetch_agents_request", subscribe={})
+        subscription_id = listed["payload"]["subscriptionId"]
+        assert uuid.UUID(subscription_id)
+        await peer.request("update_agent_request", agentId=agent_id, name="renamed")
+        update = await peer.next(
+            lambda m: (
+                inner(m).get("type") == "agent_update" and payload(m)["agent"]["title"] == "renamed"
+            )
+        )
+        assert payload(update)["subscriptionId"] == subscription_id
+    finally:
+        await peer.close()
+
+
+async def test_current_legacy_hello_gets_replies_only(
+    daemon_current: FakePaseoDaemon, project: Path
+) -> None:
+    """The legacy paths are gone: a hello without capabilities is served as an owned socket.
+    Nothing is pushed to it unless it subscribes, the 0.1.65 way of subscribing (its own id)
+    is refused, and replies go only to the socket that asked (not to its clientId)."""
+    client_id = f"gw_{uuid.uuid4().hex}"
+    asking = await Peer.open(daemon_current, client_id)
+    sibling = await Peer.open(daemon_current, client_id)
+    try:
+        agent_id = await create(asking, project, "emit a synthetic plan approval")
+        waited = await asking.request("wait_for_finish_request", agentId=agent_id)
+        assert waited["payload"]["status"] == "permission"
+        await asking.request("cancel_agent_request", agentId=agent_id)
+        legacy = await asking.request("fetch_agents_request", subscribe={"subscriptionId": "s1"})
+        assert legacy["type"] == "rpc_error"
+        await asking.request("update_agent_request", agentId=agent_id, name="renamed")
+        await barrier(asking)
+        await barrier(sibling)
+        assert pushed(asking) == [] and pushed(sibling) == []
+        assert not [m for m in sibling.seen if payload(m).get("agentId") == agent_id]
+        listed = await asking.request("fetch_agents_request", subscribe={})
+        await asking.request("update_agent_request", agentId=agent_id, name="again")
+        update = await asking.next(lambda m: inner(m).get("type") == "agent_update")
+        assert payload(update)["subscriptionId"] == listed["payload"]["subscriptionId"]
+        await barrier(sibling)
+        assert pushed(sibling) == []
+    finally:
+        await asking.close()
+        await sibling.close()
+
+
+async def test_current_ping_before_hello_closes(daemon_current: FakePaseoDaemon) -> None:
+    async with websockets.connect(daemon_current.ws_url) as ws:
+        await ws.send(json.dumps({"type": "ping"}))
+        assert await close_of(ws) == (4002, "Session message before hello")
+
+
+async def test_current_password_only_in_hello_auth(tmp_path: Path) -> None:
+    hello = {"type": "hello", "clientId": "c1", "clientType": "cli", "protocolVersion": 1}
+    with FakePaseoDaemon(
+        tmp_path / "home", time_scale=SCALE, password="s3cret", extra_env=release_env("current")
+    ) as fake:
+
+        async def answer(frame: Message, subprotocols: list[str] | None = None) -> list[Any]:
+            """What the daemon sends back to one hello: frames, then the close (or None)."""
+            async with websockets.connect(fake.ws_url, subprotocols=subprotocols) as ws:  # type: ignore[arg-type]
+                assert ws.subprotocol is None  # the bearer subprotocol is not echoed
+                await ws.send(json.dumps(frame))
+                frames: list[Any] = []
+                try:
+                    async with asyncio.timeout(WAIT_S):
+                        while True:
+                            frames.append(json.loads(await ws.recv()))
+                            if payload(frames[-1]).get("status") == "server_info":
+                                return frames
+                except ConnectionClosed as exc:
+                    assert exc.rcvd is not None
+                    return [*frames, (exc.rcvd.code, exc.rcvd.reason)]
+
+        rejected = {"type": "hello.rejected", "accepts": ["password"]}
+        assert await answer(hello) == [(4401, "Password required")]
+        assert await answer(hello, ["paseo.bearer.s3cret"]) == [(4401, "Password required")]
+        assert await answer(hello | {"capabilities": {"hello_rejection": True}}) == [
+            rejected | {"reason": "password_required"},
+            (4401, "Password required"),
+        ]
+        wrong = hello | {"auth": {"kind": "password", "password": "nope"}}
+        assert await answer(wrong) == [
+            rejected | {"reason": "incorrect_password"},
+            (4401, "Incorrect password"),
+        ]
+        assert await answer(hello | {"auth": {"kind": "password"}}) == [(4002, "Invalid hello")]
+        right = hello | {"auth": {"kind": "password", "password": "s3cret"}}
+        accepted = await answer(right)
+        assert payload(accepted[-1])["version"] == "0.11.0-beta.5"

@@ -14,13 +14,19 @@ host:port or a unix socket) speaks two protocols, told apart by a connection's f
 
 Both sides drive the same `Manager`: an agent created over the WebSocket is in the CLI's `ls`
 and the other way round, and every stream event reaches both (the WebSocket gets the wire
-shapes: seq/epoch on timeline rows, no internal usage_updated or turnId). Behaviour follows the
-CLI contract, the recordings and the daemon fact sheet; where the fake and a contract disagree,
-the fake is wrong.
+shapes: seq/epoch on timeline rows, no internal usage_updated; turnId from 0.5 on). Behaviour
+follows the CLI contract, the recordings and the daemon fact sheet; where the fake and a
+contract disagree, the fake is wrong.
+
+FAKE_PASEO_VERSION picks the release (fake_paseo_versions.py, `RELEASE` here): what a turn
+streams first (0.1.65: the user_message, then `turn_started`; later: `turn_started` first, the
+user_message with `clientMessageId`), steering, the snapshot fields (`workspaceId`,
+`activeTurn`) and everything the WebSocket side does differently (fake_paseo_ws_hub.py).
 
 Started by `paseo daemon start` (internally `paseo __fake-daemon-worker`), never imported by
-tests. Knob: FAKE_PASEO_TIME_SCALE multiplies every mock duration and interval (not the 15 s
-WebSocket hello timeout nor the 90 s session grace).
+tests. Knobs: FAKE_PASEO_TIME_SCALE multiplies every mock duration and interval (not the 15 s
+WebSocket hello timeout, the 90 s session grace nor the socket lease);
+FAKE_PASEO_SOCKET_LEASE_SECONDS shortens the 45 s WebSocket lease of 0.5 and current.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ from fake_paseo_common import (
     resolve_home,
     write_json_atomic,
 )
+from fake_paseo_versions import release
 from fake_paseo_ws import (
     HttpRequest,
     WebSocket,
@@ -74,6 +81,8 @@ from fake_paseo_ws import (
     upgrade_problem,
 )
 from fake_paseo_ws_hub import BEARER_PREFIX, WsHub
+
+RELEASE = release()  # which Paseo this daemon speaks (FAKE_PASEO_VERSION)
 
 COALESCE_WINDOW_S = 0.060
 TIMER_OVERHEAD_MS = 0.27  # Node's setTimeout(5) really fires every ~5.27 ms (recorded cadence)
@@ -261,7 +270,7 @@ def cycle_events(turn_id: str, cycle: int) -> list[tuple[str, Any]]:
     intro = tokenize(f"## Cycle {cycle}\n\n{INTRO}")
     events: list[tuple[str, Any]] = [("assistant", t) for t in intro]
     events += [("reasoning", t) for t in _REASONING_TOKENS]
-    tools = [
+    tools: list[tuple[str, dict[str, Any]]] = [
         ("read", {"type": "read", "filePath": READ_FILE}),
         ("grep", {"type": "search", "query": "scrollToEnd", "toolName": "grep"}),
     ]
@@ -317,32 +326,36 @@ class Coalescer:
     """Batches assistant/reasoning chunks and tool-call updates like agent-stream-coalescer.
 
     The recorded daemon flushes on a trailing 60 ms timer started by the first buffered item,
-    at once on a terminal tool call, and before any other event (see `Manager.emit`).
+    at once on a terminal tool call, and before any other event (see `Manager.emit`). Each
+    item keeps the id of the turn it belongs to (None outside a turn); items of different
+    turns are never merged.
     """
 
-    def __init__(self, window: float, on_flush: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(
+        self, window: float, on_flush: Callable[[dict[str, Any], str | None], None]
+    ) -> None:
         self.window = window
         self.on_flush = on_flush
-        self.entries: list[dict[str, Any]] = []
+        self.entries: list[tuple[dict[str, Any], str | None]] = []
         self.tool_index: dict[str, int] = {}
         self.timer: asyncio.TimerHandle | None = None
 
-    def add(self, item: dict[str, Any]) -> None:
+    def add(self, item: dict[str, Any], turn_id: str | None = None) -> None:
         """Buffer one item, flushing when the rules say so."""
         if item["type"] in ("assistant_message", "reasoning") and item["text"] == "":
             return
         if item["type"] == "tool_call":
             index = self.tool_index.get(item["callId"])
             if index is not None:
-                self.entries[index] = dict(item)
+                self.entries[index] = (dict(item), turn_id)
             else:
                 self.tool_index[item["callId"]] = len(self.entries)
-                self.entries.append(dict(item))
+                self.entries.append((dict(item), turn_id))
             if item["status"] in ("completed", "failed", "canceled"):
                 self.flush()
                 return
         else:
-            self.entries.append(dict(item))
+            self.entries.append((dict(item), turn_id))
         if self.timer is None:
             self.timer = asyncio.get_running_loop().call_later(self.window, self.flush)
 
@@ -361,15 +374,15 @@ class Coalescer:
             self.timer = None
         entries, self.entries = self.entries, []
         self.tool_index.clear()
-        merged: list[dict[str, Any]] = []
-        for entry in entries:
+        merged: list[tuple[dict[str, Any], str | None]] = []
+        for item, turn_id in entries:
             last = merged[-1] if merged else None
-            if last is not None and same_text_stream(last, entry):
-                last["text"] += entry["text"]
+            if last is not None and last[1] == turn_id and same_text_stream(last[0], item):
+                last[0]["text"] += item["text"]
             else:
-                merged.append(entry)
-        for entry in merged:
-            self.on_flush(entry)
+                merged.append((item, turn_id))
+        for item, turn_id in merged:
+            self.on_flush(item, turn_id)
 
 
 def same_text_stream(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -400,6 +413,7 @@ class Turn:
     id: str
     prompt: str
     message_id: str
+    started_at: str = ""
     task: asyncio.Task[None] | None = None
     cycle: int = 0
     emitted: int = 0
@@ -525,6 +539,13 @@ class Agent:
             attentionReason=self.attention_reason,
             attentionTimestamp=self.attention_at,
         )
+        if RELEASE.workspace_ids:
+            snap["workspaceId"] = self.cwd  # the fake's workspace id is its directory
+        if RELEASE.active_turn:
+            turn = self.turn
+            snap["activeTurn"] = (
+                {"turnId": turn.id, "startedAt": turn.started_at} if turn is not None else None
+            )
         return snap
 
 
@@ -727,7 +748,7 @@ class Manager:
         """Each agent gets its own coalescing buffer."""
         agent.coalescer = Coalescer(
             COALESCE_WINDOW_S * self.scale,
-            lambda item: self.deliver(agent, {"type": "timeline", "item": item}),
+            lambda item, turn_id: self.deliver(agent, timeline_event(item, turn_id)),
         )
 
     def new_agent(
@@ -862,26 +883,47 @@ class Manager:
         `prompt` is recorded as the daemon does: create's initialPrompt trimmed like JS trim(),
         send's text exactly as sent; the mock's magic phrases are searched in it.
         `message_id` (the client's messageId / clientMessageId) becomes the user_message's
-        messageId; a UUID otherwise.
+        messageId; a UUID otherwise. 0.1.65 streams the user_message before `turn_started`;
+        later daemons publish `turn_started` first (`RELEASE.turn_started_first`).
         """
         if agent.turn is not None:
             self.interrupt(agent, attention=False)
         self.make_live(agent)
         agent.archived_at = None
         agent.status = "running"
-        agent.updated_at = agent.last_user_message_at = iso_now()
-        turn = Turn(id=str(uuid.uuid4()), prompt=prompt, message_id=str(uuid.uuid4()))
+        now = iso_now()
+        agent.updated_at = agent.last_user_message_at = now
+        turn = Turn(
+            id=str(uuid.uuid4()), prompt=prompt, message_id=str(uuid.uuid4()), started_at=now
+        )
         agent.turn = turn
-        user_message = {
-            "type": "user_message",
-            "text": prompt,
-            "messageId": message_id or str(uuid.uuid4()),
-        }
-        self.emit(agent, {"type": "timeline", "item": user_message})
-        self.emit(agent, {"type": "turn_started", "turnId": turn.id})
+        started = {"type": "turn_started", "turnId": turn.id}
+        if RELEASE.turn_started_first:
+            self.emit(agent, started)
+        self.emit(agent, {"type": "timeline", "item": user_message_item(prompt, message_id)})
+        if not RELEASE.turn_started_first:
+            self.emit(agent, started)
         turn.task = asyncio.get_running_loop().create_task(self.drive(agent, turn))
         self.save(agent)
         self.notify(agent)
+
+    def steer_turn(self, agent: Agent, text: str, message_id: str | None) -> bool:
+        """Hand `text` to the running turn (activeTurnBehavior "steer"); False when none runs.
+
+        The mock accepts every steer aimed at its current turn (steerActiveTurn) and the turn
+        goes on unchanged. As recordAcceptedSteer does, the text is recorded (a user_message
+        of the running turn) only when the client gave a messageId.
+        """
+        turn = agent.turn
+        if turn is None:
+            return False
+        if message_id:
+            agent.updated_at = agent.last_user_message_at = iso_now()
+            item = user_message_item(text, message_id)
+            self.emit(agent, {"type": "timeline", "item": item, "turnId": turn.id})
+            self.save(agent)
+            self.notify(agent)
+        return True
 
     async def drive(self, agent: Agent, turn: Turn) -> None:
         """Run the provider side of one turn."""
@@ -1162,11 +1204,16 @@ class Manager:
     # -- events and waiting ---------------------------------------------------------------
 
     def emit(self, agent: Agent, event: dict[str, Any]) -> None:
-        """Provider event in: coalescable timeline items are buffered, the rest flush first."""
+        """Provider event in: coalescable timeline items are buffered, the rest flush first.
+
+        A timeline item emitted while a turn runs belongs to that turn (its `turnId`).
+        """
         assert agent.coalescer is not None
         item = event.get("item") if event["type"] == "timeline" else None
+        if item is not None and agent.turn is not None:
+            event.setdefault("turnId", agent.turn.id)
         if item is not None and item["type"] in ("assistant_message", "reasoning", "tool_call"):
-            agent.coalescer.add(item)
+            agent.coalescer.add(item, event.get("turnId"))
             return
         agent.coalescer.flush()
         self.deliver(agent, event)
@@ -1243,6 +1290,22 @@ class Manager:
             except TimeoutError:
                 break
         return {"status": "timeout", "final": agent.snapshot(), "error": None, "lastMessage": None}
+
+
+def timeline_event(item: dict[str, Any], turn_id: str | None) -> dict[str, Any]:
+    """A timeline stream event, with the turn it belongs to when there is one."""
+    event: dict[str, Any] = {"type": "timeline", "item": item}
+    if turn_id is not None:
+        event["turnId"] = turn_id
+    return event
+
+
+def user_message_item(text: str, message_id: str | None) -> dict[str, Any]:
+    """A submitted prompt as a timeline item; the client's id also as `clientMessageId`."""
+    item = {"type": "user_message", "text": text, "messageId": message_id or str(uuid.uuid4())}
+    if RELEASE.client_message_ids and message_id:
+        item["clientMessageId"] = message_id
+    return item
 
 
 def last_message(timeline: list[dict[str, Any]]) -> str | None:
@@ -1452,7 +1515,7 @@ class Daemon:
                 "status": "server_info",
                 "serverId": self.server_id,
                 "hostname": socket.gethostname(),
-                "version": VERSION,
+                "version": RELEASE.version,
                 "listen": self.listen_text,
             }
             return json_response(200, info)
@@ -1473,8 +1536,14 @@ class Daemon:
     async def upgrade(
         self, request: HttpRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        """101 Switching Protocols (echoing the bearer subprotocol), then the Paseo protocol."""
+        """101 Switching Protocols (echoing the bearer subprotocol), then the Paseo protocol.
+
+        Without header auth (`current`) a `paseo.bearer.*` offer is ignored: neither echoed
+        nor checked, as if the client had not sent it.
+        """
         offered = offered_subprotocols(request)
+        if not RELEASE.header_auth:
+            offered = [p for p in offered if not p.startswith(BEARER_PREFIX)]
         bearer = next((p for p in offered if p.startswith(BEARER_PREFIX)), None)
         writer.write(handshake_response(request, bearer or (offered[0] if offered else None)))
         await self.hub.serve(WebSocket(reader, writer), bearer)
@@ -1495,7 +1564,7 @@ class Daemon:
                     "type": "server_info",
                     "serverId": self.server_id,
                     "hostname": socket.gethostname(),
-                    "version": VERSION,
+                    "version": RELEASE.version,
                 }
             )
             while line := await reader.readline():
@@ -1634,7 +1703,7 @@ class Daemon:
         return {
             "serverId": self.server_id,
             "hostname": socket.gethostname(),
-            "version": VERSION,
+            "version": RELEASE.version,
             "pid": os.getpid(),
             "runningAgents": sum(a.status == "running" for a in agents),
             "idleAgents": sum(a.status == "idle" for a in agents),
