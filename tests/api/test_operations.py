@@ -26,6 +26,7 @@ from tests.api.conftest import (
 from tests.api.test_durable_turns import LONG, wait_until_final
 from tests.api.test_prompt import INSTANT, new_session
 from tests.api.test_sessions import assert_problem
+from tests.fakes.fake_paseo_versions import release as fake_release
 from tests.fakes.harness import FakePaseoDaemon
 from tests.sse import collect_turn, read_events, read_until
 
@@ -119,7 +120,8 @@ def test_check_command(
         assert "PASEO_GATEWAY_PASEO_BIN" in missing.stdout
     else:  # the WebSocket needs no CLI; the daemon says who it is
         assert missing.returncode == 0 and "paseo_binary" not in missing.stdout
-        assert "version 0.1.65" in good.stdout and "server srv_" in good.stdout
+        assert f"version {fake_release().version}" in good.stdout and "server srv_" in good.stdout
+        assert "; protocol: " in good.stdout  # how the transport speaks to this release
     down = check(PASEO_GATEWAY_PASEO_HOST="127.0.0.1:1")
     assert down.returncode == 1 and "Start the Paseo daemon" in down.stdout
 

@@ -3,22 +3,18 @@ behind the gateway can steer (the daemon transport on Paseo 0.5+); a clear 409 e
 
 from __future__ import annotations
 
-import os
-
 import httpx
 
 from tests.api.test_prompt import new_session
 from tests.api.test_sessions import assert_problem
-from tests.fakes.fake_paseo_versions import DEFAULT_MODE, RELEASES
-from tests.fakes.fake_paseo_versions import ENV as FAKE_VERSION_ENV
+from tests.fakes.fake_paseo_versions import release as fake_release
 from tests.sse import read_events, read_until
 
 
 async def _can_steer(client: httpx.AsyncClient) -> bool:
     """What this gateway's transport and the fake's release allow (the release's own data)."""
     ready = (await client.get("/readyz")).json()
-    release = RELEASES[os.environ.get(FAKE_VERSION_ENV) or DEFAULT_MODE]
-    return bool(ready["transport"] == "daemon" and release.steering)
+    return bool(ready["transport"] == "daemon" and fake_release().steering)
 
 
 async def test_a_steer_joins_the_running_turn_or_is_refused_untouched(
