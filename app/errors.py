@@ -87,7 +87,11 @@ class NoRunningTurn(Conflict):
     code, title = "no_running_turn", "No turn is running"
 
 
-class SteerUnsupported(Conflict):
+class PaseoUnsupported(Conflict):
+    code, title = "paseo_unsupported", "This Paseo cannot do that"
+
+
+class SteerUnsupported(PaseoUnsupported):
     code, title = "steer_unsupported", "This Paseo cannot steer a running turn"
 
 
@@ -158,7 +162,7 @@ _PASEO_KIND_TO_ERROR: dict[PaseoErrorKind, type[GatewayError]] = {
     PaseoErrorKind.INVALID_INPUT: InvalidInput,
     PaseoErrorKind.BAD_OUTPUT: PaseoBadOutput,
     PaseoErrorKind.TIMEOUT: PaseoTimeout,
-    PaseoErrorKind.UNSUPPORTED: SteerUnsupported,
+    PaseoErrorKind.UNSUPPORTED: PaseoUnsupported,
     PaseoErrorKind.FAILED: PaseoFailed,
 }
 
@@ -197,6 +201,8 @@ def _converted(error: PaseoError) -> GatewayError:
             f"{error.message}. Start the Paseo daemon or fix {_address_setting(error)}.",
             paseo_code=error.code,
         )
+    if error.code == "STEER_UNSUPPORTED":
+        return SteerUnsupported(error.message, paseo_code=error.code)
     if error.code == "NO_ACTIVE_TURN":
         return NoRunningTurn(f"{error.message}; send it as a new prompt", paseo_code=error.code)
     if error.code == "PROMPT_TOO_LONG":

@@ -52,7 +52,11 @@ class Settings(BaseSettings):
         ),
     )
     paseo_home: Path | None = Field(
-        default=None, description="PASEO_HOME for the CLI children (client id, config)."
+        default=None,
+        description=(
+            "The daemon's PASEO_HOME: how the CLI finds it when no host is configured (never "
+            "handed on together with a host: the newest CLI refuses both, TARGET_AMBIGUOUS)."
+        ),
     )
 
     daemons: SecretStr | None = Field(

@@ -8,9 +8,11 @@ for ours before comparing bytes. The daemons run with a small FAKE_PASEO_TIME_SC
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -22,6 +24,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.fake_paseo_common import js_trim
+from tests.fakes.fake_paseo_versions import RELEASES
 from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon, running_fake_processes
 
 SAMPLES = Path(__file__).resolve().parent / "fixtures" / "paseo-samples"
@@ -118,6 +121,15 @@ class Stream:
         self.proc.stdout.close()
         self.proc.stderr.close()
         return rc
+
+
+@pytest.fixture(scope="module", autouse=True)
+def recorded_release() -> Iterator[None]:
+    """The recordings are of 0.1.65: here the fake is that release, whatever
+    FAKE_PASEO_VERSION the run was given, unless a test names another."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FAKE_PASEO_VERSION", "0.1.65")
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -396,6 +408,7 @@ def test_send_prompt_sources(daemon: FakePaseoDaemon, project: Path, tmp_path: P
     )
     assert json.loads(ok.stdout)["status"] == "completed"
     entry = json.loads(log.read_text())
+    assert {"PASEO_HOME", "PASEO_HOST"} <= set(entry.pop("paseo_env"))
     assert entry == {
         "argv": ["send", "--json", f"--prompt-file={prompt_file}", "--", agent_id],
         "env_PASEO_HOST_set": True,
@@ -1124,3 +1137,324 @@ def test_provider_loading_and_disabled_config(tmp_path: Path) -> None:
         while (table := fake.cli("provider", "ls", cwd=tmp_path)).stdout != loaded:
             assert time.monotonic() < deadline, table.stdout
             time.sleep(0.2)
+
+
+# ---------------------------------------------------------------------------------------------
+# releases (FAKE_PASEO_VERSION): the CLI of 0.5.0-beta.4 and of the newest Paseo
+
+INSTANT = "emit 1 coalesced agent stream updates"
+DEPRECATED_RUN_FLAG = RELEASES["current"].run_alias_warning
+
+
+def start_release(
+    mode: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[FakePaseoDaemon]:
+    """A daemon of release `mode`; the CLI children of the test are of it too."""
+    monkeypatch.setenv("FAKE_PASEO_VERSION", mode)
+    with FakePaseoDaemon(home, time_scale=SCALE) as fake:
+        yield fake
+    assert running_fake_processes(include_daemons=True, home=fake.home) == []
+
+
+@pytest.fixture
+def v05(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePaseoDaemon]:
+    yield from start_release("0.5", tmp_path / "home-0.5", monkeypatch)
+
+
+@pytest.fixture
+def current(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePaseoDaemon]:
+    yield from start_release("current", tmp_path / "home-current", monkeypatch)
+
+
+def cli_error(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """The JSON error of a failed --json call (exit 1, nothing on stdout)."""
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr
+    error: dict[str, Any] = json.loads(result.stderr)["error"]
+    return error
+
+
+def without_target(env: dict[str, str], **extra: str) -> dict[str, str]:
+    """An environment with neither PASEO_HOME nor PASEO_HOST, plus `extra`."""
+    return {k: v for k, v in env.items() if k not in ("PASEO_HOME", "PASEO_HOST")} | extra
+
+
+@pytest.mark.parametrize(
+    ("mode", "version"),
+    [
+        (None, "0.1.65-beta.5"),
+        ("0.1.65", "0.1.65-beta.5"),
+        ("0.5", "0.5.0-beta.4"),
+        ("current", "0.11.0-beta.5"),
+    ],
+)
+def test_version_of_each_release(
+    mode: str | None, version: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if mode is None:
+        monkeypatch.delenv("FAKE_PASEO_VERSION", raising=False)
+    else:
+        monkeypatch.setenv("FAKE_PASEO_VERSION", mode)
+    for flag in ("--version", "-v"):
+        printed = subprocess.run(
+            [str(FAKE_PASEO_BIN), flag], capture_output=True, text=True, timeout=30, check=False
+        )
+        assert (printed.returncode, printed.stdout) == (0, version + "\n")
+
+
+def test_05_run_background_and_its_workspace(v05: FakePaseoDaemon, project: Path) -> None:
+    for flag in ("-d", "--background", "--detach"):
+        made = run(v05, project, "run", flag, "--json", "--provider", "mock", "--", INSTANT)
+        assert made.returncode == 0, made.stderr
+        created = json.loads(made.stdout)  # stdout is the same JSON as 0.1.65's
+        assert list(created) == ["agentId", "status", "provider", "cwd", "title"]
+        assert created["status"] in ("created", "running")
+        workspace = re.fullmatch(
+            r"Created workspace (\S+) - (\S+)\nTip: pass --workspace \1 \(or set "
+            r"PASEO_WORKSPACE_ID\) to run in an existing workspace\.\n",
+            made.stderr,
+        )
+        assert workspace is not None and workspace[2] == project.name, made.stderr
+    no_wait = run(v05, project, "run", "--no-wait", "--provider", "mock", "--", INSTANT)
+    assert no_wait.returncode == 1
+    assert no_wait.stderr.startswith("error: unknown option '--no-wait'")
+    parent = created["agentId"]
+    child = run(
+        v05,
+        project,
+        "run",
+        "-d",
+        "--json",
+        "--provider=mock",
+        "--",
+        INSTANT,
+        **{"PASEO_AGENT_ID": parent},
+    )
+    assert child.stderr == ""  # a subagent goes into its caller's workspace
+    child_id = json.loads(child.stdout)["agentId"]
+    assert run_json(v05, project, "inspect", "--json", child_id)["ParentAgentId"] == parent
+    orphan = run(
+        v05,
+        project,
+        "run",
+        "-d",
+        "--json",
+        "--provider=mock",
+        "--",
+        INSTANT,
+        **{"PASEO_AGENT_ID": "nope"},
+    )
+    assert cli_error(orphan) == {
+        "code": "AGENT_CREATE_FAILED",
+        "message": "Failed to create agent: Caller agent not found: nope",
+    }
+    chosen = run(
+        v05,
+        project,
+        "run",
+        "-d",
+        "--provider=mock",
+        "--",
+        INSTANT,
+        **{"PASEO_WORKSPACE_ID": "ws_given"},
+    )
+    assert (chosen.returncode, chosen.stderr) == (0, "Using workspace ws_given\n")
+
+
+def test_05_host_after_the_subcommand_and_inspect_failed(
+    v05: FakePaseoDaemon, project: Path
+) -> None:
+    before = run(v05, project, "--host", v05.host, "ls")
+    assert (before.returncode, before.stderr) == (1, "error: unknown option '--host'\n")
+    assert "PASEO_HOME" in v05.env()  # with PASEO_HOST: the host wins, as in 0.1.65
+    assert isinstance(run_json(v05, project, "ls", "--json", "--host", v05.host), list)
+    assert cli_error(run(v05, project, "inspect", "--json", "nope")) == {
+        "code": "INSPECT_FAILED",
+        "message": "Failed to inspect agent: Agent not found: nope",
+    }
+
+
+def test_current_run_no_wait_and_its_deprecated_aliases(
+    current: FakePaseoDaemon, project: Path
+) -> None:
+    # The default mock model streams for five (scaled) minutes: --no-wait must not wait.
+    made = run(current, project, "run", "--no-wait", "--json", "--provider", "mock", "--", "work")
+    assert made.returncode == 0 and "deprecated" not in made.stderr
+    agent_id = json.loads(made.stdout)["agentId"]
+    assert run_json(current, project, "inspect", "--json", agent_id)["Status"] == "running"
+    assert run_json(current, project, "stop", "--json", agent_id)["stoppedCount"] == 1
+    for flag in ("-d", "--background"):
+        old = run(current, project, "run", flag, "--json", "--provider", "mock", "--", INSTANT)
+        assert old.returncode == 0 and json.loads(old.stdout)["status"] in ("created", "running")
+        assert old.stderr.splitlines()[0] == DEPRECATED_RUN_FLAG
+    gone = run(current, project, "run", "--detach", "--provider", "mock", "--", INSTANT)
+    assert gone.returncode == 1 and gone.stderr.startswith("error: unknown option '--detach'")
+    schema = run(
+        current, project, "run", "--json", "--no-wait", "--output-schema={}", "--", INSTANT
+    )
+    assert cli_error(schema)["message"] == "--output-schema cannot be used with --no-wait"
+
+
+def test_current_one_daemon_target(current: FakePaseoDaemon, project: Path, tmp_path: Path) -> None:
+    env = current.env()
+    assert "PASEO_HOME" not in env and env["PASEO_HOST"] == current.host
+    home, host = str(current.home), current.host
+    bare = without_target(env)
+    for argv in (
+        ["--host", host, "ls", "--json"],
+        ["ls", "--json", "--host", host],
+        ["--home", home, "ls", "--json"],
+        ["agent", "ls", f"--home={home}", "--json"],
+    ):
+        listed = current.cli(*argv, env=bare, cwd=project)
+        assert listed.returncode == 0 and isinstance(json.loads(listed.stdout), list), argv
+    # A home alone means the address its daemon published (a TCP port here).
+    home_only = current.cli("ls", "--json", env=without_target(env, PASEO_HOME=home), cwd=project)
+    assert home_only.returncode == 0, home_only.stderr
+    both_env = run(current, project, "ls", "--json", PASEO_HOME=home)
+    assert cli_error(both_env)["code"] == "TARGET_AMBIGUOUS"
+    both_flags = current.cli("ls", "--json", "--home", home, "--host", host, env=bare, cwd=project)
+    assert cli_error(both_flags)["code"] == "TARGET_AMBIGUOUS"
+    # A flag overrides both environment selectors.
+    flag_wins = run(current, project, "ls", "--json", "--host", host, PASEO_HOME=home)
+    assert flag_wins.returncode == 0, flag_wins.stderr
+    stopped = tmp_path / "stopped-home"
+    nobody = current.cli("--home", str(stopped), "ls", "--json", env=bare, cwd=project)
+    assert cli_error(nobody)["code"] == "DAEMON_NOT_RUNNING"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["inspect", "nope"],
+        ["agent", "inspect", "nope"],
+        ["send", "nope", "hi"],
+        ["agent", "send", "nope", "hi"],
+        ["stop", "nope"],
+        ["delete", "nope"],
+        ["agent", "update", "nope", "--name", "x"],
+        ["agent", "mode", "nope", "plan"],
+        ["archive", "nope"],
+    ],
+)
+def test_current_unknown_agent_is_agent_not_found(
+    current: FakePaseoDaemon, project: Path, argv: list[str]
+) -> None:
+    assert cli_error(run(current, project, *argv, "--json")) == {
+        "code": "AGENT_NOT_FOUND",
+        "message": "Agent not found: nope",
+        "details": 'Use "paseo ls" to list available agents',
+    }
+
+
+def test_current_wait_on_an_unknown_agent_stays_an_outcome(
+    current: FakePaseoDaemon, project: Path
+) -> None:
+    """The fake's choice: `wait` reported no generic failure for an unknown id (it answers an
+    `error` outcome, exit 0), so #6053 is not taken to change it."""
+    waited = run_json(current, project, "wait", "--json", "nope")
+    assert waited == {"agentId": "nope", "status": "error", "message": "Agent not found: nope"}
+
+
+def test_current_permit_ls_prints_whole_ids(current: FakePaseoDaemon, project: Path) -> None:
+    made = run(current, project, "run", "--no-wait", "--json", "--provider", "mock", "--", "x")
+    agent_id = json.loads(made.stdout)["agentId"]
+    asked = run(current, project, "send", "--json", agent_id, "emit a synthetic plan approval")
+    assert json.loads(asked.stdout)["status"] == "permission"
+    pending = run_json(current, project, "inspect", "--json", agent_id)["PendingPermissions"]
+    rows = [
+        p for p in run_json(current, project, "permit", "ls", "--json") if p["agentId"] == agent_id
+    ]
+    assert [row["id"] for row in rows] == [p["id"] for p in pending]
+    run_json(current, project, "permit", "allow", agent_id, "--all", "--json")
+
+
+def test_current_daemon_start_reads_only_its_config(
+    tmp_path: Path, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_PASEO_VERSION", "current")
+    home = tmp_path / "home"
+    env = without_target(dict(os.environ), PASEO_NODE_ENV="development")
+
+    def paseo(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(FAKE_PASEO_BIN), *args],
+            env=env | extra,
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    for flags, migration in (
+        (["--listen", "127.0.0.1:0"], f"daemon config set daemon.listen 127.0.0.1:0 --home {home}"),
+        (["--port", "7001"], f"daemon config set daemon.listen 127.0.0.1:7001 --home {home}"),
+        (["--no-relay"], f"daemon config set daemon.relay.enabled false --home {home}"),
+        (["--foreground"], f"daemon run --home {home}"),
+    ):
+        refused = paseo("daemon", "start", *flags, "--home", str(home))
+        assert refused.returncode == 1 and f"Instead run: paseo {migration}\n" in refused.stderr
+        assert not (home / "paseo.pid").exists()  # refused before any side effect
+    saved = paseo("daemon", "config", "set", "daemon.listen", "127.0.0.1:0", "--home", str(home))
+    assert saved.returncode == 0, saved.stderr
+    assert json.loads(saved.stdout) == {
+        "action": "saved",
+        "applied": False,
+        "message": "Saved; not applied to a running daemon",
+        "nextCommand": f"paseo daemon start --home {json.dumps(str(home))}",
+    }
+    relay = paseo("daemon", "config", "set", "daemon.relay.enabled", "false", f"--home={home}")
+    assert json.loads(relay.stdout)["action"] == "saved"
+    config = json.loads((home / "config.json").read_text())
+    assert config["daemon"]["listen"] == "127.0.0.1:0"
+    assert config["daemon"]["relay"]["enabled"] is False
+    got = paseo("daemon", "config", "get", "daemon.relay.enabled", "--home", str(home), "--json")
+    assert json.loads(got.stdout)["value"] is False
+    # An inherited PASEO_LISTEN no longer counts: the daemon listens where config.json says.
+    started = paseo("daemon", "start", "--home", str(home), PASEO_LISTEN="127.0.0.1:1")
+    assert started.returncode == 0, started.stderr
+    try:
+        listen = json.loads((home / "paseo.pid").read_text())["listen"]
+        assert listen.startswith("127.0.0.1:") and listen != "127.0.0.1:1"
+        assert f"listening on {listen}" in started.stdout
+        assert paseo("ls", "--json", "--home", str(home)).stdout == "[]\n"
+        live = paseo("daemon", "config", "set", "daemon.listen", listen, "--home", str(home))
+        assert json.loads(live.stdout)["restartRequiredPaths"] == ["daemon.listen"]
+    finally:
+        stopped = paseo("daemon", "stop", "--home", str(home), "--json")
+    assert json.loads(stopped.stdout)["action"] == "stopped"
+
+
+def test_current_daemon_run_honours_paseo_listen(
+    tmp_path: Path, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_PASEO_VERSION", "current")
+    home = tmp_path / "home"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = without_target(dict(os.environ), PASEO_NODE_ENV="development")
+    daemon_env = env | {"PASEO_LISTEN": f"127.0.0.1:{port}"}
+    foreground = Stream(["daemon", "run", "--home", str(home)], daemon_env, project)
+    foreground.wait_for("Server listening on")
+    assert json.loads((home / "paseo.pid").read_text())["listen"] == f"127.0.0.1:{port}"
+
+    def paseo(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(FAKE_PASEO_BIN), *args],
+            env=env,
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    assert paseo("ls", "--json", "--host", f"127.0.0.1:{port}").stdout == "[]\n"
+    again = paseo("daemon", "run", "--home", str(home), "--json")
+    assert json.loads(again.stdout)["action"] == "already_running"
+    assert (
+        json.loads(paseo("daemon", "stop", "--home", str(home), "--json").stdout)["action"]
+        == "stopped"
+    )
+    assert foreground.finish(sig=None) == 0

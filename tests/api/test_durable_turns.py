@@ -16,7 +16,7 @@ import httpx
 import psutil
 import pytest
 
-from app.paseo.transcript import last_reply, same_words
+from app.paseo.cli.transcript import last_reply, same_words
 from tests.api.conftest import (
     AUTH,
     Gateway,

@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 
 from app.main import create_app
-from app.paseo.cli import CliPaseoClient
+from app.paseo.cli.client import CliPaseoClient
 from app.settings import Settings
 from tests.api.test_sessions import assert_problem
 

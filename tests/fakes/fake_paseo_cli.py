@@ -27,15 +27,16 @@ from fake_paseo_common import (
     CONNECT_DETAILS,
     DEFAULT_HOST,
     DEFAULT_LISTEN,
-    VERSION,
     config_listen,
     js_trim,
     load_config,
     normalize_daemon_host,
     parse_iso,
+    pid_alive,
     read_pid_file,
     resolve_home,
 )
+from fake_paseo_versions import release
 
 HOST_HELP = (
     "Daemon host target: host:port or tcp://host:port?ssl=true&password=secret "
@@ -286,7 +287,7 @@ def parse_options(
 def consume_option(cmd: Command, option: Option, args: list[str], values: dict[str, Any]) -> None:
     """Take an option's value from the following argument when it has one."""
     if option.name == "version" and cmd.parent is None:
-        raise CliExit(0, stdout=VERSION + "\n")
+        raise CliExit(0, stdout=release().version + "\n")
     if option.takes_value and not option.optional_value:
         if not args:
             fail(f"error: option '{option.flags}' argument missing")
@@ -434,6 +435,7 @@ class Result:
     is_list: bool = False
     serialized: Any = None
     quiet_empty_line: bool = False
+    human: Callable[[Any], str] | None = None  # table format: this instead of a table
 
 
 def js_string(value: Any) -> str:
@@ -570,6 +572,8 @@ def render(result: Result, out: OutputOptions) -> str | None:
     if out.format == "yaml":
         return to_yaml(payload)
     if out.format == "table":
+        if result.human is not None:
+            return result.human(payload)
         return render_table(result, out.headers) or None
     crash_unknown_format(out.format)
 
@@ -628,6 +632,51 @@ def host_candidates(explicit: str | None) -> list[str]:
         candidates.append(tcp)
     candidates.append(DEFAULT_HOST)
     return list(dict.fromkeys(candidates))
+
+
+def target_hosts(inv: Invocation) -> list[str]:
+    """Where a daemon-connected command connects, in the order to try.
+
+    Up to 0.8 it is `host_candidates` (host wins over home; fallbacks to the configured
+    address and localhost:6767). Where the release has one exclusive target: `--home`, or
+    `--host`, or else the one of PASEO_HOME / PASEO_HOST that is set; two of them are
+    TARGET_AMBIGUOUS, and a home means its daemon's published endpoint (pid file), nothing else.
+    """
+    host, home = inv.get("host"), inv.get("home")
+    if not release().exclusive_target:
+        return host_candidates(host)
+    if host and home:
+        raise ambiguous_target("Both --home and --host were given", "Pass only one of them")
+    if host:
+        return [host]
+    if not home and os.environ.get("PASEO_HOST"):
+        if os.environ.get("PASEO_HOME"):
+            raise ambiguous_target(
+                "Both PASEO_HOME and PASEO_HOST are set",
+                "Pass --home or --host to choose one, or unset one of PASEO_HOME and PASEO_HOST",
+            )
+        return [os.environ["PASEO_HOST"]]
+    return published_endpoint(selected_home(inv))
+
+
+def selected_home(inv: Invocation) -> Path:
+    """`--home`, else PASEO_HOME, else ~/.paseo."""
+    home = inv.get("home")
+    return resolve_home({"PASEO_HOME": home} if home else None)
+
+
+def ambiguous_target(why: str, hint: str) -> CommandError:
+    """TARGET_AMBIGUOUS (invented wording: the docs name the code, not its message)."""
+    return CommandError("TARGET_AMBIGUOUS", f"{why}: the daemon to use is ambiguous", hint)
+
+
+def published_endpoint(home: Path) -> list[str]:
+    """The listen address a home's live daemon published in its pid file (or none)."""
+    info = read_pid_file(home)
+    if not info or not pid_alive(int(info["pid"])):
+        return []
+    host = normalize_daemon_host(str(info.get("listen") or ""))
+    return [host] if host else []
 
 
 def client_id() -> str:
@@ -770,7 +819,7 @@ class Client:
                 "clientId": client_id(),
                 "clientType": "cli",
                 "protocolVersion": 1,
-                "appVersion": VERSION,
+                "appVersion": release().version,
                 "password": password,
                 "hostHeader": host_header,
             }
@@ -822,9 +871,14 @@ class Client:
 
 
 def connect(explicit: str | None) -> Client:
+    """Connect to `explicit` (or PASEO_HOST, or the 0.1.65 fallbacks)."""
+    return connect_to(host_candidates(explicit))
+
+
+def connect_to(hosts: list[str]) -> Client:
     """Try each candidate host in order, keeping the last error (connectToDaemon)."""
     last: ConnectFailed | None = None
-    for host in host_candidates(explicit):
+    for host in hosts:
         try:
             family, address, password, tls, header = parse_target(host)
             sock = open_socket(family, address, tls)
@@ -841,15 +895,24 @@ def connect(explicit: str | None) -> Client:
     raise last or ConnectFailed("Unable to connect to Paseo daemon")
 
 
+def connect_target(inv: Invocation) -> Client:
+    """Connect to the daemon this invocation selects (`target_hosts`)."""
+    hosts = target_hosts(inv)
+    if not hosts:
+        raise ConnectFailed("no daemon is running for this home")
+    return connect_to(hosts)
+
+
 def daemon_host(inv: Invocation) -> str:
-    """getDaemonHost: the first candidate, used in error messages."""
-    return host_candidates(inv.get("host"))[0]
+    """getDaemonHost: the first candidate (or the home without one), for error messages."""
+    hosts = target_hosts(inv)
+    return hosts[0] if hosts else str(selected_home(inv))
 
 
 def connect_or_error(inv: Invocation) -> Client:
     """Connect, or raise DAEMON_NOT_RUNNING with the recorded wording."""
     try:
-        return connect(inv.get("host"))
+        return connect_target(inv)
     except ConnectFailed as exc:
         raise CommandError(
             "DAEMON_NOT_RUNNING",

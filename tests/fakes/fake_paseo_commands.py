@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import re
+import secrets
 import signal
 import sys
 import time
@@ -38,6 +39,7 @@ from fake_paseo_cli import (
     Result,
     connect,
     connect_or_error,
+    connect_target,
     curate,
     daemon_host,
     inspect_data,
@@ -50,14 +52,16 @@ from fake_paseo_cli import (
     read_images,
     render,
     render_error,
+    selected_home,
     timeout_ms,
+    to_json,
     write,
 )
 from fake_paseo_common import (
+    CONFIG_FILENAME,
     CONNECT_DETAILS,
     LOG_FILENAME,
     PROVIDERS,
-    VERSION,
     config_listen,
     js_trim,
     load_config,
@@ -65,7 +69,9 @@ from fake_paseo_common import (
     pid_alive,
     read_pid_file,
     resolve_home,
+    write_json_atomic,
 )
+from fake_paseo_versions import release
 
 if TYPE_CHECKING:
     import subprocess
@@ -137,6 +143,23 @@ def cmd_ls(inv: Invocation) -> Result:
     return Result([ls_item(a) for a in agents], columns, "shortId", is_list=True)
 
 
+def agent_failure(code: str, message: str, exc: Exception) -> CommandError:
+    """A failed agent command: `code` with `message: <daemon error>`, or AGENT_NOT_FOUND where
+    the release reports an unknown id so (0.11.0-beta.5: "paseo agent commands report
+    AGENT_NOT_FOUND instead of a generic failure").
+
+    Chosen for the commands that resolve one id on the daemon and failed with a generic
+    `*_FAILED` code: inspect, send, stop, delete, update and mode, as `paseo agent <cmd>` and as
+    root aliases (the same commands). Left as they were: `wait` (an unknown id is an `error`
+    outcome with exit 0, not a failure), `logs`/`attach` (plain text, no code), `permit`
+    (not a `paseo agent` command), `archive` (AGENT_NOT_FOUND already).
+    """
+    text = str(exc)
+    if release().agent_not_found_code and text.startswith("Agent not found"):
+        return CommandError("AGENT_NOT_FOUND", text, 'Use "paseo ls" to list available agents')
+    return CommandError(code, f"{message}: {text}")
+
+
 def require_id(value: str | None, command: str) -> str:
     """MISSING_AGENT_ID for blank ids."""
     if not value or not value.strip():
@@ -153,7 +176,7 @@ def cmd_inspect(inv: Invocation) -> Result:
     try:
         snapshot = client.request("fetch_agent", agentId=agent_id)
     except (DaemonError, ConnectionLost) as exc:
-        raise CommandError("INSPECT_FAILED", f"Failed to inspect agent: {exc}") from exc
+        raise agent_failure("INSPECT_FAILED", "Failed to inspect agent", exc) from exc
     finally:
         client.close()
     data = inspect_data(snapshot)
@@ -231,10 +254,51 @@ def run_result(snapshot: dict[str, Any], status: str | None = None) -> dict[str,
     }
 
 
+def flag_given(inv: Invocation, flags: str) -> bool:
+    """Was the option with these commander flags given (`--no-x` counts when x is False)?"""
+    option = Option(flags)
+    value = inv.get(option.name)
+    return value is False if option.negate else bool(value)
+
+
+def no_wait_requested(inv: Invocation) -> bool:
+    """`run`'s return-at-once flag of this release, or one of its aliases (which may warn)."""
+    rel = release()
+    alias = any(flag_given(inv, flags) for flags in rel.run_no_wait_aliases)
+    if alias and rel.run_alias_warning:
+        write(sys.stderr, rel.run_alias_warning + "\n")
+    return alias or flag_given(inv, rel.run_no_wait_flags)
+
+
+def place_agent(client: Client, cwd: str, labels: dict[str, str]) -> None:
+    """Where a run's agent goes from 0.1.97 on (run.ts): the calling agent's workspace
+    (PASEO_AGENT_ID, as its subagent), PASEO_WORKSPACE_ID's, or a new local workspace.
+
+    Texts from 0.5.0-beta.4; the workspace itself lives only in these stderr lines (the
+    fake's daemon places agents by cwd, as 0.1.65 did).
+    """
+    if caller := os.environ.get("PASEO_AGENT_ID"):
+        try:
+            parent = client.request("fetch_agent", agentId=caller)
+        except DaemonError as exc:
+            raise DaemonError(f"Caller agent not found: {caller}") from exc
+        labels.setdefault("paseo.parent-agent-id", parent["id"])
+    elif workspace := os.environ.get("PASEO_WORKSPACE_ID"):
+        write(sys.stderr, f"Using workspace {workspace}\n")
+    else:
+        workspace = "ws_" + secrets.token_hex(6)
+        write(
+            sys.stderr,
+            f"Created workspace {workspace} - {os.path.basename(cwd) or cwd}\n"
+            f"Tip: pass --workspace {workspace} (or set PASEO_WORKSPACE_ID) to run in an "
+            "existing workspace.\n",
+        )
+
+
 def cmd_run(inv: Invocation) -> Result:
     """run: create an agent; foreground waits for the first turn."""
     prompt = inv.args[0]
-    detach = bool(inv.get("detach"))
+    detach = no_wait_requested(inv)
     schema = (
         load_output_schema(inv.get("outputSchema")) if inv.get("outputSchema") is not None else None
     )
@@ -245,7 +309,7 @@ def cmd_run(inv: Invocation) -> Result:
     if schema is not None and detach:
         raise CommandError(
             "INVALID_OPTIONS",
-            "--output-schema cannot be used with --detach",
+            f"--output-schema cannot be used with {Option(release().run_no_wait_flags).long}",
             "Structured output requires waiting for the agent to finish",
         )
     wait_ms, _ = timeout_ms(inv.get("waitTimeout"), "Invalid wait timeout value")
@@ -265,6 +329,8 @@ def cmd_run(inv: Invocation) -> Result:
         if inv.get("worktree"):
             labels.setdefault("paseo.worktree", inv.get("worktree"))
         cwd = os.path.abspath(inv.get("cwd") or os.getcwd())
+        if release().run_places_in_workspaces:
+            place_agent(client, cwd, labels)
         snapshot = client.request(
             "create_agent",
             provider=provider,
@@ -408,7 +474,7 @@ def cmd_send(inv: Invocation) -> Result:
             "wait_for_finish", agentId=reply["agentId"], timeoutMs=int(limit * 1000)
         )
     except (DaemonError, ConnectionLost) as exc:
-        raise CommandError("SEND_FAILED", f"Failed to send message: {exc}") from exc
+        raise agent_failure("SEND_FAILED", "Failed to send message", exc) from exc
     finally:
         client.close()
     status = {"idle": "completed"}.get(state["status"], state["status"])
@@ -500,7 +566,7 @@ def cmd_stop(inv: Invocation) -> Result:
             except DaemonError as exc:
                 write(sys.stderr, f"Warning: Failed to stop agent {agent['id'][:7]}: {exc}\n")
     except (DaemonError, ConnectionLost) as exc:
-        raise CommandError("STOP_AGENT_FAILED", f"Failed to stop agent(s): {exc}") from exc
+        raise agent_failure("STOP_AGENT_FAILED", "Failed to stop agent(s)", exc) from exc
     finally:
         client.close()
     return Result(
@@ -610,7 +676,7 @@ def cmd_delete(inv: Invocation) -> Result:
             except DaemonError as exc:
                 write(sys.stderr, f"Warning: Failed to delete agent {agent['id'][:7]}: {exc}\n")
     except (DaemonError, ConnectionLost) as exc:
-        raise CommandError("DELETE_AGENT_FAILED", f"Failed to delete agent(s): {exc}") from exc
+        raise agent_failure("DELETE_AGENT_FAILED", "Failed to delete agent(s)", exc) from exc
     finally:
         client.close()
     return Result(
@@ -632,7 +698,7 @@ def cmd_update(inv: Invocation) -> Result:
     try:
         snapshot = client.request("update_agent", agentId=agent_arg, name=name, labels=labels)
     except (DaemonError, ConnectionLost) as exc:
-        raise CommandError("UPDATE_AGENT_FAILED", f"Failed to update agent: {exc}") from exc
+        raise agent_failure("UPDATE_AGENT_FAILED", "Failed to update agent", exc) from exc
     finally:
         client.close()
     text = ",".join(f"{k}={v}" for k, v in snapshot["labels"].items()) or "-"
@@ -660,7 +726,7 @@ def cmd_mode(inv: Invocation) -> Result:
             return Result(modes, [Column("ID", "id"), Column("LABEL", "label")], "id")
         changed = client.request("set_mode", agentId=agent_arg, modeId=mode)
     except (DaemonError, ConnectionLost) as exc:
-        raise CommandError("MODE_OPERATION_FAILED", f"Failed to set mode: {exc}") from exc
+        raise agent_failure("MODE_OPERATION_FAILED", "Failed to set mode", exc) from exc
     finally:
         client.close()
     data = {"agentId": changed["agentId"][:7], "mode": changed["modeId"]}
@@ -684,7 +750,7 @@ def install_detach_handlers() -> None:
 def text_connect(inv: Invocation) -> Client:
     """Connect for attach/logs: failures are plain `Error:` lines."""
     try:
-        return connect(inv.get("host"))
+        return connect_target(inv)
     except ConnectFailed as exc:
         text = f"Error: Cannot connect to daemon at {daemon_host(inv)}: {exc}\n{CONNECT_DETAILS}\n"
         raise CliExit(1, stderr=text) from exc
@@ -879,7 +945,7 @@ def provider_columns() -> list[Column]:
 def cmd_provider_ls(inv: Invocation) -> Result:
     """provider ls: the daemon's snapshot, or the static list when it is down (exit 0)."""
     try:
-        client = connect(inv.get("host"))
+        client = connect_target(inv)
     except ConnectFailed:
         return Result(static_providers(), provider_columns(), "provider", is_list=True)
     try:
@@ -906,7 +972,7 @@ def cmd_provider_models(inv: Invocation) -> Result:
     """provider models: UNKNOWN_ERROR (with a stack) when the daemon is down."""
     provider = inv.args[0]
     try:
-        client = connect(inv.get("host"))
+        client = connect_target(inv)
     except ConnectFailed as exc:
         stack = (
             f"Error: {exc}\n    at DaemonClient.connect (file:///usr/lib/node_modules/@getpaseo/server/dist/"
@@ -946,9 +1012,10 @@ def cmd_permit_ls(inv: Invocation) -> Result:
         raise CommandError("LIST_PERMISSIONS_FAILED", f"Failed to list permissions: {exc}") from exc
     finally:
         client.close()
+    id_length = None if release().permit_full_ids else 8
     rows = [
         {
-            "id": p["id"][:8],
+            "id": p["id"][:id_length],
             "agentId": a["id"],
             "agentShortId": a["id"][:7],
             "name": p.get("name"),
@@ -1044,11 +1111,34 @@ def permit_targets(
 # Daemon lifecycle
 
 
+# Daemon settings a managed `daemon start` no longer takes from its environment (0.9.0):
+# the daemon reads them from config.json. Provider credentials, the password and runtime
+# controls (PASEO_NODE_ENV, the fake's knobs) still pass.
+CONFIG_ONLY_ENV = ("PORT", "PASEO_LISTEN", "PASEO_RELAY_ENABLED", "PASEO_HOST")
+# `daemon start` flags removed in 0.9.0, and the command that replaces each. The wording is
+# invented: the docs say only that they "fail before side effects, with the corresponding
+# `config set` migration".
+REMOVED_START_FLAGS = {
+    "--listen <listen>": "paseo daemon config set daemon.listen {value} --home {home}",
+    "--port <port>": "paseo daemon config set daemon.listen 127.0.0.1:{value} --home {home}",
+    "--no-relay": "paseo daemon config set daemon.relay.enabled false --home {home}",
+    "--foreground": "paseo daemon run --home {home}",
+}
+START_TIMEOUT_S = 600.0
+# config.ts redacts these keys when it prints a configuration.
+SECRET_KEY = re.compile(r"password|(?:api|private|access)[_-]?key|token|secret|authorization", re.I)
+
+
 def daemon_env(inv: Invocation) -> dict[str, str]:
-    """Child environment: --home sets PASEO_HOME, --listen/--port set PASEO_LISTEN."""
+    """Child environment: --home sets PASEO_HOME, --listen/--port set PASEO_LISTEN (before
+    0.9.0; from then on the daemon's settings come from config.json only)."""
     env = dict(os.environ)
     if inv.get("home"):
         env["PASEO_HOME"] = inv.get("home")
+    if release().persistent_daemon_config:
+        for key in CONFIG_ONLY_ENV:
+            env.pop(key, None)
+        return env
     if inv.get("listen"):
         env["PASEO_LISTEN"] = inv.get("listen")
     elif inv.get("port"):
@@ -1058,9 +1148,42 @@ def daemon_env(inv: Invocation) -> dict[str, str]:
     return env
 
 
+def home_text(inv: Invocation) -> str:
+    """The home a local command means, as given (nothing is created for it)."""
+    return str(inv.get("home") or os.environ.get("PASEO_HOME") or "~/.paseo")
+
+
+def reject_host(inv: Invocation) -> None:
+    """Local-only commands (start, daemon run, config) refuse --host (0.9.0; invented text)."""
+    if release().persistent_daemon_config and inv.get("host"):
+        raise CommandError(
+            "INVALID_OPTIONS",
+            "--host cannot be used with a local daemon command",
+            "Select the local daemon with --home <path>",
+        )
+
+
+def refuse_removed_start_flags(inv: Invocation) -> None:
+    """0.9.0: the listen/relay/foreground flags of `daemon start` fail, naming their migration."""
+    for flags, migration in REMOVED_START_FLAGS.items():
+        option = Option(flags)
+        if flag_given(inv, flags):
+            value = inv.get(option.name)
+            raise CommandError(
+                "INVALID_OPTIONS",
+                f"`paseo daemon start {option.long}` was removed: the daemon reads its "
+                "settings from config.json in its home",
+                "Instead run: " + migration.format(value=value, home=home_text(inv)),
+            )
+
+
 def cmd_daemon_start(inv: Invocation) -> int:
     """daemon start: detached child that reports once it listens; --foreground blocks."""
-    if inv.get("listen") and inv.get("port"):
+    config_only = release().persistent_daemon_config
+    if config_only:
+        reject_host(inv)
+        refuse_removed_start_flags(inv)
+    elif inv.get("listen") and inv.get("port"):
         raise CliExit(1, stderr="Cannot use --listen and --port together\n")
     env = daemon_env(inv)
     if inv.get("foreground"):
@@ -1080,7 +1203,8 @@ def cmd_daemon_start(inv: Invocation) -> int:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    code = wait_until_listening(child, home)
+    limit = float(inv.get("timeout") or START_TIMEOUT_S) if config_only else 15.0
+    code = wait_until_listening(child, home, limit)
     if code is not None:
         tail = "\n".join([line for line in read_text(log_path).split("\n") if line][-30:])
         message = f"Daemon failed to start in background (exit code {code})."
@@ -1088,8 +1212,120 @@ def cmd_daemon_start(inv: Invocation) -> int:
             message += f"\n\nRecent daemon logs:\n{tail}"
         raise CliExit(1, stderr=message + "\n")
     child.returncode = 0  # detached on purpose: no "still running" warning
+    if config_only:
+        # It "reports the actual listening address and supervisor PID" (wording invented).
+        listen = (read_pid_file(home) or {}).get("listen")
+        write(
+            sys.stdout,
+            f"Daemon started in background (PID {child.pid}), listening on {listen}.\n"
+            f"Logs: {log_path}\n",
+        )
+        return 0
     write(sys.stdout, f"Daemon starting in background (PID {child.pid}).\nLogs: {log_path}\n")
     return 0
+
+
+def cmd_daemon_run(inv: Invocation) -> Result | int:
+    """daemon run (0.9.0): the daemon in the foreground, honouring PASEO_LISTEN and the other
+    environment overrides; `already_running` when the home has a live daemon."""
+    reject_host(inv)
+    home = selected_home(inv)
+    info = read_pid_file(home)
+    if info and pid_alive(info["pid"]):
+        data = {
+            "action": "already_running",
+            "home": str(home),
+            "pid": str(info["pid"]),
+            "message": f"Daemon is already running (PID {info['pid']})",
+        }
+        return Result(data, [Column("STATUS", "action"), Column("MESSAGE", "message")], "action")
+    os.environ["PASEO_HOME"] = str(home)
+    os.environ.pop("PASEO_HOST", None)
+    import fake_paseo_daemon
+
+    return fake_paseo_daemon.worker_main(foreground=True)
+
+
+def set_config_path(config: dict[str, Any], path: str, value: Any) -> None:
+    """Set a dotted path (`daemon.relay.enabled`) in the configuration, making parents."""
+    keys = path.split(".")
+    if not all(keys):
+        raise CommandError("INVALID_CONFIG_PATH", f"Invalid configuration path: {path}")
+    node = config
+    for key in keys[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = node[key] = {}
+        node = child
+    node[keys[-1]] = value
+
+
+def redacted(value: Any) -> Any:
+    """config.ts redact(): secret-looking keys print as `[redacted]`."""
+    if isinstance(value, list):
+        return [redacted(item) for item in value]
+    if isinstance(value, dict):
+        return {k: "[redacted]" if SECRET_KEY.search(k) else redacted(v) for k, v in value.items()}
+    return value
+
+
+def config_result(data: dict[str, Any]) -> Result:
+    """config.ts result(): one object, printed as JSON in every format but yaml."""
+    return Result(data, [], lambda _: "configuration", serialized=data, human=to_json)
+
+
+def cmd_daemon_config_set(inv: Invocation) -> Result:
+    """daemon config set <path> <value> [--string]: saved into $HOME/config.json. A value is
+    JSON when it parses as JSON, else a string (config.ts)."""
+    reject_host(inv)
+    path, raw = inv.args[0], inv.args[1]
+    value: Any = raw
+    if not inv.get("string"):
+        with contextlib.suppress(ValueError):
+            value = json.loads(raw)
+    home = selected_home(inv)
+    config = load_config(home)
+    set_config_path(config, path, value)
+    write_json_atomic(home / CONFIG_FILENAME, config)
+    info = read_pid_file(home)
+    home_arg = json.dumps(str(home))
+    if not (info and pid_alive(info["pid"])):
+        data = {
+            "action": "saved",
+            "applied": False,
+            "message": "Saved; not applied to a running daemon",
+            "nextCommand": f"paseo daemon start --home {home_arg}",
+        }
+    else:
+        # The real CLI asks the running daemon to reload; the fake's daemon cannot, so it
+        # reports what a reload says of a path that needs a restart (invented wording).
+        data = {
+            "action": "saved",
+            "appliedPaths": [],
+            "restartRequiredPaths": [path],
+            "overrideControlledPaths": [],
+            "message": "Saved; restart the daemon to apply it",
+            "nextCommand": f"paseo daemon restart --home {home_arg}",
+        }
+    return config_result(data)
+
+
+def cmd_daemon_config_get(inv: Invocation) -> Result:
+    """daemon config get [path]: the configured value (secrets redacted)."""
+    reject_host(inv)
+    path = inv.args[0] if inv.args else None
+    value: Any = load_config(selected_home(inv))
+    for key in path.split(".") if path else []:
+        value = value.get(key) if isinstance(value, dict) else None
+    if path and SECRET_KEY.search(path):
+        value = "[redacted]"
+    data = {
+        "source": "configured",
+        "path": path,
+        "set": value is not None,
+        "value": redacted(value),
+    }
+    return config_result(data)
 
 
 def read_text(path: Path) -> str:
@@ -1184,7 +1420,7 @@ def cmd_daemon_status(inv: Invocation) -> Result:
         "idleAgents": probe["idleAgents"] if probe else None,
         "daemonNode": "node" if alive else "-",
         "cliNode": sys.executable,
-        "cliVersion": VERSION,
+        "cliVersion": release().version,
         "daemonVersion": probe["version"] if probe else None,
         "desktopManaged": False,
         "providers": [
@@ -1351,6 +1587,27 @@ def leaf(
     return Command(name, description, args or [], opts, action=action, aliases=aliases or [])
 
 
+# `run`'s return-at-once flags as each release describes them.
+NO_WAIT_HELP = {
+    "-d, --detach": "Run in background (detached)",
+    "-d, --background": "Run in background (return immediately)",
+    "--no-wait": "Return immediately without waiting for completion",
+    "--detach": "Deprecated alias of --background",
+}
+
+
+def run_no_wait_options() -> list[Option]:
+    """This release's flag to return at once, and its hidden aliases."""
+    rel = release()
+    return [
+        opt(rel.run_no_wait_flags, NO_WAIT_HELP[rel.run_no_wait_flags]),
+        *(
+            opt(flags, NO_WAIT_HELP.get(flags, ""), hidden=True)
+            for flags in rel.run_no_wait_aliases
+        ),
+    ]
+
+
 def agent_commands() -> list[Command]:
     """The agent commands, both top-level and under `paseo agent`."""
     label = opt(
@@ -1384,7 +1641,7 @@ def agent_commands() -> list[Command]:
             cmd_run,
             [("prompt", True, "The task/prompt for the agent")],
             [
-                opt("-d, --detach", "Run in background (detached)"),
+                *run_no_wait_options(),
                 opt("--title <title>", "Assign a title to the agent"),
                 opt("--name <name>", "Hidden alias for --title", hidden=True),
                 opt(
@@ -1506,6 +1763,7 @@ def build_tree() -> Command:
             opt("--no-headers", "Omit table headers"),
             opt("--no-color", "Disable colored output"),
             opt("-v, --version", "output the version number"),
+            *target_options(),
         ],
         action=cmd_root,
     )
@@ -1574,16 +1832,7 @@ def build_tree() -> Command:
             ],
         ),
     )
-    start_opts = [
-        opt("--listen <listen>", "Listen target (host:port, port, or unix socket path)"),
-        opt("--port <port>", "Port to listen on (default: 6767)"),
-        opt("--home <path>", "Paseo home directory (default: ~/.paseo)"),
-        opt("--foreground", "Run in foreground (don't daemonize)"),
-        opt("--no-relay", "Disable relay connection"),
-        opt("--no-mcp", "Disable the Agent MCP HTTP endpoint"),
-        opt("--no-inject-mcp", "Do not inject the MCP server"),
-        opt("--hostnames <hosts>", 'Comma-separated Host allowlist values (or "true")'),
-    ]
+    start_opts = daemon_start_options()
     status_opts = [
         opt("--home <path>", "Paseo home directory (default: ~/.paseo)"),
         opt("--json", "Output in JSON format"),
@@ -1611,6 +1860,8 @@ def build_tree() -> Command:
             "status", "Show local daemon status", cmd_daemon_status, options=status_opts, host=False
         ),
     )
+    if release().persistent_daemon_config:
+        daemon.add(*daemon_config_commands(status_opts))
     root.add(
         *agent_commands(),
         agent,
@@ -1633,6 +1884,69 @@ def build_tree() -> Command:
         ),
     )
     return root
+
+
+def target_options() -> list[Option]:
+    """`--host` and `--home` as root options, where the release has them (0.8.0+)."""
+    if not release().global_target_options:
+        return []
+    return [
+        opt("--host <host>", HOST_HELP),
+        opt("--home <path>", "Paseo home directory (default: ~/.paseo)"),
+    ]
+
+
+def daemon_start_options() -> list[Option]:
+    """Before 0.9.0 the daemon's settings; from then on only the home and a timeout (the
+    removed flags are hidden and fail with their migration)."""
+    home = opt("--home <path>", "Paseo home directory (default: ~/.paseo)")
+    if release().persistent_daemon_config:
+        return [
+            home,
+            opt("--timeout <seconds>", "Seconds to wait for the daemon to be ready (default: 600)"),
+            *(opt(flags, hidden=True) for flags in REMOVED_START_FLAGS),
+        ]
+    return [
+        opt("--listen <listen>", "Listen target (host:port, port, or unix socket path)"),
+        opt("--port <port>", "Port to listen on (default: 6767)"),
+        home,
+        opt("--foreground", "Run in foreground (don't daemonize)"),
+        opt("--no-relay", "Disable relay connection"),
+        opt("--no-mcp", "Disable the Agent MCP HTTP endpoint"),
+        opt("--no-inject-mcp", "Do not inject the MCP server"),
+        opt("--hostnames <hosts>", 'Comma-separated Host allowlist values (or "true")'),
+    ]
+
+
+def daemon_config_commands(home_json: list[Option]) -> list[Command]:
+    """`daemon run` and `daemon config set|get` (0.9.0)."""
+    config = Command("config", "Read or edit persistent local configuration (local operation)")
+    config.add(
+        leaf(
+            "set",
+            "Set a configuration value",
+            cmd_daemon_config_set,
+            [("path", True, ""), ("value", True, "")],
+            [*home_json, opt("--string", "Interpret value literally as a string")],
+            host=False,
+        ),
+        leaf(
+            "get",
+            "Show the configuration or one value",
+            cmd_daemon_config_get,
+            [("path", False, "")],
+            home_json,
+            host=False,
+        ),
+    )
+    run = leaf(
+        "run",
+        "Run the local Paseo daemon in the foreground",
+        cmd_daemon_run,
+        options=home_json,
+        host=False,
+    )
+    return [run, config]
 
 
 # =============================================================================================
@@ -1666,6 +1980,7 @@ def log_invocation(argv: list[str], inv: Invocation | None) -> None:
             {
                 "argv": argv,
                 "env_PASEO_HOST_set": "PASEO_HOST" in os.environ,
+                "paseo_env": sorted(key for key in os.environ if key.startswith("PASEO_")),
                 "prompt": logged_prompt(inv),
             }
         )

@@ -4,11 +4,13 @@
 
     with FakePaseoDaemon(tmp_path / "paseo-home", time_scale=0.1) as daemon:
         result = daemon.cli("ls", "--json")          # subprocess.CompletedProcess[str]
-        env = daemon.env()                            # os.environ + PASEO_HOME + PASEO_HOST
+        env = daemon.env()                            # os.environ + PASEO_HOST (+ PASEO_HOME)
 
-The daemon is started exactly like the real one (`paseo daemon start --listen 127.0.0.1:0
---home HOME`) with PASEO_NODE_ENV=development so the mock provider exists; `restart()` keeps the
-same port, so a client configured with `host` keeps working. See the `paseo` script for knobs.
+The daemon is started exactly like the real one of its release (FAKE_PASEO_VERSION): `paseo
+daemon start --listen 127.0.0.1:0 --home HOME` before 0.9, `paseo daemon config set daemon.listen
+... --home HOME` and `paseo daemon start --home HOME` from 0.9 on, with PASEO_NODE_ENV=development
+so the mock provider exists; `restart()` keeps the same port, so a client configured with `host`
+keeps working. See the `paseo` script for knobs.
 
 The same address also speaks the real daemon's WebSocket protocol (/work/shared/paseo-daemon.md):
 
@@ -33,10 +35,14 @@ from typing import Any
 from urllib.parse import quote
 
 from tests.fakes.fake_paseo_common import pid_alive
+from tests.fakes.fake_paseo_versions import release
 
 FAKES_DIR = Path(__file__).resolve().parent
 FAKE_PASEO_BIN = FAKES_DIR / "paseo"
 WORKER_ARG = "__fake-daemon-worker"
+# The home of each daemon a host names: a CLI child handed only PASEO_HOST (as the gateway
+# hands it) belongs to that daemon's home for `running_fake_processes`.
+_HOMES_BY_HOST: dict[str, Path] = {}
 
 
 class FakePaseoDaemon:
@@ -80,22 +86,36 @@ class FakePaseoDaemon:
         """Start the daemon and return once it accepts connections (same port on a restart)."""
         self.home.mkdir(parents=True, exist_ok=True)
         listen = self.unix_path or f"127.0.0.1:{self.port or 0}"
-        result = subprocess.run(
-            [str(FAKE_PASEO_BIN), "daemon", "start", "--listen", listen, "--home", str(self.home)],
-            env=self.daemon_env(),
-            cwd=self.home,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"fake paseo daemon failed to start: {result.stderr.strip()}")
+        for args in self._start_commands(listen):
+            result = subprocess.run(
+                [str(FAKE_PASEO_BIN), *args],
+                env=self.daemon_env(),
+                cwd=self.home,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            if result.returncode != 0:
+                raise RuntimeError(f"fake paseo daemon failed to start: {result.stderr.strip()}")
         info = json.loads((self.home / "paseo.pid").read_text())
         self.pid = int(info["pid"])
         if self.unix_path is None:
             self.port = int(str(info["listen"]).rsplit(":", 1)[1])
+        _HOMES_BY_HOST[self.host] = self.home
         return self
+
+    def _start_commands(self, listen: str) -> list[list[str]]:
+        """How this release starts a daemon on `listen`: flags before 0.9; from 0.9 on
+        `daemon start` reads only the saved configuration (paseo-versions.md §3.9)."""
+        home = str(self.home)
+        if not release(self.daemon_env()).persistent_daemon_config:
+            return [["daemon", "start", "--listen", listen, "--home", home]]
+        return [
+            ["daemon", "config", "set", "daemon.listen", listen, "--string", "--home", home],
+            ["daemon", "config", "set", "daemon.relay.enabled", "false", "--home", home],
+            ["daemon", "start", "--home", home],
+        ]
 
     def stop(self) -> None:
         """Graceful `paseo daemon stop`; SIGKILL if that fails."""
@@ -168,11 +188,14 @@ class FakePaseoDaemon:
         return [f"paseo.bearer.{self.password}"] if self.password is not None else []
 
     def env(self, **overrides: str) -> dict[str, str]:
-        """A client environment: os.environ plus PASEO_HOME and PASEO_HOST (and overrides)."""
+        """A client environment: os.environ plus PASEO_HOST, and PASEO_HOME where the release
+        takes both (from 0.9 the two together are TARGET_AMBIGUOUS), and overrides."""
         env = dict(os.environ)
         env.pop("PASEO_LISTEN", None)
         env.update(PASEO_HOME=str(self.home), PASEO_HOST=self.host)
         env.update(overrides)
+        if release(env).exclusive_target and "PASEO_HOME" not in overrides:
+            env.pop("PASEO_HOME")
         return env
 
     def cli(
@@ -231,15 +254,17 @@ def _is_below(path: str | None, folder: Path) -> bool:
 
 
 def _proc_home(entry: Path) -> str | None:
-    """PASEO_HOME in a process's environment."""
+    """PASEO_HOME in a process's environment, else the home of the daemon its PASEO_HOST
+    names (a child the gateway started is handed only the host)."""
     try:
         environ = (entry / "environ").read_bytes().split(b"\0")
     except OSError:
         return None
-    for item in environ:
-        if item.startswith(b"PASEO_HOME="):
-            return item[len(b"PASEO_HOME=") :].decode(errors="replace")
-    return None
+    found = dict(item.decode(errors="replace").partition("=")[::2] for item in environ if item)
+    if "PASEO_HOME" in found:
+        return found["PASEO_HOME"]
+    home = _HOMES_BY_HOST.get(found.get("PASEO_HOST", ""))
+    return str(home) if home is not None else None
 
 
 def _proc_cwd(entry: Path) -> str:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import stat
 import time
+import uuid
 from pathlib import Path
 
 import psutil
@@ -244,3 +246,187 @@ async def test_no_permission_event_is_lost_when_the_turn_ends() -> None:
     ]
     idle = asyncio.create_task(asked.get())
     assert await _left_in(asked, idle) == [] and idle.cancelled()
+
+
+# --- every CLI release -----------------------------------------------------------------------
+
+INSTANT = "emit 1 coalesced agent stream updates"
+RUN_FLAG = {"0.1.65": "--detach", "0.5": "--background", "current": "--no-wait"}
+CLI_VERSION = {"0.1.65": "0.1.65-beta.5", "0.5": "0.5.0-beta.4", "current": "0.11.0-beta.5"}
+
+
+@pytest.mark.parametrize("mode", sorted(RUN_FLAG))
+async def test_run_takes_the_flag_of_its_cli_release_read_once(
+    mode: str, tmp_path: Path, agent_cwd: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Concurrent creations share one `paseo --version`; the newest CLI gets `--no-wait`
+    (its `-d` would warn on stderr), older ones the flag they document."""
+    monkeypatch.setenv("FAKE_PASEO_VERSION", mode)
+    log = tmp_path / "argv.jsonl"
+    with FakePaseoDaemon(tmp_path / "home", time_scale=0.1) as daemon:
+        client = _client(daemon, FAKE_PASEO_ARGV_LOG=str(log))
+        agent = NewAgent(provider="mock", cwd=str(agent_cwd), title="flags")
+        try:
+            created = await asyncio.gather(*(client.create_agent(agent, INSTANT) for _ in range(3)))
+            assert len({made.agent_id for made in created}) == 3
+            assert (await client.cli_features()).version == CLI_VERSION[mode]
+        finally:
+            await client.aclose()
+    assert cli_calls(log, "--version") == 1
+    runs = [entry["argv"] for entry in argv_log(log) if entry["argv"][0] == "run"]
+    assert [argv[1] for argv in runs] == [RUN_FLAG[mode]] * 3
+
+
+@pytest.mark.parametrize("mode", sorted(RUN_FLAG))
+async def test_no_cli_release_steers_and_nothing_is_run_for_it(
+    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_PASEO_VERSION", mode)
+    log = tmp_path / "argv.jsonl"
+    client = CliPaseoClient(
+        str(FAKE_PASEO_BIN),
+        host="127.0.0.1:1",  # no daemon: nothing but the version read may run
+        base_env={**os.environ, "FAKE_PASEO_ARGV_LOG": str(log)},
+    )
+    for _ in range(2):
+        with pytest.raises(PaseoError) as raised:
+            await client.steer_agent_turn(str(uuid.uuid4()), "and mention the sea")
+        assert raised.value.code == "STEER_UNSUPPORTED"
+        assert raised.value.kind == PaseoErrorKind.UNSUPPORTED
+        assert f"paseo CLI {CLI_VERSION[mode]}" in raised.value.message
+    assert [entry["argv"] for entry in argv_log(log)] == [["--version"]]
+
+
+@pytest.mark.parametrize(
+    "version_script",
+    ['echo "paseo (dev build)"', 'echo "fatal: cannot load" >&2; exit 1'],
+    ids=["unparseable", "failing"],
+)
+async def test_an_unreadable_cli_version_falls_back_to_flags_every_release_takes(
+    version_script: str,
+    fake_daemon: FakePaseoDaemon,
+    agent_cwd: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`-d` returns at once on every release (on the newest with a warning on stderr, which
+    is not taken for an error)."""
+    binary = tmp_path / "paseo"
+    binary.write_text(
+        f'#!/bin/sh\nif [ "$1" = "--version" ]; then {version_script}; exit; fi\n'
+        f'exec "{FAKE_PASEO_BIN}" "$@"\n'
+    )
+    binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
+    log = tmp_path / "argv.jsonl"
+    client = CliPaseoClient(
+        str(binary),
+        host=fake_daemon.host,
+        base_env={**os.environ, "FAKE_PASEO_ARGV_LOG": str(log)},
+    )
+    agent = NewAgent(provider="mock", cwd=str(agent_cwd), title="portable")
+    try:
+        with caplog.at_level(logging.WARNING, logger="app.paseo.cli.client"):
+            created = await client.create_agent(agent, INSTANT)
+    finally:
+        await client.aclose()
+    assert created.provider == "mock" and created.title == "portable"
+    run = next(entry["argv"] for entry in argv_log(log) if entry["argv"][0] == "run")
+    assert run[1] == "-d"
+    assert any("flags every release takes" in record.getMessage() for record in caplog.records)
+
+
+async def test_a_gateway_environment_with_both_daemon_selectors_works_on_the_newest_cli(
+    tmp_path: Path, agent_cwd: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gateway's own environment names a home and a host (and an agent session it was
+    started from): each child gets only the configured host, so no TARGET_AMBIGUOUS."""
+    monkeypatch.setenv("FAKE_PASEO_VERSION", "current")
+    log = tmp_path / "argv.jsonl"
+    with FakePaseoDaemon(tmp_path / "home", time_scale=0.1) as daemon:
+        monkeypatch.setenv("PASEO_HOME", str(daemon.home))
+        monkeypatch.setenv("PASEO_HOST", "127.0.0.1:1")
+        monkeypatch.setenv("PASEO_AGENT_ID", str(uuid.uuid4()))
+        monkeypatch.setenv("PASEO_WORKSPACE_ID", "ws_of_the_shell")
+        monkeypatch.setenv("FAKE_PASEO_ARGV_LOG", str(log))
+        client = CliPaseoClient(
+            str(FAKE_PASEO_BIN), host=daemon.host, home=str(daemon.home), timeout=30
+        )
+        agent = NewAgent(provider="mock", cwd=str(agent_cwd), title="one target")
+        try:
+            events = [event async for event in client.start_agent_turn(agent, INSTANT)]
+            assert [row.title for row in await client.list_agents()] == ["one target"]
+        finally:
+            await client.aclose()
+    ended = events[-1]
+    assert isinstance(ended, TurnEnded) and ended.outcome == "completed", ended
+    entries = [entry for entry in argv_log(log) if entry["argv"][0] != "daemon"]
+    assert entries  # the client's children (the harness stopped the daemon with the same log)
+    for entry in entries:
+        names = set(entry["paseo_env"])
+        assert "PASEO_HOST" in names
+        assert not names & {"PASEO_HOME", "PASEO_AGENT_ID", "PASEO_WORKSPACE_ID"}, entry
+
+
+async def test_a_home_alone_names_the_daemon_on_the_newest_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No host configured: the home is the one target, and the newest CLI finds the address
+    its daemon published there."""
+    monkeypatch.setenv("FAKE_PASEO_VERSION", "current")
+    monkeypatch.setenv("PASEO_HOST", "127.0.0.1:1")  # inherited, and not handed on
+    with FakePaseoDaemon(tmp_path / "home", time_scale=0.1) as daemon:
+        client = CliPaseoClient(str(FAKE_PASEO_BIN), home=str(daemon.home), timeout=30)
+        try:
+            assert (await client.ping()).transport == "cli"
+        finally:
+            await client.aclose()
+    assert "PASEO_HOST" not in client.runner.env
+    assert client.runner.env["PASEO_HOME"] == str(daemon.home)
+
+
+@pytest.mark.parametrize(
+    ("mode", "code"), [("0.1.65", "INSPECT_FAILED"), ("current", "AGENT_NOT_FOUND")]
+)
+async def test_an_unknown_agent_is_not_found_whatever_the_cli_calls_it(
+    mode: str, code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_PASEO_VERSION", mode)
+    with FakePaseoDaemon(tmp_path / "home", time_scale=0.1) as daemon:
+        client = _client(daemon)
+        try:
+            with pytest.raises(PaseoError) as raised:
+                await client.inspect_agent(str(uuid.uuid4()))
+            with pytest.raises(PaseoError) as turn:
+                _ = [event async for event in client.prompt_agent_turn(str(uuid.uuid4()), "x")]
+        finally:
+            await client.aclose()
+    assert raised.value.code == code
+    assert raised.value.kind == turn.value.kind == PaseoErrorKind.NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        ("AGENT_NOT_FOUND", PaseoErrorKind.NOT_FOUND),
+        ("TARGET_AMBIGUOUS", PaseoErrorKind.UNAVAILABLE),
+        ("WORKSPACE_NOT_FOUND", PaseoErrorKind.INVALID_INPUT),
+        ("DAEMON_UPDATE_REQUIRED", PaseoErrorKind.UNSUPPORTED),
+        ("INVALID_ENV", PaseoErrorKind.INVALID_INPUT),
+    ],
+)
+async def test_newer_cli_error_codes(tmp_path: Path, code: str, kind: PaseoErrorKind) -> None:
+    """The CLI's JSON error is found after the lines the newer CLIs print before it."""
+    binary = tmp_path / "paseo"
+    binary.write_text(
+        "#!/bin/sh\n"
+        "echo 'Warning: `paseo run --background` (-d) is deprecated' >&2\n"
+        "echo 'Created workspace ws_1 - project' >&2\n"
+        f'printf \'{{\\n  "error": {{\\n    "code": "{code}",\\n'
+        f'    "message": "m"\\n  }}\\n}}\\n\' >&2\n'
+        "exit 1\n"
+    )
+    binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
+    client = CliPaseoClient(str(binary))
+    with pytest.raises(PaseoError) as raised:
+        await client.list_agents()
+    assert (raised.value.code, raised.value.message, raised.value.kind) == (code, "m", kind)

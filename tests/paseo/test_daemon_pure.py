@@ -154,7 +154,7 @@ def test_the_hello_declares_what_the_gateway_handles_and_carries_the_password() 
 
 def test_a_password_http_cannot_carry_verbatim_goes_as_hex() -> None:
     assert wire.bearer_subprotocol("s3cret-1") == "paseo.bearer.s3cret-1"
-    assert wire.bearer_subprotocol("p w@/x") == "paseo.bearer-hex." + "p w@/x".encode().hex()
+    assert wire.bearer_subprotocol("p w@/x") == "paseo.bearer-hex." + b"p w@/x".hex()
 
 
 def _event(kind: str, seq: int | None = None, **fields: Any) -> wire.StreamEvent:

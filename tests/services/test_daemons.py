@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.errors import DaemonUnavailable, UnknownDaemon
-from app.paseo.cli import CliPaseoClient
+from app.paseo.cli.client import CliPaseoClient
 from app.paseo.daemons import Daemon
 from app.services.daemons import Daemons
 from tests.fakes.harness import FAKE_PASEO_BIN

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from app.db import Database
-from app.paseo.cli import CliPaseoClient
+from app.paseo.cli.client import CliPaseoClient
 from app.services.daemons import Daemons
 from app.services.health import HealthService
 from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon, cli_calls

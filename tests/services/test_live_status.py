@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from app.db import Database
-from app.paseo.cli import CliPaseoClient
+from app.paseo.cli.client import CliPaseoClient
 from app.paseo.types import NewAgent
 from app.repositories import sessions as sessions_repo
 from app.services.daemons import Daemons

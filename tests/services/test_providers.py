@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.errors import InvalidInput
-from app.paseo.cli import CliPaseoClient
+from app.paseo.cli.client import CliPaseoClient
 from app.paseo.errors import PaseoError
 from app.services.providers import ProviderCatalog
 from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon

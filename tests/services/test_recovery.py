@@ -14,7 +14,7 @@ from sqlalchemy import update
 
 from app.db import Database
 from app.models import SessionStatus, Turn, TurnStatus, utcnow
-from app.paseo.cli import CliPaseoClient
+from app.paseo.cli.client import CliPaseoClient
 from app.paseo.types import NewAgent
 from app.repositories import sessions as sessions_repo
 from app.repositories import turn_events as events_repo

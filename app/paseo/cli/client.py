@@ -166,11 +166,13 @@ class CliPaseoClient:
         try:
             printed = check(await self.runner.run(["--version"])).stdout
         except PaseoError as exc:
-            logger.warning("cannot read the paseo CLI's version (%s): using flags all take", exc)
+            logger.warning(
+                "cannot read the paseo CLI's version (%s): using flags every release takes", exc
+            )
             return PORTABLE
         version = CliVersion.parse(printed)
         if version is None:
-            logger.warning("paseo --version printed %r: using flags all versions take", printed)
+            logger.warning("paseo --version printed %r: using flags every release takes", printed)
             return PORTABLE
         return features_for(version)
 
@@ -350,7 +352,7 @@ class CliPaseoClient:
         yield TurnStarted()
         created = await self.create_agent(agent, prompt)
         yield AgentStarted(created)
-        # `run -d` answers once the daemon has recorded the first prompt.
+        # `run` returning at once answers once the daemon has recorded the first prompt.
         yield PromptDelivered()
         async for event in self._follow_turn(created.agent_id, prompt, mode="new"):
             yield event
@@ -398,7 +400,7 @@ class CliPaseoClient:
                         continue  # the finisher reports requests as data (`asked`)
                     if isinstance(event, PromptDelivered):
                         if delivered:
-                            continue  # `run -d` already said so
+                            continue  # `run` already said so
                         delivered = True
                     elif isinstance(event, TextDelta):
                         event = reply.add(event.text)
