@@ -669,6 +669,47 @@ def test_attach_replays_then_streams_live(daemon: FakePaseoDaemon, project: Path
     assert run(daemon, project, "logs", agent_id).stdout == recorded_logs
 
 
+def test_attach_drop_skips_live_events_after_the_replay(
+    slow_daemon: FakePaseoDaemon, project: Path
+) -> None:
+    """FAKE_PASEO_ATTACH_DROP=K: attaching to a running agent loses its first K live timeline
+    events, silently (one contiguous piece is missing); the timeline keeps them, and an idle
+    agent's attach (the next turn) loses nothing."""
+    agent_id = mock_agent(
+        slow_daemon, project, "review the scroll anchor", "-d", "--model", "ten-second-stream"
+    )
+    env = slow_daemon.env(FAKE_PASEO_ATTACH_DROP="5")  # more than a run of tool events
+    lossy = Stream(["attach", agent_id], env, project)
+    end = "_(end of synthetic stream)_\n"
+    lossy.wait_for(end)
+    assert lossy.finish() == 0
+    later = Stream(["attach", agent_id], env, project)
+    later.wait_for(end)
+    assert run_json(slow_daemon, project, "send", "--json", agent_id, INSTANT)["status"] == (
+        "completed"
+    )
+    later.wait_for(f"{end}\n[User] {INSTANT}\nstress-update-0")  # the idle agent's next turn
+    assert later.finish() == 0
+    full = attach_content(later.text.split(f"\n[User] {INSTANT}\n")[0])
+    seen = attach_content(lossy.text)
+    kept = next((i for i, (x, y) in enumerate(zip(seen, full, strict=False)) if x != y), len(seen))
+    missing = len(full) - len(seen)
+    assert missing > 0 and full[kept + missing :] == seen[kept:]
+    assert kept > len("\n[User] review the scroll anchor\n")  # after the replay's start
+    logs = run(slow_daemon, project, "logs", agent_id).stdout
+    assert all(word in logs for word in full[kept : kept + missing].split())
+
+
+def attach_content(text: str) -> str:
+    """Attach output as text and reasoning characters only: no header, no tool lines, no
+    reasoning markers (live reasoning arrives in chunks, a replay has it whole)."""
+    text = text.split("(Press Ctrl+C to detach)\n\n", 1)[1].removesuffix(
+        "\n\nDetaching from agent...\n"
+    )
+    text = re.sub(r"\n\[Tool: \w+\] \w+\n", "", text)
+    return re.sub(r"\n\[Reasoning\] ([^\n]*)\n", r"\1", text)
+
+
 def strip_reasoning_markers(text: str) -> str:
     """Attach output without reasoning chunks and `running` tool lines (their split is timing)."""
     text = re.sub(r"\n\[Reasoning\] [^\n]*\n", "", text)

@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from app.paseo.types import TextDelta
+from tests.api.conftest import AUTH, empty_database, gateway_env, start_gateway, stop_gateway
 from tests.api.test_sessions import assert_problem
+from tests.fakes.harness import FakePaseoDaemon, running_fake_processes
+from tests.paseo.test_cli_attach_gap import TIME_SCALE, replayed_turn
 from tests.sse import SseEvent, agent_id_in, collect_turn, read_events, read_until
 
 INSTANT = "emit 3 coalesced agent stream updates"
@@ -232,3 +237,36 @@ async def test_close_while_running_needs_force(client: httpx.AsyncClient) -> Non
         last = [event async for event in stream][-1]
     # Archiving with force interrupts the run: the turn ends as cancelled, not hangs.
     assert last.event == "turn.cancelled"
+
+
+async def test_a_first_prompt_keeps_what_the_cli_attach_lost(
+    agent_cwd: Path, tmp_path: Path
+) -> None:
+    """The CLI transport: attach joins the first turn running and loses the live events that
+    came with its replay (FAKE_PASEO_ATTACH_DROP, read by the gateway's CLI children). The
+    streamed and the stored answer are still the whole transcript, and no notice says
+    otherwise."""
+    with (
+        FakePaseoDaemon(tmp_path / "home", time_scale=TIME_SCALE) as daemon,
+        empty_database("sqlite", tmp_path) as url,
+    ):
+        env = gateway_env(
+            url, daemon, agent_cwd, PASEO_GATEWAY_TRANSPORT="cli", FAKE_PASEO_ATTACH_DROP="2"
+        )
+        gateway = start_gateway(tmp_path / "gateway", env)
+        try:
+            async with httpx.AsyncClient(headers=AUTH, base_url=gateway.url, timeout=60) as client:
+                session = await new_session(client, provider="mock", model="ten-second-stream")
+                response, events = await stream_prompt(client, session["id"], "review it")
+                turn_id = response.headers["x-turn-id"]
+                stored = (await client.get(f"/sessions/{session['id']}/turns/{turn_id}")).json()
+        finally:
+            stop_gateway(gateway)
+        transcript = await replayed_turn(daemon, agent_id_in(events), "review it")
+        assert running_fake_processes(home=daemon.home) == []
+    assert events[-1].event == "turn.completed"
+    final_text = events[-1].json()["final_text"]
+    assert final_text == text_of(events) == stored["final_text"]
+    assert final_text == "".join(item.text for item in transcript if isinstance(item, TextDelta))
+    assert not [e for e in events if e.event == "notice" and e.json()["kind"] == "error"]
+    assert "filled from a second attach" in gateway.log()

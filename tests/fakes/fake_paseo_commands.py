@@ -2,7 +2,8 @@
 
 Each command mirrors the real one's validation order, error codes and output shapes as the
 contract and the recordings describe them. Test knobs handled here:
-FAKE_PASEO_STARTUP_DELAY, FAKE_PASEO_ARGV_LOG and FAKE_PASEO_SEND_WAIT_SECONDS (see `paseo`).
+FAKE_PASEO_STARTUP_DELAY, FAKE_PASEO_ARGV_LOG, FAKE_PASEO_SEND_WAIT_SECONDS and
+FAKE_PASEO_ATTACH_DROP (see `paseo`).
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ if TYPE_CHECKING:
     import subprocess
 
 SEND_WAIT_DEFAULT_S = 600.0
+# FAKE_PASEO_ATTACH_DROP: how long attach waits for the live events its replay loses.
+LOST_FRAMES_WAIT_S = 2.0
+TURN_ENDS = ("turn_completed", "turn_failed", "turn_canceled")
 SEND_COLUMNS = [
     Column("AGENT ID", "agentId", 12),
     Column("STATUS", "status", 12),
@@ -814,6 +818,7 @@ def cmd_attach(inv: Invocation) -> int:
         client = text_connect(inv)
         try:
             subscribed = client.request("subscribe", agentId=inv.args[0])
+            with_replay = frames_with_the_timeline(client, subscribed["agentId"])
         except (DaemonError, ConnectionLost) as exc:
             raise CliExit(1, stderr=f"Error: Failed to attach to agent: {exc}\n") from exc
         write(
@@ -822,12 +827,51 @@ def cmd_attach(inv: Invocation) -> int:
         )
         for item in subscribed["items"]:
             print_item(item)
+        for message in with_replay:
+            if message["event"].get("type") != "timeline":
+                print_event(message["event"])  # else lost, no marker: no listener yet
         while (message := client.next_event()) is not None:
             print_event(message["event"])
         raise connection_dropped("Failed to attach to agent")
     except Detach:
         write(sys.stdout, "\n\nDetaching from agent...\n")
     return 0
+
+
+def frames_with_the_timeline(client: Client, agent_id: str) -> list[dict[str, Any]]:
+    """FAKE_PASEO_ATTACH_DROP=K: the live frames that reach attach with its timeline, of
+    which the K timeline events are never printed (none without the knob).
+
+    The real attach (attach.ts, the same in every release) registers its `agent_stream`
+    listener only after printing the replay, and `ws` handles every frame of one socket read
+    before that: the live frames that arrived with the timeline are lost. Here the replay
+    waits until K timeline events came after the snapshot (at most LOST_FRAMES_WAIT_S, and
+    not past the turn's end), as if the CLI had been slow to read its timeline: those are the
+    first K live events after the replay, all sent before it was printed. Only a running agent
+    sends frames then, so an attach of an idle agent (the `send` path) loses nothing; the
+    daemon's timeline, `logs` and a later attach keep everything.
+    """
+    wanted = int(os.environ.get("FAKE_PASEO_ATTACH_DROP") or 0)
+    if wanted <= 0:
+        return []
+    if client.request("fetch_agent", agentId=agent_id).get("status") != "running":
+        return []
+    frames: list[dict[str, Any]] = []
+    deadline = time.monotonic() + LOST_FRAMES_WAIT_S
+    try:
+        while sum(f["event"].get("type") == "timeline" for f in frames) < wanted:
+            client.sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            message = client.next_event()
+            if message is None:
+                break
+            frames.append(message)
+            if message["event"].get("type") in TURN_ENDS:
+                break
+    except ConnectFailed:
+        pass  # no more frames in flight: the rest are printed live
+    finally:
+        client.sock.settimeout(None)
+    return frames
 
 
 def parse_tail(raw: str | None) -> int | None:

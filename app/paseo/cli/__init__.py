@@ -7,6 +7,8 @@
 - `output.py`: what the CLI printed, as typed results or a `PaseoError`.
 - `shapes.py`: the CLI's JSON shapes and how each maps to `app.paseo.types`.
 - `attach_stream.py`: `paseo attach` output as turn events.
+- `attach_gap.py`: what attach loses right after its replay, found and put back with a
+  second attach (first prompts and resumed turns).
 - `transcript.py`: reading a `paseo logs` transcript.
 
 How Paseo records a prompt is shared with the daemon transport: `app.paseo.prompts`.

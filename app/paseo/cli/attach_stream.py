@@ -3,6 +3,11 @@
 `attach` writes assistant text raw (no added newlines) and every other timeline item as a line
 of its own, `console.log("\\n[Kind] ...")`, so an item is "\\n[Kind] ...\\n". Only those exact
 markers are taken out of the text; anything else, a markdown link included, stays text.
+
+A known ambiguity, not resolved here: a reasoning item whose text holds a newline prints as
+"\\n[Reasoning] one\\ntwo\\n", which is also how a reasoning line followed by the reply text
+"two\\n" prints. The line ends at its first newline, so "two" is taken for reply text (the
+mock's reasoning has no newline; a model's thinking may).
 """
 
 from __future__ import annotations

@@ -14,11 +14,12 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from app.aio import SingleFlight, cancel_and_wait
+from app.paseo.cli import attach_gap
 from app.paseo.cli.attach_stream import HEADER_END, AttachParser, ParsedItem, PromptSeen
 from app.paseo.cli.output import check, error_from_result, parse_json, parse_json_list
 from app.paseo.cli.process import ChildProcess, CliResult, CliRunner
@@ -67,6 +68,7 @@ from app.paseo.types import (
     TurnEnded,
     TurnEvent,
     TurnOutcome,
+    TurnOutput,
     TurnStarted,
     Usage,
 )
@@ -90,6 +92,13 @@ ATTACH_HEADER_TIMEOUT_SECONDS = 30.0
 # After the turn ended, attach may still be printing its last chunks.
 DRAIN_QUIET_SECONDS = 0.3
 DRAIN_MAX_SECONDS = 3.0
+
+# Said (as an `error` notice) when the transcript does not go on from what was streamed.
+UNFAITHFUL_REPLY_NOTICE = (
+    "The reply streamed for this turn is incomplete or out of order: paseo attach lost part "
+    "of the agent's output and it could not be restored. The agent's transcript has the "
+    "whole answer (paseo logs {agent_id})."
+)
 
 _ResultT = TypeVar("_ResultT", CliSendResult, CliWaitResult)
 _FollowMode = Literal["new", "send", "resume"]
@@ -377,7 +386,9 @@ class CliPaseoClient:
         `new`: the agent was just created with this prompt, so all attach shows is this turn.
         `send`: attach first replays the history; the prompt is sent once that replay is over,
         so what follows is the new turn. `resume`: the turn is already running; the replay's
-        text beyond `cursor` (see `_Reply`) is what nobody has stored yet.
+        text beyond `cursor` (see `_Reply`) is what nobody has stored yet. In `new` and
+        `resume` attach joins a running turn and can lose the live output that arrived with
+        its replay: a second attach checks it (`attach_gap.checked`; one more CLI call).
         """
         reply = _Reply()
         first = _FIRST_PROMPT[mode]
@@ -385,26 +396,41 @@ class CliPaseoClient:
         delivered = mode != "send"
         async with self.runner.spawn(["attach", "--", agent_id]) as attach:
             parser = AttachParser(prompt, expect_header=mode == "new", first=first)
+            replayed: list[TurnEvent] | None = None
             if mode != "new":
                 replay = await _read_replay(attach)
-                if mode == "resume" and (gap := reply.resume(replay, prompt, cursor, first)):
-                    yield gap
+                if mode == "resume":
+                    replayed = reply.resume(replay, prompt, cursor, first)
                 yield TurnStarted()
             asked: asyncio.Queue[TurnEvent] = asyncio.Queue()
             finisher = asyncio.create_task(
                 self._finish_turn(agent_id, prompt, mode == "send", asked)
             )
+            events = _live_events(attach, parser, scope, finisher, asked)
+            if mode == "new" or replayed is not None:
+                # Attach joined a running turn: it may have lost what came with its replay.
+                events = attach_gap.checked(
+                    events,
+                    lambda codes: attach_gap.SecondAttach(
+                        self.runner, agent_id, prompt, first, codes
+                    ),
+                    replayed=replayed,
+                )
             try:
-                async for event in _live_events(attach, parser, scope, finisher, asked):
-                    if isinstance(event, AgentNotice) and event.kind in _PERMISSION_NOTICES:
-                        continue  # the finisher reports requests as data (`asked`)
-                    if isinstance(event, PromptDelivered):
-                        if delivered:
-                            continue  # `run` already said so
-                        delivered = True
-                    elif isinstance(event, TextDelta):
-                        event = reply.add(event.text)
-                    yield event
+                async with contextlib.aclosing(events):
+                    async for event in events:
+                        if isinstance(event, AgentNotice) and event.kind in _PERMISSION_NOTICES:
+                            continue  # the finisher reports requests as data (`asked`)
+                        if isinstance(event, PromptDelivered):
+                            if delivered:
+                                continue  # `run` already said so
+                            delivered = True
+                        elif isinstance(event, TurnOutput):
+                            shown = reply.take(event)
+                            if shown is None:
+                                continue  # stored before a restart (resume)
+                            event = shown
+                        yield event
                 outcome: TurnOutcome
                 if scope.superseded:
                     outcome, message = "interrupted", "another prompt replaced this turn"
@@ -418,11 +444,13 @@ class CliPaseoClient:
         if scope.superseded:
             yield TurnEnded(outcome, message, reply.text)
             return
-        rest, usage = await asyncio.gather(
+        (rest, problem), usage = await asyncio.gather(
             self._missing_tail(agent_id, prompt, reply, first), self._last_usage(agent_id)
         )
         if rest:
             yield reply.add(rest)
+        if problem:
+            yield AgentNotice("error", problem)
         yield TurnEnded(outcome, message, reply.text, usage)
 
     async def _finish_turn(
@@ -497,26 +525,28 @@ class CliPaseoClient:
 
     async def _missing_tail(
         self, agent_id: str, prompt: str, reply: _Reply, first: bool | None
-    ) -> str:
-        """What the transcript has beyond what attach delivered (attach may lose the end).
+    ) -> tuple[str, str | None]:
+        """What the transcript has beyond what attach delivered (attach may lose the end),
+        and what to tell the client when the transcript does not go on from the streamed
+        text (what was shown cannot be taken back; the transcript has the whole answer).
 
         `logs` trims blocks, so it is compared word for word; only when it has more is the
         exact text read from `attach`'s replay.
         """
         if not reply.lined_up:
-            return ""  # where the stored text ends in the transcript is unknown
+            return "", None  # where the stored text ends in the transcript is unknown
         try:
             logged = last_reply(await self.read_logs(agent_id), prompt)
             if logged is None or same_words(logged, reply.text):
-                return ""
+                return "", None
             transcript = await self._faithful(agent_id, prompt, logged, first)
         except PaseoError as exc:
             logger.warning("could not read logs of agent %s: %s", agent_id, exc)
-            return ""
+            return "", None
         if not transcript.startswith(reply.text):
             logger.warning("the transcript of agent %s does not extend what was streamed", agent_id)
-            return ""
-        return transcript[len(reply.text) :]
+            return "", UNFAITHFUL_REPLY_NOTICE.format(agent_id=agent_id)
+        return transcript[len(reply.text) :], None
 
     async def _last_usage(self, agent_id: str) -> Usage | None:
         try:
@@ -602,47 +632,67 @@ async def _read_within(attach: ChildProcess, seconds: float) -> bytes | None:
         return None
 
 
-def _replayed_reply(replay: bytes, prompt: str, first: bool | None) -> str | None:
-    """The replayed text of the last turn, if that turn is `prompt`'s."""
+def _replayed_turn(replay: bytes, prompt: str, first: bool | None) -> list[TurnEvent] | None:
+    """The replayed events of the last turn, if that turn is `prompt`'s."""
     parser = AttachParser(prompt, expect_header=False, first=first)
-    texts: list[str] = []
+    items: list[TurnEvent] = []
     latest_prompt: str | None = None
     for item in [*parser.feed(replay), *parser.finish()]:
         if isinstance(item, PromptSeen):
-            texts, latest_prompt = [], item.text
-        elif isinstance(item, TextDelta):
-            texts.append(item.text)
+            items, latest_prompt = [], item.text
+        else:
+            items.append(item)
     if latest_prompt not in recorded_forms(prompt, first=first):
         return None
-    return "".join(texts)
+    return items
+
+
+def _replayed_reply(replay: bytes, prompt: str, first: bool | None) -> str | None:
+    """The replayed text of the last turn, if that turn is `prompt`'s."""
+    items = _replayed_turn(replay, prompt, first)
+    if items is None:
+        return None
+    return "".join(item.text for item in items if isinstance(item, TextDelta))
 
 
 class _Reply:
     """A turn's reply text so far. Its resume cursor is `text:<n>`: n characters of the reply
-    are stored; attach replays a turn's text raw, so resuming skips that much of the replay."""
+    are stored; attach replays a turn's text raw, so resuming skips that much of it."""
 
     def __init__(self) -> None:
         self.text = ""
         self.offset = 0  # characters before `text` that a resume could not line up
         self.lined_up = True
+        self._stored = 0  # characters a resume passes over: shown before the restart
 
     def add(self, delta: str) -> TextDelta:
         self.text += delta
         return TextDelta(delta, cursor=f"{_TEXT_CURSOR}{self.offset + len(self.text)}")
 
+    def take(self, event: TurnOutput) -> TurnOutput | None:
+        """The event to show (text with its cursor), None for what a resume passes over:
+        the stored characters and whatever came before the first character after them."""
+        if isinstance(event, TextDelta):
+            skipped = min(max(self._stored - len(self.text), 0), len(event.text))
+            self.text += event.text[:skipped]
+            rest = event.text[skipped:]
+            return self.add(rest) if rest else None
+        return event if len(self.text) > self._stored or not self._stored else None
+
     def resume(
         self, replay: bytes, prompt: str, cursor: str | None, first: bool | None
-    ) -> TextDelta | None:
-        """Line the replayed turn up with the cursor; the text beyond it, if any."""
+    ) -> list[TurnEvent] | None:
+        """Line the replayed turn up with the cursor: the turn's replayed events (`take`
+        passes over the stored part), or None when it cannot be lined up."""
         stored = _text_offset(cursor)
-        so_far = _replayed_reply(replay, prompt, first)
-        if so_far is None or len(so_far) < stored:
+        items = _replayed_turn(replay, prompt, first)
+        so_far = "".join(item.text for item in items or [] if isinstance(item, TextDelta))
+        if items is None or len(so_far) < stored:
             logger.warning("cannot line up the replayed turn with what was stored; no catch-up")
             self.offset, self.lined_up = stored, False
             return None
-        self.text = so_far[:stored]
-        gap = so_far[stored:]
-        return self.add(gap) if gap else None
+        self._stored = stored
+        return items
 
 
 def _text_offset(cursor: str | None) -> int:
@@ -659,7 +709,7 @@ async def _live_events(
     scope: _TurnScope,
     finisher: asyncio.Task[tuple[TurnOutcome, str]],
     asked: asyncio.Queue[TurnEvent],
-) -> AsyncIterator[TurnEvent]:
+) -> AsyncGenerator[TurnEvent, None]:
     """Attach's events of this turn (and the finisher's permission events from `asked`)
     until the turn has ended and attach has gone quiet.
 
