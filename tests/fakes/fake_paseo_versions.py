@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 ENV = "FAKE_PASEO_VERSION"
 
@@ -151,61 +151,53 @@ class FakeRelease:
     permit_full_ids: bool = False
 
 
+_RELEASE_0_5 = FakeRelease(
+    "0.5",
+    "0.5.0-beta.4",
+    features=FEATURES_0_5,
+    server_info_desktop_managed=True,
+    turn_ids=True,
+    turn_started_first=True,
+    client_message_ids=True,
+    workspace_ids=True,
+    active_turn=True,
+    selective_timeline=True,
+    steering=True,
+    cancel_always_replies=True,
+    socket_lease=True,
+    run_no_wait_flags="-d, --background",
+    run_no_wait_aliases=("--detach",),
+    run_places_in_workspaces=True,
+)
+# Everything 0.5 does, and what came after it (its legacy paths gone).
+_RELEASE_CURRENT = replace(
+    _RELEASE_0_5,
+    mode="current",
+    version="0.11.0-beta.5",
+    features=FEATURES_CURRENT,
+    server_info_protocol_version=True,
+    owned_subscriptions=True,
+    legacy_delivery=False,
+    header_auth=False,
+    hello_auth=True,
+    ping_before_hello=False,
+    run_no_wait_flags="--no-wait",
+    run_no_wait_aliases=("-d, --background",),
+    # Invented: the docs say only that these aliases "print a warning to stderr"; the real
+    # text was not found (paseo-versions.md §5).
+    run_alias_warning=(
+        "Warning: `paseo run --background` (-d) is deprecated and will be removed; use --no-wait"
+    ),
+    global_target_options=True,
+    exclusive_target=True,
+    agent_not_found_code=True,
+    persistent_daemon_config=True,
+    permit_full_ids=True,
+)
 RELEASES = {
     "0.1.65": FakeRelease("0.1.65", "0.1.65-beta.5"),
-    "0.5": FakeRelease(
-        "0.5",
-        "0.5.0-beta.4",
-        features=FEATURES_0_5,
-        server_info_desktop_managed=True,
-        turn_ids=True,
-        turn_started_first=True,
-        client_message_ids=True,
-        workspace_ids=True,
-        active_turn=True,
-        selective_timeline=True,
-        steering=True,
-        cancel_always_replies=True,
-        socket_lease=True,
-        run_no_wait_flags="-d, --background",
-        run_no_wait_aliases=("--detach",),
-        run_places_in_workspaces=True,
-    ),
-    "current": FakeRelease(
-        "current",
-        "0.11.0-beta.5",
-        features=FEATURES_CURRENT,
-        server_info_desktop_managed=True,
-        server_info_protocol_version=True,
-        turn_ids=True,
-        turn_started_first=True,
-        client_message_ids=True,
-        workspace_ids=True,
-        active_turn=True,
-        selective_timeline=True,
-        steering=True,
-        cancel_always_replies=True,
-        socket_lease=True,
-        owned_subscriptions=True,
-        legacy_delivery=False,
-        header_auth=False,
-        hello_auth=True,
-        ping_before_hello=False,
-        run_no_wait_flags="--no-wait",
-        run_no_wait_aliases=("-d, --background",),
-        # Invented: the docs say only that these aliases "print a warning to stderr"; the real
-        # text was not found (paseo-versions.md §5).
-        run_alias_warning=(
-            "Warning: `paseo run --background` (-d) is deprecated and will be removed; "
-            "use --no-wait"
-        ),
-        run_places_in_workspaces=True,
-        global_target_options=True,
-        exclusive_target=True,
-        agent_not_found_code=True,
-        persistent_daemon_config=True,
-        permit_full_ids=True,
-    ),
+    "0.5": _RELEASE_0_5,
+    "current": _RELEASE_CURRENT,
 }
 DEFAULT_MODE = "0.1.65"
 
