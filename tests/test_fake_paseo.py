@@ -673,7 +673,8 @@ def test_attach_drop_skips_live_events_after_the_replay(
     slow_daemon: FakePaseoDaemon, project: Path
 ) -> None:
     """FAKE_PASEO_ATTACH_DROP=K: attaching to a running agent loses its first K live timeline
-    events, silently (one contiguous piece is missing); the timeline keeps them, and an idle
+    events, silently (one contiguous piece is missing); the timeline keeps them (a later
+    attach replays them), and an idle
     agent's attach (the next turn) loses nothing."""
     agent_id = mock_agent(
         slow_daemon, project, "review the scroll anchor", "-d", "--model", "ten-second-stream"
@@ -696,8 +697,7 @@ def test_attach_drop_skips_live_events_after_the_replay(
     missing = len(full) - len(seen)
     assert missing > 0 and full[kept + missing :] == seen[kept:]
     assert kept > len("\n[User] review the scroll anchor\n")  # after the replay's start
-    logs = run(slow_daemon, project, "logs", agent_id).stdout
-    assert all(word in logs for word in full[kept : kept + missing].split())
+    # `full` is the later attach's replay: the timeline kept what the first attach lost.
 
 
 def attach_content(text: str) -> str:
