@@ -24,14 +24,7 @@ from app.paseo.daemon.connection import (
 )
 from app.paseo.daemon.protocol import DaemonProtocol, Feature, version_note
 from app.paseo.daemon.target import DaemonTarget
-from app.paseo.daemon.timeline import (
-    Row,
-    format_cursor,
-    parse_cursor,
-    prompt_history,
-    rows_of,
-    turn_so_far,
-)
+from app.paseo.daemon.timeline import Row, parse_cursor, prompt_history, rows_of, turn_so_far
 from app.paseo.daemon_config import DEFAULT_DAEMON
 from app.paseo.errors import PaseoError
 from app.paseo.types import (
@@ -544,13 +537,7 @@ class _Turn:
             return None
         if event.item.get("messageId") == self.message_id:
             return None
-        return PromptSteered(text, _cursor_of(event))
-
-
-def _cursor_of(event: wire.StreamEvent) -> str | None:
-    if event.epoch is None or event.seq is None:
-        return None
-    return format_cursor(event.epoch, event.seq)
+        return PromptSteered(text, event.cursor)
 
 
 async def _recorded(follower: AgentFollower, message_id: str) -> wire.StreamEvent:

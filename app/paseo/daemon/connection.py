@@ -189,8 +189,9 @@ class DaemonConnection:
     def unfollow(self, follower: AgentFollower) -> None:
         """Stop; the agent's subscription goes once nobody follows it (in the background)."""
         self._followers.discard(follower)
-        if self._socket is not None and follower.agent_id not in self._followed():
-            self._chore(self._unsubscribe_unfollowed())
+        legacy = self.protocol is None or self.protocol.delivery is Delivery.LEGACY
+        if not legacy and self._socket is not None and follower.agent_id not in self._followed():
+            self._chore(self._unsubscribe_unfollowed())  # after any subscription in flight
 
     @contextlib.asynccontextmanager
     async def following(self, agent_id: str) -> AsyncIterator[AgentFollower]:

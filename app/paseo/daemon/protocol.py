@@ -17,18 +17,16 @@ from packaging.version import InvalidVersion, Version
 
 
 class Feature(StrEnum):
-    """Daemon behaviours the gateway chooses between."""
+    """Daemon behaviours the gateway chooses between. (Turn ids on stream events and
+    `hello.auth` need no choice: the gateway reads ids where they are and always sends the
+    password in the hello, which older daemons drop.)"""
 
     # Subscriptions the host issues ids for; nothing is pushed that was not asked for (0.8.0).
     OWNED_SUBSCRIPTIONS = "owned_subscriptions"
     # `agent.timeline.set_subscription.request` names the agents whose stream a socket gets.
     SELECTIVE_TIMELINE = "selective_timeline"
-    # Stream events carry the daemon's `turnId` (0.1.98; 0.1.65 stripped it).
-    TURN_IDS = "turn_ids"
     # `send_agent_message_request.activeTurnBehavior: "steer"` (0.5.0-beta.1).
     STEERING = "steering"
-    # `hello.auth {kind: "password"}` (inferred 0.9.1); older daemons strip the key.
-    HELLO_AUTH = "hello_auth"
 
 
 @dataclass(frozen=True)
@@ -40,9 +38,7 @@ class _Rule:
 _RULES: dict[Feature, _Rule] = {
     Feature.OWNED_SUBSCRIPTIONS: _Rule("ownedSubscriptions", Version("0.8.0")),
     Feature.SELECTIVE_TIMELINE: _Rule("selectiveAgentTimeline", Version("0.2.0b2")),
-    Feature.TURN_IDS: _Rule(None, Version("0.1.98")),
     Feature.STEERING: _Rule(None, Version("0.5.0b1")),
-    Feature.HELLO_AUTH: _Rule(None, Version("0.9.1")),
 }
 
 # Daemon releases this gateway was run against (the contract suite on real builds).

@@ -197,6 +197,13 @@ class StreamEvent:
         return item if isinstance(item, dict) else {}
 
     @property
+    def cursor(self) -> str | None:
+        """Where a turn can resume after this event (timeline events only have one)."""
+        if self.epoch is None or self.seq is None:
+            return None
+        return format_cursor(self.epoch, self.seq)
+
+    @property
     def turn_id(self) -> str | None:
         """The daemon's turn this event belongs to (from 0.1.98; None before)."""
         turn_id = self.event.get("turnId") or self.item.get("turnId")
@@ -259,9 +266,7 @@ def permission_event(
 def turn_output(event: StreamEvent) -> types.TurnOutput | None:
     """What a turn's follower shows of a stream event (None: nothing, or not output), with
     the event's timeline position as its resume cursor."""
-    cursor = None
-    if event.epoch is not None and event.seq is not None:
-        cursor = format_cursor(event.epoch, event.seq)
+    cursor = event.cursor
     if event.type == "timeline":
         return _timeline_output(event.item, cursor)
     if event.type == "attention_required":
@@ -322,9 +327,4 @@ def user_message_text(event: StreamEvent) -> str | None:
 
 def is_user_message(event: StreamEvent, message_id: str) -> bool:
     """Whether this is Paseo's record of the prompt sent with `message_id`."""
-    item = event.item
-    return (
-        event.type == "timeline"
-        and item.get("type") == "user_message"
-        and item.get("messageId") == message_id
-    )
+    return user_message_text(event) is not None and event.item.get("messageId") == message_id
