@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from packaging.version import InvalidVersion, Version
+
 # `-d` means "return at once" in every release (--detach, --background, a --no-wait alias).
 PORTABLE_RUN_NO_WAIT_FLAG = "-d"
 
@@ -33,17 +35,13 @@ RUN_NO_WAIT_FLAG: tuple[tuple[str, str], ...] = (
 _SEMVER = re.compile(r"(?<![\d.])(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?")
 
 
-# A version's sort key: release numbers, then 1 for a final release (after its prereleases),
-# then the prerelease identifiers (numbers before words, as semver orders them).
-_SortKey = tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]
-
-
 @dataclass(frozen=True)
 class CliVersion:
-    """A semver version, prerelease part included (0.2.0-beta.2 comes before 0.2.0)."""
+    """A release as `paseo --version` printed it, comparable (0.2.0-beta.2 before 0.2.0,
+    as `packaging` orders prereleases)."""
 
     text: str
-    key: _SortKey
+    key: Version
 
     @classmethod
     def parse(cls, text: str) -> CliVersion | None:
@@ -51,20 +49,13 @@ class CliVersion:
         match = _SEMVER.search(text)
         if match is None:
             return None
-        major, minor, patch, pre = match.groups()
-        final = 0 if pre else 1
-        return cls(match[0], (int(major), int(minor), int(patch), final, _identifiers(pre)))
+        try:
+            return cls(match[0], Version(match[0]))
+        except InvalidVersion:
+            return None
 
     def at_least(self, first: str) -> bool:
-        floor = CliVersion.parse(first)
-        assert floor is not None, first
-        return self.key >= floor.key
-
-
-def _identifiers(prerelease: str | None) -> tuple[tuple[int, int | str], ...]:
-    """`beta.10` as ((1, "beta"), (0, 10)): numbers compare as numbers, before words."""
-    parts = prerelease.split(".") if prerelease else []
-    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in parts if part)
+        return self.key >= Version(first)
 
 
 @dataclass(frozen=True)
