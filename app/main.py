@@ -43,11 +43,11 @@ from app.services.agents import AgentService
 from app.services.auth import AuthService
 from app.services.chat_completions import ChatCompletionService
 from app.services.daemons import Daemons
-from app.services.event_notifications import EventListener
 from app.services.health import HealthService
 from app.services.permissions import PermissionService
 from app.services.sessions import SessionDefaults, SessionService
-from app.services.turns import TurnService, TurnSettings
+from app.services.turn.listener import EventListener
+from app.services.turn.service import TurnService, TurnSettings
 from app.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)

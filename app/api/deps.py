@@ -18,7 +18,7 @@ from app.services.chat_completions import ChatCompletionService
 from app.services.health import HealthService
 from app.services.permissions import PermissionService
 from app.services.sessions import SessionService
-from app.services.turns import TurnService
+from app.services.turn.service import TurnService
 from app.settings import Settings
 
 StateT = TypeVar("StateT")

@@ -17,7 +17,7 @@ from sse_starlette.sse import AppStatus
 
 from app.aio import cancel_and_wait
 from app.metrics import ACTIVE_STREAMS
-from app.services.turn_events import StoredEvent
+from app.services.turn.events import StoredEvent
 
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 # How often an answer that is not a stream looks whether the server is stopping.

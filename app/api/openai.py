@@ -38,9 +38,9 @@ from app.api.openai_errors import (
 )
 from app.schemas_openai import ChatCompletion, ChatCompletionRequest, ModelList, ModelOut
 from app.services.chat_completions import ChatTurn
-from app.services.turn_events import StoredEvent
-from app.services.turn_runner import events_url
-from app.services.turn_states import TERMINAL_EVENTS
+from app.services.turn.events import StoredEvent
+from app.services.turn.run import events_url
+from app.services.turn.states import TERMINAL_EVENTS
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 

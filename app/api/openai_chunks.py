@@ -14,8 +14,8 @@ from typing import Any
 
 from app.api.openai_errors import openai_error_body
 from app.schemas_openai import ChatChoice, ChatCompletion, ChatCompletionMessage
-from app.services.turn_events import StoredEvent
-from app.services.turn_states import TERMINAL_EVENTS
+from app.services.turn.events import StoredEvent
+from app.services.turn.states import TERMINAL_EVENTS
 
 DONE = "[DONE]"
 

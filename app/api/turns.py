@@ -29,8 +29,8 @@ from app.errors import InvalidInput
 from app.schemas import MAX_OFFSET, CancelResult, Page, PromptRequest, TurnOut
 from app.services.auth import Principal
 from app.services.sessions import check_prompt
-from app.services.turn_events import StoredEvent
-from app.services.turn_runner import events_url
+from app.services.turn.events import StoredEvent
+from app.services.turn.run import events_url
 
 router = APIRouter(prefix="/sessions/{session_id}", tags=["turns"])
 

@@ -19,7 +19,7 @@ from app.schemas import MODEL_PATTERN, PROVIDER_PATTERN, SessionCreate
 from app.schemas_openai import ChatMessage
 from app.services.auth import Principal
 from app.services.sessions import SessionService, check_prompt
-from app.services.turns import TurnService
+from app.services.turn.service import TurnService
 
 INSTRUCTION_ROLES = frozenset({"system", "developer"})
 ROLE_NAMES = {"user": "User", "assistant": "Assistant", "tool": "Tool", "function": "Tool"}

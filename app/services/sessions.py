@@ -46,8 +46,8 @@ from app.services.auth import Principal
 from app.services.daemons import Daemons
 from app.services.placement import Candidate, place
 from app.services.providers import Catalogs
-from app.services.turn_runner import SESSION_LABEL
-from app.services.turns import TurnService, check_first_prompt
+from app.services.turn.run import SESSION_LABEL
+from app.services.turn.service import TurnService, check_first_prompt
 from app.services.workspaces import confine, inside_roots
 
 logger = logging.getLogger(__name__)

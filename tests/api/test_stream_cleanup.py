@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import anyio
 
 from app.api.turns import _stream
-from app.services.turn_events import StoredEvent
+from app.services.turn.events import StoredEvent
 
 
 async def test_a_disconnected_stream_leaves_no_task_and_closes_its_source() -> None:

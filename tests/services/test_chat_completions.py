@@ -23,7 +23,7 @@ from app.services.chat_completions import (
     newest_user_message,
     parse_model_id,
 )
-from app.services.turn_events import StoredEvent
+from app.services.turn.events import StoredEvent
 
 URL = "/sessions/s/turns/t/events"
 ANSWER = completion_for(uuid.UUID(int=7), datetime(2026, 12, 2, tzinfo=UTC), "mock/fast")

@@ -8,8 +8,8 @@ import uuid
 import pytest
 
 from app.repositories.event_channel import parse_notice
-from app.services.turn_events import StoredEvent, Subscription, in_order
-from app.services.turn_store import unstored_ranges
+from app.services.turn.events import StoredEvent, Subscription, in_order
+from app.services.turn.store import unstored_ranges
 
 TURN = uuid.UUID(int=7)
 

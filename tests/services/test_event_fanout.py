@@ -18,11 +18,11 @@ from app.repositories import sessions as sessions_repo
 from app.repositories import turn_events as events_repo
 from app.repositories import turns as turns_repo
 from app.repositories.turns import TurnNotWritable
-from app.services import turn_events
-from app.services.event_notifications import EventListener
-from app.services.turn_decisions import Ending
-from app.services.turn_events import EventNotifier, EventWriter, StoredEvent, follow_events
-from app.services.turn_store import TurnStore, announce_cancelling, end_turn
+from app.services.turn import events as turn_events
+from app.services.turn.decisions import Ending
+from app.services.turn.events import EventNotifier, EventWriter, StoredEvent, follow_events
+from app.services.turn.listener import EventListener
+from app.services.turn.store import TurnStore, announce_cancelling, end_turn
 
 RUNNER = "runner-a"
 # Far longer than any test waits: a reader that gets an event was woken, it did not poll.

@@ -13,7 +13,7 @@ from app.paseo.types import NewAgent
 from app.repositories import sessions as sessions_repo
 from app.services.daemons import Daemons
 from app.services.sessions import SessionDefaults, SessionService
-from app.services.turns import TurnService, TurnSettings
+from app.services.turn.service import TurnService, TurnSettings
 from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon, cli_calls
 
 

@@ -20,8 +20,8 @@ from app.repositories import sessions as sessions_repo
 from app.repositories import turn_events as events_repo
 from app.repositories import turns as turns_repo
 from app.services.daemons import Daemons
-from app.services.turn_runner import SESSION_LABEL
-from app.services.turns import TurnService, TurnSettings
+from app.services.turn.run import SESSION_LABEL
+from app.services.turn.service import TurnService, TurnSettings
 from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon
 
 INSTANT = "emit 3 coalesced agent stream updates"

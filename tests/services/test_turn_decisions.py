@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from app.models import TurnStatus
-from app.services import turn_decisions as decide
-from app.services.turn_decisions import Ending, RecoveryFacts
+from app.services.turn import decisions as decide
+from app.services.turn.decisions import Ending, RecoveryFacts
 
 
 @pytest.mark.parametrize(

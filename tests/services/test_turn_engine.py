@@ -39,10 +39,10 @@ from app.repositories import sessions as sessions_repo
 from app.repositories import turn_events as events_repo
 from app.repositories import turns as turns_repo
 from app.services.daemons import Daemons
-from app.services.turn_decisions import Ending
-from app.services.turn_states import IllegalTurnTransition
-from app.services.turn_store import end_turn
-from app.services.turns import TurnService, TurnSettings
+from app.services.turn.decisions import Ending
+from app.services.turn.service import TurnService, TurnSettings
+from app.services.turn.states import IllegalTurnTransition
+from app.services.turn.store import end_turn
 
 AGENT_ID = "0f5b8e3c-0000-4000-8000-000000000001"
 TurnScript = Callable[[], AsyncIterator[TurnEvent]]
@@ -303,7 +303,7 @@ async def test_a_replacing_prompt_that_never_arrives_stops_the_agent(
                 heartbeat_at=utcnow(),
             )
         turn, _ = await service.start_turn(session_id, "new", interrupt=True)
-        with caplog.at_level(logging.INFO, logger="app.services.turn_runner"):
+        with caplog.at_level(logging.INFO, logger="app.services.turn.run"):
             ended = await _final(service, session_id, turn.id)
             assert ended.status == "failed"
             assert paseo.stops == [AGENT_ID]

@@ -17,9 +17,9 @@ from app.repositories import sessions as sessions_repo
 from app.repositories import turn_events as events_repo
 from app.repositories import turns as turns_repo
 from app.repositories.turns import TurnNotWritable
-from app.services.turn_decisions import Ending
-from app.services.turn_events import EventNotifier, EventWriter, follow_events
-from app.services.turn_store import end_turn
+from app.services.turn.decisions import Ending
+from app.services.turn.events import EventNotifier, EventWriter, follow_events
+from app.services.turn.store import end_turn
 
 RUNNER = "runner-a"
 

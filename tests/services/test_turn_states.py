@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from app.models import ACTIVE_TURN_STATUSES, TurnStatus
-from app.services.turn_states import (
+from app.services.turn.states import (
     ALLOWED_TRANSITIONS,
     FINAL_STATUSES,
     TERMINAL_EVENT_BY_STATUS,

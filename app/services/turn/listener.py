@@ -18,7 +18,7 @@ from typing import Any
 from app.aio import cancel_and_wait
 from app.db import Database
 from app.repositories import event_channel
-from app.services.turn_events import EventNotifier
+from app.services.turn.events import EventNotifier
 
 logger = logging.getLogger(__name__)
 

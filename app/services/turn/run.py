@@ -1,7 +1,7 @@
 """Running one turn: follow Paseo, store what it produces, end the turn once.
 
-The parts: the store (app/services/turn_store.py) claims, appends and ends; the decisions
-(app/services/turn_decisions.py) say how a turn ends; this module follows the transport's
+The parts: the store (app/services/turn/store.py) claims, appends and ends; the decisions
+(app/services/turn/decisions.py) say how a turn ends; this module follows the transport's
 events and applies the limits and the cancel. Every ending goes through `TurnRun._end`, and
 from there through the store's one `end_turn`.
 """
@@ -43,10 +43,10 @@ from app.paseo.types import (
     Usage,
 )
 from app.repositories.turns import TurnNotWritable
-from app.services import turn_decisions as decide
-from app.services.turn_decisions import Ending, RecoveryFacts
-from app.services.turn_states import PERMISSION_REQUESTED, PERMISSION_RESOLVED
-from app.services.turn_store import TurnStore
+from app.services.turn import decisions as decide
+from app.services.turn.decisions import Ending, RecoveryFacts
+from app.services.turn.states import PERMISSION_REQUESTED, PERMISSION_RESOLVED
+from app.services.turn.store import TurnStore
 from app.services.workspaces import confine
 
 logger = logging.getLogger(__name__)

@@ -49,17 +49,17 @@ from app.repositories.turns import TurnNotWritable
 from app.services.access import get_visible_session
 from app.services.auth import Principal
 from app.services.daemons import Daemons
-from app.services.turn_decisions import (
+from app.services.turn.decisions import (
     REPLACED,
     Ending,
     admit_prompt,
     admit_steer,
     cancel_deadline,
 )
-from app.services.turn_events import EventNotifier, StoredEvent, follow_events
-from app.services.turn_runner import TurnLimits, TurnRun
-from app.services.turn_states import FINAL_STATUSES
-from app.services.turn_store import TurnStore, announce_cancelling, end_turn
+from app.services.turn.events import EventNotifier, StoredEvent, follow_events
+from app.services.turn.run import TurnLimits, TurnRun
+from app.services.turn.states import FINAL_STATUSES
+from app.services.turn.store import TurnStore, announce_cancelling, end_turn
 
 logger = logging.getLogger(__name__)
 

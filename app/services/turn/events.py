@@ -16,7 +16,7 @@ A reader (`follow_events`) reads storage after its position, takes live events t
 it, and, for a live event further ahead, first reads storage up to it (whatever is not stored
 by then never will be, by rules 1 and 2; the local writer's own unstored events are handed to
 a new reader when it subscribes). Readers in other processes are woken by
-app/services/event_notifications.py.
+app/services/turn/listener.py.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from app.repositories import turn_events as events_repo
 from app.repositories import turns as turns_repo
 from app.repositories.event_channel import EventsOutOfOrder
 from app.repositories.turns import TurnNotWritable
-from app.services.turn_states import TERMINAL_EVENTS
+from app.services.turn.states import TERMINAL_EVENTS
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 `end_turn` is the only way a turn reaches a final status: the status and the terminal event
 are stored in one transaction, after every event the ender still had buffered, so a stream
 always closes with exactly one terminal event and nothing after it. Every status change is
-checked against the state machine (app/services/turn_states.py); an illegal one raises.
+checked against the state machine (app/services/turn/states.py); an illegal one raises.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from app.repositories import turn_events as events_repo
 from app.repositories import turns as turns_repo
 from app.repositories.locks import lock_row
 from app.repositories.sessions import SessionChanges
-from app.services.turn_decisions import PERMISSION_TIMEOUT_BY, Ending, Resolution
-from app.services.turn_events import EventNotifier, EventWriter, StoredEvent
-from app.services.turn_states import (
+from app.services.turn.decisions import PERMISSION_TIMEOUT_BY, Ending, Resolution
+from app.services.turn.events import EventNotifier, EventWriter, StoredEvent
+from app.services.turn.states import (
     FINAL_STATUSES,
     PERMISSION_REQUESTED,
     PERMISSION_RESOLVED,
