@@ -76,10 +76,8 @@ A `text/event-stream`. Each event has an `id:` (its sequence number in the turn)
 - exactly one terminal event: `turn.completed` (its `final_text` equals the concatenated
   `text` deltas), `turn.failed`, `turn.cancelled`, `turn.timed_out` or `turn.interrupted`,
   each `{turn_id, status, final_text, error_code, message, usage}`.
-  Ids normally run 1, 2, 3…; a live reader may see an event that is never stored (only when
-  a gateway dies, or the turn is ended elsewhere, within its few milliseconds before being
-  stored): the terminal event then lists those ids in `unstored_event_ids`
-  (`[[first, last], …]`), which a replay never shows and `final_text` does not include.
+  Every event is stored before it is sent: ids run 1, 2, 3… without a gap, and a replay
+  (after any crash too) is exactly what was sent.
 
 The turn does not depend on this connection: if it drops, reconnect to `events_url` with
 `Last-Event-ID` (or `?after=`) to get the rest. Comment lines (`: ping`) keep it alive.

@@ -1,5 +1,4 @@
-"""SQL for telling gateway processes that a turn has new stored events, and for storing events
-that were numbered (and shown live) before they were stored.
+"""SQL for telling gateway processes that a turn has new stored events.
 
 PostgreSQL: a writer sends `NOTIFY paseo_turn_events, '<turn id>:<highest seq>'` in the
 transaction that stores the events, so the notice goes out exactly when they are visible; each
@@ -18,48 +17,10 @@ from sqlalchemy import func, make_url, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import TurnEventRecord
-from app.repositories import turn_events as events_repo
-from app.repositories.turn_events import EventRow
-from app.repositories.turns import take_event_numbers
 
 CHANNEL = "paseo_turn_events"
 # Turns per `stored_heads` query (keeps the IN list well under any bound-parameter limit).
 _HEADS_CHUNK = 500
-
-
-class EventsOutOfOrder(Exception):
-    """A higher-numbered event of the turn is stored already: storing these now would let a
-    reader that follows the stored events by number skip them, so they are not stored."""
-
-    def __init__(self, turn_id: uuid.UUID, head: int, first: int) -> None:
-        super().__init__(f"turn {turn_id} has event {head} stored; {first} comes too late")
-        self.turn_id = turn_id
-
-
-async def store_numbered_events(
-    session: AsyncSession,
-    turn_id: uuid.UUID,
-    events: Sequence[EventRow],
-    *,
-    runner_id: str | None,
-    cursor: str | None = None,
-) -> None:
-    """Store events whose numbers `take_event_numbers` gave out earlier, in the caller's
-    transaction, only while the turn is active (and, with `runner_id`, held by it), and only
-    above every stored one; `cursor` (the transport's, after the last of them) with them.
-
-    The turn row is locked first (every writer of the turn locks it), so the check that no
-    higher number is stored is exact: stored events become visible in number order.
-    Raises `TurnNotWritable` (ended or taken over) or `EventsOutOfOrder`; nothing is stored then.
-    """
-    if not events:
-        return
-    await take_event_numbers(session, turn_id, 0, runner_id=runner_id)  # lock and check
-    head = await events_repo.last_seq(session, turn_id)
-    first = min(seq for seq, _, _ in events)
-    if head >= first:
-        raise EventsOutOfOrder(turn_id, head, first)
-    await events_repo.append_events(session, turn_id, events, cursor=cursor)
 
 
 async def notify_stored(session: AsyncSession, turn_id: uuid.UUID, seq: int) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal, TypeAlias, TypedDict, TypeVar, Unpack
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import ACTIVE_TURN_STATUSES, GatewaySession, SessionStatus, Turn
@@ -185,6 +185,19 @@ async def update_session(
         setattr(record, field, value)
     await session.flush()
     return record
+
+
+async def set_last_active(
+    session: AsyncSession, session_id: uuid.UUID, last_active_at: datetime
+) -> None:
+    """One UPDATE: the session was active at `last_active_at` (its turn just ended)."""
+    statement = (
+        update(GatewaySession)
+        .where(GatewaySession.id == session_id)
+        .values(last_active_at=last_active_at)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(statement)
 
 
 def check_page(limit: int, offset: int) -> None:

@@ -84,15 +84,20 @@ async def append_next_events(
     events: Sequence[tuple[str, dict[str, Any]]],
     *,
     runner_id: str | None = None,
+    cursor: str | None = None,
 ) -> list[int]:
-    """Store `events` under the turn's next numbers (taken from the turn row); returns them.
+    """Store `events` under the turn's next numbers (taken from the turn row, which stays
+    locked until the caller commits, so writers' numbers and commits come in the same order);
+    returns them. `cursor`, the transport's resume point after the last, is set on the turn.
 
     Raises `app.repositories.turns.TurnNotWritable` when the turn has ended or, with
     `runner_id`, another runner holds it: nothing is stored after a terminal event.
     """
     if not events:
         return []
-    first = await take_event_numbers(session, turn_id, len(events), runner_id=runner_id)
+    first = await take_event_numbers(
+        session, turn_id, len(events), runner_id=runner_id, cursor=cursor
+    )
     numbered = [(first + index, name, data) for index, (name, data) in enumerate(events)]
     await _insert_events(session, turn_id, numbered)
     return [seq for seq, _, _ in numbered]
@@ -111,6 +116,16 @@ async def list_events(
         .limit(limit)
     )
     return list((await session.scalars(statement)).all())
+
+
+async def text_deltas(session: AsyncSession, turn_id: uuid.UUID) -> list[str]:
+    """The `delta` of each of the turn's `text` events, in order."""
+    statement = (
+        select(TurnEventRecord.data)
+        .where(TurnEventRecord.turn_id == turn_id, TurnEventRecord.name == "text")
+        .order_by(TurnEventRecord.seq)
+    )
+    return [str((data or {}).get("delta", "")) for data in (await session.scalars(statement))]
 
 
 async def events_named(

@@ -279,9 +279,15 @@ async def finish_turn(
 
 
 async def take_event_numbers(
-    session: AsyncSession, turn_id: uuid.UUID, count: int, *, runner_id: str | None = None
+    session: AsyncSession,
+    turn_id: uuid.UUID,
+    count: int,
+    *,
+    runner_id: str | None = None,
+    cursor: str | None = None,
 ) -> int:
-    """Reserve `count` event numbers for an active turn; returns the first of them.
+    """Reserve `count` event numbers for an active turn; returns the first of them (and sets
+    its `resume_cursor` to `cursor`, when given).
 
     One UPDATE of `last_event_seq`, which on PostgreSQL also locks the row until commit, so
     concurrent writers get consecutive, disjoint ranges. Raises `TurnNotWritable` when the
@@ -291,10 +297,13 @@ async def take_event_numbers(
     conditions = [Turn.id == turn_id, Turn.status.in_(list(ACTIVE_TURN_STATUSES))]
     if runner_id is not None:
         conditions.append(Turn.runner_id == runner_id)
+    values: dict[str, Any] = {"last_event_seq": Turn.last_event_seq + count}
+    if cursor is not None:
+        values["resume_cursor"] = cursor
     statement = (
         update(Turn)
         .where(*conditions)
-        .values(last_event_seq=Turn.last_event_seq + count)
+        .values(**values)
         .returning(Turn.last_event_seq)
         .execution_options(synchronize_session=False)
     )

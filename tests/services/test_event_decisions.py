@@ -1,15 +1,12 @@
-"""The pure parts of the event fan-out: which numbers a terminal names as never stored, what a
-reader's subscription says to do next, and the NOTIFY payload."""
+"""The pure parts of the event fan-out: what a reader's subscription says to do next, and the
+NOTIFY payload."""
 
 from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from app.repositories.event_channel import parse_notice
 from app.services.turn.events import StoredEvent, Subscription, in_order
-from app.services.turn.store import unstored_ranges
 
 TURN = uuid.UUID(int=7)
 
@@ -18,29 +15,14 @@ def _event(seq: int) -> StoredEvent:
     return StoredEvent(seq, "text", {"delta": str(seq)})
 
 
-@pytest.mark.parametrize(
-    ("stored", "below", "expected"),
-    [
-        ([], 1, []),
-        ([1, 2, 3], 4, []),
-        ([1, 2, 5], 6, [[3, 4]]),
-        ([], 4, [[1, 3]]),
-        ([2, 4], 6, [[1, 1], [3, 3], [5, 5]]),
-        ([3, 1, 2], 4, []),
-    ],
-)
-def test_unstored_ranges(stored: list[int], below: int, expected: list[list[int]]) -> None:
-    assert unstored_ranges(stored, below=below) == expected
-
-
 def test_a_new_subscription_reads_storage_first() -> None:
-    subscription = Subscription(TURN, [])
+    subscription = Subscription(TURN)
     assert subscription.must_read(0)
     assert not subscription.must_read(0)  # the mark is cleared by asking
 
 
 def test_stored_notices_matter_only_beyond_the_readers_position() -> None:
-    subscription = Subscription(TURN, [])
+    subscription = Subscription(TURN)
     subscription.must_read(0)
     subscription.stored(5)
     assert not subscription.must_read(5)  # already seen live
@@ -50,7 +32,8 @@ def test_stored_notices_matter_only_beyond_the_readers_position() -> None:
 
 
 def test_live_events_already_seen_are_dropped() -> None:
-    subscription = Subscription(TURN, [_event(3), _event(4)])
+    subscription = Subscription(TURN)
+    subscription.push([_event(3), _event(4)])
     subscription.push([_event(5)])
     assert subscription.wakeup.is_set()
     next_live = subscription.next_live(3)
@@ -60,7 +43,8 @@ def test_live_events_already_seen_are_dropped() -> None:
 
 
 def test_events_pushed_out_of_order_are_put_in_order_once() -> None:
-    subscription = Subscription(TURN, [_event(2), _event(4)])
+    subscription = Subscription(TURN)
+    subscription.push([_event(2), _event(4)])
     subscription.push([_event(3), _event(4)])
     assert [e.seq for e in subscription.live] == [2, 3, 4]
     assert [e.seq for e in in_order([_event(9), _event(1), _event(9)])] == [1, 9]

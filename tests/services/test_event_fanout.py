@@ -1,16 +1,19 @@
-"""Live hand-off and cross-process wake-ups on real databases: readers here see events before
-they are stored, under the numbers they get in storage; a reconnect has no gap or duplicate; a
-reader in another process is woken by NOTIFY (not by a poll), even after the listening
-connection was killed; an event shown but never stored is named by the terminal event."""
+"""Live hand-off and cross-process wake-ups on real databases: readers see an event only once
+it is stored, under its stored number; events that wait share one transaction; a reconnect
+has no gap or duplicate; a reader in another process is woken by NOTIFY (not by a poll), even
+after the listening connection was killed; a batch that could not be stored was never shown."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db import Database
 from app.models import TurnStatus
@@ -50,9 +53,24 @@ async def _until(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.005)
 
 
-def _slow_flush(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Batches wait (far) longer than the test: what readers see first is not stored yet."""
-    monkeypatch.setattr(turn_events, "FLUSH_INTERVAL_SECONDS", NEVER_SECONDS)
+@contextlib.asynccontextmanager
+async def _narrow(database: Database) -> AsyncIterator[tuple[Database, list[int]]]:
+    """A one-connection copy of `database`, and a list that counts its commits."""
+    narrow = Database(create_async_engine(database.engine.url, pool_size=1, max_overflow=0))
+    commits: list[int] = []
+    sa_event.listen(narrow.engine.sync_engine, "commit", lambda _conn: commits.append(1))
+    try:
+        yield narrow, commits
+    finally:
+        await narrow.dispose()
+
+
+@contextlib.asynccontextmanager
+async def _held(narrow: Database) -> AsyncIterator[None]:
+    """Hold the copy's one connection: nothing it writes commits until the block ends."""
+    async with narrow.engine.connect() as only_connection:
+        await only_connection.execute(text("SELECT 1"))
+        yield
 
 
 class Reader:
@@ -90,43 +108,63 @@ async def _store(database: Database, notifier: EventNotifier, turn_id: uuid.UUID
     return store
 
 
-async def test_readers_here_get_events_before_they_are_stored_under_their_stored_numbers(
-    database: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _slow_flush(monkeypatch)
+async def test_a_reader_sees_an_event_only_once_it_is_stored(database: Database) -> None:
+    """Store before show: while the database holds the batch back, readers see nothing; then
+    they see exactly what was stored, under its stored numbers. Events that came while one
+    transaction was on its way share the next one (group commit)."""
+    turn_id = await _turn(database)
+    notifier = EventNotifier(recheck_seconds=NEVER_SECONDS)
+    reader = Reader(follow_events(database, notifier, turn_id))
+    async with _narrow(database) as (narrow, commits):
+        writer = EventWriter(narrow, notifier, turn_id, RUNNER)
+        async with _held(narrow):
+            await writer.emit("text", {"delta": "0"})
+            await _until(writer._lock.locked)  # its transaction waits for the held connection
+            for n in range(1, 5):
+                await writer.emit("text", {"delta": str(n)})
+            for _ in range(20):
+                await asyncio.sleep(0)
+            assert reader.seen == []  # nothing is stored, so nothing is shown
+            assert await _stored(database, turn_id) == []
+        # the connection is free: the first transaction, then one for the four that waited
+        await _until(lambda: len(reader.seen) == 5)
+        await writer.close()
+    assert len(commits) == 2
+    stored = await _stored(database, turn_id)
+    assert [(e.seq, e.name, e.data) for e in reader.seen] == stored
+    assert [data["delta"] for _, _, data in stored] == ["0", "1", "2", "3", "4"]
+    await reader.stop()
+
+
+async def test_the_ending_stores_what_waits_with_the_terminal(database: Database) -> None:
+    """Events still waiting when the turn ends are stored in the ending's transaction, before
+    its terminal event: a reader gets them all, and `final_text` includes them."""
     turn_id = await _turn(database)
     notifier = EventNotifier(recheck_seconds=NEVER_SECONDS)
     store = await _store(database, notifier, turn_id)
     reader = Reader(follow_events(database, notifier, turn_id))
     for n in range(5):
         await store.writer.emit("text", {"delta": str(n)})
-    await _until(lambda: len(reader.seen) == 5)
-    assert await _stored(database, turn_id) == []  # shown live, not stored yet
-    await store.end(Ending(TurnStatus.COMPLETED, None))
+    await store.end(Ending(TurnStatus.COMPLETED, "done"))
     seen = await reader.finished()
     stored = await _stored(database, turn_id)
     assert [(e.seq, e.name, e.data) for e in seen] == stored
     assert [seq for seq, _, _ in stored] == [1, 2, 3, 4, 5, 6]
     assert stored[-1][1] == "turn.completed"
     assert stored[-1][2]["final_text"] == "01234"
-    assert "unstored_event_ids" not in stored[-1][2]
 
 
 async def test_a_reader_reconnecting_mid_turn_gets_no_gap_and_no_duplicate(
-    database: Database, monkeypatch: pytest.MonkeyPatch
+    database: Database,
 ) -> None:
-    """Some events stored, some only numbered: a reader resuming after any of them gets
-    exactly the rest, from storage then live."""
+    """A reader resuming after any stored event gets exactly the rest, from storage then
+    live."""
     turn_id = await _turn(database)
     notifier = EventNotifier(recheck_seconds=NEVER_SECONDS)
     store = await _store(database, notifier, turn_id)
-    for n in range(4):
+    for n in range(7):
         await store.writer.emit("text", {"delta": str(n)})
-    await store.writer.flush()  # 1..4 stored
-    _slow_flush(monkeypatch)
-    for n in range(4, 7):
-        await store.writer.emit("text", {"delta": str(n)})
-    await _until(lambda: len(store.writer.unstored) == 3)  # 5..7 numbered, not stored
+    await store.writer.flush()  # 1..7 stored
     readers = {
         after: Reader(follow_events(database, notifier, turn_id, after=after)) for after in range(8)
     }
@@ -148,47 +186,44 @@ async def test_a_full_page_of_stored_events_then_live_ones(
     for n in range(7):
         await store.writer.emit("text", {"delta": str(n)})
     await store.writer.flush()
-    _slow_flush(monkeypatch)
-    await store.writer.emit("text", {"delta": "live"})
-    await _until(lambda: len(store.writer.unstored) == 1)
     reader = Reader(follow_events(database, notifier, turn_id, after=1))
+    await _until(lambda: reader.seqs == list(range(2, 8)))
+    await store.writer.emit("text", {"delta": "live"})
     await _until(lambda: reader.seqs == list(range(2, 9)))
     await store.end(Ending(TurnStatus.COMPLETED, None))
     assert [e.seq for e in await reader.finished()] == list(range(2, 10))
 
 
-async def test_a_batch_shown_live_but_never_stored_is_named_by_the_terminal(
-    database: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The turn is ended elsewhere (a replacing prompt) while a batch is on its way: the
-    batch can no longer be stored, and the terminal event says which numbers it had."""
-    _slow_flush(monkeypatch)
+async def test_a_batch_the_turn_could_not_store_was_never_shown(database: Database) -> None:
+    """The turn is ended elsewhere (a replacing prompt) while a batch waits to be stored: it
+    can no longer be, and no reader ever saw it; the numbers have no gap."""
     turn_id = await _turn(database)
     notifier = EventNotifier(recheck_seconds=NEVER_SECONDS)
     store = await _store(database, notifier, turn_id)
     await store.writer.emit_now("text", {"delta": "kept "})
     reader = Reader(follow_events(database, notifier, turn_id))
-    await store.writer.emit("text", {"delta": "lost"})
-    await _until(lambda: reader.seqs == [1, 2])
-    async with database.session() as session:
-        await end_turn(session, turn_id, Ending(TurnStatus.INTERRUPTED, "replaced"))
-    notifier.notify(turn_id)
-    seen = await reader.finished()
-    assert [(e.seq, e.name) for e in seen] == [(1, "text"), (2, "text"), (3, "turn.interrupted")]
-    terminal = seen[-1].data
-    assert terminal["unstored_event_ids"] == [[2, 2]]
-    assert terminal["final_text"] == "kept "
-    with pytest.raises(TurnNotWritable):
-        await store.writer.close()
-    assert [seq for seq, _, _ in await _stored(database, turn_id)] == [1, 3]
+    await _until(lambda: reader.seqs == [1])
+    async with _narrow(database) as (narrow, _commits):
+        writer = EventWriter(narrow, notifier, turn_id, RUNNER)
+        async with _held(narrow):
+            await writer.emit("text", {"delta": "lost"})
+            await _until(writer._lock.locked)
+            async with database.session() as session:
+                await end_turn(session, turn_id, Ending(TurnStatus.INTERRUPTED, "replaced"))
+            notifier.notify(turn_id)
+            seen = await reader.finished()
+        with pytest.raises(TurnNotWritable):
+            await writer.close()
+    assert [(e.seq, e.name) for e in seen] == [(1, "text"), (2, "turn.interrupted")]
+    assert seen[-1].data["final_text"] == "kept "
+    assert [seq for seq, _, _ in await _stored(database, turn_id)] == [1, 2]
 
 
-async def test_a_cancel_notice_waits_for_the_local_writer(
-    database: Database, monkeypatch: pytest.MonkeyPatch
+async def test_a_cancel_notice_takes_the_next_number_in_its_own_transaction(
+    database: Database,
 ) -> None:
-    """The notice is numbered after every event the runner here gave out, which are stored
-    first: nothing is lost and the order holds."""
-    _slow_flush(monkeypatch)
+    """The notice is numbered where it is stored, like every event: nothing is lost and the
+    order holds, with or without the runner in this process."""
     turn_id = await _turn(database)
     notifier = EventNotifier(recheck_seconds=NEVER_SECONDS)
     store = await _store(database, notifier, turn_id)

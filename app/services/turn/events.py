@@ -1,22 +1,14 @@
-"""A turn's events: numbered by the database, handed to this process's readers at once, stored
-in small batches, and read back from storage by anyone else.
+"""A turn's events: stored first, then shown. Numbered and stored by one transaction, handed to
+this process's readers when it has committed, and read back from storage by anyone else.
 
-The rule between "shown live" and "stored":
-
-1. An event gets its number (seq) from the turn row, in a committed transaction, before any
-   reader sees it. A number is never given twice, not even after a crash.
-2. Stored events become visible in number order: a batch is stored only while no higher number
-   is (checked under the turn row's lock), so a reader following storage by number never skips
-   an event that is stored later.
-3. An event a reader saw live is stored under its number, or it never is: then its number is
-   listed in the turn's terminal event (`unstored_event_ids`). That happens only when the turn
-   was ended or taken over elsewhere while the batch was on its way, or the process died.
+The rule between "shown" and "stored": an event reaches a reader only after the transaction
+that stores it has committed. So a reader never holds an event that a crash could lose, a
+replay equals what anyone was shown, and the numbers (taken from the turn row, under its
+lock, in the storing transaction) never skip and become visible in order.
 
 A reader (`follow_events`) reads storage after its position, takes live events that continue
-it, and, for a live event further ahead, first reads storage up to it (whatever is not stored
-by then never will be, by rules 1 and 2; the local writer's own unstored events are handed to
-a new reader when it subscribes). Readers in other processes are woken by
-app/services/turn/listener.py.
+it, and, for a live event further ahead, first reads storage up to it. Readers in other
+processes are woken by app/services/turn/listener.py.
 """
 
 from __future__ import annotations
@@ -33,17 +25,13 @@ from typing import Any
 from app.db import Database
 from app.repositories import event_channel
 from app.repositories import turn_events as events_repo
-from app.repositories import turns as turns_repo
-from app.repositories.event_channel import EventsOutOfOrder
 from app.repositories.turns import TurnNotWritable
 from app.services.turn.states import TERMINAL_EVENTS
 
 logger = logging.getLogger(__name__)
 
-# Numbered events wait at most this long before they are stored (readers here see them now;
-# readers elsewhere when they are stored). Events coming faster share a batch.
-FLUSH_INTERVAL_SECONDS = 0.005
-# A batch never grows past this many events.
+# A transaction stores at most this many events; an `emit` this far ahead of the database
+# waits for it.
 MAX_BATCH_EVENTS = 200
 # A reader with nothing to tell it re-reads storage this often (a notifier with no listener).
 POLL_INTERVAL_SECONDS = 0.5
@@ -58,7 +46,7 @@ Event = tuple[str, dict[str, Any], str | None]
 
 @dataclass(frozen=True)
 class StoredEvent:
-    """A numbered event (stored, or on its way to be: see the module's rule).
+    """A stored event: its number, name and data.
 
     `cursor`: where the transport resumes after it (stored with it on the turn, never shown).
     """
@@ -69,22 +57,18 @@ class StoredEvent:
     cursor: str | None = None
 
 
-def last_cursor(events: Sequence[StoredEvent]) -> str | None:
-    """The transport cursor after the last of `events` that has one."""
-    return next((event.cursor for event in reversed(events) if event.cursor), None)
-
-
 def in_order(events: Iterable[StoredEvent]) -> list[StoredEvent]:
     """By number, each number once."""
     return sorted({event.seq: event for event in events}.values(), key=lambda event: event.seq)
 
 
 class Subscription:
-    """One reader's view of a turn in this process: live events, and what storage has."""
+    """One reader's view of a turn in this process: events just stored here, and how far
+    storage is known to go."""
 
-    def __init__(self, turn_id: uuid.UUID, live: Iterable[StoredEvent]) -> None:
+    def __init__(self, turn_id: uuid.UUID) -> None:
         self.turn_id = turn_id
-        self.live: deque[StoredEvent] = deque(live)
+        self.live: deque[StoredEvent] = deque()
         self.stored_head = 0  # highest number known to be stored
         self.stale = True  # storage may have more than `stored_head` says: read it
         self.wakeup = asyncio.Event()
@@ -116,8 +100,8 @@ class Subscription:
 
 
 class EventNotifier:
-    """This process's switchboard for turn events: writers hand numbered events to readers,
-    and whoever stores events (or learns that another process did) says so here.
+    """This process's switchboard for turn events: writers hand the events they stored to
+    readers, and whoever stores events (or learns that another process did) says so here.
 
     `recheck_seconds`: how long a reader waits for news before it re-reads storage itself.
     With no listener attached (tests, tools) that is the only way to see other processes.
@@ -139,12 +123,11 @@ class EventNotifier:
         return writers[-1] if writers else None
 
     def publish(self, turn_id: uuid.UUID, events: list[StoredEvent]) -> None:
-        """Numbered events, in order, for this process's readers now."""
+        """Events just stored (committed), in order, for this process's readers now."""
         for subscription in self._subscribers.get(turn_id, ()):
             if len(subscription.live) + len(events) > MAX_LIVE_BACKLOG:
-                # Too far behind: keep only what storage does not have yet.
-                subscription.live = deque(self._unstored(turn_id))
-                subscription.wakeup.set()
+                subscription.live.clear()  # too far behind: it catches up from storage
+                subscription.stored(events[-1].seq)
             else:
                 subscription.push(events)
 
@@ -173,8 +156,8 @@ class EventNotifier:
 
     @contextlib.contextmanager
     def subscribe(self, turn_id: uuid.UUID) -> Iterator[Subscription]:
-        """Register a reader; it starts with the local writers' events not stored yet."""
-        subscription = Subscription(turn_id, self._unstored(turn_id))
+        """Register a reader; it starts by reading storage."""
+        subscription = Subscription(turn_id)
         self._subscribers[turn_id].add(subscription)
         try:
             yield subscription
@@ -185,21 +168,20 @@ class EventNotifier:
                 if not readers:
                     del self._subscribers[turn_id]
 
-    def _unstored(self, turn_id: uuid.UUID) -> list[StoredEvent]:
-        writers = self._writers.get(turn_id, ())
-        return in_order([event for writer in writers for event in writer.unstored])
-
 
 class EventWriter:
-    """Numbers one turn's events as they come, hands them to this process's readers, and
-    stores them in batches (at most FLUSH_INTERVAL_SECONDS after the first).
+    """Stores one turn's events as they come, then hands them to this process's readers.
 
-    A database step (numbering or storing) is never cancelled halfway: it runs to its end even
-    if the caller is cancelled, and `close` waits for it. A step that fails keeps its events
-    (un-numbered, or numbered and still to be stored) and its error is raised to the turn (now,
-    or by the next `emit`/`flush`/`close`). Only the runner holding the turn (`runner_id`) may
-    write, and nothing is stored once the turn has ended: `TurnNotWritable` then tells the run
-    that the turn was ended or taken elsewhere.
+    Group commit: while one batch is being stored, the events emitted meanwhile wait, and the
+    next transaction stores all of them; so a burst costs one transaction, and a lone event
+    waits for nothing but its own. A batch is numbered and stored in one transaction (the
+    turn row's lock orders writers), and only its commit shows it to anyone.
+
+    A database step is never cancelled halfway: it runs to its end even if the caller is
+    cancelled. A step that fails keeps its events (not stored, never shown) and its error is
+    raised to the turn (by the next `emit`/`flush`/`close`). Only the runner holding the turn
+    (`runner_id`) may write, and nothing is stored once the turn has ended: `TurnNotWritable`
+    then tells the run that the turn was ended or taken elsewhere.
     """
 
     def __init__(
@@ -210,24 +192,19 @@ class EventWriter:
         self.turn_id = turn_id
         self.runner_id = runner_id
         self.last_seq = 0  # the highest number this writer has stored
-        self.unstored: list[StoredEvent] = []  # numbered and shown live, not stored yet
-        self._pending: list[Event] = []  # emitted, not numbered yet
-        self._lock = asyncio.Lock()  # one database step at a time, in order
+        self._pending: list[Event] = []  # emitted, not stored yet (nobody has seen them)
+        self._lock = asyncio.Lock()  # one transaction at a time, in order
         self._pump: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-        self._draining = False
-        self._store_due: float | None = None
         self._failure: Exception | None = None
         notifier.attach(self)
 
     async def emit(self, name: str, data: dict[str, Any], *, cursor: str | None = None) -> None:
-        """Queue an event: readers here get it as soon as it is numbered; it is stored within
-        FLUSH_INTERVAL_SECONDS (and with it `cursor`, the transport's resume point after it)."""
+        """Queue an event (with `cursor`, the transport's resume point after it): it is stored
+        with whatever else is waiting as soon as the transaction before it has committed."""
         self._raise_failure()
         self._pending.append((name, data, cursor))
-        self._wake.set()
-        if len(self._pending) + len(self.unstored) >= MAX_BATCH_EVENTS:
-            await self.flush()
+        if len(self._pending) >= MAX_BATCH_EVENTS:
+            await self.flush()  # the database is behind: the transport waits for it
         elif self._pump is None or self._pump.done():
             self._pump = asyncio.create_task(self._run_pump(), name=f"events-{self.turn_id}")
 
@@ -239,69 +216,42 @@ class EventWriter:
         return self.last_seq
 
     async def flush(self) -> None:
-        """Number and store everything emitted so far."""
+        """Store everything emitted so far."""
         async with self._lock:
             self._raise_failure()
-            await self._to_the_end(self._number_pending)
-            await self._to_the_end(self._store_unstored)
+            while self._pending:
+                await self._to_the_end(self._store_pending)
 
-    async def drain(self) -> list[StoredEvent]:
-        """Stop the pump, number what is emitted, and hand over what is not stored yet (the
-        turn's ending stores it in its own transaction, then calls `handed_over`)."""
+    async def drain(self) -> list[Event]:
+        """Stop storing, and hand over what is emitted and not stored yet: the turn's ending
+        stores it in its own transaction, before its terminal event."""
         if self._pump is not None and not self._pump.done():
-            self._draining = True
-            self._wake.set()
-            try:
-                await asyncio.shield(self._pump)
-            finally:
-                self._draining = False
+            await asyncio.shield(self._pump)
         async with self._lock:
             self._raise_failure()
-            await self._to_the_end(self._number_pending)
-            return list(self.unstored)
+            handed, self._pending = self._pending, []
+            return handed
 
-    def handed_over(self, events: list[StoredEvent], *, stored: bool) -> None:
-        """`events` (from `drain`) were stored by the caller, or will never be."""
-        handed = {event.seq for event in events}
-        self.unstored = [event for event in self.unstored if event.seq not in handed]
-        if stored and events:
+    def stored_elsewhere(self, events: Sequence[StoredEvent]) -> None:
+        """`events` were stored by a transaction of the turn's own (its ending): show them."""
+        if events:
             self.last_seq = max(self.last_seq, events[-1].seq)
+            self.notifier.publish(self.turn_id, list(events))
 
     async def close(self) -> None:
         """Store what is emitted, after any step in flight; stop the pump."""
-        await self.drain()
+        if self._pump is not None and not self._pump.done():
+            await asyncio.shield(self._pump)
         await self.flush()
-
-    @contextlib.asynccontextmanager
-    async def exclusive(self) -> AsyncIterator[None]:
-        """Store everything, then hold off numbering while the block writes an event of the
-        turn itself (so its number cannot overtake one this writer gave out)."""
-        async with self._lock:
-            self._raise_failure()
-            await self._to_the_end(self._number_pending)
-            await self._to_the_end(self._store_unstored)
-            yield
 
     # --- the steps --------------------------------------------------------------------------
 
     async def _run_pump(self) -> None:
-        """Number new events at once; store them when the first is FLUSH_INTERVAL old."""
-        loop = asyncio.get_running_loop()
+        """Store what waits, one transaction at a time, until nothing does."""
         try:
-            while self._pending or (self.unstored and not self._draining):
-                if self._pending:
-                    async with self._lock:
-                        await self._to_the_end(self._number_pending)
-                    continue
-                wait = (self._store_due or 0.0) - loop.time()
-                if wait > 0:
-                    self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(wait):
-                            await self._wake.wait()
-                    continue
+            while self._pending:
                 async with self._lock:
-                    await self._to_the_end(self._store_unstored)
+                    await self._to_the_end(self._store_pending)
         except Exception as exc:  # kept; the next call raises it
             self._failure = self._failure or exc
 
@@ -316,57 +266,31 @@ class EventWriter:
                 self._failure = self._failure or task.exception()  # type: ignore[assignment]
             raise
 
-    async def _number_pending(self) -> None:
-        """Take numbers from the turn row for the pending events, then show them live."""
-        batch, self._pending = self._pending, []
+    async def _store_pending(self) -> None:
+        """Number and store every waiting event in one transaction; once it has committed,
+        this process's readers get them (other processes' by the NOTIFY it sent)."""
+        batch, self._pending = self._pending[:MAX_BATCH_EVENTS], self._pending[MAX_BATCH_EVENTS:]
         if not batch:
             return
+        rows = [(name, data) for name, data, _ in batch]
+        cursor = next((cursor for _, _, cursor in reversed(batch) if cursor), None)
         try:
             async with self.db.session() as session:
-                first = await turns_repo.take_event_numbers(
-                    session, self.turn_id, len(batch), runner_id=self.runner_id
+                seqs = await events_repo.append_next_events(
+                    session, self.turn_id, rows, runner_id=self.runner_id, cursor=cursor
                 )
+                await event_channel.notify_stored(session, self.turn_id, seqs[-1])
+        except TurnNotWritable:
+            raise  # the turn ended or moved on: these are never stored, and nobody saw them
         except BaseException:
             self._pending[:0] = batch
             raise
-        numbered = [
-            StoredEvent(first + i, name, data, cursor)
-            for i, (name, data, cursor) in enumerate(batch)
+        stored = [
+            StoredEvent(seq, name, data, cursor)
+            for seq, (name, data, cursor) in zip(seqs, batch, strict=True)
         ]
-        self.unstored.extend(numbered)
-        if self._store_due is None:
-            self._store_due = asyncio.get_running_loop().time() + FLUSH_INTERVAL_SECONDS
-        self.notifier.publish(self.turn_id, numbered)
-
-    async def _store_unstored(self) -> None:
-        batch = list(self.unstored)
-        if not batch:
-            return
-        rows = [(event.seq, event.name, event.data) for event in batch]
-        try:
-            async with self.db.session() as session:
-                await event_channel.store_numbered_events(
-                    session, self.turn_id, rows, runner_id=self.runner_id, cursor=last_cursor(batch)
-                )
-                await event_channel.notify_stored(session, self.turn_id, batch[-1].seq)
-        except TurnNotWritable:
-            self._drop(batch)  # the turn ended or moved on: these are never stored
-            raise
-        except EventsOutOfOrder:
-            # An event of the turn was stored above them meanwhile (a cancel notice from a
-            # process that could not wait): they are never stored, and the terminal says so.
-            logger.warning("turn %s: %d events could not be stored", self.turn_id, len(batch))
-            self._drop(batch)
-            return
-        self._drop(batch)
-        self.last_seq = batch[-1].seq
-        self.notifier.stored(self.turn_id, batch[-1].seq)
-
-    def _drop(self, batch: list[StoredEvent]) -> None:
-        del self.unstored[: len(batch)]
-        self._store_due = None
-        if self.unstored:
-            self._store_due = asyncio.get_running_loop().time() + FLUSH_INTERVAL_SECONDS
+        self.last_seq = seqs[-1]
+        self.notifier.publish(self.turn_id, stored)
 
     def _raise_failure(self) -> None:
         if self._failure is not None:

@@ -252,7 +252,8 @@ class TurnService:
                 replaced = None
                 if admission == "replace":
                     assert active is not None
-                    replaced = await end_turn(session, active.id, REPLACED)
+                    ended = await end_turn(session, active.id, REPLACED)
+                    replaced = ended.turn if ended else None
                 turn = await turns_repo.add_turn(
                     session,
                     session_id=session_id,

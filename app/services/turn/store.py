@@ -1,7 +1,7 @@
 """A turn's records: claim it, append its events, record its facts, and end it, one way only.
 
 `end_turn` is the only way a turn reaches a final status: the status and the terminal event
-are stored in one transaction, after every event the ender still had buffered, so a stream
+are stored in one transaction, after every event the ender still had waiting, so a stream
 always closes with exactly one terminal event and nothing after it. Every status change is
 checked against the state machine (app/services/turn/states.py); an illegal one raises.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Unpack
 
@@ -27,7 +28,7 @@ from app.repositories import turns as turns_repo
 from app.repositories.locks import lock_row
 from app.repositories.sessions import SessionChanges
 from app.services.turn.decisions import PERMISSION_TIMEOUT_BY, Ending, Resolution
-from app.services.turn.events import EventNotifier, EventWriter, StoredEvent
+from app.services.turn.events import Event, EventNotifier, EventWriter, StoredEvent
 from app.services.turn.states import (
     FINAL_STATUSES,
     PERMISSION_REQUESTED,
@@ -41,9 +42,15 @@ from app.services.turn.states import (
 # A turn that replaced another waits at most this long (polling this often) for the other's
 # runner to let go before it sends its own prompt, so the two never reach Paseo out of order.
 REPLACED_POLL_SECONDS = 0.1
-# A cancel notice waits at most this long for the turn's runner in another process to store it.
-REMOTE_ANNOUNCE_GRACE_SECONDS = 1.0
 _ERROR_STATUSES = (TurnStatus.FAILED, TurnStatus.INTERRUPTED, TurnStatus.TIMED_OUT)
+
+
+@dataclass(frozen=True)
+class Ended:
+    """A turn just ended: its row, and the events the ending stored (the last is terminal)."""
+
+    turn: Turn
+    events: list[StoredEvent]
 
 
 async def end_turn(
@@ -52,31 +59,38 @@ async def end_turn(
     ending: Ending,
     *,
     runner_id: str | None = None,
-    pending: Sequence[StoredEvent] = (),
+    pending: Sequence[Event] = (),
     usage: dict[str, Any] | None = None,
-) -> Turn | None:
+) -> Ended | None:
     """End the turn with `ending`, in the caller's transaction; None if it had ended already
     (or, with `runner_id`, another runner holds it): nothing is changed then.
 
-    `pending` (numbered events from the runner's `EventWriter.drain`) are stored first;
-    `final_text` is what the stored `text` events say, so it always equals their
-    concatenation. Numbers given out but never stored are listed in the terminal event.
+    `pending` (what the runner's `EventWriter.drain` handed over) is stored first, then the
+    terminal event: one transaction, so a stream always closes with exactly one terminal event
+    and nothing after it. `final_text` is what the stored `text` events say, so it always
+    equals their concatenation.
     """
-    if pending:
-        rows = [(event.seq, event.name, event.data) for event in pending]
-        try:
-            await event_channel.store_numbered_events(session, turn_id, rows, runner_id=runner_id)
-        except turns_repo.TurnNotWritable:
-            await _check_ended_already(session, turn_id, ending.status)
-            return None
-        except event_channel.EventsOutOfOrder:
-            pass  # never stored: the terminal lists their numbers
-    # Locked before reading the events, so no batch lands between the read and the ending.
-    await lock_row(session, Turn.id, turn_id, touch=Turn.last_event_seq)
-    text, seqs = await stored_record(session, turn_id)
+    stored: list[StoredEvent] = []
+    try:
+        if pending:
+            rows = [(name, data) for name, data, _ in pending]
+            cursor = next((cursor for _, _, cursor in reversed(pending) if cursor), None)
+            seqs = await events_repo.append_next_events(
+                session, turn_id, rows, runner_id=runner_id, cursor=cursor
+            )
+            stored = [
+                StoredEvent(seq, name, data, cursor)
+                for seq, (name, data, cursor) in zip(seqs, pending, strict=True)
+            ]
+        else:
+            # Locked before reading the events, so no batch lands between the read and the end.
+            await lock_row(session, Turn.id, turn_id, touch=Turn.last_event_seq)
+    except turns_repo.TurnNotWritable:
+        await _check_ended_already(session, turn_id, ending.status)
+        return None
     fields: dict[str, Any] = {
         "finished_at": utcnow(),
-        "final_text": text,
+        "final_text": await stored_text(session, turn_id),
         "error_code": ending.error_code,
     }
     if usage is not None:
@@ -94,31 +108,16 @@ async def end_turn(
     if turn is None:
         await _check_ended_already(session, turn_id, ending.status)
         return None
-    name = TERMINAL_EVENT_BY_STATUS[ending.status]
-    payload = terminal_payload(turn, ending.message)
-    unstored = unstored_ranges(seqs, below=turn.last_event_seq)
-    if unstored:
-        payload["unstored_event_ids"] = unstored
-    await events_repo.append_events(session, turn_id, [(turn.last_event_seq, name, payload)])
-    await event_channel.notify_stored(session, turn_id, turn.last_event_seq)
-    record = await sessions_repo.get_session(session, turn.session_id)
-    if record is not None:
-        await sessions_repo.update_session(session, record, last_active_at=utcnow())
-    return turn
-
-
-def unstored_ranges(stored: Sequence[int], *, below: int) -> list[list[int]]:
-    """The numbers under `below` that no stored event has, as [first, last] ranges: they were
-    given to events that a reader may have seen live but that were never stored."""
-    ranges: list[list[int]] = []
-    expected = 1
-    for seq in sorted({*stored, below}):
-        if seq > below:
-            break
-        if seq > expected:
-            ranges.append([expected, seq - 1])
-        expected = seq + 1
-    return ranges
+    terminal = StoredEvent(
+        turn.last_event_seq,
+        TERMINAL_EVENT_BY_STATUS[ending.status],
+        terminal_payload(turn, ending.message),
+    )
+    row = (terminal.seq, terminal.name, terminal.data)
+    await events_repo.append_events(session, turn_id, [row])
+    await event_channel.notify_stored(session, turn_id, terminal.seq)
+    await sessions_repo.set_last_active(session, turn.session_id, utcnow())
+    return Ended(turn, [*stored, terminal])
 
 
 async def _check_ended_already(session: AsyncSession, turn_id: uuid.UUID, target: str) -> None:
@@ -133,14 +132,7 @@ async def _check_ended_already(session: AsyncSession, turn_id: uuid.UUID, target
 
 async def stored_text(session: AsyncSession, turn_id: uuid.UUID) -> str:
     """The reply as stored: the turn's `text` events concatenated (what clients have seen)."""
-    return (await stored_record(session, turn_id))[0]
-
-
-async def stored_record(session: AsyncSession, turn_id: uuid.UUID) -> tuple[str, list[int]]:
-    """The stored reply (see `stored_text`) and the numbers of every stored event."""
-    rows = await events_repo.list_events(session, turn_id, limit=1_000_000)
-    text = "".join(str(row.data.get("delta", "")) for row in rows if row.name == "text")
-    return text, [row.seq for row in rows]
+    return "".join(await events_repo.text_deltas(session, turn_id))
 
 
 def terminal_payload(turn: Turn, message: str | None) -> dict[str, Any]:
@@ -156,19 +148,9 @@ def terminal_payload(turn: Turn, message: str | None) -> dict[str, Any]:
 
 async def announce_cancelling(db: Database, notifier: EventNotifier, turn_id: uuid.UUID) -> None:
     """Store `turn.cancelling` once per turn, whoever reaches the cancel's deadline first (the
-    request that answers 202, or the runner); nothing for a turn that has ended.
-
-    The event must not overtake a number the turn's runner gave out and has yet to store
-    (that batch could then not be stored): a runner here is paused meanwhile; a runner in
-    another process announces at the same deadline, so it is given a moment to do it itself.
-    """
-    writer = notifier.writer_of(turn_id)
-    if writer is not None:
-        async with writer.exclusive():
-            seq = await _store_cancelling(db, turn_id)
-    else:
-        await _let_remote_runner_announce(db, turn_id)
-        seq = await _store_cancelling(db, turn_id)
+    request that answers 202, or the runner); nothing for a turn that has ended. Its number is
+    taken in the transaction that stores it, like every event's, so it cannot overtake one."""
+    seq = await _store_cancelling(db, turn_id)
     if seq is not None:
         notifier.stored(turn_id, seq)
 
@@ -183,21 +165,6 @@ async def _store_cancelling(db: Database, turn_id: uuid.UUID) -> int | None:
         )
         await event_channel.notify_stored(session, turn_id, seq)
     return seq
-
-
-async def _let_remote_runner_announce(db: Database, turn_id: uuid.UUID) -> None:
-    """Wait (at most REMOTE_ANNOUNCE_GRACE_SECONDS) while a runner elsewhere holds the turn and
-    has not announced yet."""
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + REMOTE_ANNOUNCE_GRACE_SECONDS
-    while loop.time() < give_up:
-        async with db.read() as session:
-            turn = await turns_repo.get_turn(session, turn_id)
-        if turn is None or turn.runner_id is None or turn.cancelling_at is not None:
-            return
-        if TurnStatus(turn.status) in FINAL_STATUSES:
-            return
-        await asyncio.sleep(REPLACED_POLL_SECONDS)
 
 
 class TurnStore:
@@ -331,13 +298,13 @@ class TurnStore:
         return (await self.load_turn()).resume_cursor
 
     async def end(self, ending: Ending, *, usage: dict[str, Any] | None = None) -> Turn | None:
-        """End the turn as its runner, with every event still buffered stored first."""
+        """End the turn as its runner, with every event still waiting stored first."""
         try:
             pending = await self.writer.drain()
         except turns_repo.TurnNotWritable:
             return None  # ended (or taken) elsewhere while a batch was being written
         async with self.db.session() as session:
-            turn = await end_turn(
+            ended = await end_turn(
                 session,
                 self.turn_id,
                 ending,
@@ -345,9 +312,11 @@ class TurnStore:
                 pending=pending,
                 usage=usage,
             )
-        self.writer.handed_over(pending, stored=turn is not None)
-        self.notifier.stored(self.turn_id, turn.last_event_seq if turn is not None else None)
-        return turn
+        if ended is None:
+            self.notifier.notify(self.turn_id)
+            return None
+        self.writer.stored_elsewhere(ended.events)
+        return ended.turn
 
     async def let_go(self) -> None:
         """This process stops following the turn (it ended, or the gateway shuts down)."""
