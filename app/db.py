@@ -54,12 +54,17 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 
 class Database:
-    """The engine and its session factory, made at startup and disposed at shutdown."""
+    """The engine and its session factory, made at startup and disposed at shutdown.
+
+    `units` counts the units of work begun (`session()` and `read()` blocks) since it was
+    made: a plain counter, read by benchmarks/prompt_path.py and tests, never reset.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.sessionmaker = create_sessionmaker(engine)
         self.read_sessionmaker = create_sessionmaker(_reading(engine))
+        self.units = 0
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -68,6 +73,7 @@ class Database:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """One unit of work: commit when the block ends, roll back when it raises."""
+        self.units += 1
         async with self.sessionmaker.begin() as session:
             yield session
 
@@ -78,6 +84,7 @@ class Database:
         Cheaper than `session()`: on PostgreSQL no BEGIN and COMMIT round trips (each
         statement stands alone), so it is for SELECTs only.
         """
+        self.units += 1
         async with self.read_sessionmaker() as session:
             yield session
 

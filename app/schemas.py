@@ -285,10 +285,17 @@ class CancelResult(BaseModel):
 class ReadinessCheck(BaseModel):
     ok: bool
     detail: str
+    state: Literal["up", "degraded", "down"] | None = Field(
+        default=None,
+        description="A daemon's state now (daemon lines only): `down` when its WebSocket is "
+        "closed or nothing answers at its address; `degraded` when its check is slow or failed "
+        "otherwise: it still takes prompts and counts as ready.",
+    )
     age_seconds: float | None = Field(
         default=None,
-        description="How old the result is: the daemon is checked in the background, so a "
-        "probe never waits for a CLI call.",
+        description="How old the daemon's last check is: it is checked in the background, so "
+        "a probe never waits for a CLI call (on the daemon transport the state is its "
+        "socket's, now).",
     )
     version: str | None = Field(default=None, description="The daemon's version, if it said")
     server_id: str | None = Field(default=None, description="The daemon's server id, if it said")

@@ -82,6 +82,30 @@ def percentile(
     return ordered[min(len(ordered) - 1, index)]
 
 
+# -- one clock for every process -------------------------------------------------------------
+
+
+def host_clock() -> float:
+    """CLOCK_MONOTONIC, in seconds: on Linux one clock for every process of the host, so a time
+    taken here compares directly with one a server or the fake daemon took (the fake's
+    FAKE_PASEO_EMIT_LOG is on this clock). Not for comparing across machines."""
+    return time.clock_gettime(time.CLOCK_MONOTONIC)
+
+
+def read_json_lines(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """The complete JSON lines a process appended to `path` after byte `offset`, and the
+    offset to read on from (a last line still being written is left for the next call)."""
+    try:
+        with path.open("rb") as file:
+            file.seek(offset)
+            data = file.read()
+    except FileNotFoundError:
+        return [], offset
+    end = data.rfind(b"\n") + 1
+    lines = [json.loads(line) for line in data[:end].splitlines() if line.strip()]
+    return lines, offset + end
+
+
 # -- server processes ------------------------------------------------------------------------
 
 

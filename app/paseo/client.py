@@ -16,6 +16,7 @@ from app.paseo.types import (
     ArchiveResult,
     CreatedAgent,
     DaemonFacts,
+    DaemonLink,
     DeleteResult,
     ModelInfo,
     NewAgent,
@@ -33,6 +34,18 @@ class PaseoClient(Protocol):
 
     async def ping(self) -> DaemonFacts:
         """Succeed only when the daemon answers (readiness), saying what it learnt."""
+
+    @property
+    def link(self) -> DaemonLink:
+        """The transport's own connection to the daemon now (nothing is asked: the daemon
+        transport's socket; the CLI has none and says `unknown`)."""
+        ...
+
+    async def connect(self, timeout: float) -> DaemonLink:
+        """Try to reach the daemon now rather than when a reconnect backoff ends: one attempt,
+        shared by every caller meanwhile, waited for at most `timeout` (it may finish later).
+        Returns the link then; the CLI has nothing to connect and says `unknown` at once."""
+        ...
 
     async def list_agents(
         self, *, include_archived: bool = False, labels: Mapping[str, str] | None = None

@@ -18,6 +18,7 @@ from app.paseo.types import (
     ArchiveResult,
     CreatedAgent,
     DaemonFacts,
+    DaemonLink,
     DeleteResult,
     ModelInfo,
     NewAgent,
@@ -28,6 +29,8 @@ from app.paseo.types import (
     StopResult,
     TurnEvent,
 )
+
+_NO_LINK = DaemonLink("unknown")
 
 
 class Daemon:
@@ -63,6 +66,16 @@ class Daemon:
     async def ping(self) -> DaemonFacts:
         with self._named():
             return await self.client.ping()
+
+    @property
+    def link(self) -> DaemonLink:
+        """The transport's link; a transport that keeps none and does not say so (a test
+        double of the interface) counts as the CLI does: `unknown`."""
+        link: DaemonLink = getattr(self.client, "link", _NO_LINK)
+        return link
+
+    async def connect(self, timeout: float) -> DaemonLink:
+        return await self.client.connect(timeout)
 
     async def list_agents(
         self, *, include_archived: bool = False, labels: Mapping[str, str] | None = None

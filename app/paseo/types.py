@@ -181,6 +181,20 @@ class DaemonFacts:
 
 
 @dataclass(frozen=True)
+class DaemonLink:
+    """What a transport's own connection to the daemon says now, without asking it anything.
+
+    The daemon transport keeps one WebSocket: `connected` once the daemon answered its hello,
+    `disconnected` once an attempt failed or the socket closed (`reason` says why). `unknown`
+    where there is no connection to speak of (the CLI runs a child per call), or before the
+    first attempt has ended.
+    """
+
+    state: Literal["connected", "disconnected", "unknown"]
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
 class NewAgent:
     """What `paseo run -d` needs besides the first prompt."""
 

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, TypedDict, Unpack
+from typing import Any, Literal, TypedDict, Unpack
 
 from sqlalchemy import (
     ColumnElement,
@@ -316,19 +316,39 @@ async def take_event_numbers(
     return int(last) - count + 1
 
 
-async def mark_prompt_sent(session: AsyncSession, turn_id: uuid.UUID, runner_id: str) -> bool:
-    """Record that the prompt goes to Paseo now, only while the turn runs under `runner_id`.
+async def mark_prompt_sent(
+    session: AsyncSession, turn_id: uuid.UUID, runner_id: str
+) -> Turn | Literal["cancelled", "gone"]:
+    """Record that the prompt goes to Paseo now, only while the turn runs under `runner_id`
+    and nobody asked to cancel it; returns the turn as it is now.
 
-    False means the turn ended (replaced, cancelled) or moved on: do not send the prompt.
+    `cancelled`: a cancel is stored (by any process); `gone`: the turn ended (replaced) or
+    another runner holds it. Either way, do not send the prompt.
     """
     statement = (
         update(Turn)
-        .where(Turn.id == turn_id, Turn.status == TurnStatus.RUNNING, Turn.runner_id == runner_id)
+        .where(
+            Turn.id == turn_id,
+            Turn.status == TurnStatus.RUNNING,
+            Turn.runner_id == runner_id,
+            Turn.cancel_requested_at.is_(None),
+        )
         .values(prompt_sent_at=func.coalesce(Turn.prompt_sent_at, utcnow()))
-        .returning(Turn.id)
-        .execution_options(synchronize_session=False)
+        .returning(Turn)
+        .execution_options(**_REFRESH_RETURNED)
     )
-    return (await session.scalar(statement)) is not None
+    sent = (await session.scalars(statement)).one_or_none()
+    if sent is not None:
+        return sent
+    current = await get_turn(session, turn_id)
+    if (
+        current is not None
+        and current.status == TurnStatus.RUNNING
+        and current.runner_id == runner_id
+        and current.cancel_requested_at is not None
+    ):
+        return "cancelled"
+    return "gone"
 
 
 async def mark_prompt_delivered(session: AsyncSession, turn_id: uuid.UUID) -> None:

@@ -10,23 +10,20 @@ import time
 
 from app.aio import cancel_and_wait
 from app.db import Database
-from app.errors import from_paseo
-from app.paseo.daemons import Daemon
-from app.paseo.errors import PaseoError
 from app.paseo.types import DaemonFacts
 from app.schemas import Readiness, ReadinessCheck
-from app.services.daemons import Daemons
+from app.services.daemons import Daemons, DaemonStatus
 
-# A readiness probe must answer even when a dependency hangs.
-CHECK_TIMEOUT_SECONDS = 20.0
 # The daemon is asked this often in the background (a CLI call costs 1-13 s and ~200 MiB, too
-# much for every probe); readiness answers from the last result.
+# much for every probe); a check still running after this long is late (the daemon counts as
+# degraded meanwhile). Readiness answers from the daemon's state now: the transport's socket,
+# else the last check.
 DAEMON_CHECK_SECONDS = 10.0
 
 
 class HealthService:
     """Readiness of the gateway: its database, the paseo binary (CLI transport), and each
-    daemon (ready while at least one is up; each daemon's own line says which are down)."""
+    daemon (ready while at least one is up or degraded; each daemon's own line says which)."""
 
     def __init__(
         self,
@@ -40,11 +37,13 @@ class HealthService:
         self.daemons = daemons
         self.paseo_bin = paseo_bin
         self.daemon_check_seconds = daemon_check_seconds
-        self._daemon_results: dict[str, tuple[ReadinessCheck, float]] = {}
         self._checker: asyncio.Task[None] | None = None
 
     def start_background(self) -> None:
-        """Check every daemon now and then every `daemon_check_seconds`."""
+        """Check every daemon now (a probe from here on joins these checks rather than making
+        its own) and then every `daemon_check_seconds`."""
+        for name in self.daemons.names:
+            self.daemons.start_check(name, late_after=self.daemon_check_seconds)
         self._checker = asyncio.create_task(self._check_daemons_forever(), name="daemon-check")
 
     async def aclose(self) -> None:
@@ -52,20 +51,18 @@ class HealthService:
             await cancel_and_wait(self._checker)
 
     async def _check_daemons_forever(self) -> None:
+        """A check that hangs is not started again while it runs: the next round joins it."""
+        late_after = self.daemon_check_seconds
         while True:
-            await asyncio.gather(*(self._record(daemon) for daemon in self.daemons))
+            await asyncio.gather(
+                *(self.daemons.check(name, late_after=late_after) for name in self.daemons.names)
+            )
             await asyncio.sleep(self.daemon_check_seconds)
-
-    async def _record(self, daemon: Daemon) -> ReadinessCheck:
-        check = await self._daemon(daemon)
-        self._daemon_results[daemon.name] = (check, time.monotonic())
-        self.daemons.mark(daemon.name, up=check.ok, detail=check.detail)
-        return check
 
     async def readiness(self) -> Readiness:
         """`paseo_bin` None: the transport needs no CLI (the daemon's WebSocket)."""
         database, *daemons = await asyncio.gather(
-            self._database(), *(self._daemon_status(daemon) for daemon in self.daemons)
+            self._database(), *(self._daemon_status(name) for name in self.daemons.names)
         )
         checks = {"database": database, **_daemon_checks(self.daemons.names, daemons)}
         if self.paseo_bin is not None:
@@ -78,14 +75,13 @@ class HealthService:
             checks=checks,
         )
 
-    async def _daemon_status(self, daemon: Daemon) -> ReadinessCheck:
-        """The background check's last result, with its age; before the first (or without a
-        background check, as for `paseo-gateway check`), one made now."""
-        known = self._daemon_results.get(daemon.name)
-        if known is None:
-            return await self._record(daemon)
-        check, at = known
-        return check.model_copy(update={"age_seconds": round(time.monotonic() - at, 1)})
+    async def _daemon_status(self, name: str) -> ReadinessCheck:
+        """The daemon's state now; until a first check has ended, that check is waited for
+        until it is late (without a background check, as for `paseo-gateway check`, one is
+        made now)."""
+        if self.daemons.status(name).checked_at is None:
+            await self.daemons.check(name)
+        return _daemon_line(self.daemons.status(name))
 
     async def _database(self) -> ReadinessCheck:
         if await self.db.ping():
@@ -100,16 +96,6 @@ class HealthService:
             ok=False,
             detail=f"paseo CLI {paseo_bin!r} not found; install it or set PASEO_GATEWAY_PASEO_BIN",
         )
-
-    async def _daemon(self, daemon: Daemon) -> ReadinessCheck:
-        try:
-            async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-                facts = await daemon.ping()  # a failure names the daemon (and its setting)
-        except PaseoError as exc:
-            return ReadinessCheck(ok=False, detail=f"{exc.code}: {from_paseo(exc).detail}")
-        except TimeoutError:
-            return ReadinessCheck(ok=False, detail="the daemon did not answer in time")
-        return _daemon_answered(facts)
 
 
 def _daemon_checks(names: list[str], checks: list[ReadinessCheck]) -> dict[str, ReadinessCheck]:
@@ -127,8 +113,31 @@ def _daemon_checks(names: list[str], checks: list[ReadinessCheck]) -> dict[str, 
     return {"daemon": summary, **each}
 
 
-def _daemon_answered(facts: DaemonFacts) -> ReadinessCheck:
-    """The daemon check when it answered: what it said of itself, and any warning."""
+def _daemon_line(status: DaemonStatus) -> ReadinessCheck:
+    """A daemon's readiness line: its state, why, and what it said of itself when checked."""
+    facts = status.facts
+    age = None if status.checked_at is None else round(time.monotonic() - status.checked_at, 1)
+    return ReadinessCheck(
+        ok=status.state != "down",
+        state=status.state,
+        detail=_daemon_detail(status),
+        age_seconds=age,
+        version=facts.version if facts else None,
+        server_id=facts.server_id if facts else None,
+        protocol=facts.protocol if facts else None,
+    )
+
+
+def _daemon_detail(status: DaemonStatus) -> str:
+    if status.state == "degraded":
+        return f"degraded ({status.reason}); it still takes prompts"
+    if status.state == "up" and status.facts is not None:
+        return _daemon_answered(status.facts)
+    return status.reason
+
+
+def _daemon_answered(facts: DaemonFacts) -> str:
+    """What the daemon said of itself when it answered a check, and any warning."""
     detail = "daemon answers" if facts.transport == "cli" else "daemon answers on its WebSocket"
     if facts.version or facts.server_id:
         detail += f" (version {facts.version or '?'}, server {facts.server_id or '?'})"
@@ -136,10 +145,4 @@ def _daemon_answered(facts: DaemonFacts) -> ReadinessCheck:
         detail += f"; protocol: {facts.protocol}"
     if facts.warning:
         detail += f"; warning: {facts.warning}"
-    return ReadinessCheck(
-        ok=True,
-        detail=detail,
-        version=facts.version,
-        server_id=facts.server_id,
-        protocol=facts.protocol,
-    )
+    return detail

@@ -131,7 +131,7 @@ class SessionService:
             candidates = [
                 Candidate(
                     daemon.name,
-                    up=self.daemons.is_up(daemon.name),
+                    up=self.daemons.state(daemon.name) != "down",  # degraded: placeable
                     holds_cwd=inside_roots(cwd, daemon.workspace_roots),
                     active_turns=active.get(daemon.name, 0),
                 )

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.api.conftest import AUTH, empty_database
 from tests.api.test_durable_turns import gateway_on
@@ -145,17 +146,30 @@ async def test_an_unanswered_request_is_denied_at_the_permission_timeout(
     assert rest[-1].event == "turn.completed"
 
 
+@pytest.mark.parametrize("killed", ["waiting", "just_shown"])
 async def test_a_restarted_gateway_finds_the_request_and_another_replica_answers_it(
-    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: Path
+    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: Path, killed: str
 ) -> None:
+    """Killed once the turn waits, or the moment a client was shown the request (before
+    the turn is marked waiting): the request is stored, found again, and answered once."""
     fast = {"PASEO_GATEWAY_TURN_HEARTBEAT_SECONDS": "0.5", "PASEO_GATEWAY_TURN_STALE_SECONDS": "2"}
     with empty_database("postgresql", tmp_path) as url:
         with gateway_on(url, fake_daemon, agent_cwd, tmp_path / "a", **fast) as first:
             async with httpx.AsyncClient(headers=AUTH, base_url=first.url, timeout=60) as client:
                 session = await new_session(client)
-                turn_id, asked, _, response = await _asking(client, session["id"])
+                response = await client.send(
+                    client.build_request(
+                        "POST", f"/sessions/{session['id']}/prompt", json={"prompt": PLAN}
+                    ),
+                    stream=True,
+                )
+                shown = await read_until(read_events(response), "turn.permission_requested")
+                turn_id, asked = response.headers["x-turn-id"], shown[-1].json()
+                if killed == "just_shown":
+                    first.process.kill()  # SIGKILL the moment a client saw the request
                 await response.aclose()
-                await _status_becomes(client, session["id"], turn_id, "waiting_permission")
+                if killed == "waiting":
+                    await _status_becomes(client, session["id"], turn_id, "waiting_permission")
             first.process.kill()  # dies while the turn waits for a person
             first.process.wait()
         with (
@@ -175,6 +189,9 @@ async def test_a_restarted_gateway_finds_the_request_and_another_replica_answers
                 async with client.stream("GET", f"{second.url}{turn_url}/events") as events:
                     replay = [e async for e in read_events(events)]
     names = [e.event for e in replay]
+    assert [(e.id, e.event, e.data) for e in replay[: len(shown)]] == [
+        (e.id, e.event, e.data) for e in shown
+    ]  # what the client was shown is what was stored
     assert names.count("turn.permission_requested") == 1  # found again, not asked twice
     assert names.count("turn.permission_resolved") == 1
     assert names[-1] == "turn.completed"

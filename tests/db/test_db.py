@@ -142,6 +142,19 @@ async def test_session_rolls_back_when_the_block_raises(database: Database) -> N
     assert await _count_sessions(database) == 0
 
 
+async def test_units_counts_each_session_and_read_block(database: Database) -> None:
+    before = database.units
+    async with database.session():
+        pass
+    async with database.read() as reads:
+        await reads.execute(text("SELECT 1"))
+    with pytest.raises(RuntimeError, match="boom"):
+        async with database.session():
+            raise RuntimeError("boom")
+
+    assert database.units - before == 3  # one per block, whether it committed or not
+
+
 async def test_foreign_keys_are_enforced(database: Database) -> None:
     with pytest.raises(IntegrityError) as caught:
         async with database.session() as session:

@@ -2,8 +2,8 @@
 
 Each command mirrors the real one's validation order, error codes and output shapes as the
 contract and the recordings describe them. Test knobs handled here:
-FAKE_PASEO_STARTUP_DELAY, FAKE_PASEO_ARGV_LOG, FAKE_PASEO_SEND_WAIT_SECONDS and
-FAKE_PASEO_ATTACH_DROP (see `paseo`).
+FAKE_PASEO_STARTUP_DELAY, FAKE_PASEO_ARGV_LOG, FAKE_PASEO_SEND_WAIT_SECONDS,
+FAKE_PASEO_ATTACH_DROP, FAKE_PASEO_HANG_COMMANDS and FAKE_PASEO_HANG_WHILE (see `paseo`).
 """
 
 from __future__ import annotations
@@ -2055,6 +2055,17 @@ def execute(inv: Invocation) -> int:
         return 1
 
 
+def hang_until_killed(argv: list[str]) -> None:
+    """FAKE_PASEO_HANG_COMMANDS: a frozen CLI (a starved machine) for the commands listed,
+    by their first argument (`ls`), while the file FAKE_PASEO_HANG_WHILE exists if that is
+    set; the invocation is logged first."""
+    hung = {name.strip() for name in os.environ.get("FAKE_PASEO_HANG_COMMANDS", "").split(",")}
+    switch = os.environ.get("FAKE_PASEO_HANG_WHILE")
+    if argv[:1] and argv[0] in hung - {""} and (not switch or os.path.exists(switch)):
+        while True:
+            time.sleep(3600)
+
+
 def main(argv: list[str]) -> int:
     """Entry point of the `paseo` script."""
     if argv[:1] == ["__fake-daemon-worker"]:
@@ -2074,6 +2085,7 @@ def main(argv: list[str]) -> int:
     delay = float(os.environ.get("FAKE_PASEO_STARTUP_DELAY") or 0)
     if delay > 0:
         time.sleep(delay)
+    hang_until_killed(argv)
     try:
         if early is not None:
             raise early

@@ -26,7 +26,11 @@ user_message with `clientMessageId`), steering, the snapshot fields (`workspaceI
 Started by `paseo daemon start` (internally `paseo __fake-daemon-worker`), never imported by
 tests. Knobs: FAKE_PASEO_TIME_SCALE multiplies every mock duration and interval (not the 15 s
 WebSocket hello timeout, the 90 s session grace nor the socket lease);
-FAKE_PASEO_SOCKET_LEASE_SECONDS shortens the 45 s WebSocket lease of 0.5 and current.
+FAKE_PASEO_SOCKET_LEASE_SECONDS shortens the 45 s WebSocket lease of 0.5 and current;
+FAKE_PASEO_EMIT_LOG (a file, opt-in, for benchmarks) gets one JSON line per assistant text chunk
+the daemon sends on: `{"at": <CLOCK_MONOTONIC seconds>, "agent": id, "turn": id, "text": ...}`,
+timed just before the chunk is handed to its sockets (CLOCK_MONOTONIC is one clock for every
+process of a Linux host, so a benchmark on the same machine can compare it with its own).
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ from fake_paseo_ws_hub import BEARER_PREFIX, WsHub
 RELEASE = release()  # which Paseo this daemon speaks (FAKE_PASEO_VERSION)
 
 COALESCE_WINDOW_S = 0.060
+EMIT_LOG_ENV = "FAKE_PASEO_EMIT_LOG"
 TIMER_OVERHEAD_MS = 0.27  # Node's setTimeout(5) really fires every ~5.27 ms (recorded cadence)
 PROVIDER_LOADING_S = 3.0
 CLAUDE_FAILURE_DELAY_S = 1.5
@@ -214,6 +219,13 @@ STRESS_RE = js_regex(r"emit\s+(\d+)\s+(coalesced\s+)?agent stream updates")
 PAYLOAD_RE = js_regex(
     r"emit\s+(\d+)\s+(?:byte\s+)?(?:large\s+)?(diff|file|image)\s+agent stream (?:update|payload)"
 )
+# Fake-only (no real mock has it): `keep streaming until PATH exists` streams the model's canned
+# cycle past the model's duration, until that file exists (checked every HOLD_CHECK_S, not
+# time-scaled), then ends as a finished stream does; stop, interrupt or a kill end it sooner.
+# A long-running agent that a test releases; a real daemon streams such a prompt for the
+# model's duration.
+HOLD_RE = js_regex(r"keep\s+streaming\s+until\s+(\S+)\s+exists")
+HOLD_CHECK_S = 0.05
 ONE_PIXEL_PNG = (
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mP8/x8AAusB9Wl4Kj8AAAAASUVORK5CYII="
 )
@@ -581,6 +593,13 @@ class Manager:
         self.store = home / "agents"
         self.store.mkdir(parents=True, exist_ok=True)
         self.config = load_config(home)
+        emit_log = os.environ.get(EMIT_LOG_ENV)
+        # Line-buffered: a benchmark reads each line while the turn goes on.
+        self.emit_log: TextIO | None = (
+            open(emit_log, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+            if emit_log
+            else None
+        )
 
     # -- persistence ----------------------------------------------------------------------
 
@@ -951,18 +970,28 @@ class Manager:
             await self.stream_cycles(agent, turn)
 
     async def stream_cycles(self, agent: Agent, turn: Turn) -> None:
-        """One event per tick on a virtual clock, so content does not depend on load."""
+        """One event per tick on a virtual clock, so content does not depend on load.
+
+        A held turn (HOLD_RE) has no duration: it ends once its release file exists.
+        """
         duration_ms, interval_ms = mock_profile(agent.runtime_model())
         tick = (interval_ms + TIMER_OVERHEAD_MS) / 1000 * self.scale
         duration = duration_ms / 1000 * self.scale
+        held = HOLD_RE.search(turn.prompt)
+        release = Path(held.group(1)) if held else None
+        released = False
         loop = asyncio.get_running_loop()
-        start = loop.time()
+        start = next_check = loop.time()
         queue: deque[tuple[str, Any]] = deque()
         index = 0
         while True:
-            elapsed = loop.time() - start
+            now = loop.time()
+            elapsed = now - start
+            if release is not None and now >= next_check:
+                released = release.exists()
+                next_check = now + HOLD_CHECK_S
             while index * tick <= elapsed:
-                if index * tick >= duration:
+                if released or (release is None and index * tick >= duration):
                     self.emit_text(agent, turn, END_MARKER)
                     self.complete_turn(agent, turn, make_usage(turn.cycle * 32, turn.emitted))
                     return
@@ -1233,10 +1262,21 @@ class Manager:
             "event": event,
             "timestamp": iso_now(),
         }
+        emitted_at = time.clock_gettime(time.CLOCK_MONOTONIC)
         for conn in list(self.subscribers.get(agent.id, ())):
             conn.send(message)
         for observer in self.observers:
             observer.agent_stream(agent, event, row)
+        if self.emit_log is not None and row is not None:
+            self.log_emitted(agent, event, emitted_at)
+
+    def log_emitted(self, agent: Agent, event: dict[str, Any], at: float) -> None:
+        """FAKE_PASEO_EMIT_LOG: when an assistant text chunk went out (benchmarks only)."""
+        item = event["item"]
+        if self.emit_log is None or item.get("type") != "assistant_message":
+            return
+        line = {"at": at, "agent": agent.id, "turn": event.get("turnId"), "text": item["text"]}
+        self.emit_log.write(json.dumps(line) + "\n")
 
     def notify(self, agent: Agent) -> None:
         """The agent changed: wake wait_for_finish callers, tell observers (agent_update)."""

@@ -214,6 +214,35 @@ class FakePaseoDaemon:
         )
 
 
+class Hold:
+    """A mock turn that runs until the test releases it (the fake's `keep streaming until PATH
+    exists`; see `paseo`): for a test that needs a turn still running after work of its own,
+    however slow the machine, and for one that then needs it to end completed.
+
+        hold = Hold(tmp_path / "release")
+        prompt = hold.prompt("work")   # "work (keep streaming until .../release exists)"
+        ...
+        hold.release()                 # every turn given that prompt now ends, completed
+
+    Ending it by stop, cancel or interrupt works as for any turn. A real daemon streams such a
+    prompt for its model's duration.
+    """
+
+    def __init__(self, path: Path) -> None:
+        if any(char.isspace() for char in str(path)):
+            raise ValueError(f"a hold's file cannot have whitespace in its path: {path}")
+        self.path = Path(path).absolute()
+
+    def prompt(self, text: str = "work") -> str:
+        """`text` with the phrase that holds the turn until `release()`."""
+        return f"{text} (keep streaming until {self.path} exists)"
+
+    def release(self) -> None:
+        """Let every turn held by this file end (at once, as a finished stream ends)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.touch()
+
+
 def running_fake_processes(
     include_daemons: bool = False, home: Path | None = None, home_under: Path | None = None
 ) -> list[tuple[int, list[str]]]:

@@ -85,9 +85,88 @@ def test_the_agent_is_stopped_only_when_a_replaced_prompt_would_run_unseen(
     replaced: bool, delivered: bool, status: TurnStatus, stop: bool
 ) -> None:
     ending = Ending(status, "x")
+    outcome = decide.Failure("x", "x")
     assert (
-        decide.must_stop_agent_after(ending, replaced_a_turn=replaced, delivered=delivered) is stop
+        decide.must_stop_agent(outcome, ending, replaced_a_turn=replaced, delivered=delivered)
+        is stop
     )
+
+
+def test_a_limit_always_stops_the_agent() -> None:
+    outcome = decide.LimitHit("turn_idle_timeout", 5)
+    ending = decide.ending_of(outcome, cancel_requested=False, stop_confirmed=False)
+    assert ending is not None
+    assert decide.must_stop_agent(outcome, ending, replaced_a_turn=False, delivered=True)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "cancel", "confirmed", "expected"),
+    [
+        # The transport's report, with and without a cancel asked for.
+        (decide.Reported("completed", "done"), False, False, (TurnStatus.COMPLETED, None)),
+        (decide.Reported("failed", "boom"), False, False, (TurnStatus.FAILED, "agent_error")),
+        (
+            decide.Reported("interrupted", "x"),
+            False,
+            False,
+            (TurnStatus.INTERRUPTED, "replaced"),
+        ),
+        (decide.Reported("completed", "done"), True, True, (TurnStatus.CANCELLED, None)),
+        (
+            decide.Reported("completed", "done"),
+            True,
+            False,
+            (TurnStatus.FAILED, "cancel_unconfirmed"),
+        ),
+        # A limit, however the cancel stands.
+        (
+            decide.LimitHit("turn_timeout", 60),
+            True,
+            False,
+            (TurnStatus.TIMED_OUT, "turn_timeout"),
+        ),
+        (
+            decide.LimitHit("turn_idle_timeout", 9),
+            False,
+            False,
+            (TurnStatus.TIMED_OUT, "turn_idle_timeout"),
+        ),
+        (decide.CalledOff(), False, False, (TurnStatus.CANCELLED, None)),
+        (decide.Failure("paseo_down", "gone"), False, False, (TurnStatus.FAILED, "paseo_down")),
+        (decide.Settled(decide.FINISHED_AWAY), True, False, (TurnStatus.COMPLETED, None)),
+        (decide.Settled(decide.REPLACED), False, False, (TurnStatus.INTERRUPTED, "replaced")),
+    ],
+)
+def test_one_function_turns_every_outcome_into_the_ending(
+    outcome: decide.Outcome,
+    cancel: bool,
+    confirmed: bool,
+    expected: tuple[TurnStatus, str | None],
+) -> None:
+    ending = decide.ending_of(outcome, cancel_requested=cancel, stop_confirmed=confirmed)
+    assert ending is not None
+    assert (ending.status, ending.error_code) == expected
+
+
+def test_an_ending_stored_elsewhere_is_not_stored_again() -> None:
+    assert (
+        decide.ending_of(decide.EndedElsewhere(), cancel_requested=True, stop_confirmed=True)
+        is None
+    )
+
+
+def test_only_a_reported_end_waits_for_a_confirmed_stop() -> None:
+    assert decide.must_confirm_stop(decide.Reported("completed", ""), cancel_requested=True)
+    assert not decide.must_confirm_stop(decide.Reported("completed", ""), cancel_requested=False)
+    assert not decide.must_confirm_stop(decide.LimitHit("turn_timeout", 1), cancel_requested=True)
+    assert not decide.must_confirm_stop(decide.Failure("x", "y"), cancel_requested=True)
+
+
+def test_usage_comes_with_the_outcomes_that_carry_it() -> None:
+    usage = {"output_tokens": 3}
+    assert decide.usage_of(decide.Reported("completed", "", usage)) == usage
+    assert decide.usage_of(decide.Settled(decide.FINISHED_AWAY, usage)) == usage
+    assert decide.usage_of(decide.Failure("x", "y")) is None
 
 
 def test_one_cancel_deadline_counts_from_the_stored_request() -> None:

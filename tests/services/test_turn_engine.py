@@ -282,7 +282,8 @@ async def test_a_replacing_prompt_that_never_arrives_stops_the_agent(
     database: Database, settings: TurnSettings, caplog: pytest.LogCaptureFixture
 ) -> None:
     """mode=interrupt ended the old turn; if the new prompt fails before Paseo has it, the
-    agent would go on with the old prompt that nobody follows: it is stopped."""
+    agent would go on with the old prompt that nobody follows: it is stopped, and the request
+    gets the error (start_turn returns only once Paseo has the prompt)."""
 
     async def fails_to_send() -> AsyncIterator[TurnEvent]:
         yield TurnStarted()
@@ -302,12 +303,17 @@ async def test_a_replacing_prompt_that_never_arrives_stops_the_agent(
                 runner_id="elsewhere",
                 heartbeat_at=utcnow(),
             )
-        turn, _ = await service.start_turn(session_id, "new", interrupt=True)
         with caplog.at_level(logging.INFO, logger="app.services.turn.run"):
+            # Paseo never had the prompt: the request is told so, not a stream.
+            with pytest.raises(PaseoError, match="SEND_FAILED"):
+                await service.start_turn(session_id, "new", interrupt=True)
+            async with database.session() as session:
+                turns, _ = await turns_repo.list_turns(session, session_id, limit=10, offset=0)
+            turn = next(turn for turn in turns if turn.prompt == "new")
             ended = await _final(service, session_id, turn.id)
             assert ended.status == "failed"
             assert paseo.stops == [AGENT_ID]
-            async with asyncio.timeout(10):  # logged just after the ending is stored
+            async with asyncio.timeout(60):  # logged just after the ending is stored
                 while "turn ended" not in caplog.text:
                     await asyncio.sleep(0.01)
         # The log line of the ending says why, not only that it failed.

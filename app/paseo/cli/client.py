@@ -52,6 +52,7 @@ from app.paseo.types import (
     ArchiveResult,
     CreatedAgent,
     DaemonFacts,
+    DaemonLink,
     DeleteResult,
     ModelInfo,
     NewAgent,
@@ -117,6 +118,8 @@ _WAIT_STATUS_TO_OUTCOME: dict[str, TurnOutcome] = {
     "error": "error",
     "timeout": "timeout",
 }
+
+_NO_LINK = DaemonLink("unknown")
 
 
 def child_env(base: Mapping[str, str], host: str | None, home: str | None) -> dict[str, str]:
@@ -188,9 +191,18 @@ class CliPaseoClient:
     # --- short calls ---------------------------------------------------------------------------
 
     async def ping(self) -> DaemonFacts:
-        # `ls` fails with DAEMON_NOT_RUNNING when the daemon is down; `provider ls` would not.
+        """`ls` fails with DAEMON_NOT_RUNNING when nothing answers at the daemon's address
+        (`provider ls` would not); a call cut short by the runner's time limit is CLI_TIMEOUT,
+        which says only that the call was slow, not that the daemon is down."""
         check(await self._read(["ls", "--json"]))
         return DaemonFacts("cli")
+
+    @property
+    def link(self) -> DaemonLink:
+        return _NO_LINK  # a child per call: no connection outlives one
+
+    async def connect(self, timeout: float) -> DaemonLink:
+        return _NO_LINK
 
     async def list_agents(
         self, *, include_archived: bool = False, labels: Mapping[str, str] | None = None

@@ -34,6 +34,7 @@ from app.paseo.types import (
     ArchiveResult,
     CreatedAgent,
     DaemonFacts,
+    DaemonLink,
     DeleteResult,
     ModelInfo,
     NewAgent,
@@ -100,6 +101,13 @@ class DaemonPaseoClient:
             warning=version_note(protocol.version),
             protocol=protocol.delivery.value,
         )
+
+    @property
+    def link(self) -> DaemonLink:
+        return self.connection.link
+
+    async def connect(self, timeout: float) -> DaemonLink:
+        return await self.connection.connect_now(timeout)
 
     async def _protocol(self) -> DaemonProtocol:
         await self.connection.wait_connected()

@@ -2,9 +2,11 @@
 
 A single reader task owns the socket: it routes replies to the requests waiting for them (by
 reply type and `requestId`) and `agent_stream` events to the turns following those agents. When
-the socket drops, every pending request fails at once, every follower is told (so it can
-resynchronise from its timeline cursor), and the task reconnects with backoff; the client id
-stays the same, so the daemon re-attaches this gateway to its Session.
+the socket drops, the link is down and every pending request fails at once, every follower is
+told (so it can resynchronise from its timeline cursor), and the task reconnects with backoff;
+the client id stays the same, so the daemon re-attaches this gateway to its Session. Backoff is
+for that background loop only: a call made while it waits asks for one attempt now
+(`connect_now`), so a daemon that came back is used by the very next call.
 
 What the daemon pushes depends on its protocol (`app.paseo.daemon.protocol`, read from its
 `server_info`): a current daemon sends an agent's stream only to a socket that subscribed to
@@ -38,12 +40,15 @@ from app.paseo.daemon.protocol import DaemonProtocol, Delivery, protocol_of
 from app.paseo.daemon.target import DaemonTarget
 from app.paseo.daemon_config import DEFAULT_DAEMON
 from app.paseo.errors import PaseoError
+from app.paseo.types import DaemonLink
 
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_SECONDS = 15.0
 BACKOFF_FIRST_SECONDS = 1.5
 BACKOFF_MAX_SECONDS = 30.0
+# A call made while the loop backs off waits this long for the attempt it asks for.
+IMMEDIATE_ATTEMPT_SECONDS = 1.0
 PING_INTERVAL_SECONDS = 20.0
 # Top-level `ping` data frames, as Paseo's own clients send them (its lease wants one < 45 s).
 KEEPALIVE_SECONDS = 10.0
@@ -101,17 +106,21 @@ class DaemonConnection:
         connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
         keepalive: float = KEEPALIVE_SECONDS,
         name: str = DEFAULT_DAEMON,
+        backoff: tuple[float, float] = (BACKOFF_FIRST_SECONDS, BACKOFF_MAX_SECONDS),
     ) -> None:
         self.target = target
         self.name = name  # the daemon's name in the gateway's metrics
         self.client_id = client_id or f"gw_{uuid.uuid4().hex}"
         self.connect_timeout = connect_timeout
         self.keepalive = keepalive
+        self.backoff = backoff  # the reconnect loop's first and longest wait
         self.server_info: dict[str, Any] | None = None
         self.protocol: DaemonProtocol | None = None
         self._socket: ClientConnection | None = None
         # Set after each connection attempt ends; cleared while one is under way.
         self._attempt_over = asyncio.Event()
+        self._tried = False  # an attempt has ended: no socket now means disconnected
+        self._wake = asyncio.Event()  # ends the loop's backoff: someone wants an attempt now
         self._last_error = "not connected yet"
         self._pending: dict[str, _Pending] = {}
         self._followers: set[AgentFollower] = set()
@@ -169,6 +178,29 @@ class DaemonConnection:
         await self._open_socket()
         assert self.server_info is not None
         return self.server_info
+
+    @property
+    def link(self) -> DaemonLink:
+        """The socket now: open after the daemon's hello, or why not."""
+        if self._socket is not None:
+            return DaemonLink("connected")
+        if not self._tried:
+            return DaemonLink("unknown")
+        return DaemonLink("disconnected", self._last_error)
+
+    async def connect_now(self, timeout: float) -> DaemonLink:
+        """End the loop's backoff so that it tries now, and wait at most `timeout` for that
+        attempt (or the one under way): concurrent callers share one attempt. The attempt
+        goes on after `timeout` if it takes longer."""
+        self._start()
+        if self._socket is None and not self._closed:
+            if self._attempt_over.is_set():  # backing off: the next attempt starts now
+                self._attempt_over.clear()
+                self._wake.set()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._attempt_over.wait()
+        return self.link
 
     # --- stream followers ----------------------------------------------------------------------
 
@@ -268,15 +300,13 @@ class DaemonConnection:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _open_socket(self) -> ClientConnection:
-        """The socket; a call made while an attempt to connect is under way waits for it,
-        one made while the daemon is known to be down (backing off) fails at once."""
+        """The socket; a call made while an attempt to connect is under way waits for it
+        (the first may take the whole connect timeout), one made while the loop backs off
+        asks for an attempt now and waits `IMMEDIATE_ATTEMPT_SECONDS` for it."""
         self._start()
         if self._socket is None:
-            try:
-                async with asyncio.timeout(self.connect_timeout):
-                    await self._attempt_over.wait()
-            except TimeoutError:
-                raise self._unavailable() from None
+            under_way = not self._attempt_over.is_set()
+            await self.connect_now(self.connect_timeout if under_way else IMMEDIATE_ATTEMPT_SECONDS)
         if self._socket is None:
             raise self._unavailable()
         return self._socket
@@ -293,44 +323,67 @@ class DaemonConnection:
         ever_connected = False
         while not self._closed:
             self._attempt_over.clear()
+            self._wake.clear()
+            connected = False  # this attempt got a socket: its end is a drop, not a retry
             try:
                 async with self._connect() as socket:
                     await self._handshake(socket)
-                    attempt = 0
-                    self._subscriptions.clear()
-                    self._released.clear()
-                    self._listed = frozenset()
-                    self._socket = socket
-                    DAEMON_CONNECTED.labels(daemon=self.name).set(1)
-                    if ever_connected:  # followers resynchronise once subscribed again
-                        self._chore(self._resubscribe())
-                    else:
-                        self._attempt_over.set()
+                    attempt, connected = 0, True
+                    self._up(socket, resubscribe=ever_connected)
                     ever_connected = True
-                    keepalive = asyncio.get_running_loop().create_task(self._keep_alive(socket))
-                    try:
-                        await self._read(socket)
-                    finally:
-                        await cancel_and_wait(keepalive)
+                    await self._serve(socket)
                 self._last_error = "the daemon closed the connection"
             except _HelloRejected as exc:
                 self._last_error = f"the daemon refused the hello ({exc})"
             except (OSError, InvalidHandshake, TimeoutError, ConnectionClosed) as exc:
                 self._last_error = _describe(exc)
-            dropped = self._socket is not None  # it was up: not a failed retry
-            DAEMON_CONNECTED.labels(daemon=self.name).set(0)
-            self._socket = None
+            self._down()
             self._attempt_over.set()
-            self._fail_pending()
-            if dropped:
+            if connected:
                 self._tell_followers(Disconnected(self._last_error))
             if self._closed:
                 return
             if attempt == 0:  # the first failure since a connection, not every retry
                 logger.warning("daemon connection lost (%s); reconnecting", self._last_error)
-            delay = min(BACKOFF_FIRST_SECONDS * 2**attempt, BACKOFF_MAX_SECONDS)
+            first, longest = self.backoff
+            await self._back_off(min(first * 2**attempt, longest))
             attempt += 1
-            await asyncio.sleep(delay)
+
+    def _up(self, socket: ClientConnection, *, resubscribe: bool) -> None:
+        """The daemon answered the hello: calls may use `socket` (after a reconnect, once
+        followed agents are subscribed again)."""
+        self._subscriptions.clear()
+        self._released.clear()
+        self._listed = frozenset()
+        self._socket = socket
+        DAEMON_CONNECTED.labels(daemon=self.name).set(1)
+        if resubscribe:  # followers resynchronise once subscribed again
+            self._chore(self._resubscribe())
+        else:
+            self._attempt_over.set()
+
+    async def _serve(self, socket: ClientConnection) -> None:
+        """Read and keep alive until the socket closes; from that instant the link is down
+        and pending calls fail (closing our side of the socket may take a moment more)."""
+        keepalive = asyncio.get_running_loop().create_task(self._keep_alive(socket))
+        try:
+            await self._read(socket)
+        finally:
+            self._last_error = "the daemon closed the connection"
+            self._down()
+            await cancel_and_wait(keepalive)
+
+    def _down(self) -> None:
+        self._socket = None
+        self._tried = True
+        DAEMON_CONNECTED.labels(daemon=self.name).set(0)
+        self._fail_pending()
+
+    async def _back_off(self, delay: float) -> None:
+        """Wait `delay` before the next attempt, or less if a call wants one now."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._wake.wait()
 
     async def _resubscribe(self) -> None:
         """After a reconnect: subscribe again, then let waiting calls and followers on."""

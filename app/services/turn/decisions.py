@@ -1,15 +1,17 @@
 """What a turn's facts decide: pure functions of values, tested without a database or Paseo.
 
-Every way a turn can end is decided here (the store then records the ending, the runner acts
-on it): the transport's outcome with the cancel requested or not, the limits, failures,
-recovery after a gateway died; and what a new prompt may do to a session's active turn.
+Every way a turn can end is decided here: the run collects how it stopped as an `Outcome`
+value (the transport's report, a limit, a cancel before the prompt went out, a failure, a
+decision already taken by recovery, or an ending stored elsewhere), `ending_of` turns it into
+the one `Ending`, and the run's one writer stores that. Also here: what a new prompt may do to
+a session's active turn, and how an orphaned turn is recovered.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from app.models import TurnStatus
 from app.paseo.types import TurnOutcome
@@ -22,6 +24,95 @@ class Ending:
     status: TurnStatus
     message: str
     error_code: str | None = None
+
+
+LimitKind = Literal["turn_timeout", "turn_idle_timeout"]
+
+
+# --- how a run stopped, as values -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reported:
+    """The transport reported the turn's end."""
+
+    outcome: TurnOutcome
+    message: str
+    usage: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class LimitHit:
+    """The turn ran over a limit (`seconds` of it) and was stopped."""
+
+    kind: LimitKind
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CalledOff:
+    """A cancel was asked for before the prompt reached Paseo (or the turn left the queue)."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Running the turn failed: Paseo's error, a request that became invalid, a bug."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Settled:
+    """The ending is known already (recovery decided it, the session went away)."""
+
+    ending: Ending
+    usage: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class EndedElsewhere:
+    """Another request or process ended or took the turn: nothing is stored here."""
+
+
+Outcome = Reported | LimitHit | CalledOff | Failure | Settled | EndedElsewhere
+
+
+def ending_of(outcome: Outcome, *, cancel_requested: bool, stop_confirmed: bool) -> Ending | None:
+    """The one ending of a run that stopped with `outcome` (None: nothing to store).
+
+    `cancel_requested` and `stop_confirmed` matter only to a transport's report: a requested
+    cancel wins over what the transport said.
+    """
+    if isinstance(outcome, Reported):
+        return ending_for_outcome(
+            outcome.outcome,
+            outcome.message,
+            cancel_requested=cancel_requested,
+            stop_confirmed=stop_confirmed,
+        )
+    if isinstance(outcome, LimitHit):
+        return ending_for_limit(outcome.kind, outcome.seconds)
+    if isinstance(outcome, CalledOff):
+        return ending_before_start(cancel_requested=True)
+    if isinstance(outcome, Failure):
+        return ending_for_failure(outcome.code, outcome.message)
+    if isinstance(outcome, Settled):
+        return outcome.ending
+    return None
+
+
+def usage_of(outcome: Outcome) -> dict[str, Any] | None:
+    """The usage the ending records, when the outcome carries one."""
+    if isinstance(outcome, Reported | Settled):
+        return outcome.usage
+    return None
+
+
+def must_confirm_stop(outcome: Outcome, *, cancel_requested: bool) -> bool:
+    """Whether to wait for Paseo to confirm the agent stopped before deciding: only when a
+    cancel was asked for and the transport reported an end (a stopped turn reports one)."""
+    return cancel_requested and isinstance(outcome, Reported)
 
 
 # --- a new prompt and the session's active turn ------------------------------------------------
@@ -61,6 +152,20 @@ REPLACED = Ending(
 )
 
 
+def ending_for_closed_session(status: str) -> Ending:
+    """A queued turn whose session was closed (or lost its agent) while it waited."""
+    return Ending(TurnStatus.INTERRUPTED, f"the session became {status} before it ran")
+
+
+def ending_for_unserved_daemon(daemon: str) -> Ending:
+    """An orphaned turn on a daemon this gateway no longer serves cannot be followed."""
+    return Ending(
+        TurnStatus.FAILED,
+        f"the turn's daemon {daemon!r} is no longer configured; add it back to follow it",
+        "unknown_daemon",
+    )
+
+
 # --- a turn that ran to an outcome --------------------------------------------------------------
 
 
@@ -85,9 +190,6 @@ def ending_for_outcome(
     if outcome == "interrupted":
         return Ending(TurnStatus.INTERRUPTED, message, error_code="replaced")
     return Ending(TurnStatus.FAILED, message, error_code="agent_error")
-
-
-LimitKind = Literal["turn_timeout", "turn_idle_timeout"]
 
 
 def ending_for_limit(kind: LimitKind, seconds: float) -> Ending:
@@ -120,12 +222,17 @@ def must_look_for_lost_agent(*, has_agent: bool, earlier_prompt_sent: bool) -> b
     return not has_agent and earlier_prompt_sent
 
 
-def must_stop_agent_after(ending: Ending, *, replaced_a_turn: bool, delivered: bool) -> bool:
-    """Whether the run that ended this turn must stop the agent.
+def must_stop_agent(
+    outcome: Outcome, ending: Ending, *, replaced_a_turn: bool, delivered: bool
+) -> bool:
+    """Whether the run that ends this turn must stop the agent.
 
-    A turn that replaced a running one (mode=interrupt) but whose own prompt never reached
-    Paseo leaves the agent working on the replaced prompt, which nobody follows any more.
+    A limit stops the agent (it would go on working for nobody). A turn that replaced a
+    running one (mode=interrupt) but whose own prompt never reached Paseo leaves the agent
+    working on the replaced prompt, which nobody follows any more.
     """
+    if isinstance(outcome, LimitHit):
+        return True
     return replaced_a_turn and not delivered and ending.status != TurnStatus.COMPLETED
 
 

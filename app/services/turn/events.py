@@ -110,17 +110,8 @@ class EventNotifier:
     def __init__(self, *, recheck_seconds: float = POLL_INTERVAL_SECONDS) -> None:
         self.recheck_seconds = recheck_seconds
         self._subscribers: dict[uuid.UUID, set[Subscription]] = defaultdict(set)
-        self._writers: dict[uuid.UUID, list[EventWriter]] = defaultdict(list)
 
     # --- writers ----------------------------------------------------------------------------
-
-    def attach(self, writer: EventWriter) -> None:
-        self._writers[writer.turn_id].append(writer)
-
-    def writer_of(self, turn_id: uuid.UUID) -> EventWriter | None:
-        """The local writer of the turn, if this process runs it."""
-        writers = self._writers.get(turn_id)
-        return writers[-1] if writers else None
 
     def publish(self, turn_id: uuid.UUID, events: list[StoredEvent]) -> None:
         """Events just stored (committed), in order, for this process's readers now."""
@@ -140,8 +131,7 @@ class EventNotifier:
         self.stored(turn_id, None)
 
     def forget(self, turn_id: uuid.UUID) -> None:
-        """This process no longer runs the turn: drop its writers; readers look again."""
-        self._writers.pop(turn_id, None)
+        """This process no longer runs the turn: its readers look at storage again."""
         self.notify(turn_id)
 
     def wake_all(self) -> None:
@@ -196,7 +186,6 @@ class EventWriter:
         self._lock = asyncio.Lock()  # one transaction at a time, in order
         self._pump: asyncio.Task[None] | None = None
         self._failure: Exception | None = None
-        notifier.attach(self)
 
     async def emit(self, name: str, data: dict[str, Any], *, cursor: str | None = None) -> None:
         """Queue an event (with `cursor`, the transport's resume point after it): it is stored

@@ -2,8 +2,9 @@
 
 The parts: the store (app/services/turn/store.py) claims, appends and ends; the decisions
 (app/services/turn/decisions.py) say how a turn ends; this module follows the transport's
-events and applies the limits and the cancel. Every ending goes through `TurnRun._end`, and
-from there through the store's one `end_turn`.
+events and applies the limits and the cancel. A run returns how it stopped as a value (an
+`Outcome`); `TurnRun.finish`, its one writer, turns that into the `Ending` (a pure decision)
+and stores it through the store's one `end_turn`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from app.aio import cancel_and_wait, shielded
 from app.metrics import TURN_DURATION, TURNS
@@ -42,9 +43,16 @@ from app.paseo.types import (
     TurnStarted,
     Usage,
 )
-from app.repositories.turns import TurnNotWritable
 from app.services.turn import decisions as decide
-from app.services.turn.decisions import Ending, RecoveryFacts
+from app.services.turn.decisions import (
+    CalledOff,
+    EndedElsewhere,
+    LimitHit,
+    Outcome,
+    RecoveryFacts,
+    Reported,
+    Settled,
+)
 from app.services.turn.states import PERMISSION_REQUESTED, PERMISSION_RESOLVED
 from app.services.turn.store import TurnStore
 from app.services.workspaces import confine
@@ -85,6 +93,7 @@ class TurnRun:
         limits: TurnLimits,
         turn: Turn,
         started: asyncio.Future[None],
+        record: GatewaySession | None = None,
     ) -> None:
         self.store = store
         self.daemon = daemon.name  # the daemon the turn's session is pinned to
@@ -92,7 +101,9 @@ class TurnRun:
         self.limits = limits
         self.turn = turn
         self.started = started
-        self.agent_id: str | None = None
+        # The session as the request that made the turn read it under its lock (None: read it).
+        self.record = record
+        self.agent_id: str | None = record.agent_id if record else None
         self.delivered = turn.prompt_delivered_at is not None
         self.cancel_requested = asyncio.Event()
         # Set when another request or process ended this turn (mode=interrupt, a takeover).
@@ -113,48 +124,40 @@ class TurnRun:
     def turn_id(self) -> uuid.UUID:
         return self.turn.id
 
-    # --- the two ways a run begins ----------------------------------------------------------
+    # --- the two ways a run begins: each returns how it stopped ---------------------------
 
-    async def start(self, slots: asyncio.Semaphore) -> None:
-        """A new turn: wait for a slot, then give Paseo the prompt and follow the answer."""
-        record = await self.store.load_session()
-        self.agent_id = record.agent_id
-        await self.store.writer.emit(
-            "turn.started",
-            {
-                "turn_id": str(self.turn_id),
-                "session_id": str(record.id),
-                "agent_id": record.agent_id,
-                "daemon": self.daemon,
-                "events_url": events_url(record.id, self.turn_id),
-            },
-        )
-        if slots.locked():
-            await self.store.writer.emit_now("turn.queued", {"turn_id": str(self.turn_id)})
-            self._mark_started()  # answer the request now; the stream says it waits
+    async def start(self, slots: asyncio.Semaphore) -> Outcome:
+        """A new turn: with its slot (taken when it was made running), or after waiting for
+        one (made queued), give Paseo the prompt and follow the answer."""
+        if self.turn.status == TurnStatus.RUNNING:
+            try:
+                assert self.record is not None
+                return await self._run(self.record)
+            finally:
+                slots.release()
+        await self.store.writer.emit_now("turn.queued", {"turn_id": str(self.turn_id)})
+        self._mark_started()  # answer the request now; the stream says it waits
         if not await self._take_slot(slots):
-            if not self.ended_elsewhere.is_set():
-                await self._end(decide.ending_before_start(cancel_requested=True))
-            return
+            return EndedElsewhere() if self.ended_elsewhere.is_set() else CalledOff()
         try:
-            await self._run_claimed()
+            return await self._run_claimed()
         finally:
             slots.release()
 
-    async def _run_claimed(self) -> None:
-        record = await self.store.load_session()  # it may have changed while the turn waited
+    async def _run_claimed(self) -> Outcome:
+        """A queued turn got its slot: what changed while it waited decides whether it runs."""
+        record = await self.store.load_session()
         claimed = await self.store.claim_running()
         if claimed is None:
-            return  # ended while it waited (replaced): its ender stored the ending
+            return EndedElsewhere()  # ended while it waited (replaced): its ender stored that
         self.turn = claimed
         if record.status in (SessionStatus.CLOSED, SessionStatus.AGENT_MISSING):
-            await self._end(
-                Ending(TurnStatus.INTERRUPTED, f"the session became {record.status} before it ran")
-            )
-            return
+            return Settled(decide.ending_for_closed_session(record.status))
         if await self._cancel_is_requested():
-            await self._end(decide.ending_before_start(cancel_requested=True))
-            return
+            return CalledOff()
+        return await self._run(record)
+
+    async def _run(self, record: GatewaySession) -> Outcome:
         if record.status == SessionStatus.AGENT_ARCHIVED:
             await self.store.update_session(status=SessionStatus.ACTIVE)  # send unarchives it
         look = decide.must_look_for_lost_agent(
@@ -169,7 +172,7 @@ class TurnRun:
             await self.store.wait_for_replaced(
                 self.turn.replaces_turn_id, self.limits.stale_seconds
             )
-        await self._follow(self._turn_events(record), recovering=False)
+        return await self._follow(self._turn_events(record), recovering=False)
 
     async def _take_slot(self, slots: asyncio.Semaphore) -> bool:
         """Wait for a turn slot; False if the turn was cancelled or ended while it waited."""
@@ -182,35 +185,36 @@ class TurnRun:
                 if self.ended_elsewhere.is_set() or await self._cancel_is_requested():
                     return False
 
-    async def recover(self) -> None:
+    async def recover(self) -> Outcome:
         """A turn whose gateway died: reconcile it with what Paseo has now."""
         facts = await self._recovery_facts()
         decision = decide.recover(facts)
         if decide.prompt_reached_paseo(facts) and not self.delivered:
             self.delivered = True
             await self.store.mark_prompt_delivered()
-        if decision == "follow" or decision == "finished":
-            assert self.agent_id is not None
-            if self.turn.status == TurnStatus.WAITING_PERMISSION:
-                for permission_id in await self.store.open_permission_requests():
-                    self._start_waiting(permission_id)
-            events = self.paseo.resume_agent_turn(
-                self.agent_id,
-                self.turn.prompt,
-                await self.store.resume_cursor(),
-                turn_key=str(self.turn_id),
-            )
-            if decision == "follow":
-                elapsed = _age_seconds(self.turn)
-                if self._waiting:
-                    elapsed = 0.0  # how long it ran before it asked is not known
-                await self._follow(events, recovering=True, elapsed=elapsed)
-            else:
-                await self._store_missed(events)
-                await self._resolve_all()  # answered while the gateway was away
-                await self._end(decide.FINISHED_AWAY, usage=await self._last_usage())
-        else:
-            await self._end(decision)
+        if decision != "follow" and decision != "finished":
+            return Settled(decision)
+        assert self.agent_id is not None
+        # Requests stored and not resolved: also those of a gateway that died between showing
+        # one and marking the turn waiting. Their resolution is stored once, here.
+        for permission_id in await self.store.open_permission_requests():
+            self._start_waiting(permission_id)
+        if self._waiting and self.turn.status != TurnStatus.WAITING_PERMISSION:
+            await self.store.set_waiting(True)
+        events = self.paseo.resume_agent_turn(
+            self.agent_id,
+            self.turn.prompt,
+            await self.store.resume_cursor(),
+            turn_key=str(self.turn_id),
+        )
+        if decision == "follow":
+            elapsed = _age_seconds(self.turn)
+            if self._waiting:
+                elapsed = 0.0  # how long it ran before it asked is not known
+            return await self._follow(events, recovering=True, elapsed=elapsed)
+        await self._store_missed(events)
+        await self._resolve_all()  # answered while the gateway was away
+        return Settled(decide.FINISHED_AWAY, usage=await self._last_usage())
 
     async def _recovery_facts(self) -> RecoveryFacts:
         if self.turn.status == TurnStatus.QUEUED:
@@ -266,70 +270,56 @@ class TurnRun:
 
     async def _follow(
         self, events: AsyncIterator[TurnEvent], *, recovering: bool, elapsed: float = 0.0
-    ) -> None:
-        """Store the turn's events until it ends, within the wall-clock and idle limits.
+    ) -> Outcome:
+        """Store the turn's events until it stops, within the wall-clock and idle limits.
 
         `elapsed` is how long the turn already ran before this follow began (recovery). The
         ending itself (which may wait for a confirmed stop) runs outside those limits.
         """
         self._deadline = asyncio.get_running_loop().time() + self.limits.timeout_seconds - elapsed
-        outcome: TurnEnded | None = None
         self._stopper = asyncio.create_task(self._stop_when_cancelled())
-        try:
-            async with contextlib.aclosing(events):  # type: ignore[type-var]
-                try:
-                    outcome = await self._take_events(events, recovering)
-                finally:
-                    if self._upcoming is not None:  # left pending by a permission timeout
-                        await cancel_and_wait(self._upcoming)
-        except _RunOver:
-            return
-        except _WallClockLimit:
-            await self._end_on_limit("turn_timeout", self.limits.timeout_seconds)
-            return
-        except _IdleTimeout:
-            await self._end_on_limit("turn_idle_timeout", self.limits.idle_timeout_seconds)
-            return
-        except TurnNotWritable:
-            self.ended_elsewhere.set()
-        if self.ended_elsewhere.is_set():
-            logger.info("turn %s was ended elsewhere; no longer following it", self.turn_id)
-            return
-        if outcome is None:
-            raise PaseoError("BAD_OUTPUT", "the turn's output ended without an outcome")
-        await self._end_with(outcome)
-
-    async def _take_events(
-        self, events: AsyncIterator[TurnEvent], recovering: bool
-    ) -> TurnEnded | None:
-        """Handle the transport's events up to the turn's end (None: the transport ended
-        without one, or the turn ended elsewhere); `_RunOver` when handling one ended the run."""
-        while True:
+        async with contextlib.aclosing(events):  # type: ignore[type-var]
             try:
-                event = await self._next_event(events)
-            except _PermissionTimeout:
+                return await self._take_events(events, recovering)
+            finally:
+                if self._upcoming is not None:  # left pending by a permission timeout
+                    await cancel_and_wait(self._upcoming)
+
+    async def _take_events(self, events: AsyncIterator[TurnEvent], recovering: bool) -> Outcome:
+        """Handle the transport's events up to the turn's end, or until a limit, a cancel
+        before the prompt went out, or an ending elsewhere stops it."""
+        while True:
+            event = await self._next_event(events)
+            if event == "permission_timeout":
                 await self._deny_unanswered()
                 continue
-            if event is None:
-                return None
+            if event == "deadline":
+                return LimitHit("turn_timeout", self.limits.timeout_seconds)
+            if event == "idle":
+                return LimitHit("turn_idle_timeout", self.limits.idle_timeout_seconds)
+            if event == "over":
+                if self.ended_elsewhere.is_set():
+                    return EndedElsewhere()
+                raise PaseoError("BAD_OUTPUT", "the turn's output ended without an outcome")
             if isinstance(event, TurnEnded):
                 # The daemon may stream a request's resolution only after the turn's end.
                 await self._resolve_all()
-                return event
-            if not await self._handle(event, recovering):
-                raise _RunOver
+                return Reported(event.outcome, event.message, _usage(event.usage))
+            stopped = await self._handle(event, recovering)
+            if stopped is not None:
+                return stopped
 
-    async def _next_event(self, events: AsyncIterator[TurnEvent]) -> TurnEvent | None:
-        """The transport's next event; None when it has no more or the turn ended elsewhere.
+    async def _next_event(self, events: AsyncIterator[TurnEvent]) -> TurnEvent | Wake:
+        """The transport's next event, or why there is none now: `over` (it has no more, or
+        the turn ended elsewhere), `deadline` (the wall-clock limit, loop time), `idle` (the
+        idle limit without an event), `permission_timeout` (a request waited its limit).
 
         The limits apply only to this wait, never to storing what arrived (a cancelled write
-        could leave a database connection mid-transaction): `_WallClockLimit` at the
-        deadline (loop time), `_IdleTimeout` after the idle limit without an event. Creating
-        an agent is not idle output: the idle limit counts only once it exists. While the
-        agent waits for a person, only `_PermissionTimeout` applies, and the wait for the
-        event goes on after it (the transport's iterator is not cancelled then). One
-        `timeout_at`, not `wait_for`, which on Python 3.11 can swallow a cancellation when
-        both fire together.
+        could leave a database connection mid-transaction). Creating an agent is not idle
+        output: the idle limit counts only once it exists. While the agent waits for a
+        person, only the permission limit applies, and the wait for the event goes on after
+        it (the transport's iterator is not cancelled then). One `timeout_at`, not
+        `wait_for`, which on Python 3.11 can swallow a cancellation when both fire together.
         """
         loop = asyncio.get_running_loop()
         wake_at = self._deadline
@@ -340,28 +330,30 @@ class TurnRun:
         upcoming: asyncio.Future[TurnEvent] = self._upcoming or asyncio.ensure_future(anext(events))
         self._upcoming = None
         ended: asyncio.Future[Any] = asyncio.ensure_future(self.ended_elsewhere.wait())
-        keep_waiting = False
+        wake: Wake | None = None
         try:
             async with asyncio.timeout_at(wake_at):
                 await asyncio.wait([upcoming, ended], return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError:
             if self._waiting:
-                keep_waiting = True
-                self._upcoming = upcoming
-                raise _PermissionTimeout from None
-            if loop.time() >= self._deadline:
-                raise _WallClockLimit from None
-            raise _IdleTimeout from None
+                wake = "permission_timeout"
+                self._upcoming = upcoming  # still waited for, after the deny
+            elif loop.time() >= self._deadline:
+                wake = "deadline"
+            else:
+                wake = "idle"
         finally:
             await cancel_and_wait(ended)
-            if not keep_waiting:
+            if self._upcoming is None:
                 await cancel_and_wait(upcoming)
+        if wake is not None:
+            return wake
         if upcoming.cancelled():
-            return None
+            return "over"
         try:
             return upcoming.result()
         except StopAsyncIteration:
-            return None
+            return "over"
 
     # --- a person in the loop ----------------------------------------------------------------
 
@@ -438,8 +430,8 @@ class TurnRun:
             except PaseoError as exc:
                 logger.warning("turn %s: could not deny %s: %s", self.turn_id, permission_id, exc)
 
-    async def _handle(self, event: TurnEvent, recovering: bool) -> bool:
-        """Store one event; False when the run is over."""
+    async def _handle(self, event: TurnEvent, recovering: bool) -> Outcome | None:
+        """Store one event; an outcome when it stops the run."""
         if isinstance(event, AgentStarted):
             self._creating = False
             self.agent_id = event.agent.agent_id
@@ -450,45 +442,42 @@ class TurnRun:
                 default_title=event.agent.title,
             )
             await self.store.writer.emit("agent.created", {"agent_id": self.agent_id})
-            self._mark_started()
         elif isinstance(event, TurnStarted):
-            return recovering or await self._may_send()
+            return None if recovering else await self._may_send()
         elif isinstance(event, PromptDelivered):
             self._creating = False
+            self._mark_started()  # Paseo has the prompt: the request is answered
             if not self.delivered:
                 self.delivered = True
                 await self.store.mark_prompt_delivered()
         elif isinstance(event, PermissionRequested):
+            self._mark_started()
             await self._asked(event.request)
         elif isinstance(event, PermissionResolved):
             await self._resolved_one(event.permission_id, event.behavior)
         elif isinstance(event, TurnOutput):
+            self._mark_started()  # output: Paseo has the prompt, whatever the transport said
             if not isinstance(event, AgentNotice):
                 await self._resolve_all()  # text or tools: the agent is working again
             await self.store.writer.emit(*stream_event(event), cursor=event.cursor)
-        return True
+        return None
 
-    async def _may_send(self) -> bool:
-        """At `TurnStarted`, nothing was sent yet: record that it goes now, or call it off."""
-        if await self._cancel_is_requested():
-            await self._end(decide.ending_before_start(cancel_requested=True))
-            return False
-        if not await self.store.mark_prompt_sent():
+    async def _may_send(self) -> Outcome | None:
+        """At `TurnStarted`, nothing was sent yet: record that it goes now (one write, which
+        also finds a cancel stored by another process), or call it off."""
+        if self.cancel_requested.is_set():
+            return CalledOff()
+        sent = await self.store.mark_prompt_sent()
+        if sent == "cancelled":
+            self.cancel_requested.set()
+            return CalledOff()
+        if sent == "gone":
             self.ended_elsewhere.set()  # replaced (or taken over) before it was sent
-            return False
+            return EndedElsewhere()
+        self.turn = sent
         if self.agent_id is None:
-            self._creating = True  # answered at `AgentStarted`, once the agent exists
-        else:
-            self._mark_started()
-        return True
-
-    async def _end_with(self, ended: TurnEnded) -> None:
-        cancel = await self._cancel_is_requested()
-        confirmed = cancel and await self._confirm_stopped()
-        ending = decide.ending_for_outcome(
-            ended.outcome, ended.message, cancel_requested=cancel, stop_confirmed=confirmed
-        )
-        await self._end(ending, usage=_usage(ended.usage))
+            self._creating = True  # the idle limit counts once the agent exists
+        return None
 
     # --- cancelling --------------------------------------------------------------------------
 
@@ -540,30 +529,33 @@ class TurnRun:
         except PaseoError as exc:
             logger.warning("could not stop agent %s: %s", self.agent_id, exc)
 
-    # --- ending ------------------------------------------------------------------------------
+    # --- ending: the one writer ----------------------------------------------------------
 
-    async def _end_on_limit(self, kind: decide.LimitKind, seconds: float) -> None:
-        if self.agent_id is None:
-            # The limit hit while the agent was being created: it may exist all the same.
-            with contextlib.suppress(PaseoError):
-                self.agent_id = await self._find_agent(await self.store.load_session())
-        await self._stop_agent()
-        await self._end(decide.ending_for_limit(kind, seconds))
-
-    async def fail(self, code: str, message: str, exc: BaseException) -> None:
-        """End the run as failed; raise `exc` to whoever waits for the start."""
-        await self._end(decide.ending_for_failure(code, message))
-        if not self.started.done():
-            self.started.set_exception(exc)
-
-    async def _end(self, ending: Ending, *, usage: dict[str, Any] | None = None) -> None:
-        """The run's one way to end its turn (through the store's `end_turn`)."""
+    async def finish(self, outcome: Outcome) -> None:
+        """End the turn the one way: gather the facts the decision needs, decide the ending
+        (a pure function of them), act on it (stop the agent if it must), and store it."""
         if self._stopper is not None:
             self._stopper.cancel()
+        if isinstance(outcome, EndedElsewhere):
+            self.ended_elsewhere.set()
+            logger.info("turn %s was ended elsewhere; no longer following it", self.turn_id)
+            return
+        cancel = isinstance(outcome, Reported) and await self._cancel_is_requested()
+        confirmed = decide.must_confirm_stop(outcome, cancel_requested=cancel) and (
+            await self._confirm_stopped()
+        )
+        ending = decide.ending_of(outcome, cancel_requested=cancel, stop_confirmed=confirmed)
+        assert ending is not None
         replaced = self.turn.replaces_turn_id is not None
-        if decide.must_stop_agent_after(ending, replaced_a_turn=replaced, delivered=self.delivered):
+        if decide.must_stop_agent(
+            outcome, ending, replaced_a_turn=replaced, delivered=self.delivered
+        ):
+            if self.agent_id is None:
+                # A limit hit while the agent was being created: it may exist all the same.
+                with contextlib.suppress(PaseoError):
+                    self.agent_id = await self._find_agent(await self.store.load_session())
             await self._stop_agent()
-        turn = await self.store.end(ending, usage=usage)
+        turn = await self.store.end(ending, usage=decide.usage_of(outcome))
         if turn is None:
             self.ended_elsewhere.set()
             logger.info("turn %s had already ended elsewhere", self.turn_id)
@@ -616,20 +608,8 @@ class TurnRun:
             return None
 
 
-class _IdleTimeout(Exception):
-    """No event from Paseo for the idle limit."""
-
-
-class _RunOver(Exception):
-    """Handling an event ended the run (it was called off before the prompt went out)."""
-
-
-class _PermissionTimeout(Exception):
-    """A permission request waited its limit: the gateway denies it, the turn goes on."""
-
-
-class _WallClockLimit(Exception):
-    """The turn ran for its whole time limit."""
+# Why `_next_event` returned no event.
+Wake = Literal["over", "deadline", "idle", "permission_timeout"]
 
 
 def _usage(usage: Usage | None) -> dict[str, Any] | None:

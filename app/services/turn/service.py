@@ -44,6 +44,7 @@ from app.paseo.daemons import Daemon
 from app.paseo.errors import PaseoError
 from app.repositories import rate_limits as rate_repo
 from app.repositories import sessions as sessions_repo
+from app.repositories import turn_events as events_repo
 from app.repositories import turns as turns_repo
 from app.repositories.turns import TurnNotWritable
 from app.services.access import get_visible_session
@@ -51,13 +52,16 @@ from app.services.auth import Principal
 from app.services.daemons import Daemons
 from app.services.turn.decisions import (
     REPLACED,
-    Ending,
+    EndedElsewhere,
+    Failure,
+    Outcome,
     admit_prompt,
     admit_steer,
     cancel_deadline,
+    ending_for_unserved_daemon,
 )
 from app.services.turn.events import EventNotifier, StoredEvent, follow_events
-from app.services.turn.run import TurnLimits, TurnRun
+from app.services.turn.run import TurnLimits, TurnRun, events_url
 from app.services.turn.states import FINAL_STATUSES
 from app.services.turn.store import TurnStore, announce_cancelling, end_turn
 
@@ -148,22 +152,25 @@ class TurnService:
 
         Returns the turn and whether it is new. Returns once Paseo has the prompt (or the
         turn is queued), so a failure to start is raised here rather than inside the stream.
+        The session row read under its lock, and the turn made then, travel with the run: the
+        way to the first byte reads neither again.
         """
         digest = request_hash(prompt, "interrupt" if interrupt else "queue")
         if idempotency_key is not None:
             earlier = await self._turn_for_key(session_id, idempotency_key, digest, principal)
             if earlier is not None:
                 return earlier, False
+        await self._admit_daemon(session_id, principal)
         await self._check_rate(principal)
-        turn, created, daemon = await self._insert_turn(
+        turn, record, daemon = await self._insert_turn(
             session_id, prompt, idempotency_key, digest, interrupt, principal
         )
-        if not created:
+        if record is None:
             return turn, False  # a concurrent retry with the same key won the race
-        run = self._new_run(turn, daemon)
+        run = self._new_run(turn, daemon, record)
         run.task = asyncio.create_task(self._drive(run, run.start(self._slots[daemon.name])))
         await run.started
-        return await self.get_turn(session_id, turn.id), True
+        return run.turn, True
 
     async def steer_turn(
         self, session_id: uuid.UUID, prompt: str, principal: Principal | None = None
@@ -171,6 +178,7 @@ class TurnService:
         """Hand `prompt` to the session's running turn; returns that turn once Paseo has
         taken it. Nothing is stored here: the turn's runner stores `turn.steered` where the
         stream shows the text joining the turn."""
+        await self._admit_daemon(session_id, principal)
         await self._check_rate(principal)
         async with self.db.session() as session:
             record = await get_visible_session(session, session_id, principal)
@@ -179,7 +187,6 @@ class TurnService:
                     f"session {session_id} is {record.status}; create a new session"
                 )
             daemon = self.daemons.get(record.daemon)
-            self.daemons.refuse_if_down(daemon.name)
             active = await turns_repo.get_active_turn(session, session_id)
         admission = admit_steer(
             active=TurnStatus(active.status) if active else None,
@@ -195,6 +202,14 @@ class TurnService:
         assert active is not None and record.agent_id is not None
         await daemon.steer_agent_turn(record.agent_id, prompt, turn_key=str(uuid.uuid4()))
         return active
+
+    async def _admit_daemon(self, session_id: uuid.UUID, principal: Principal | None) -> None:
+        """503 before anything is stored while the session's daemon is down (after one attempt
+        to reach it, outside any transaction); while none is down, no read at all."""
+        if self.daemons.any_down():
+            async with self.db.session() as session:
+                record = await get_visible_session(session, session_id, principal)
+            await self.daemons.admit(record.daemon)
 
     async def _turn_for_key(
         self, session_id: uuid.UUID, key: str, digest: str, principal: Principal | None
@@ -214,14 +229,17 @@ class TurnService:
         digest: str,
         interrupt: bool,
         principal: Principal | None,
-    ) -> tuple[Turn, bool, Daemon]:
-        """The new turn and True; or an earlier turn with the same key and False (with the
-        daemon of the session).
+    ) -> tuple[Turn, GatewaySession | None, Daemon]:
+        """The new turn and its session as read under the lock; or an earlier turn with the
+        same key and None (with the daemon of the session).
 
         One transaction under the session's row lock: read the active turn, decide, end it
-        (with its terminal event) if the prompt replaces it, insert the new one. A refusal
-        (409) changes nothing; concurrent interrupts each replace the one before.
+        (with its terminal event) if the prompt replaces it, insert the new one with its
+        `turn.started` event. A refusal (409) changes nothing; concurrent interrupts each
+        replace the one before. A new turn that finds a free slot on its daemon takes it and
+        is made running at once; else it is queued.
         """
+        slot: asyncio.Semaphore | None = None
         try:
             async with self.db.session() as session:
                 await turns_repo.lock_session_row(session, session_id)
@@ -237,8 +255,7 @@ class TurnService:
                     )
                     if earlier is not None:  # a retry that raced the first request
                         _check_same_request(earlier, digest)
-                        return earlier, False, daemon
-                self.daemons.refuse_if_down(daemon.name)
+                        return earlier, None, daemon
                 self._check_first_prompt(record, prompt)
                 active = await turns_repo.get_active_turn(session, session_id)
                 admission = admit_prompt(
@@ -254,31 +271,53 @@ class TurnService:
                     assert active is not None
                     ended = await end_turn(session, active.id, REPLACED)
                     replaced = ended.turn if ended else None
+                if not self._slots[daemon.name].locked():
+                    slot = self._slots[daemon.name]
+                    await slot.acquire()  # free: taken at once, without waiting
                 turn = await turns_repo.add_turn(
                     session,
                     session_id=session_id,
                     prompt=prompt,
+                    status=TurnStatus.RUNNING if slot else TurnStatus.QUEUED,
                     idempotency_key=idempotency_key,
                     request_hash=digest,
                     runner_id=self.runner_id,
                     heartbeat_at=utcnow(),
                     replaces_turn_id=replaced.id if replaced else None,
                 )
+                started = {
+                    "turn_id": str(turn.id),
+                    "session_id": str(session_id),
+                    "agent_id": record.agent_id,
+                    "daemon": daemon.name,
+                    "events_url": events_url(session_id, turn.id),
+                }
+                await events_repo.append_next_events(
+                    session, turn.id, [("turn.started", started)], runner_id=self.runner_id
+                )
         except turns_repo.DuplicateIdempotencyKey:
+            if slot is not None:
+                slot.release()
             # A concurrent request with the same key won the race: answer with its turn.
             assert idempotency_key is not None
             earlier = await self._turn_for_key(session_id, idempotency_key, digest, principal)
             if earlier is None:
                 raise
-            return earlier, False, daemon
+            return earlier, None, daemon
         except turns_repo.ActiveTurnExists:
+            if slot is not None:
+                slot.release()
             raise await self._busy(session_id) from None
+        except BaseException:
+            if slot is not None:
+                slot.release()
+            raise
         if replaced is not None:
             self.notifier.notify(replaced.id)
             run = self._runs.get(replaced.id)
             if run is not None:
                 run.ended_elsewhere.set()  # stop following it now (elsewhere: at a heartbeat)
-        return turn, True, daemon
+        return turn, record, daemon
 
     async def _check_rate(self, principal: Principal | None) -> None:
         """At most `prompt_rate_per_minute` prompts per key per minute, counted and recorded in
@@ -314,38 +353,49 @@ class TurnService:
 
     # --- running --------------------------------------------------------------------------------
 
-    def _new_run(self, turn: Turn, daemon: Daemon) -> TurnRun:
+    def _new_run(self, turn: Turn, daemon: Daemon, record: GatewaySession | None = None) -> TurnRun:
         run = TurnRun(
             store=TurnStore(self.db, self.notifier, turn, self.runner_id),
             daemon=daemon,
             limits=self.settings.limits(daemon.workspace_roots),
             turn=turn,
             started=asyncio.get_running_loop().create_future(),
+            record=record,
         )
         self._runs[turn.id] = run
         return run
 
-    async def _drive(self, run: TurnRun, body: Coroutine[Any, Any, None]) -> None:
-        """Run a turn's coroutine; every way it can end leaves the turn in a final state."""
+    async def _drive(self, run: TurnRun, body: Coroutine[Any, Any, Outcome]) -> None:
+        """Run a turn's coroutine to its outcome, whatever it raises, and hand that to the
+        run's one writer: every way it can end leaves the turn in a final state."""
         turn_log_context.set(
             (("session_id", str(run.turn.session_id)), ("turn_id", str(run.turn_id)))
         )
+        error: BaseException | None = None
         try:
             try:
-                await body
+                outcome = await body
             except PaseoError as exc:
-                await run.fail(exc.code.lower(), named_by_daemon(exc, exc.message), exc)
+                error = exc
+                outcome = Failure(exc.code.lower(), named_by_daemon(exc, exc.message))
             except GatewayError as exc:
-                await run.fail(exc.code, exc.detail, exc)  # e.g. a cwd that moved out
+                error = exc
+                outcome = Failure(exc.code, exc.detail)  # e.g. a cwd that moved out
             except asyncio.CancelledError:
                 if not run.taken_over:
                     await shielded(self._release(run))
                 raise
             except TurnNotWritable:
-                logger.info("turn %s was ended or taken over elsewhere", run.turn_id)
+                outcome = EndedElsewhere()
             except Exception as exc:
                 logger.exception("turn %s crashed", run.turn_id)
-                await run.fail("internal_error", "the gateway failed running this turn", exc)
+                error = exc
+                outcome = Failure("internal_error", "the gateway failed running this turn")
+            await run.finish(outcome)
+            if error is not None and not run.started.done():
+                run.started.set_exception(error)
+        except TurnNotWritable:
+            logger.info("turn %s was ended or taken over elsewhere", run.turn_id)
         except Exception:
             # Storing the end failed too (database gone): hand the turn to recovery, which any
             # gateway (this one included) runs once the database answers again.
@@ -504,20 +554,16 @@ class TurnService:
             run.task = asyncio.create_task(self._drive(run, self._recover(run)))
         return [turn.id for turn in claimed]
 
-    async def _recover(self, run: TurnRun) -> None:
+    async def _recover(self, run: TurnRun) -> Outcome:
         async with self._slots[run.daemon]:  # recovered turns count against the same limit
-            await run.recover()
+            return await run.recover()
 
     async def _fail_unserved(self, turn: Turn, daemon: str) -> None:
         """A turn on a daemon no longer configured cannot be followed: it fails, saying so."""
         logger.warning(
             "turn %s is on daemon %r, which this gateway does not serve", turn.id, daemon
         )
-        ending = Ending(
-            TurnStatus.FAILED,
-            f"the turn's daemon {daemon!r} is no longer configured; add it back to follow it",
-            "unknown_daemon",
-        )
+        ending = ending_for_unserved_daemon(daemon)
         async with self.db.session() as session:
             await end_turn(session, turn.id, ending, runner_id=self.runner_id)
         self.notifier.notify(turn.id)

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Unpack
+from typing import Any, Literal, Unpack
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -263,7 +263,9 @@ class TurnStore:
         resolved = {e.data["permission_id"] for e in events if e.name == PERMISSION_RESOLVED}
         return [permission_id for permission_id in asked if permission_id not in resolved]
 
-    async def mark_prompt_sent(self) -> bool:
+    async def mark_prompt_sent(self) -> Turn | Literal["cancelled", "gone"]:
+        """The prompt goes out now (the turn as it is then), unless it was cancelled or the
+        turn is gone: one write, which sees a cancel stored by any process."""
         async with self.db.session() as session:
             return await turns_repo.mark_prompt_sent(session, self.turn_id, self.runner_id)
 
