@@ -13,7 +13,7 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,7 +25,7 @@ from sqlalchemy import URL, make_url, text
 from app.db import Database
 from app.migrations import upgrade_to_head_async
 from app.models import Base
-from tests.fakes.harness import FakePaseoDaemon, running_fake_processes
+from tests.fakes.harness import FakePaseoDaemon, Hold, running_fake_processes
 
 PG_ADMIN_URL_ENV = "PASEO_GATEWAY_TEST_PG_URL"
 DEFAULT_PG_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -226,6 +226,33 @@ def fake_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakePaseoD
         tmp_path_factory.mktemp("paseo-home"), time_scale=FAKE_TIME_SCALE
     ) as daemon:
         yield daemon
+
+
+# How long `release_when` waits for its condition before it lets the turn end anyway.
+RELEASE_SECONDS = 60.0
+
+
+async def release_when(
+    hold: Hold, ready: Callable[[], bool], timeout: float = RELEASE_SECONDS
+) -> bool:
+    """Release `hold` once `ready()` holds (polled), else after `timeout` seconds, so that a
+    test whose condition never comes fails on its assertions instead of hanging. Run it as a
+    task beside the code that follows the held turn; says whether the condition came."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (came := ready()) and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    hold.release()
+    return came
+
+
+@pytest.fixture
+def hold(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hold]:
+    """Mock turns that run until the test releases them (`hold.prompt(...)`, `hold.release()`);
+    released at the end whatever happened, so no held turn streams on into later tests."""
+    held = Hold(tmp_path_factory.mktemp("hold") / "release")
+    yield held
+    held.release()
 
 
 @pytest.fixture(scope="session")

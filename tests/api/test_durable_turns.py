@@ -16,7 +16,9 @@ import httpx
 import psutil
 import pytest
 
+from app.db import Database
 from app.paseo.cli.transcript import last_reply, same_words
+from app.repositories import turn_events as events_repo
 from tests.api.conftest import (
     AUTH,
     Gateway,
@@ -28,10 +30,15 @@ from tests.api.conftest import (
 )
 from tests.api.test_prompt import INSTANT, INSTANT_REPLY, new_session, text_of
 from tests.api.test_sessions import assert_problem
-from tests.fakes.harness import FakePaseoDaemon, running_fake_processes
+from tests.fakes.harness import FakePaseoDaemon, Hold, running_fake_processes
 from tests.sse import SseEvent, agent_id_in, collect_turn, read_events, read_until
 
-LONG = {"provider": "mock", "model": "one-minute-stream"}  # about 6 s at the test time scale
+# A turn that must still run after work of the test's own also takes `hold.prompt(...)` (the
+# `hold` fixture): it streams until released, cancelled or interrupted, never ending first on
+# a slow machine. The model sets only its pace (one event per ~4 ms at the test time scale).
+LONG = {"provider": "mock", "model": "one-minute-stream"}
+# Generous: a turn's end on a loaded 2-core machine (a recovery starts a gateway first).
+FINAL_SECONDS = 120.0
 
 
 async def replay(
@@ -53,12 +60,14 @@ async def replay(
 async def wait_until_final(
     client: httpx.AsyncClient, session_id: str, turn_id: str
 ) -> dict[str, Any]:
-    for _ in range(300):
+    """The turn once it has ended (a deadline in time, not a count of polls)."""
+    deadline = time.monotonic() + FINAL_SECONDS
+    while True:
         turn: dict[str, Any] = (await client.get(f"/sessions/{session_id}/turns/{turn_id}")).json()
         if turn["status"] not in ("queued", "running"):
             return turn
+        assert time.monotonic() < deadline, f"turn {turn_id} still {turn['status']}"
         await asyncio.sleep(0.1)
-    raise AssertionError(f"turn {turn_id} still {turn['status']}")
 
 
 @contextmanager
@@ -130,10 +139,12 @@ async def test_idempotency_key_returns_the_same_turn(client: httpx.AsyncClient) 
     assert turns["total"] == 1
 
 
-async def test_interrupt_mode_replaces_the_running_turn(client: httpx.AsyncClient) -> None:
+async def test_interrupt_mode_replaces_the_running_turn(
+    client: httpx.AsyncClient, hold: Hold
+) -> None:
     session = await new_session(client, **LONG)
     url = f"/sessions/{session['id']}/prompt"
-    async with client.stream("POST", url, json={"prompt": "long work"}) as old:
+    async with client.stream("POST", url, json={"prompt": hold.prompt("long work")}) as old:
         old_events = read_events(old)
         await read_until(old_events, "text")
         async with client.stream("POST", url, json={"prompt": INSTANT, "mode": "interrupt"}) as new:
@@ -148,7 +159,7 @@ async def test_interrupt_mode_replaces_the_running_turn(client: httpx.AsyncClien
 
 
 async def test_concurrent_interrupts_each_replace_the_one_before(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, hold: Hold
 ) -> None:
     """Five interrupts at once: every one is accepted (no 409 after a side effect), each
     replaced turn's stream ends, and the last one is what the agent answers.
@@ -158,7 +169,7 @@ async def test_concurrent_interrupts_each_replace_the_one_before(
     turn ends completed or interrupted, and the last one completes with its own answer."""
     session = await new_session(client, **LONG)
     url = f"/sessions/{session['id']}/prompt"
-    async with client.stream("POST", url, json={"prompt": "long work"}) as old:
+    async with client.stream("POST", url, json={"prompt": hold.prompt("long work")}) as old:
         old_events = read_events(old)
         await read_until(old_events, "text")
 
@@ -204,10 +215,10 @@ async def test_a_multi_line_prompt_gets_only_the_agents_answer(
 # --- cancel --------------------------------------------------------------------------------
 
 
-async def test_cancel_a_turn_by_id_is_confirmed(client: httpx.AsyncClient) -> None:
+async def test_cancel_a_turn_by_id_is_confirmed(client: httpx.AsyncClient, hold: Hold) -> None:
     session = await new_session(client, **LONG)
     async with client.stream(
-        "POST", f"/sessions/{session['id']}/prompt", json={"prompt": "long work"}
+        "POST", f"/sessions/{session['id']}/prompt", json={"prompt": hold.prompt("long work")}
     ) as running:
         turn_id = running.headers["x-turn-id"]
         stream = read_events(running)
@@ -239,7 +250,7 @@ def _attach_children_of(pid: int) -> list[psutil.Process]:
 
 
 async def test_idle_timeout_stops_a_silent_turn(
-    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: Path
+    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: Path, hold: Hold
 ) -> None:
     with (
         empty_database("sqlite", tmp_path) as url,
@@ -255,7 +266,7 @@ async def test_idle_timeout_stops_a_silent_turn(
         async with httpx.AsyncClient(headers=AUTH, base_url=gateway.url, timeout=60) as client:
             session = await new_session(client, **LONG)
             async with client.stream(
-                "POST", f"/sessions/{session['id']}/prompt", json={"prompt": "work"}
+                "POST", f"/sessions/{session['id']}/prompt", json={"prompt": hold.prompt()}
             ) as response:
                 stream = read_events(response)
                 agent_id = agent_id_in(await read_until(stream, "text"))
@@ -302,8 +313,9 @@ async def test_idle_timeout_ends_a_turn_whose_agent_falls_silent(
 
 
 async def test_two_gateways_fifty_prompts_one_turn(
-    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: Path
+    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: Path, hold: Hold
 ) -> None:
+    """The winner's turn runs until all fifty are answered (`hold`), then completes."""
     with (
         empty_database("postgresql", tmp_path) as url,
         gateway_on(url, fake_daemon, agent_cwd, tmp_path / "a") as first,
@@ -315,12 +327,14 @@ async def test_two_gateways_fifty_prompts_one_turn(
 
             async def prompt(n: int) -> tuple[int, int, str | None]:
                 base = (first, second)[n % 2].url
+                body = {"prompt": hold.prompt(f"try {n}")}
                 async with client.stream(
-                    "POST", f"{base}/sessions/{session_id}/prompt", json={"prompt": f"try {n}"}
+                    "POST", f"{base}/sessions/{session_id}/prompt", json=body
                 ) as response:
                     return response.status_code, n, response.headers.get("x-turn-id")
 
             results = await asyncio.gather(*(prompt(n) for n in range(50)))
+            hold.release()
             statuses = sorted(status for status, _, _ in results)
             assert statuses == [200] + [409] * 49
             winner, turn_id = next((n, turn) for status, n, turn in results if status == 200)
@@ -336,8 +350,11 @@ async def test_two_gateways_fifty_prompts_one_turn(
 
 
 async def test_gateway_killed_mid_turn_is_recovered(
-    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: Path
+    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: Path, hold: Hold
 ) -> None:
+    """The turn is held running until the next gateway follows it, so what is recovered is a
+    live turn, resumed from its cursor, however long the restart takes; then it completes."""
+    prompt = hold.prompt()
     fast_takeover = {
         "PASEO_GATEWAY_TURN_HEARTBEAT_SECONDS": "0.5",
         "PASEO_GATEWAY_TURN_STALE_SECONDS": "2",
@@ -349,7 +366,7 @@ async def test_gateway_killed_mid_turn_is_recovered(
                 session = await new_session(client, **LONG)
                 before: list[SseEvent] = []
                 async with client.stream(
-                    "POST", f"/sessions/{session['id']}/prompt", json={"prompt": "work"}
+                    "POST", f"/sessions/{session['id']}/prompt", json={"prompt": prompt}
                 ) as response:
                     turn_id = response.headers["x-turn-id"]
                     async for event in read_events(response):
@@ -360,9 +377,12 @@ async def test_gateway_killed_mid_turn_is_recovered(
             doomed.process.kill()  # SIGKILL: no shutdown code runs
             doomed.process.wait()
         assert await _no_paseo_children(fake_daemon) == []  # its children died with it
+        stored = await _last_stored_seq(url, turn_id)  # all the killed gateway stored
 
         with gateway_on(url, fake_daemon, agent_cwd, tmp_path / "again", **fast_takeover) as gw:
             async with httpx.AsyncClient(headers=AUTH, base_url=gw.url, timeout=60) as client:
+                await _first_event_after(client, session["id"], turn_id, stored)  # taken over
+                hold.release()
                 turn = await wait_until_final(client, session["id"], turn_id)
                 events = await replay(client, session["id"], turn_id)
                 running = (await client.get("/sessions", params={"status": "active"})).json()
@@ -371,7 +391,9 @@ async def test_gateway_killed_mid_turn_is_recovered(
     assert turn["final_text"] == text_of(events)
     assert turn["final_text"].startswith(text_of(before))  # nothing streamed was lost
     # ... and nothing doubled: resumed from its cursor, the turn is what the agent wrote.
-    answered = last_reply(fake_daemon.cli("logs", "--", agent_id).stdout, "work")
+    # `logs` shows the last 40 entries unless told otherwise: a held turn may be longer.
+    transcript = fake_daemon.cli("logs", "--tail", "1000000", "--", agent_id).stdout
+    answered = last_reply(transcript, prompt)
     assert answered is not None and same_words(answered, turn["final_text"])
     assert turn["final_text"].endswith("_(end of synthetic stream)_\n")
     assert events[-1].event == "turn.completed"
@@ -382,6 +404,28 @@ async def test_gateway_killed_mid_turn_is_recovered(
         (e.id, e.event, e.data) for e in before
     ]
     assert running["total"] >= 1
+
+
+async def _last_stored_seq(database_url: str, turn_id: str) -> int:
+    """The number of the turn's last stored event (0: none)."""
+    db = Database.from_url(database_url)
+    try:
+        async with db.session() as session:
+            rows = await events_repo.list_events(session, uuid.UUID(turn_id), limit=10**6)
+    finally:
+        await db.dispose()
+    return rows[-1].seq if rows else 0
+
+
+async def _first_event_after(
+    client: httpx.AsyncClient, session_id: str, turn_id: str, seq: int
+) -> SseEvent:
+    """The turn's first event numbered above `seq`: stored by whoever follows the turn now."""
+    url = f"/sessions/{session_id}/turns/{turn_id}/events"
+    async with asyncio.timeout(FINAL_SECONDS):
+        async with client.stream("GET", url, params={"after": seq}) as response:
+            assert response.status_code == 200, await response.aread()
+            return await anext(read_events(response))
 
 
 async def _readiness_becomes(client: httpx.AsyncClient, status: int) -> None:
@@ -401,7 +445,7 @@ async def _no_paseo_children(daemon: FakePaseoDaemon) -> list[tuple[int, list[st
 
 
 async def test_daemon_killed_mid_turn_fails_the_turn_then_recovers(
-    agent_cwd: Path, tmp_path: Path
+    agent_cwd: Path, tmp_path: Path, hold: Hold
 ) -> None:
     daemon = FakePaseoDaemon(tmp_path / "home", time_scale=0.1).start()
     try:
@@ -412,7 +456,7 @@ async def test_daemon_killed_mid_turn_fails_the_turn_then_recovers(
             async with httpx.AsyncClient(headers=AUTH, base_url=gateway.url, timeout=60) as client:
                 session = await new_session(client, **LONG)
                 async with client.stream(
-                    "POST", f"/sessions/{session['id']}/prompt", json={"prompt": "work"}
+                    "POST", f"/sessions/{session['id']}/prompt", json={"prompt": hold.prompt()}
                 ) as response:
                     stream = read_events(response)
                     await read_until(stream, "text")
@@ -523,7 +567,7 @@ async def test_resuming_a_finished_turn_from_its_end_closes_at_once(
 
 
 async def test_cancel_a_queued_turn(
-    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: Path
+    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: Path, hold: Hold
 ) -> None:
     with (
         empty_database("sqlite", tmp_path) as url,
@@ -535,7 +579,7 @@ async def test_cancel_a_queued_turn(
             busy = await new_session(client, **LONG)
             waiting = await new_session(client)
             async with client.stream(
-                "POST", f"/sessions/{busy['id']}/prompt", json={"prompt": "work"}
+                "POST", f"/sessions/{busy['id']}/prompt", json={"prompt": hold.prompt()}
             ) as first:
                 async with client.stream(
                     "POST", f"/sessions/{waiting['id']}/prompt", json={"prompt": INSTANT}

@@ -13,6 +13,7 @@ import openai
 import pytest
 
 from tests.api.conftest import AUTH, TEST_ADMIN_KEY, Gateway
+from tests.fakes.harness import Hold
 
 INSTANT = "emit 3 coalesced agent stream updates"
 INSTANT_REPLY = "stress-update-0stress-update-1stress-update-2"
@@ -140,10 +141,11 @@ def test_a_follow_up_goes_to_the_same_agent_with_only_the_newest_message(
 
 
 def test_a_second_request_while_the_turn_runs_is_409_and_a_cancel_ends_the_stream(
-    ai: openai.OpenAI, http: httpx.Client
+    ai: openai.OpenAI, http: httpx.Client, hold: Hold
 ) -> None:
+    """The turn runs until cancelled (`hold`), however slow the requests before that are."""
     with ai.chat.completions.with_streaming_response.create(
-        model=LONG, messages=_user("long work"), stream=True
+        model=LONG, messages=_user(hold.prompt("long work")), stream=True
     ) as response:
         session_id, turn_id = _ids(response.headers)
         with pytest.raises(openai.ConflictError) as busy:

@@ -27,7 +27,7 @@ from tests.api.test_durable_turns import LONG, wait_until_final
 from tests.api.test_prompt import INSTANT, new_session
 from tests.api.test_sessions import assert_problem
 from tests.fakes.fake_paseo_versions import release as fake_release
-from tests.fakes.harness import FakePaseoDaemon
+from tests.fakes.harness import FakePaseoDaemon, Hold
 from tests.sse import collect_turn, read_events, read_until
 
 
@@ -176,14 +176,16 @@ async def _wait_until_healthy(
 
 
 async def test_shutdown_tells_streams_to_resume_elsewhere(
-    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: Path
+    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: Path, hold: Hold
 ) -> None:
+    """The turn runs until the next gateway is up (`hold`): the stop comes mid-turn, however
+    slow the machine, and the turn ends completed after it."""
     with empty_database("postgresql", tmp_path) as url:
         first = _start(fake_daemon, agent_cwd, tmp_path / "a", url)
         async with httpx.AsyncClient(base_url=first.url, headers=AUTH, timeout=60) as client:
             session = await new_session(client, **LONG)
             async with client.stream(
-                "POST", f"/sessions/{session['id']}/prompt", json={"prompt": "work"}
+                "POST", f"/sessions/{session['id']}/prompt", json={"prompt": hold.prompt()}
             ) as response:
                 turn_id = response.headers["x-turn-id"]
                 stream = read_events(response)
@@ -197,6 +199,7 @@ async def test_shutdown_tells_streams_to_resume_elsewhere(
         assert farewell.json()["last_event_id"] == int(seen[-2].id or 0)
 
         second = _start(fake_daemon, agent_cwd, tmp_path / "b", url)
+        hold.release()
         try:
             async with httpx.AsyncClient(base_url=second.url, headers=AUTH, timeout=60) as client:
                 turn = await wait_until_final(client, session["id"], turn_id)
@@ -206,17 +209,18 @@ async def test_shutdown_tells_streams_to_resume_elsewhere(
 
 
 async def test_shutdown_answers_a_waiting_chat_completion_with_where_its_turn_is(
-    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: Path
+    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: Path, hold: Hold
 ) -> None:
     """A non-streamed completion waits for its turn's end; a stopping gateway does not wait
-    for it, and says where the turn (which goes on) can be read."""
+    for it, and says where the turn (which goes on, `hold`: until the test ends) can be
+    read."""
     with empty_database("sqlite", tmp_path) as url:
         gateway = _start(fake_daemon, agent_cwd, tmp_path, url)
         try:
             async with httpx.AsyncClient(base_url=gateway.url, headers=AUTH, timeout=60) as client:
                 body = {
                     "model": "mock/one-minute-stream",
-                    "messages": [{"role": "user", "content": "work"}],
+                    "messages": [{"role": "user", "content": hold.prompt()}],
                 }
                 waiting = asyncio.create_task(client.post("/v1/chat/completions", json=body))
                 while not (await client.get("/metrics")).text.count(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,9 @@ import pytest
 from app.paseo.types import TextDelta
 from tests.api.conftest import AUTH, empty_database, gateway_env, start_gateway, stop_gateway
 from tests.api.test_sessions import assert_problem
-from tests.fakes.harness import FakePaseoDaemon, running_fake_processes
-from tests.paseo.test_cli_attach_gap import TIME_SCALE, replayed_turn
+from tests.conftest import release_when
+from tests.fakes.harness import FakePaseoDaemon, Hold, running_fake_processes
+from tests.paseo.test_cli_attach_gap import FILLED, TIME_SCALE, replayed_turn
 from tests.sse import SseEvent, agent_id_in, collect_turn, read_events, read_until
 
 INSTANT = "emit 3 coalesced agent stream updates"
@@ -100,10 +102,11 @@ async def test_prompt_text_is_never_a_flag(client: httpx.AsyncClient) -> None:
     assert turns[-1]["prompt"] == prompt
 
 
-async def test_second_prompt_while_running_is_409(client: httpx.AsyncClient) -> None:
+async def test_second_prompt_while_running_is_409(client: httpx.AsyncClient, hold: Hold) -> None:
+    """The turn runs until cancelled (`hold`), however slow the requests before that are."""
     session = await new_session(client, model="one-minute-stream", provider="mock")
     async with client.stream(
-        "POST", f"/sessions/{session['id']}/prompt", json={"prompt": "long work"}
+        "POST", f"/sessions/{session['id']}/prompt", json={"prompt": hold.prompt("long work")}
     ) as running:
         assert running.status_code == 200
         turn_id = running.headers["x-turn-id"]
@@ -141,9 +144,10 @@ async def test_disconnect_does_not_cancel_the_turn(client: httpx.AsyncClient) ->
     ) as response:
         turn_id = response.headers["x-turn-id"]
         await read_until(read_events(response), "text")  # the client goes away mid-answer
-    for _ in range(100):
+    deadline = time.monotonic() + 120  # generous: a loaded machine
+    while True:
         turn = (await client.get(f"/sessions/{session['id']}/turns/{turn_id}")).json()
-        if turn["status"] != "running":
+        if turn["status"] != "running" or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.1)
     assert turn["status"] == "completed"
@@ -223,10 +227,11 @@ async def test_close_session_archives_its_agent(client: httpx.AsyncClient) -> No
     assert agent["archived"] is True
 
 
-async def test_close_while_running_needs_force(client: httpx.AsyncClient) -> None:
+async def test_close_while_running_needs_force(client: httpx.AsyncClient, hold: Hold) -> None:
+    """The turn runs until the forced close ends it (`hold`)."""
     session = await new_session(client, model="one-minute-stream", provider="mock")
     async with client.stream(
-        "POST", f"/sessions/{session['id']}/prompt", json={"prompt": "long work"}
+        "POST", f"/sessions/{session['id']}/prompt", json={"prompt": hold.prompt("long work")}
     ) as running:
         stream = read_events(running)
         await read_until(stream, "text")
@@ -240,12 +245,13 @@ async def test_close_while_running_needs_force(client: httpx.AsyncClient) -> Non
 
 
 async def test_a_first_prompt_keeps_what_the_cli_attach_lost(
-    agent_cwd: Path, tmp_path: Path
+    agent_cwd: Path, tmp_path: Path, hold: Hold
 ) -> None:
     """The CLI transport: attach joins the first turn running and loses the live events that
     came with its replay (FAKE_PASEO_ATTACH_DROP, read by the gateway's CLI children). The
     streamed and the stored answer are still the whole transcript, and no notice says
-    otherwise."""
+    otherwise. The turn runs until the gateway filled the hole (`hold`), then ends."""
+    prompt = hold.prompt("review it")
     with (
         FakePaseoDaemon(tmp_path / "home", time_scale=TIME_SCALE) as daemon,
         empty_database("sqlite", tmp_path) as url,
@@ -257,16 +263,18 @@ async def test_a_first_prompt_keeps_what_the_cli_attach_lost(
         try:
             async with httpx.AsyncClient(headers=AUTH, base_url=gateway.url, timeout=60) as client:
                 session = await new_session(client, provider="mock", model="ten-second-stream")
-                response, events = await stream_prompt(client, session["id"], "review it")
+                releaser = asyncio.create_task(release_when(hold, lambda: FILLED in gateway.log()))
+                response, events = await stream_prompt(client, session["id"], prompt)
+                await releaser
                 turn_id = response.headers["x-turn-id"]
                 stored = (await client.get(f"/sessions/{session['id']}/turns/{turn_id}")).json()
         finally:
             stop_gateway(gateway)
-        transcript = await replayed_turn(daemon, agent_id_in(events), "review it")
+        transcript = await replayed_turn(daemon, agent_id_in(events), prompt)
         assert running_fake_processes(home=daemon.home) == []
     assert events[-1].event == "turn.completed"
     final_text = events[-1].json()["final_text"]
     assert final_text == text_of(events) == stored["final_text"]
     assert final_text == "".join(item.text for item in transcript if isinstance(item, TextDelta))
     assert not [e for e in events if e.event == "notice" and e.json()["kind"] == "error"]
-    assert "filled from a second attach" in gateway.log()
+    assert FILLED in gateway.log()

@@ -29,7 +29,7 @@ from tests.api.test_durable_turns import LONG, wait_until_final
 from tests.api.test_prompt import INSTANT, INSTANT_REPLY, stream_prompt
 from tests.api.test_sessions import assert_problem
 from tests.conftest import FAKE_TIME_SCALE
-from tests.fakes.harness import FakePaseoDaemon, running_fake_processes
+from tests.fakes.harness import FakePaseoDaemon, Hold, running_fake_processes
 from tests.sse import read_events, read_until
 
 NAMES = ("a", "b", "c")
@@ -154,16 +154,17 @@ async def test_readiness_and_metrics_have_a_line_per_daemon(fleet: Fleet) -> Non
 
 
 async def test_sessions_go_where_the_fewest_turns_run_and_limits_are_per_daemon(
-    fleet: Fleet,
+    fleet: Fleet, hold: Hold
 ) -> None:
     """With one turn at a time per daemon, three long turns on three daemons all run; a
-    fourth waits (queued) behind the first daemon's, which it was placed on."""
+    fourth waits (queued) behind the first daemon's, which it was placed on. The turns run
+    until the test ends them (`hold`): none may end while the next sessions are made."""
     async with _client(fleet.gateways[0]) as client:
         await _ready_with(client, set(NAMES))
         sessions = []
         try:
             for _ in range(4):
-                sessions.append(await _create(client, **LONG, prompt="work"))
+                sessions.append(await _create(client, **LONG, prompt=hold.prompt()))
             assert [session["daemon"] for session in sessions] == ["a", "b", "c", "a"]
             statuses = [session["turn"]["status"] for session in sessions]
             assert statuses[:3] == ["running"] * 3 and statuses[3] == "queued"
@@ -261,10 +262,11 @@ async def test_agents_and_providers_are_merged_and_filtered(fleet: Fleet) -> Non
 # --- a daemon down -------------------------------------------------------------------------
 
 
-async def test_a_daemon_killed_mid_turn_fails_only_its_own_turns(fleet: Fleet) -> None:
+async def test_a_daemon_killed_mid_turn_fails_only_its_own_turns(fleet: Fleet, hold: Hold) -> None:
     """b dies while turns stream on a, b and c: b's turn fails, the others complete; the
     gateway stays ready, places new sessions elsewhere, names b where it is missed, and b
-    rejoins without a restart."""
+    rejoins without a restart. The turns run until released (`hold`), after the kill: all
+    three are running when b dies, however slow the machine."""
     async with _client(fleet.gateways[0]) as client:
         await _ready_with(client, set(NAMES))
         sessions = {name: await _create(client, daemon=name, **LONG) for name in NAMES}
@@ -273,7 +275,9 @@ async def test_a_daemon_killed_mid_turn_fails_only_its_own_turns(fleet: Fleet) -
             for name, session in sessions.items():
                 response = await stack.enter_async_context(
                     client.stream(
-                        "POST", f"/sessions/{session['id']}/prompt", json={"prompt": "work"}
+                        "POST",
+                        f"/sessions/{session['id']}/prompt",
+                        json={"prompt": hold.prompt()},
                     )
                 )
                 assert response.status_code == 200
@@ -281,6 +285,7 @@ async def test_a_daemon_killed_mid_turn_fails_only_its_own_turns(fleet: Fleet) -
             for stream in streams.values():
                 await read_until(stream, "text")
             fleet.daemons["b"].kill()
+            hold.release()  # a's and c's turns go on to their end
             ends = {name: [event async for event in stream][-1] for name, stream in streams.items()}
         assert ends["a"].event == ends["c"].event == "turn.completed"
         assert ends["b"].event == "turn.failed"

@@ -3,11 +3,14 @@ behind the gateway can steer (the daemon transport on Paseo 0.5+); a clear 409 e
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from tests.api.test_prompt import new_session
 from tests.api.test_sessions import assert_problem
 from tests.fakes.fake_paseo_versions import release as fake_release
+from tests.fakes.harness import Hold
 from tests.sse import read_events, read_until
 
 
@@ -18,16 +21,26 @@ async def _can_steer(client: httpx.AsyncClient) -> bool:
 
 
 async def test_a_steer_joins_the_running_turn_or_is_refused_untouched(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, hold: Hold
 ) -> None:
+    """The turn runs (`hold`) until the steer joined it or was refused, then ends."""
     session = await new_session(client)
     url = f"/sessions/{session['id']}/prompt"
-    async with client.stream("POST", url, json={"prompt": "write a haiku"}) as running:
+    prompt = hold.prompt("write a haiku")
+    async with client.stream("POST", url, json={"prompt": prompt}) as running:
         turn_id = running.headers["x-turn-id"]
         stream = read_events(running)
         await read_until(stream, "text")  # the turn runs
-        steer = await client.post(url, json={"prompt": "and mention the sea", "mode": "steer"})
-        rest = [event async for event in stream]
+        # A steer's answer is the turn's stream: it ends with the turn, after the release.
+        steering = asyncio.create_task(
+            client.post(url, json={"prompt": "and mention the sea", "mode": "steer"})
+        )
+        steered = asyncio.create_task(read_until(stream, "turn.steered"))
+        await asyncio.wait({steering, steered}, return_when=asyncio.FIRST_COMPLETED)
+        hold.release()
+        rest = await steered  # refused: the whole rest, without a turn.steered
+        rest += [event async for event in stream]
+        steer = await steering
     names = [event.event for event in rest]
     assert names[-1] == "turn.completed"
     if await _can_steer(client):
@@ -41,7 +54,7 @@ async def test_a_steer_joins_the_running_turn_or_is_refused_untouched(
         assert_problem(steer, 409, "steer_unsupported")
         assert "turn.steered" not in names
     turns = (await client.get(f"/sessions/{session['id']}/turns")).json()["items"]
-    assert [turn["prompt"] for turn in turns] == ["write a haiku"]  # no second turn
+    assert [turn["prompt"] for turn in turns] == [prompt]  # no second turn
 
 
 async def test_a_steer_needs_a_running_turn_and_no_idempotency_key(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,10 +19,14 @@ from tests.api.conftest import (
     stop_gateway,
 )
 from tests.api.test_prompt import INSTANT, INSTANT_REPLY, new_session
-from tests.fakes.harness import FakePaseoDaemon
-from tests.sse import collect_turn, read_events, read_until
+from tests.fakes.harness import FakePaseoDaemon, Hold
+from tests.sse import collect_turn, read_events
 
-TURN_TIMEOUT_SECONDS = 3
+# The wall-clock limit of the tight gateway's turns. The second turn must be admitted (and
+# queued) before the first one's limit frees its place: the limit runs from before the first
+# agent is created (a CLI child), so it must outlast that and one more request on a loaded
+# machine, with room to spare.
+TURN_TIMEOUT_SECONDS = 10
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +53,19 @@ async def tight(tight_gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-async def test_timeout_stops_the_agent_and_later_turns_queue(tight: httpx.AsyncClient) -> None:
+async def test_timeout_stops_the_agent_and_later_turns_queue(
+    tight: httpx.AsyncClient, hold: Hold
+) -> None:
+    """A turn that would run on and on (`hold`) is ended by the limit alone; the turn queued
+    behind it then gets its place."""
     slow = await new_session(tight, provider="mock", model="one-minute-stream")
     quick = await new_session(tight)
     async with tight.stream(
-        "POST", f"/sessions/{slow['id']}/prompt", json={"prompt": "long work"}
+        "POST", f"/sessions/{slow['id']}/prompt", json={"prompt": hold.prompt("long work")}
     ) as slow_stream:
+        # Answered: the slow turn holds the one place (its prompt is with Paseo).
+        assert slow_stream.status_code == 200
         slow_events = read_events(slow_stream)
-        await read_until(slow_events, "text")
         async with tight.stream(
             "POST", f"/sessions/{quick['id']}/prompt", json={"prompt": INSTANT}
         ) as quick_stream:
@@ -72,10 +82,9 @@ async def test_timeout_stops_the_agent_and_later_turns_queue(tight: httpx.AsyncC
     assert timed_out.json()["error_code"] == "turn_timeout"
     turn = (await tight.get(f"/sessions/{slow['id']}/turns/{timed_out.json()['turn_id']}")).json()
     assert turn["status"] == "timed_out" and turn["finished_at"]
+    deadline = time.monotonic() + 60  # generous: a loaded machine
     detail = (await tight.get(f"/sessions/{slow['id']}")).json()
-    for _ in range(50):
-        if detail["agent"]["status"] == "idle":
-            break
+    while detail["agent"]["status"] != "idle" and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
         detail = (await tight.get(f"/sessions/{slow['id']}")).json()
     assert detail["agent"]["status"] == "idle"  # the gateway stopped it

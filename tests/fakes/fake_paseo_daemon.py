@@ -220,8 +220,9 @@ PAYLOAD_RE = js_regex(
     r"emit\s+(\d+)\s+(?:byte\s+)?(?:large\s+)?(diff|file|image)\s+agent stream (?:update|payload)"
 )
 # Fake-only (no real mock has it): `keep streaming until PATH exists` streams the model's canned
-# cycle past the model's duration, until that file exists (checked every HOLD_CHECK_S, not
-# time-scaled), then ends as a finished stream does; stop, interrupt or a kill end it sooner.
+# cycle past the model's duration (at the model's unscaled pace from there), until that file
+# exists (checked every HOLD_CHECK_S, not time-scaled), then ends as a finished stream does;
+# stop, interrupt or a kill end it sooner.
 # A long-running agent that a test releases; a real daemon streams such a prompt for the
 # model's duration.
 HOLD_RE = js_regex(r"keep\s+streaming\s+until\s+(\S+)\s+exists")
@@ -972,7 +973,9 @@ class Manager:
     async def stream_cycles(self, agent: Agent, turn: Turn) -> None:
         """One event per tick on a virtual clock, so content does not depend on load.
 
-        A held turn (HOLD_RE) has no duration: it ends once its release file exists.
+        A held turn (HOLD_RE) has no duration: it ends once its release file exists. Past
+        the model's (scaled) duration it goes on at the model's own, unscaled pace, so that
+        a turn held long on a slow machine does not flood it.
         """
         duration_ms, interval_ms = mock_profile(agent.runtime_model())
         tick = (interval_ms + TIMER_OVERHEAD_MS) / 1000 * self.scale
@@ -980,6 +983,16 @@ class Manager:
         held = HOLD_RE.search(turn.prompt)
         release = Path(held.group(1)) if held else None
         released = False
+        # A held turn's events from the model's end on: the first of them, and their tick.
+        past_end = next((i for i in range(int(duration / tick) + 2) if i * tick >= duration), 0)
+        slow_tick = max(tick, (interval_ms + TIMER_OVERHEAD_MS) / 1000)
+
+        def due(index: int) -> float:
+            """When (virtual time) event `index` comes."""
+            if release is None or index <= past_end:
+                return index * tick
+            return past_end * tick + (index - past_end) * slow_tick
+
         loop = asyncio.get_running_loop()
         start = next_check = loop.time()
         queue: deque[tuple[str, Any]] = deque()
@@ -990,7 +1003,7 @@ class Manager:
             if release is not None and now >= next_check:
                 released = release.exists()
                 next_check = now + HOLD_CHECK_S
-            while index * tick <= elapsed:
+            while due(index) <= elapsed:
                 if released or (release is None and index * tick >= duration):
                     self.emit_text(agent, turn, END_MARKER)
                     self.complete_turn(agent, turn, make_usage(turn.cycle * 32, turn.emitted))
@@ -1000,7 +1013,7 @@ class Manager:
                     queue.extend(cycle_events(turn.id, turn.cycle))
                 self.dispatch_cycle_event(agent, turn, queue.popleft())
                 index += 1
-            await asyncio.sleep(max(start + index * tick - loop.time(), 0))
+            await asyncio.sleep(max(start + due(index) - loop.time(), 0))
 
     def dispatch_cycle_event(self, agent: Agent, turn: Turn, event: tuple[str, Any]) -> None:
         """Emit one queued cycle event."""

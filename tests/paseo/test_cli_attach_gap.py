@@ -36,7 +36,8 @@ from app.paseo.types import (
     TurnEnded,
     TurnEvent,
 )
-from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon, running_fake_processes
+from tests.conftest import release_when
+from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon, Hold, running_fake_processes
 
 PROSE = (
     "I'll take a look at the scroll anchor behavior you described. Let me start by walking "
@@ -44,8 +45,10 @@ PROSE = (
     "logic lives. "
 )
 END = "\n\n_(end of synthetic stream)_\n"
-# A "ten-second" turn takes 4 s: attach joins it running however slow the machine.
+# The pace of the turns here ("ten-second-stream": an event every ~2 ms). A turn that attach
+# must join running is held (`hold`) until the hole was filled, however slow the machine.
 TIME_SCALE = 0.4
+FILLED = "filled from a second attach"  # what the client logs once it filled a hole
 
 
 # --- judging -----------------------------------------------------------------------------
@@ -212,18 +215,23 @@ async def test_a_first_prompt_keeps_what_its_attach_lost(
     agent_cwd: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    hold: Hold,
 ) -> None:
     """Attach joins the running first turn and loses `drop` live events after its replay:
-    the turn still streams every character, in order, and ends with the whole answer."""
+    the turn still streams every character, in order, and ends with the whole answer. The
+    turn runs until the hole was filled (`hold`), then ends."""
     _version(monkeypatch, version)
-    prompt = "review the scroll anchor"
+    prompt = hold.prompt("review the scroll anchor")
     with FakePaseoDaemon(tmp_path / "home", time_scale=TIME_SCALE) as daemon:
         client = _client(daemon, FAKE_PASEO_ATTACH_DROP=str(drop))
         agent = NewAgent(provider="mock", model="ten-second-stream", cwd=str(agent_cwd))
+        releaser = asyncio.create_task(release_when(hold, lambda: FILLED in caplog.text))
         try:
             with caplog.at_level(logging.WARNING, logger="app.paseo.cli"):
                 events = [event async for event in client.start_agent_turn(agent, prompt)]
+            await releaser
         finally:
+            releaser.cancel()
             await client.aclose()
         agent_id = next(e.agent.agent_id for e in events if isinstance(e, AgentStarted))
         transcript = await replayed_turn(daemon, agent_id, prompt)
@@ -235,7 +243,7 @@ async def test_a_first_prompt_keeps_what_its_attach_lost(
     assert _tokens(events) == _tokens(transcript)  # reasoning and tool lines too
     assert not [e for e in events if isinstance(e, AgentNotice) and e.kind == "error"]
     messages = [record.getMessage() for record in caplog.records]
-    assert any("filled from a second attach" in message for message in messages), messages
+    assert any(FILLED in message for message in messages), messages
 
 
 async def test_a_resumed_turn_keeps_what_its_attach_lost(
@@ -243,11 +251,13 @@ async def test_a_resumed_turn_keeps_what_its_attach_lost(
     agent_cwd: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    hold: Hold,
 ) -> None:
     """A gateway that died mid-turn resumes it from its cursor; that attach joins the running
-    turn too and loses what came with its replay: the rest still comes whole, once."""
+    turn too and loses what came with its replay: the rest still comes whole, once. The turn
+    runs until the resumed attach's hole was filled (`hold`), then ends."""
     _version(monkeypatch, None)
-    prompt = "work for a while"
+    prompt = hold.prompt("work for a while")
     with FakePaseoDaemon(tmp_path / "home", time_scale=TIME_SCALE) as daemon:
         agent = NewAgent(provider="mock", model="ten-second-stream", cwd=str(agent_cwd))
         first = _client(daemon)
@@ -263,16 +273,19 @@ async def test_a_resumed_turn_keeps_what_its_attach_lost(
         agent_id = next(e.agent.agent_id for e in before if isinstance(e, AgentStarted))
         cursor = [e for e in before if isinstance(e, TextDelta)][-1].cursor
         second = _client(daemon, FAKE_PASEO_ATTACH_DROP="2")
+        releaser = asyncio.create_task(release_when(hold, lambda: FILLED in caplog.text))
         try:
             with caplog.at_level(logging.WARNING, logger="app.paseo.cli"):
                 after = [e async for e in second.resume_agent_turn(agent_id, prompt, cursor)]
+            await releaser
         finally:
+            releaser.cancel()
             await second.aclose()
         transcript = await replayed_turn(daemon, agent_id, prompt)
     ended = after[-1]
     assert isinstance(ended, TurnEnded) and ended.outcome == "completed"
     assert _text(before) + _text(after) == ended.final_text == _text(transcript)
-    assert "filled from a second attach" in caplog.text
+    assert FILLED in caplog.text
 
 
 def _my_paseo_children() -> list[psutil.Process]:
@@ -285,15 +298,16 @@ def _my_paseo_children() -> list[psutil.Process]:
 
 
 async def test_cancelling_while_the_check_runs_reaps_both_attaches(
-    fake_daemon: FakePaseoDaemon, agent_cwd: Path
+    fake_daemon: FakePaseoDaemon, agent_cwd: Path, hold: Hold
 ) -> None:
-    """Every call starts slowly: the turn is cancelled while the second attach still starts."""
+    """Every call starts slowly: the turn is cancelled while the second attach still starts.
+    The agent's turn runs until stopped (`hold`), however long the three children take."""
     client = _client(fake_daemon, FAKE_PASEO_STARTUP_DELAY="1")
     agent = NewAgent(provider="mock", model="five-minute-stream", cwd=str(agent_cwd))
     seen: list[TurnEvent] = []
 
     async def consume() -> None:
-        async for event in client.start_agent_turn(agent, "work"):
+        async for event in client.start_agent_turn(agent, hold.prompt()):
             seen.append(event)
 
     task = asyncio.create_task(consume())

@@ -27,6 +27,7 @@ from app.paseo.types import (
 from tests.fakes.harness import (
     FAKE_PASEO_BIN,
     FakePaseoDaemon,
+    Hold,
     argv_log,
     cli_calls,
     running_fake_processes,
@@ -106,14 +107,16 @@ async def test_prompt_file_is_removed_after_the_turn(
 
 
 async def test_cancelling_a_turn_reaps_its_children(
-    fake_daemon: FakePaseoDaemon, agent_cwd: Path
+    fake_daemon: FakePaseoDaemon, agent_cwd: Path, hold: Hold
 ) -> None:
+    """The agent's turn runs until stopped (`hold`): its children are still there to reap,
+    however long they took to start."""
     client = _client(fake_daemon)
     agent = NewAgent(provider="mock", model="five-minute-stream", cwd=str(agent_cwd), title="long")
     seen: list[object] = []
 
     async def consume() -> None:
-        async for event in client.start_agent_turn(agent, "work"):
+        async for event in client.start_agent_turn(agent, hold.prompt()):
             seen.append(event)
 
     task = asyncio.create_task(consume())

@@ -36,7 +36,7 @@ from app.paseo.types import (
     TurnEvent,
     TurnStarted,
 )
-from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon
+from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon, Hold
 
 INSTANT = "emit 4 coalesced agent stream updates"
 INSTANT_REPLY = "".join(f"stress-update-{i}" for i in range(4))
@@ -309,9 +309,11 @@ async def test_a_permission_request_is_answered_and_the_turn_goes_on(
     assert (await paseo.inspect_agent(agent_id)).status == "idle"
 
 
-async def test_stop_ends_a_running_turn(paseo: PaseoClient, agent_cwd: Path) -> None:
+async def test_stop_ends_a_running_turn(paseo: PaseoClient, agent_cwd: Path, hold: Hold) -> None:
+    """The turn runs until stopped (`hold`; a real daemon: its minute), however slow the
+    machine is to get there."""
     agent = _agent(agent_cwd, model="one-minute-stream")
-    turn = paseo.start_agent_turn(agent, "work for a while")
+    turn = paseo.start_agent_turn(agent, hold.prompt("work for a while"))
     assert isinstance(await anext(turn), TurnStarted)
     started = await anext(turn)
     assert isinstance(started, AgentStarted)
@@ -397,16 +399,16 @@ async def test_unknown_provider_is_invalid_input(paseo: PaseoClient, agent_cwd: 
 
 
 async def test_steering_joins_the_running_turn_where_paseo_can(
-    paseo: PaseoClient, agent_cwd: Path
+    paseo: PaseoClient, agent_cwd: Path, hold: Hold
 ) -> None:
     """Paseo steers from 0.5 on, over its WebSocket; elsewhere nothing is sent and the turn
-    runs on untouched."""
+    runs on untouched. The turn runs until the steer was answered (`hold`), then ends."""
     facts = await paseo.ping()
     can_steer = facts.transport == "daemon" and protocol_of({"version": facts.version}).has(
         Feature.STEERING
     )
     agent_id = await _new_agent(paseo, agent_cwd)
-    turn = paseo.prompt_agent_turn(agent_id, "write a haiku")
+    turn = paseo.prompt_agent_turn(agent_id, hold.prompt("write a haiku"))
     seen: list[TurnEvent] = []
     async for event in turn:
         seen.append(event)
@@ -419,6 +421,7 @@ async def test_steering_joins_the_running_turn_where_paseo_can(
             await paseo.steer_agent_turn(agent_id, "and mention the sea")
         assert raised.value.code == "STEER_UNSUPPORTED"
         assert raised.value.kind == PaseoErrorKind.UNSUPPORTED
+    hold.release()
     seen += await _collect(turn)
     ended = seen[-1]
     assert isinstance(ended, TurnEnded) and ended.outcome == "completed"

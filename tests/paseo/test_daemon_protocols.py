@@ -18,8 +18,9 @@ from app.paseo.daemon.protocol import Delivery
 from app.paseo.daemon.target import DaemonTarget, parse_host
 from app.paseo.errors import PaseoError
 from app.paseo.types import AgentStarted, NewAgent, TurnEnded, TurnEvent
+from tests.conftest import release_when
 from tests.fakes.fake_paseo_versions import RELEASES
-from tests.fakes.harness import FakePaseoDaemon
+from tests.fakes.harness import FakePaseoDaemon, Hold
 
 INSTANT = "emit 3 coalesced agent stream updates"
 INSTANT_REPLY = "stress-update-0stress-update-1stress-update-2"
@@ -117,22 +118,33 @@ async def test_a_password_is_taken_in_the_hello_where_the_subprotocol_is_gone(
             await wrong.aclose()
 
 
-async def test_the_socket_outlives_the_daemons_lease(tmp_path: Path, agent_cwd: Path) -> None:
+async def test_the_socket_outlives_the_daemons_lease(
+    tmp_path: Path, agent_cwd: Path, hold: Hold
+) -> None:
     """A daemon from 0.2.3 cuts a pinging socket that stays silent past its lease: keepalive
-    pings hold it through a turn many leases long."""
-    lease = 1.0
+    pings hold it through a turn many leases long (held running until three leases passed).
+    The pings come every quarter lease; a lease of 2 s leaves them 1.5 s of lateness on a
+    loaded machine."""
+    lease = 2.0
     env = {"FAKE_PASEO_VERSION": "current", "FAKE_PASEO_SOCKET_LEASE_SECONDS": str(lease)}
     with FakePaseoDaemon(tmp_path / "home", extra_env=env, time_scale=0.5) as fake:
         target = parse_host(fake.host)
         connection = DaemonConnection(target, keepalive=lease / 4)
         client = DaemonPaseoClient(target, connection=connection)
+        loop = asyncio.get_running_loop()
+        started = float("inf")  # from when the socket is open
+        releaser = asyncio.create_task(
+            release_when(hold, lambda: loop.time() - started > 3 * lease)
+        )
         try:
             await client.ping()
             socket = connection._socket
-            started = asyncio.get_running_loop().time()
-            _, ended = await _turn(client.start_agent_turn(_agent(agent_cwd), "work"))
+            started = loop.time()
+            _, ended = await _turn(client.start_agent_turn(_agent(agent_cwd), hold.prompt()))
+            assert await releaser  # released by the clock, not given up
             assert ended.outcome == "completed"
-            assert asyncio.get_running_loop().time() - started > 3 * lease
+            assert loop.time() - started > 3 * lease
             assert connection._socket is socket  # never cut, never reconnected
         finally:
+            releaser.cancel()
             await client.aclose()

@@ -36,7 +36,9 @@ async def paseo(fake_daemon: FakePaseoDaemon) -> AsyncIterator[CliPaseoClient]:
 
 @pytest.fixture
 async def service(database: Database, paseo: CliPaseoClient) -> AsyncIterator[TurnService]:
-    settings = TurnSettings(timeout_seconds=60, max_concurrent=2, stale_seconds=1)
+    # The orphans' heartbeats are a minute old; a live turn's is fresh. Staleness must tell
+    # them apart however long a loaded machine takes between storing a turn and the scan.
+    settings = TurnSettings(timeout_seconds=60, max_concurrent=2, stale_seconds=30)
     turns = TurnService(database, Daemons.single(paseo), settings)
     yield turns
     await turns.aclose()
