@@ -240,6 +240,43 @@ async def test_resuming_from_a_cursor_yields_what_follows_it_once(
     )
 
 
+async def test_a_turn_that_ends_while_its_resumer_waits_yields_every_row(
+    paseo: PaseoClient, agent_cwd: Path, hold: Hold
+) -> None:
+    """Recovery pauses at each event it yields (the gateway stores it): a turn that ends
+    during such a pause still yields the text it wrote meanwhile, before its end."""
+    agent_id = await _new_agent(paseo, agent_cwd)
+    prompt, key = hold.prompt("work for a while"), str(uuid.uuid4())
+    before: list[TurnEvent] = []
+    turn = paseo.prompt_agent_turn(agent_id, prompt, turn_key=key)
+    async with asyncio.timeout(60):
+        async for event in turn:
+            before.append(event)
+            if sum(isinstance(e, TextDelta) for e in before) >= 3:
+                break
+    await turn.aclose()
+    cursor = [e for e in before if isinstance(e, TextDelta)][-1].cursor
+
+    resumed = paseo.resume_agent_turn(agent_id, prompt, cursor, turn_key=key)
+    after: list[TurnEvent] = []
+    async with asyncio.timeout(60):
+        async for event in resumed:  # up to the resumed turn's start: it pauses there
+            after.append(event)
+            if isinstance(event, TurnStarted):
+                break
+    hold.release()
+    async with asyncio.timeout(120):  # the turn ends while the resumer is paused
+        while (await paseo.inspect_agent(agent_id)).status in ("running", "initializing"):
+            await asyncio.sleep(0.1)
+    after += await _collect(resumed)
+
+    ended = after[-1]
+    assert isinstance(ended, TurnEnded) and ended.outcome == "completed"
+    whole = await _collect(paseo.resume_agent_turn(agent_id, prompt, None, turn_key=key))
+    assert _text(before) + _text(after) == _text(whole) == ended.final_text
+    assert ended.final_text.endswith("_(end of synthetic stream)_\n")
+
+
 async def test_a_turn_key_tells_a_prompt_from_an_earlier_one_of_the_same_text(
     paseo: PaseoClient, agent_cwd: Path
 ) -> None:

@@ -404,9 +404,10 @@ class DaemonPaseoClient:
                 for missed in turn.take(replayed):
                     yield missed
             yield TurnStarted()
-            if (ended := await self._ended_meanwhile(agent_id, turn)) is not None:
-                yield ended
-                return
+            async for event in self._ended_unseen(agent_id, turn):
+                yield event
+                if isinstance(event, TurnEnded):
+                    return
             for request in await self.list_permissions(agent_id):  # not replayable
                 yield PermissionRequested(request)
             async for event in self._follow(follower, turn, prompt):
@@ -434,27 +435,50 @@ class DaemonPaseoClient:
 
     async def _catch_up(self, agent_id: str, turn: _Turn, prompt: str) -> AsyncIterator[TurnEvent]:
         """After a reconnect: the rows missed (by seq), then the end if it came meanwhile."""
-        if turn.epoch is not None:
-            reply = await self._timeline(
-                agent_id, direction="after", cursor={"epoch": turn.epoch, "seq": turn.seq}
-            )
-            if reply.get("reset"):
-                yield TurnEnded(
-                    "error",
-                    "the daemon lost the agent's timeline (it restarted); the turn is gone",
-                    turn.text,
-                )
+        async for event in self._rows_after(agent_id, turn):
+            yield event
+            if isinstance(event, TurnEnded):
                 return
-            for row in rows_of(reply.get("entries") or []):
-                for event in turn.take(_row_event(agent_id, row, reply.get("epoch"))):
-                    yield event
-                    if isinstance(event, TurnEnded):
-                        return
-        if (ended := await self._ended_meanwhile(agent_id, turn)) is not None:
-            yield ended
+        async for event in self._ended_unseen(agent_id, turn):
+            yield event
 
-    async def _ended_meanwhile(self, agent_id: str, turn: _Turn) -> TurnEnded | None:
-        """Turn events are not replayable: an agent no longer busy ended the turn unseen."""
+    async def _rows_after(self, agent_id: str, turn: _Turn) -> AsyncIterator[TurnEvent]:
+        """The turn events of the timeline rows after the follower's cursor."""
+        if turn.epoch is None:
+            return
+        reply = await self._timeline(
+            agent_id, direction="after", cursor={"epoch": turn.epoch, "seq": turn.seq}
+        )
+        if reply.get("reset"):
+            yield TurnEnded(
+                "error",
+                "the daemon lost the agent's timeline (it restarted); the turn is gone",
+                turn.text,
+            )
+            return
+        for row in rows_of(reply.get("entries") or []):
+            for event in turn.take(_row_event(agent_id, row, reply.get("epoch"))):
+                yield event
+                if isinstance(event, TurnEnded):
+                    return
+
+    async def _ended_unseen(self, agent_id: str, turn: _Turn) -> AsyncIterator[TurnEvent]:
+        """If the turn ended while nobody read its stream: the rows it wrote since the
+        cursor, then its end. The end is asked first, so by then every row the turn wrote
+        is in the timeline (the daemon flushes text before a turn event)."""
+        ended = await self._ended_meanwhile(agent_id)
+        if ended is None:
+            return
+        async for event in self._rows_after(agent_id, turn):
+            yield event
+            if isinstance(event, TurnEnded):
+                return
+        outcome, message = ended
+        yield TurnEnded(outcome, message, turn.text)
+
+    async def _ended_meanwhile(self, agent_id: str) -> tuple[TurnOutcome, str] | None:
+        """Turn events are not replayable: an agent no longer busy ended the turn unseen
+        (its outcome and message; None: it still runs)."""
         if (await self._snapshot(agent_id)).get("status") in _BUSY:
             return None
         reply = await self._call(
@@ -465,9 +489,9 @@ class DaemonPaseoClient:
         status = str(reply.get("status"))
         if status in ("timeout", "permission"):
             return None  # still running (a pending permission waits for a person)
-        outcome = _WAIT_OUTCOME.get(status, "error")
-        message = str(reply.get("error") or f"turn ended ({status})")
-        return TurnEnded(outcome, message, turn.text)
+        return _WAIT_OUTCOME.get(status, "error"), str(
+            reply.get("error") or f"turn ended ({status})"
+        )
 
     async def aclose(self) -> None:
         await self.connection.aclose()
