@@ -1,4 +1,4 @@
-# Paseo Gateway container image (see README, "Deploying with the container image").
+# Paseo Gateway container image (see docs/container.md).
 #
 #   podman build --format docker -t paseo-gateway .      (docker: docker build -t paseo-gateway .)
 #
@@ -14,7 +14,7 @@
 #   NPM_VERSION        npm used to install the CLI (build stage only, not in the image).
 #   NPM_REGISTRY       npm registry (or mirror) for Node.js, npm and the CLI.
 #
-# Configuration is environment variables only (README, "Configuration"); the image adds
+# Configuration is environment variables only (docs/configuration.md); the image adds
 # PASEO_GATEWAY_LISTEN_HOST, PASEO_GATEWAY_LISTEN_PORT and PASEO_GATEWAY_WORKERS (0.0.0.0,
 # 8000, 1) for `serve`. The server applies migrations at start (PASEO_GATEWAY_MIGRATE_ON_START).
 ARG BASE_IMAGE=python:3.11-slim

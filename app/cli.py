@@ -19,9 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = _settings_or_exit()
     _configure_logging(settings)
     if args.command == "migrate":
-        from app.migrations import upgrade_to_head
-
-        upgrade_to_head(settings.database_url)
+        print(_migrate(settings.database_url))
     elif args.command == "keys":
         sys.exit(asyncio.run(_keys(args, settings)))
     elif args.command == "check":
@@ -117,6 +115,19 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
 
 
+def _migrate(url: str) -> str:
+    """Apply every migration; say which database (never its password) and what changed."""
+    from app.migrations import current_revision, upgrade_to_head
+
+    before = asyncio.run(current_revision(url))
+    upgrade_to_head(url)
+    after = asyncio.run(current_revision(url))
+    where = f"database {_redacted_url(url)} is at revision {after}"
+    if before == after:
+        return f"{where}, the newest: nothing to do"
+    return f"{where} (upgraded from {before or 'an empty database'})"
+
+
 async def _check(settings: Settings) -> int:
     """What `/readyz` checks, from the command line, with what to do about each failure."""
     from app.db import Database
@@ -153,11 +164,17 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
     from app.migrations import upgrade_to_head_async
     from app.services.auth import AuthService
 
+    # Keys live in the database: one made for another gateway's database is unknown there.
+    print(f"database: {_redacted_url(settings.database_url)}", file=sys.stderr)
+    if new_file := _missing_sqlite_file(settings.database_url):
+        print(
+            f"note: {new_file} is a new database that no gateway uses yet; keys live in "
+            "the gateway's database: set the gateway's PASEO_GATEWAY_DATABASE_URL",
+            file=sys.stderr,
+        )
     await upgrade_to_head_async(settings.database_url)
     db = Database.from_url(settings.database_url)
     auth = AuthService(db, stream_token_seconds=settings.stream_token_seconds)
-    # Keys live in the database: one made for another gateway's database is unknown there.
-    print(f"database: {_redacted_url(settings.database_url)}", file=sys.stderr)
     try:
         if args.keys_command == "create":
             created = await auth.create_key(args.name, args.scope)
@@ -176,6 +193,16 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await db.dispose()
     return 0
+
+
+def _missing_sqlite_file(url: str) -> str | None:
+    """The file of a SQLite URL that does not exist yet (opening it would create it)."""
+    from sqlalchemy import make_url
+
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    return None if os.path.exists(parsed.database) else parsed.database
 
 
 def _is_loopback(host: str) -> bool:

@@ -115,6 +115,22 @@ class UnknownDaemon(InvalidInput):
     code = "unknown_daemon"
 
 
+class UnknownModel(InvalidInput):
+    code, title = "unknown_model", "The provider does not list that model"
+
+
+class UnknownMode(InvalidInput):
+    code, title = "unknown_mode", "The provider or agent has no such mode"
+
+
+class CwdNotFound(InvalidInput):
+    code, title = "cwd_not_found", "The working directory does not exist"
+
+
+class CwdNotADirectory(InvalidInput):
+    code, title = "cwd_not_a_directory", "The working directory is not a directory"
+
+
 class IdempotencyKeyReused(InvalidInput):
     code = "idempotency_key_reused"
 
@@ -125,6 +141,28 @@ class SessionExists(Conflict):
 
 class PayloadTooLarge(GatewayError):
     status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+class ImageTooLarge(PayloadTooLarge):
+    code, title = "image_too_large", "An image is too large"
+
+
+class TooManyImages(PayloadTooLarge):
+    code, title = "too_many_images", "Too many images"
+
+
+class ImageTypeUnsupported(GatewayError):
+    status, code, title = 415, "image_type_unsupported", "Image type not allowed"
+
+
+class ImageInvalid(InvalidInput):
+    code = "image_invalid"
+
+
+class MediaUnsupported(InvalidInput):
+    """Images or attachments this transport, or this kind of prompt, cannot carry."""
+
+    code = "media_unsupported"
 
 
 class PaseoUnavailable(GatewayError):
@@ -141,6 +179,10 @@ class DaemonUnavailable(PaseoUnavailable):
 
 class PaseoNotInstalled(PaseoUnavailable):
     code = "paseo_not_installed"
+
+
+class ProviderNotReady(PaseoUnavailable):
+    code, title = "provider_not_ready", "The provider's models or modes cannot be read yet"
 
 
 class PaseoBadOutput(GatewayError):

@@ -45,6 +45,7 @@ from app.services.chat_completions import ChatCompletionService
 from app.services.daemons import Daemons
 from app.services.health import HealthService
 from app.services.permissions import PermissionService
+from app.services.prompt_media import image_body_bytes
 from app.services.sessions import SessionDefaults, SessionService
 from app.services.turn.listener import EventListener
 from app.services.turn.service import TurnService, TurnSettings
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
                 cancel_confirm_seconds=settings.cancel_confirm_seconds,
                 prompt_rate_per_minute=settings.prompt_rate_limit_per_minute,
                 max_first_prompt_bytes=first_prompt_limit(settings),
+                takes_attachments=settings.transport == "daemon",
             ),
         )
         defaults = SessionDefaults(
@@ -219,8 +221,9 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
                 "Retry-After",
             ],
         )
-    # A prompt as JSON may escape every byte (\\uXXXX: 6 bytes each), plus some room.
-    body_limit = 6 * settings.max_prompt_bytes + BODY_OVERHEAD_BYTES
+    # A prompt as JSON may escape every byte (\\uXXXX: 6 bytes each), plus the most images a
+    # prompt may carry (base64), plus some room. The images' own limits are checked after.
+    body_limit = 6 * settings.max_prompt_bytes + image_body_bytes() + BODY_OVERHEAD_BYTES
     app.add_middleware(BodyLimitMiddleware, max_bytes=body_limit)
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(MetricsMiddleware)

@@ -61,20 +61,26 @@ async def downgrade_to_base_async(url: str) -> None:
     await asyncio.to_thread(downgrade_to_base, url)
 
 
-async def pending_migrations(url: str) -> int:
-    """How many migrations the database at `url` still lacks (0: at head)."""
+async def current_revision(url: str) -> str | None:
+    """The revision the database at `url` is at (None: no migration applied yet)."""
     from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
 
     from app.db import create_engine
 
-    scripts = ScriptDirectory.from_config(alembic_config(url))
     engine = create_engine(url)
     try:
         async with engine.connect() as connection:
-            current = await connection.run_sync(
+            return await connection.run_sync(
                 lambda sync: MigrationContext.configure(sync).get_current_revision()
             )
     finally:
         await engine.dispose()
+
+
+async def pending_migrations(url: str) -> int:
+    """How many migrations the database at `url` still lacks (0: at head)."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(alembic_config(url))
+    current = await current_revision(url)
     return len(list(scripts.iterate_revisions(scripts.get_current_head(), current)))

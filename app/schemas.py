@@ -37,6 +37,11 @@ MAX_OFFSET = 2**31 - 1
 
 
 Provider = Annotated[str, StringConstraints(pattern=PROVIDER_PATTERN)]
+# A mode id as providers spell them (`acceptEdits`, `https://…/session-modes#plan`): no
+# control characters, no leading `-` or space. Which ids exist is checked against the
+# provider's list, which answers a label sent instead with its id.
+MODE_PATTERN = r"^[^\x00-\x20\x7f-][^\x00-\x1f\x7f]{0,127}$"
+ModeId = Annotated[str, StringConstraints(pattern=MODE_PATTERN)]
 Model = Annotated[str, StringConstraints(pattern=MODEL_PATTERN)]
 LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY_PATTERN)]
 LabelValue = Annotated[
@@ -58,22 +63,88 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", regex_engine="python-re")
 
 
+IMAGES_DESCRIPTION = (
+    "Images the agent sees with the prompt: at most 8, each at most 5 MiB decoded and "
+    "20 MiB together; png, jpeg, gif or webp (413 too large or too many, 415 another type, "
+    "422 not base64). Both transports carry them. Not stored: the turn's `turn.started` "
+    "event lists their types and sizes."
+)
+ATTACHMENTS_DESCRIPTION = (
+    "Text handed to the agent beside the prompt (Paseo's `text` attachment): at most 16, and "
+    "with the prompt at most PASEO_GATEWAY_MAX_PROMPT_BYTES together. Daemon transport only "
+    "(422 `media_unsupported` on the CLI's). Not stored: `turn.started` lists titles and sizes."
+)
+
+
+class PromptImageIn(_Strict):
+    """An image sent with a prompt."""
+
+    media_type: str = Field(
+        max_length=100, description="`image/png`, `image/jpeg`, `image/gif` or `image/webp`"
+    )
+    data: str = Field(
+        description="The image's bytes, base64 (standard alphabet, padded), no `data:` prefix"
+    )
+
+
+class TextAttachmentIn(_Strict):
+    """Text handed to the agent beside the prompt."""
+
+    type: Literal["text"] = "text"
+    title: Title | None = Field(default=None, description="What the text is (a file name, ...)")
+    text: PromptText
+
+
+PROMPT_IMAGE_EXAMPLE: dict[str, Any] = {
+    "media_type": "image/png",
+    "data": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGP4z8DwHwAFAAH/"
+    "iZk9HQAAAABJRU5ErkJggg==",
+}  # a 1x1 red PNG
+
+
 class SessionCreate(_Strict):
     """A new session. Its agent is created with the first prompt (`paseo run` needs one)."""
 
     provider: Provider | None = Field(
         default=None, description="Agent provider (claude, codex, ...); server default if unset."
     )
-    model: Model | None = None
-    mode: Provider | None = Field(default=None, description="Provider-specific mode id.")
+    model: Model | None = Field(
+        default=None,
+        description=(
+            "One of the ids the provider lists (`GET /v1/models` shows them as "
+            "`provider/model`); else 422 `unknown_model` with the list in `models`, and 503 "
+            "`provider_not_ready` (with Retry-After) while the provider's list is loading. "
+            "Unset: the server's default model (with `provider` unset) or the provider's."
+        ),
+    )
+    mode: ModeId | None = Field(
+        default=None,
+        description=(
+            "The `id` of one of the provider's modes (`GET /providers` lists `{id, label}`); "
+            "else 422 `unknown_mode` with the ids in `modes`. A provider that lists no modes "
+            "takes any (Paseo decides)."
+        ),
+    )
     title: Title | None = None
     cwd: Cwd | None = Field(
-        default=None, description="Agent working directory on the daemon's machine."
+        default=None,
+        description=(
+            "Agent working directory on the daemon's machine, inside its workspace roots "
+            "(symlinks followed; else 422 `invalid_input`). Under a root the gateway can see "
+            "(a directory on its machine too), it must exist (422 `cwd_not_found`) and be a "
+            "directory (422 `cwd_not_a_directory`). Unset: the server's default."
+        ),
     )
     labels: Labels = Field(default_factory=dict)
     prompt: PromptText | None = Field(
         default=None,
         description="Optional first prompt: creates the agent at once and starts a turn.",
+    )
+    images: list[PromptImageIn] = Field(
+        default_factory=list, description=f"With `prompt` only. {IMAGES_DESCRIPTION}"
+    )
+    attachments: list[TextAttachmentIn] = Field(
+        default_factory=list, description=f"With `prompt` only. {ATTACHMENTS_DESCRIPTION}"
     )
     daemon: DaemonName | None = Field(default=None, description=DAEMON_FIELD_DESCRIPTION)
 
@@ -131,11 +202,13 @@ class SessionUpdate(_Strict):
             "(Paseo keeps every label an agent was given)."
         ),
     )
-    mode: Provider | None = Field(
+    mode: ModeId | None = Field(
         default=None,
         description=(
-            "Provider-specific mode id (claude: `plan`, `acceptEdits`, ...): one of the agent's "
-            "modes once it has an agent; Paseo switches it even while a turn runs."
+            "A mode `id` (claude: `plan`, `acceptEdits`, ...), not its label: one of the "
+            "agent's modes once it has an agent (Paseo switches it even while a turn runs), "
+            "before that one of its provider's (`GET /providers`). Else 422 `unknown_mode` "
+            "with the ids in `modes`; 503 `provider_not_ready` while the provider is loading."
         ),
     )
 
@@ -179,6 +252,10 @@ class PromptRequest(_Strict):
     prompt: PromptText = Field(
         description="What to ask the agent. Any text; never parsed as flags."
     )
+    images: list[PromptImageIn] = Field(default_factory=list, description=IMAGES_DESCRIPTION)
+    attachments: list[TextAttachmentIn] = Field(
+        default_factory=list, description=ATTACHMENTS_DESCRIPTION
+    )
     mode: Literal["queue", "interrupt", "steer"] = Field(
         default="queue",
         description=(
@@ -192,7 +269,12 @@ class PromptRequest(_Strict):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"prompt": "Summarise the failing tests"}]},
+        json_schema_extra={
+            "examples": [
+                {"prompt": "Summarise the failing tests"},
+                {"prompt": "What does this screenshot show?", "images": [PROMPT_IMAGE_EXAMPLE]},
+            ]
+        },
     )
 
 

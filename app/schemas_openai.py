@@ -8,7 +8,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.schemas import PROMPT_IMAGE_EXAMPLE
+
 MAX_MESSAGES = 10_000
+EXAMPLE_DATA_URL = f"data:image/png;base64,{PROMPT_IMAGE_EXAMPLE['data']}"
 
 ModelId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
@@ -17,11 +20,20 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class ImageUrl(_Lenient):
+    url: str = Field(
+        description="A base64 data URL (`data:image/png;base64,...`): the gateway fetches no "
+        "http(s) URL (400). png, jpeg, gif or webp; at most 8 images of 5 MiB (20 MiB together)."
+    )
+    detail: str | None = Field(default=None, description="Ignored")
+
+
 class ContentPart(_Lenient):
-    """One part of a message's content; only `text` parts carry something an agent reads."""
+    """One part of a message's content: `text`, or (user messages) `image_url` with a data URL."""
 
     type: str
     text: str | None = None
+    image_url: ImageUrl | None = None
 
 
 class ChatMessage(_Lenient):
@@ -53,7 +65,22 @@ class ChatCompletionRequest(_Lenient):
                     "model": "mock/ten-second-stream",
                     "messages": [{"role": "user", "content": "Say hello"}],
                     "stream": True,
-                }
+                },
+                {
+                    "model": "mock/ten-second-stream",
+                    "messages": [
+                        {
+                            "role": "user",
+                            "content": [
+                                {"type": "text", "text": "What is in this image?"},
+                                {
+                                    "type": "image_url",
+                                    "image_url": {"url": EXAMPLE_DATA_URL},
+                                },
+                            ],
+                        }
+                    ],
+                },
             ]
         },
     )

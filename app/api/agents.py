@@ -122,6 +122,12 @@ async def archive_agent(
     "/providers",
     response_model=list[DaemonProvider],
     summary="Agent providers the daemons know",
+    description=(
+        "Each provider as one daemon offers it: `status` (ready, loading, unavailable, "
+        "error), `enabled`, `default_mode` (an id) and `modes` as `{id, label}`: `mode` in "
+        "`POST /sessions` and `PATCH /sessions/{id}` takes the `id`. A provider lists no modes "
+        "while it is `loading`. Its models: `GET /v1/models` (`provider/model`)."
+    ),
     responses={**PASEO_ERRORS, 200: MERGED},
 )
 async def list_providers(

@@ -70,7 +70,11 @@ OpenAI's Chat Completions, answered by a Paseo agent. The `model` (`provider/mod
   `{"error": …}` line. Otherwise one `chat.completion`.
 - A second request while the session's turn runs: `409`. A client that disconnects does not
   cancel the turn; `POST /sessions/{id}/cancel` does.
-- Only text content is read; `temperature`, `max_tokens`, `tools` and the like are ignored
+- Content is read from `text` parts and, in user messages, `image_url` parts whose `url` is a
+  base64 data URL (`data:image/png;base64,...`; png, jpeg, gif, webp; at most 8 images of
+  5 MiB, 20 MiB together). The gateway fetches nothing: an http(s) URL is refused (400). A new
+  session's first prompt carries every image of the conversation; an existing session's,
+  those of the newest message. `temperature`, `max_tokens`, `tools` and the like are ignored
   (the agent has its own tools and settings).
 """
 
@@ -107,7 +111,7 @@ async def list_models(chats: ChatsDep, principal: Reader) -> ModelList:
             "content": {"text/event-stream": {}},
             "description": "One `chat.completion`, or with `stream: true` its chunks as SSE",
         },
-        **openai_error_responses(400, 401, 403, 404, 409, 413, 429, 502, 503, 504),
+        **openai_error_responses(400, 401, 403, 404, 409, 413, 415, 429, 502, 503, 504),
     },
 )
 async def chat_completions(

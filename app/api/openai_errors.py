@@ -72,6 +72,7 @@ def openai_error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "No such model or session",
         409: "The session is already running a turn, or is closed",
         413: "Payload too large",
+        415: "An image's media type is not allowed (png, jpeg, gif, webp)",
         429: "Too many prompts for this API key; see Retry-After",
         502: "Paseo answered with an error, or the turn failed",
         503: "Paseo unavailable, or this gateway is shutting down",

@@ -165,6 +165,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "Not found",
         409: "Conflict",
         413: "Payload too large",
+        415: "An image's media type is not allowed (png, jpeg, gif, webp)",
         422: "Invalid input",
         429: "Too many prompts for this API key; see Retry-After",
         502: "Paseo answered with an error or unparseable output",

@@ -36,8 +36,17 @@ Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")]
     status_code=201,
     response_model=SessionCreated,
     summary="Create a session",
-    description="The agent is created with the first prompt (here as `prompt`, or later).",
-    responses=problem_responses(400, 409, 413, 422, 502, 503, 504),
+    description=(
+        "The agent is created with the first prompt (here as `prompt`, or later). Checked "
+        "before anything is stored, against the session's daemon: the `provider` must run "
+        "agents there (422 `invalid_input`); a `model` must be one it lists (422 "
+        "`unknown_model`, the ids in `models`) and a `mode` one of its mode ids (422 "
+        "`unknown_mode`, the ids in `modes`), 503 `provider_not_ready` with `Retry-After` "
+        "while the provider's lists are loading; the `cwd` must be inside the daemon's "
+        "workspace roots (422 `invalid_input`) and, under a root the gateway can see, an "
+        "existing directory (422 `cwd_not_found`, `cwd_not_a_directory`)."
+    ),
+    responses=problem_responses(400, 409, 413, 415, 422, 502, 503, 504),
 )
 async def create_session(
     body: SessionCreate, sessions: SessionsDep, principal: Prompter
@@ -104,6 +113,12 @@ async def get_session(
     "/{session_id}",
     response_model=SessionOut,
     summary="Steer a session: its title, labels and mode (its agent's too)",
+    description=(
+        "`mode` takes a mode `id` (not its label): one of the agent's modes, or before the "
+        "session has an agent, one of its provider's as `GET /providers` lists them; else 422 "
+        "`unknown_mode` naming the ids (`modes`), 503 `provider_not_ready` with `Retry-After` "
+        "while the provider is loading. Nothing changes when any part is refused."
+    ),
     responses=problem_responses(400, 404, 409, 422, 502, 503, 504),
 )
 async def update_session(

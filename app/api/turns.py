@@ -25,9 +25,10 @@ from app.api.deps import (
 )
 from app.api.event_stream import ServerStopping, event_source, until_shutdown
 from app.api.problems import problem_responses
-from app.errors import InvalidInput
+from app.errors import InvalidInput, MediaUnsupported
 from app.schemas import MAX_OFFSET, CancelResult, Page, PromptRequest, TurnOut
 from app.services.auth import Principal
+from app.services.prompt_media import check_media
 from app.services.sessions import check_prompt
 from app.services.turn.events import StoredEvent
 from app.services.turn.run import events_url
@@ -58,11 +59,24 @@ STREAM_DESCRIPTION = """\
 A `text/event-stream`. Each event has an `id:` (its sequence number in the turn) and JSON
 `data:`:
 
-- `turn.started` `{turn_id, session_id, agent_id, events_url}`
+- `turn.started` `{turn_id, session_id, agent_id, events_url}`, plus `images`
+  `[{media_type, bytes}]` and `attachments` `[{title, bytes}]` when the prompt carried them
+  (their contents are not stored)
 - `turn.queued` `{turn_id}` when the gateway's turn limit is reached (it starts later)
 - `agent.created` `{agent_id}` (first prompt of a session only)
 - `text` `{delta}`: the agent's reply as it is produced
-- `reasoning` `{delta}`, `tool` `{name, status}`, `notice` `{kind, text}` where Paseo shows them
+- `reasoning` `{delta}`: the agent's thinking as it is produced (each part once)
+- `tool` `{call_id, name, status, kind, detail, error}`: one per state change of a tool call
+  (`status` running, completed, failed or canceled; the states of one call share `call_id`).
+  `kind` is `shell`, `read`, `edit`, `write`, `search`, `plan` or `other`; `detail` has the
+  keys that apply: `command`, `cwd`, `output`, `exit_code` (shell), `path`, `content`
+  (read, write), `path`, `old_string`, `new_string`, `diff` (edit, unified), `query`
+  (search), `content` (plan), `url` (fetch). Each text field keeps at most 64 KiB; a cut one
+  makes the detail say `truncated: true`. On the CLI transport `detail` is `{}`, `error` is
+  null and `call_id` is the gateway's own (Paseo's `attach` prints only name and status)
+- `todo` `{items, completed, total}`: the agent's task list as it stands, `items` a list of
+  `{text, done}` (null on the CLI transport, which sees only the counts)
+- `notice` `{kind, text}`: other lines Paseo shows (`attention`, `error`, `turn_failed`)
 - `turn.permission_requested` `{permission_id, name, kind, title, description, input,
   actions}` when the agent asks a person (the turn is `waiting_permission`; answer it with
   `POST /sessions/{id}/permissions/{permission_id}`), and `turn.permission_resolved`
@@ -117,7 +131,7 @@ def _event_source(
     response_class=EventSourceResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "The turn's event stream"},
-        **problem_responses(400, 404, 409, 413, 422, 502, 503, 504),
+        **problem_responses(400, 404, 409, 413, 415, 422, 502, 503, 504),
     },
 )
 async def prompt_session(
@@ -130,7 +144,13 @@ async def prompt_session(
     idempotency_key: IdempotencyKey = None,
 ) -> EventSourceResponse:
     check_prompt(body.prompt, settings.max_prompt_bytes)
+    media = check_media(body.prompt, body.images, body.attachments, settings.max_prompt_bytes)
     if body.mode == "steer":
+        if media:
+            raise MediaUnsupported(
+                "images and attachments start a turn of their own; they cannot join a running "
+                "one: send them with mode=queue or mode=interrupt"
+            )
         if idempotency_key is not None:
             raise InvalidInput(
                 "Idempotency-Key cannot be used with mode=steer (a steer starts no turn to "
@@ -144,6 +164,7 @@ async def prompt_session(
             principal,
             idempotency_key=idempotency_key,
             interrupt=body.mode == "interrupt",
+            media=media,
         )
     url = events_url(session_id, turn.id)
     headers = {

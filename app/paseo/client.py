@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
+from app.paseo.media import NO_MEDIA, PromptMedia
 from app.paseo.types import (
     AgentDetail,
     AgentSummary,
@@ -63,12 +64,18 @@ class PaseoClient(Protocol):
     ) -> CreatedAgent: ...
 
     def start_agent_turn(
-        self, agent: NewAgent, prompt: str, *, turn_key: str | None = None
+        self,
+        agent: NewAgent,
+        prompt: str,
+        *,
+        turn_key: str | None = None,
+        media: PromptMedia = NO_MEDIA,
     ) -> AsyncIterator[TurnEvent]:
         """Create an agent with its first prompt and follow that turn.
 
         `turn_key` (the gateway's turn id) names the prompt where the transport can make
         Paseo keep it (the daemon's message id): recovery then finds it by key, not by text.
+        `media` goes with the prompt (the CLI raises MEDIA_UNSUPPORTED for attachments).
 
         Yields `TurnStarted` (nothing is created before the consumer asks for more), then
         `AgentStarted`, `PromptDelivered`, the turn's output, and exactly one `TurnEnded`.
@@ -76,9 +83,15 @@ class PaseoClient(Protocol):
         ...
 
     def prompt_agent_turn(
-        self, agent_id: str, prompt: str, *, turn_key: str | None = None
+        self,
+        agent_id: str,
+        prompt: str,
+        *,
+        turn_key: str | None = None,
+        media: PromptMedia = NO_MEDIA,
     ) -> AsyncIterator[TurnEvent]:
-        """Send a prompt to an existing agent and follow the turn until `TurnEnded`.
+        """Send a prompt (with `media`) to an existing agent and follow the turn until
+        `TurnEnded`.
 
         Yields `TurnStarted` before anything is sent, `PromptDelivered` once Paseo is seen to
         have the prompt (at the latest before `TurnEnded`, unless it never got it).

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 
 from app.paseo.client import PaseoClient
 from app.paseo.errors import PaseoError
+from app.paseo.media import NO_MEDIA, PromptMedia
 from app.paseo.types import (
     AgentDetail,
     AgentSummary,
@@ -101,14 +102,28 @@ class Daemon:
             )
 
     def start_agent_turn(
-        self, agent: NewAgent, prompt: str, *, turn_key: str | None = None
+        self,
+        agent: NewAgent,
+        prompt: str,
+        *,
+        turn_key: str | None = None,
+        media: PromptMedia = NO_MEDIA,
     ) -> AsyncIterator[TurnEvent]:
-        return self._follow(self.client.start_agent_turn(agent, prompt, turn_key=turn_key))
+        return self._follow(
+            self.client.start_agent_turn(agent, prompt, turn_key=turn_key, media=media)
+        )
 
     def prompt_agent_turn(
-        self, agent_id: str, prompt: str, *, turn_key: str | None = None
+        self,
+        agent_id: str,
+        prompt: str,
+        *,
+        turn_key: str | None = None,
+        media: PromptMedia = NO_MEDIA,
     ) -> AsyncIterator[TurnEvent]:
-        return self._follow(self.client.prompt_agent_turn(agent_id, prompt, turn_key=turn_key))
+        return self._follow(
+            self.client.prompt_agent_turn(agent_id, prompt, turn_key=turn_key, media=media)
+        )
 
     def resume_agent_turn(
         self, agent_id: str, prompt: str, cursor: str | None, *, turn_key: str | None = None

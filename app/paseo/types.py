@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.paseo.tool_calls import ToolKind
+
 AgentStatus = Literal["initializing", "idle", "running", "error", "closed"]
 TurnOutcome = Literal["completed", "error", "timeout", "interrupted"]
 ProviderStatus = Literal["ready", "loading", "unavailable", "error"]
@@ -144,6 +146,16 @@ class DeleteResult(_GatewayModel):
     agent_ids: list[str]
 
 
+class ProviderMode(_GatewayModel):
+    """One mode of a provider, as `GET /providers` lists it."""
+
+    id: str | None = Field(
+        description="What `mode` takes. null only where an older Paseo CLI printed the label "
+        "alone and the mode is not one of Paseo's built-in ones (CLI transport)"
+    )
+    label: str
+
+
 class ProviderInfo(_GatewayModel):
     """One agent provider the daemon knows, and whether it can run agents now."""
 
@@ -151,8 +163,11 @@ class ProviderInfo(_GatewayModel):
     label: str
     status: str = Field(description="ready, loading, unavailable or error")
     enabled: bool
-    default_mode: str
-    modes: list[str] = Field(description="The labels of its modes")
+    default_mode: str = Field(description="The id of the mode its agents start in")
+    modes: list[ProviderMode] = Field(
+        description="Its modes: `id` is what `mode` takes (`POST /sessions`, `PATCH "
+        "/sessions/{id}`), `label` what a person reads. Empty while the provider is `loading`."
+    )
 
     @property
     def usable(self) -> bool:
@@ -251,16 +266,48 @@ class ReasoningDelta:
 
 @dataclass(frozen=True)
 class ToolActivity:
+    """One state of one tool call (running, completed, failed, canceled), in the gateway's
+    own terms: each transport translates Paseo's shape into this in one place.
+
+    `detail` holds only the keys that apply, snake_case (`command`, `cwd`, `output`,
+    `exit_code`, `path`, `old_string`, `new_string`, `diff`, `content`, `query`, `url`), its
+    text fields capped (`app.paseo.tool_calls`, `truncated: true` when cut); empty where the
+    transport does not see it (the CLI). `call_id` ties the states of one call together.
+    """
+
     name: str
     status: str
+    call_id: str | None = None
+    kind: ToolKind = "other"
+    detail: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class TodoItem:
+    text: str
+    done: bool
+
+
+@dataclass(frozen=True)
+class TodoUpdate:
+    """The agent's task list as it stands now (each update replaces the last).
+
+    `items` is None where the transport sees only the counts (the CLI's `[Todo] x/y
+    completed`)."""
+
+    completed: int
+    total: int
+    items: tuple[TodoItem, ...] | None = None
     cursor: str | None = None
 
 
 @dataclass(frozen=True)
 class AgentNotice:
-    """Other lines the stream shows: todo progress, permission prompts, attention, errors."""
+    """Other lines the stream shows: permission prompts, attention, errors."""
 
-    kind: Literal["todo", "permission", "permission_resolved", "attention", "error", "turn_failed"]
+    kind: Literal["permission", "permission_resolved", "attention", "error", "turn_failed"]
     text: str
     cursor: str | None = None
 
@@ -273,7 +320,7 @@ class PromptSteered:
     cursor: str | None = None
 
 
-TurnOutput = TextDelta | ReasoningDelta | ToolActivity | AgentNotice | PromptSteered
+TurnOutput = TextDelta | ReasoningDelta | ToolActivity | TodoUpdate | AgentNotice | PromptSteered
 
 
 @dataclass(frozen=True)
@@ -311,6 +358,7 @@ TurnEvent = (
     | TextDelta
     | ReasoningDelta
     | ToolActivity
+    | TodoUpdate
     | AgentNotice
     | PromptSteered
     | TurnEnded

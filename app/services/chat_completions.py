@@ -15,9 +15,11 @@ from dataclasses import dataclass
 
 from app.errors import InvalidInput
 from app.models import GatewaySession, Turn
-from app.schemas import MODEL_PATTERN, PROVIDER_PATTERN, SessionCreate
+from app.paseo.media import PromptMedia
+from app.schemas import MODEL_PATTERN, PROVIDER_PATTERN, PromptImageIn, SessionCreate
 from app.schemas_openai import ChatMessage
 from app.services.auth import Principal
+from app.services.prompt_media import DataUrlImage, check_images, image_from_url
 from app.services.sessions import SessionService, check_prompt
 from app.services.turn.service import TurnService
 
@@ -64,13 +66,15 @@ def session_model(record: GatewaySession) -> str:
 
 
 def message_text(message: ChatMessage, index: int) -> str:
-    """A message's text: a string, or its `text` parts joined (an agent reads nothing else)."""
+    """A message's text: a string, or its `text` parts joined (images are `message_images`)."""
     if message.content is None:
         return ""
     if isinstance(message.content, str):
         return message.content
     texts: list[str] = []
     for part in message.content:
+        if part.type == "image_url":
+            continue
         if part.type != "text" or part.text is None:
             raise InvalidInput(
                 f"messages[{index}] has a {part.type!r} part; only text parts are supported",
@@ -78,6 +82,29 @@ def message_text(message: ChatMessage, index: int) -> str:
             )
         texts.append(part.text)
     return "".join(texts)
+
+
+def message_images(message: ChatMessage, index: int) -> list[DataUrlImage]:
+    """A message's `image_url` parts, each a base64 data URL (user messages only)."""
+    if not isinstance(message.content, list):
+        return []
+    images: list[DataUrlImage] = []
+    for number, part in enumerate(message.content):
+        if part.type != "image_url":
+            continue
+        where = f"messages[{index}].content[{number}].image_url"
+        if message.role != "user":
+            raise InvalidInput(f"{where}: only user messages may carry images", field=where)
+        if part.image_url is None:
+            raise InvalidInput(f"{where} is missing: send {{'url': 'data:...'}}", field=where)
+        images.append(image_from_url(part.image_url.url, f"{where}.url"))
+    return images
+
+
+def conversation_images(messages: Sequence[ChatMessage]) -> list[DataUrlImage]:
+    """Every image of the conversation, in order: a new session's first prompt carries the
+    conversation so far, its images too."""
+    return [image for index, m in enumerate(messages) for image in message_images(m, index)]
 
 
 def newest_user_message(messages: Sequence[ChatMessage]) -> str:
@@ -138,8 +165,15 @@ class ChatCompletionService:
         if session_id is not None:
             return await self._follow_up(session_id, choice, messages, principal)
         prompt = first_prompt(messages)
-        request = SessionCreate(provider=choice.provider, model=choice.model, prompt=prompt)
-        record, turn = await self.sessions.create(request, principal, check_model=True)
+        images = conversation_images(messages)
+        check_images(images, field="image_url")  # said in the terms of this request
+        request = SessionCreate(
+            provider=choice.provider,
+            model=choice.model,
+            prompt=prompt,
+            images=[PromptImageIn(media_type=i.media_type, data=i.data) for i in images],
+        )
+        record, turn = await self.sessions.create(request, principal, openai_model=True)
         assert turn is not None  # a session created with a prompt has its first turn
         return ChatTurn(record, turn, session_model(record))
 
@@ -152,6 +186,10 @@ class ChatCompletionService:
     ) -> ChatTurn:
         prompt = newest_user_message(messages)
         check_prompt(prompt, self.sessions.defaults.max_prompt_bytes)
+        last = len(messages) - 1
+        media = PromptMedia(
+            images=check_images(message_images(messages[last], last), field="image_url")
+        )
         record = await self.sessions.get(session_id, principal)
         if choice.provider != record.provider:
             raise InvalidInput(
@@ -159,5 +197,5 @@ class ChatCompletionService:
                 "X-Paseo-Session header to start a new session with this one",
                 field="model",
             )
-        turn, _ = await self.turns.start_turn(session_id, prompt, principal)
+        turn, _ = await self.turns.start_turn(session_id, prompt, principal, media=media)
         return ChatTurn(record, turn, session_model(record))

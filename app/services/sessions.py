@@ -20,6 +20,7 @@ from app.db import Database
 from app.errors import (
     GatewayError,
     InvalidInput,
+    ModelNotFound,
     PayloadTooLarge,
     SessionClosed,
     SessionExists,
@@ -45,10 +46,11 @@ from app.services.access import get_visible_session, owner_filter
 from app.services.auth import Principal
 from app.services.daemons import Daemons
 from app.services.placement import Candidate, place
-from app.services.providers import Catalogs
+from app.services.prompt_media import check_first_media
+from app.services.providers import Catalogs, ProviderCatalog, refuse_mode
 from app.services.turn.run import SESSION_LABEL
 from app.services.turn.service import TurnService, check_first_prompt
-from app.services.workspaces import confine, inside_roots
+from app.services.workspaces import confine, inside_roots, require_directory
 
 logger = logging.getLogger(__name__)
 
@@ -81,22 +83,28 @@ class SessionService:
         self._inspecting: dict[str, asyncio.Lock] = {}
 
     async def create(
-        self, request: SessionCreate, principal: Principal, *, check_model: bool = False
+        self, request: SessionCreate, principal: Principal, *, openai_model: bool = False
     ) -> tuple[GatewaySession, Turn | None]:
         """A pending session; with a first prompt its agent is created and the turn starts.
 
         Everything that can refuse the request is checked before the session is stored, so a
-        refused request leaves nothing behind (one request, one outcome). `check_model`: a
-        model the session's daemon does not offer is refused too (404).
+        refused request leaves nothing behind (one request, one outcome): the folder, and the
+        provider, model and mode against what the session's daemon lists. `openai_model`: a
+        provider or model that is not there is OpenAI's 404 `model_not_found`, not a 422.
         """
+        media = check_first_media(
+            request.prompt, request.images, request.attachments, self.defaults.max_prompt_bytes
+        )
         if request.prompt is not None:
             check_prompt(request.prompt, self.defaults.max_prompt_bytes)
             check_first_prompt(request.prompt, self.turns.settings.max_first_prompt_bytes)
+            self.turns.check_media(media)
         daemon, cwd = await self._place(request.daemon, request.cwd or self.defaults.cwd)
         provider = request.provider or self.defaults.provider
         model = request.model or (None if request.provider else self.defaults.model)
-        catalog = self.providers.of(daemon.name)
-        await (catalog.check_model(provider, model) if check_model else catalog.check(provider))
+        await self._check_choice(
+            self.providers.of(daemon.name), provider, request, openai_model=openai_model
+        )
         async with self.db.session() as session:
             record = await sessions_repo.add_session(
                 session,
@@ -112,7 +120,7 @@ class SessionService:
         if request.prompt is None:
             return record, None
         try:
-            turn, _ = await self.turns.start_turn(record.id, request.prompt, principal)
+            turn, _ = await self.turns.start_turn(record.id, request.prompt, principal, media=media)
         except (GatewayError, PaseoError) as exc:
             # The session exists even though its first turn did not start: say which it is.
             error = exc if isinstance(exc, GatewayError) else from_paseo(exc)
@@ -139,7 +147,27 @@ class SessionService:
             ]
             named = place(candidates, cwd)
         daemon = self.daemons.get(named)
-        return daemon, confine(cwd, daemon.workspace_roots)
+        resolved = confine(cwd, daemon.workspace_roots)
+        require_directory(resolved, daemon.workspace_roots)
+        return daemon, resolved
+
+    @staticmethod
+    async def _check_choice(
+        catalog: ProviderCatalog, provider: str, request: SessionCreate, *, openai_model: bool
+    ) -> None:
+        """The provider must run agents on the daemon, and a model or mode the client names
+        must be one it lists (the server's default model is the operator's: not checked)."""
+        try:
+            if request.model is None:
+                await catalog.check(provider)
+            else:
+                await catalog.check_model(provider, request.model)
+        except InvalidInput as exc:
+            if not openai_model:
+                raise
+            raise _openai_model_error(exc, provider, request.model) from None
+        if request.mode is not None:
+            await catalog.check_mode(provider, request.mode)
 
     def _daemon_of(self, record: GatewaySession) -> Daemon:
         return self.daemons.get(record.daemon)
@@ -287,6 +315,8 @@ class SessionService:
             raise SessionClosed(f"session {session_id} is {record.status}; nothing to change")
         if record.agent_id is not None:
             await self._steer_agent(self._daemon_of(record), record.agent_id, request)
+        elif request.mode is not None:  # kept for the agent its first prompt creates
+            await self.providers.of(record.daemon).check_mode(record.provider, request.mode)
         changes: SessionChanges = {}
         if request.title is not None:
             changes["title"] = request.title
@@ -301,11 +331,9 @@ class SessionService:
     async def _steer_agent(self, daemon: Daemon, agent_id: str, request: SessionUpdate) -> None:
         if request.mode is not None:
             detail = await daemon.inspect_agent(agent_id)
-            offered = [mode.id for mode in detail.available_modes]
-            if offered and request.mode not in offered:
-                raise InvalidInput(
-                    f"mode {request.mode!r} is not one of this agent's modes: {', '.join(offered)}"
-                )
+            offered = [(mode.id, mode.label) for mode in detail.available_modes]
+            if offered:
+                refuse_mode(request.mode, offered, "this agent")
         if request.title is not None or request.labels:
             await daemon.update_agent(agent_id, title=request.title, labels=request.labels)
         if request.mode is not None:
@@ -334,6 +362,17 @@ class SessionService:
             # Already archived, or gone from Paseo: either way the session can close.
             if exc.code != "AGENT_ALREADY_ARCHIVED" and exc.kind != PaseoErrorKind.NOT_FOUND:
                 raise
+
+
+def _openai_model_error(refused: InvalidInput, provider: str, model: str | None) -> ModelNotFound:
+    """A provider or model refused, as OpenAI says it: 404 `model_not_found`, naming the
+    choices as `GET /v1/models` lists them (`provider/model`)."""
+    named = f"{provider}/{model}" if model else provider
+    models = refused.extra.get("models")
+    if models is None:
+        return ModelNotFound(f"no model {named!r}: {refused.detail}", field="model")
+    offered = ", ".join(f"{provider}/{known}" for known in models) or "none"
+    return ModelNotFound(f"no model {named!r}; {provider} offers: {offered}", field="model")
 
 
 def check_prompt(prompt: str, max_bytes: int) -> None:

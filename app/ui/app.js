@@ -21,6 +21,7 @@
     "text",
     "reasoning",
     "tool",
+    "todo",
     "notice",
     "turn.cancelling",
     "turn.permission_requested",
@@ -475,8 +476,14 @@
         liveNodes.reasoning.appendData(String(data.delta || ""));
         ui.liveReasoning.hidden = false;
         break;
-      case "tool":
-        addActivity(`tool ${data.name || "?"} ${data.status || ""}`.trim());
+      case "tool": {
+        const detail = data.detail || {};
+        const what = detail.command || detail.path || detail.query || "";
+        addActivity(`tool ${data.name || "?"} ${data.status || ""} ${what}`.trim());
+        break;
+      }
+      case "todo":
+        addActivity(`todo: ${data.completed ?? 0}/${data.total ?? 0} done`);
         break;
       case "notice":
         addActivity(`${data.kind || "notice"}: ${data.text || ""}`);

@@ -80,6 +80,8 @@ async def test_providers(client: httpx.AsyncClient) -> None:
     providers = {p["provider"]: p for p in response.json()}
     assert providers["mock"]["default_mode"] == "load-test"
     assert providers["mock"]["enabled"] is True and isinstance(providers["mock"]["modes"], list)
+    for mode in providers["mock"]["modes"]:  # none while the provider is loading
+        assert mode == {"id": "load-test", "label": "Load Test"}
 
 
 async def test_health_and_readiness(client: httpx.AsyncClient) -> None:

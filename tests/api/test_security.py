@@ -15,8 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
+from app.main import BODY_OVERHEAD_BYTES
 from app.paseo.daemon.client import DaemonPaseoClient
 from app.paseo.daemon.target import parse_host
+from app.services.prompt_media import image_body_bytes
 from tests.api.conftest import (
     AUTH,
     Gateway,
@@ -464,7 +466,9 @@ async def test_oversize_bodies_are_refused_before_they_are_read(
 ) -> None:
     session = await new_session(client)
     url = f"/sessions/{session['id']}/prompt"
-    huge = b'{"prompt": "' + b"x" * (7 * 1024 * 1024) + b'"}'
+    # Over the limit: 6x the largest prompt (JSON escapes), the most images, and some room.
+    limit = 6 * 1024 * 1024 + image_body_bytes() + BODY_OVERHEAD_BYTES
+    huge = b'{"prompt": "' + b"x" * (limit + 1) + b'"}'
     declared = await client.post(url, content=huge, headers={"content-type": "application/json"})
     assert_problem(declared, 413, "payload_too_large")
 

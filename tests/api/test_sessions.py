@@ -143,10 +143,9 @@ async def test_patch_errors_say_what_to_fix(client: httpx.AsyncClient) -> None:
     assert_problem(
         await client.patch(url, json={"labels": {"gateway.session": "x"}}), 422, "validation_failed"
     )
-    wrong_mode = assert_problem(
-        await client.patch(url, json={"mode": "plan"}), 422, "invalid_input"
-    )
+    wrong_mode = assert_problem(await client.patch(url, json={"mode": "plan"}), 422, "unknown_mode")
     assert "load-test" in wrong_mode["detail"]  # the modes this agent has
+    assert wrong_mode["modes"] == ["load-test"] and wrong_mode["field"] == "mode"
     assert (await client.get(url)).json()["mode"] != "plan"  # nothing changed
     assert_problem(
         await client.patch(f"/sessions/{uuid.uuid4()}", json={"title": "x"}),

@@ -9,6 +9,7 @@ stderr with exit 1.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import json
@@ -48,6 +49,13 @@ IMPORT_PROVIDERS = ("claude", "codex", "opencode", "acp")
 # frame, so the real client reports describeTransportClose({code: 1006}).
 CONNECTION_LOST = "Transport closed (code 1006)"
 WAIT_PREVIEW_ITEMS = 5
+IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
 
 
 class CliExit(Exception):
@@ -1224,12 +1232,18 @@ def parse_labels(flags: list[str] | None, split_commas: bool = False) -> dict[st
     return labels
 
 
-def read_images(paths: list[str] | None) -> None:
-    """--image files must be readable images (IMAGE_READ_ERROR otherwise)."""
+def read_images(paths: list[str] | None) -> list[dict[str, str]] | None:
+    """--image files as the daemon gets them, `{data (base64), mimeType}`: the type from the
+    extension (png, jpg/jpeg, gif, webp; jpeg otherwise, as send.ts readImageFiles does), an
+    unreadable file IMAGE_READ_ERROR."""
+    images = []
     for path in paths or []:
         try:
-            Path(path).read_bytes()
+            data = Path(path).read_bytes()
         except OSError as exc:
             raise CommandError(
                 "IMAGE_READ_ERROR", f"Failed to read image {path}: {exc.strerror}"
             ) from exc
+        mime_type = IMAGE_TYPES.get(Path(path).suffix.lower(), "image/jpeg")
+        images.append({"data": base64.b64encode(data).decode("ascii"), "mimeType": mime_type})
+    return images or None

@@ -328,7 +328,7 @@ def cmd_run(inv: Invocation) -> Result:
                 'Provide a thinking option ID. Use "paseo provider models <provider> '
                 '--thinking" to list valid IDs.',
             )
-        read_images(inv.get("image"))
+        images = read_images(inv.get("image"))
         labels = parse_labels(inv.get("label"))
         if inv.get("worktree"):
             labels.setdefault("paseo.worktree", inv.get("worktree"))
@@ -345,6 +345,7 @@ def cmd_run(inv: Invocation) -> Result:
             thinkingOptionId=thinking.strip() if thinking else None,
             initialPrompt=prompt,
             labels=labels,
+            images=images,
         )
         if detach:
             return Result(run_result(snapshot), RUN_COLUMNS, "agentId")
@@ -462,10 +463,10 @@ def cmd_send(inv: Invocation) -> Result:
             "Usage: paseo agent send [options] <id> [prompt]",
         )
     prompt = send_prompt(inv)
-    read_images(inv.get("image"))
+    images = read_images(inv.get("image"))
     client = connect_or_error(inv)
     try:
-        reply = client.request("send_message", agentId=agent_arg, text=prompt)
+        reply = client.request("send_message", agentId=agent_arg, text=prompt, images=images)
         if inv.get("wait") is False:
             data = {
                 "agentId": agent_arg,

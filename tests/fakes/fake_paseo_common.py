@@ -18,6 +18,8 @@ VERSION = "0.1.65-beta.5"
 DEFAULT_LISTEN = "127.0.0.1:6767"
 DEFAULT_HOST = "localhost:6767"
 PID_FILENAME = "paseo.pid"
+# What prompts carried besides their text (images, attachments): one JSON line each.
+RECEIVED_MEDIA = "received-media.jsonl"
 LOG_FILENAME = "daemon.log"
 CONFIG_FILENAME = "config.json"
 CONNECT_DETAILS = "Start the daemon with: paseo daemon start"

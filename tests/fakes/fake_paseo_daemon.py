@@ -61,6 +61,7 @@ from fake_paseo_common import (
     PID_FILENAME,
     PROVIDER_INFO,
     PROVIDERS,
+    RECEIVED_MEDIA,
     VERSION,
     config_listen,
     iso_now,
@@ -278,34 +279,83 @@ def tool_item(call_id: str, name: str, status: str, detail: dict[str, Any]) -> d
     }
 
 
+def edit_diff(path: str) -> str:
+    """The unified diff the mock's edit carries (buildEditDiff in mock-load-test-agent.ts)."""
+    return "\n".join(
+        [
+            f"diff --git a/{path} b/{path}",
+            f"--- a/{path}",
+            f"+++ b/{path}",
+            "@@ -42,7 +42,9 @@",
+            "   const ref = useRef<FlatList>(null);",
+            "   const [userIsAtBottom, setUserIsAtBottom] = useState(true);",
+            "-  const NEAR_BOTTOM_PX = 80;",
+            "+  const NEAR_BOTTOM_PX = 160;",
+            "+  const isDraggingRef = useRef(false);",
+            "",
+            "-  if (userIsAtBottom) ref.current?.scrollToEnd({ animated: true });",
+            "+  if (userIsAtBottom && !isDraggingRef.current) {",
+            "+    ref.current?.scrollToEnd({ animated: true });",
+            "+  }",
+        ]
+    )
+
+
+# The tool calls of one cycle as mock-load-test-agent.ts (buildCycleQueue) makes them: each
+# call's detail while it runs, then when it completes (the read gains its content, the grep
+# its matches; edit and bash carry everything from the start). Every release's mock the same.
+READ_DETAIL = {"type": "read", "filePath": READ_FILE}
+READ_CONTENT = (
+    "export function ConversationList() {\n  const ref = useRef<FlatList>(null);\n  // ...\n}"
+)
+GREP_DETAIL = {
+    "type": "search",
+    "query": "scrollToEnd",
+    "toolName": "grep",
+    "mode": "files_with_matches",
+}
+GREP_MATCHES = {"filePaths": [READ_FILE, EDIT_FILE], "numFiles": 2, "numMatches": 5}
+EDIT_DETAIL = {
+    "type": "edit",
+    "filePath": EDIT_FILE,
+    "oldString": "const NEAR_BOTTOM_PX = 80;",
+    "newString": "const NEAR_BOTTOM_PX = 160;",
+    "unifiedDiff": edit_diff(EDIT_FILE),
+}
+SHELL_DETAIL = {
+    "type": "shell",
+    "command": SHELL_COMMAND,
+    "cwd": "/tmp/paseo-mock-load",
+    "output": "[burst] tick 1 userIsAtBottom=true\n[burst] tick 2 userIsAtBottom=true\n"
+    "[burst] drag-start isDragging=true\n[burst] tick 3 suppressed\n"
+    "[burst] drag-end isDragging=false\n",
+    "exitCode": 0,
+}
+
+
+def tool_events(
+    turn_id: str, cycle: int, name: str, running: dict[str, Any], done: dict[str, Any]
+) -> list[tuple[str, Any]]:
+    """One tool call of a cycle: `running` with its first detail, `completed` with the last."""
+    call_id = f"{turn_id}:{name}:{cycle}"
+    return [
+        ("tool", tool_item(call_id, name, "running", running)),
+        ("tool", tool_item(call_id, name, "completed", done)),
+    ]
+
+
 def cycle_events(turn_id: str, cycle: int) -> list[tuple[str, Any]]:
     """One canned cycle: intro, reasoning, read+grep, mid text, edit+bash, closing, usage."""
     intro = tokenize(f"## Cycle {cycle}\n\n{INTRO}")
     events: list[tuple[str, Any]] = [("assistant", t) for t in intro]
     events += [("reasoning", t) for t in _REASONING_TOKENS]
-    tools: list[tuple[str, dict[str, Any]]] = [
-        ("read", {"type": "read", "filePath": READ_FILE}),
-        ("grep", {"type": "search", "query": "scrollToEnd", "toolName": "grep"}),
-    ]
-    for name, detail in tools:
-        call_id = f"{turn_id}:{name}:{cycle}"
-        events += [("tool", tool_item(call_id, name, s, detail)) for s in ("running", "completed")]
+    events += tool_events(
+        turn_id, cycle, "read", READ_DETAIL, {**READ_DETAIL, "content": READ_CONTENT}
+    )
+    events += tool_events(turn_id, cycle, "grep", GREP_DETAIL, {**GREP_DETAIL, **GREP_MATCHES})
     events += [("assistant", t) for t in _MID_TOKENS]
-    tools = [
-        (
-            "edit",
-            {
-                "type": "edit",
-                "filePath": EDIT_FILE,
-                "oldString": "const NEAR_BOTTOM_PX = 80;",
-                "newString": "const NEAR_BOTTOM_PX = 160;",
-            },
-        ),
-        ("bash", {"type": "shell", "command": SHELL_COMMAND, "exitCode": 0}),
-    ]
-    for name, detail in tools:
-        call_id = f"{turn_id}:{name}:{cycle}"
-        events += [("tool", tool_item(call_id, name, s, detail)) for s in ("running", "completed")]
+    events += tool_events(turn_id, cycle, "edit", EDIT_DETAIL, EDIT_DETAIL)
+    events += tool_events(turn_id, cycle, "bash", SHELL_DETAIL, SHELL_DETAIL)
     events += [("assistant", t) for t in _CLOSING_TOKENS]
     events.append(("usage", None))
     return events
@@ -828,10 +878,12 @@ class Manager:
         return snapshot
 
     def start_initial_turn(self, agent: Agent, req: dict[str, Any]) -> None:
-        """The initialPrompt (trimmed) starts the first turn; clientMessageId is its messageId."""
+        """The initialPrompt (trimmed) starts the first turn; clientMessageId is its messageId;
+        `images` and `attachments` go with it."""
         prompt = js_trim(str(req.get("initialPrompt") or ""))
         if prompt:
-            self.start_turn(agent, prompt, req.get("clientMessageId") or None)
+            media = {"images": req.get("images"), "attachments": req.get("attachments")}
+            self.start_turn(agent, prompt, req.get("clientMessageId") or None, media)
 
     def create_idle(self, req: dict[str, Any]) -> Agent:
         """Validate the provider, create the agent, register its workspace (no turn yet)."""
@@ -897,8 +949,18 @@ class Manager:
         self.save(agent)
         self.notify(agent)
 
-    def start_turn(self, agent: Agent, prompt: str, message_id: str | None = None) -> None:
+    def start_turn(
+        self,
+        agent: Agent,
+        prompt: str,
+        message_id: str | None = None,
+        media: dict[str, Any] | None = None,
+    ) -> None:
         """Begin a turn; a running one is interrupted first (send replaces the turn).
+
+        `media` (`images`, `attachments`) reaches the provider with the prompt and is not in
+        the user_message item (the real one has only text and ids): the fake records it in
+        $PASEO_HOME/received-media.jsonl (`received_media`) for tests to read.
 
         `prompt` is recorded as the daemon does: create's initialPrompt trimmed like JS trim(),
         send's text exactly as sent; the mock's magic phrases are searched in it.
@@ -917,6 +979,7 @@ class Manager:
             id=str(uuid.uuid4()), prompt=prompt, message_id=str(uuid.uuid4()), started_at=now
         )
         agent.turn = turn
+        self.record_media(agent, prompt, message_id, media or {})
         started = {"type": "turn_started", "turnId": turn.id}
         if RELEASE.turn_started_first:
             self.emit(agent, started)
@@ -926,6 +989,23 @@ class Manager:
         turn.task = asyncio.get_running_loop().create_task(self.drive(agent, turn))
         self.save(agent)
         self.notify(agent)
+
+    def record_media(
+        self, agent: Agent, prompt: str, message_id: str | None, media: dict[str, Any]
+    ) -> None:
+        """Append what a prompt carried besides its text (nothing when it carried none)."""
+        images, attachments = media.get("images") or [], media.get("attachments") or []
+        if not images and not attachments:
+            return
+        line = {
+            "agentId": agent.id,
+            "messageId": message_id,
+            "text": prompt,
+            "images": images,
+            "attachments": attachments,
+        }
+        with (self.home / RECEIVED_MEDIA).open("a", encoding="utf-8") as file:
+            file.write(json.dumps(line) + "\n")
 
     def steer_turn(self, agent: Agent, text: str, message_id: str | None) -> bool:
         """Hand `text` to the running turn (activeTurnBehavior "steer"); False when none runs.
@@ -1683,7 +1763,8 @@ class Daemon:
     def op_send_message(self, _conn: Connection, req: dict[str, Any]) -> dict[str, Any]:
         """send: unarchive/load, replace a running turn, reply once the new run started."""
         agent = self.manager.resolve(str(req.get("agentId") or ""))
-        self.manager.start_turn(agent, str(req.get("text") or ""))  # recorded as sent
+        media = {"images": req.get("images")}
+        self.manager.start_turn(agent, str(req.get("text") or ""), None, media)  # as sent
         return {"agentId": agent.id}
 
     async def op_wait_for_finish(self, _conn: Connection, req: dict[str, Any]) -> dict[str, Any]:

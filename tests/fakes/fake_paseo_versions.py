@@ -117,6 +117,9 @@ class FakeRelease:
     active_turn: bool = False  # snapshots carry `activeTurn {turnId, startedAt} | null` (0.3.0)
     selective_timeline: bool = False  # hello capability `selective_agent_timeline` (0.2.0)
     steering: bool = False  # send_agent_message `activeTurnBehavior` interrupt|steer (0.5.0)
+    # `attachments` kinds `forge_change_request`, `forge_issue`, `uploaded_file` (0.5.0; 0.1.65
+    # has github_pr, github_issue, text, review). §2.6
+    forge_attachments: bool = False
     cancel_always_replies: bool = False  # cancel with a requestId always answered (0.1.108)
     socket_lease: bool = False  # a top-level ping claims the 45 s socket lease (0.2.3)
     # Owned timeline/agent subscriptions and explicit event subscriptions; replies only to the
@@ -163,6 +166,7 @@ _RELEASE_0_5 = FakeRelease(
     active_turn=True,
     selective_timeline=True,
     steering=True,
+    forge_attachments=True,
     cancel_always_replies=True,
     socket_lease=True,
     run_no_wait_flags="-d, --background",

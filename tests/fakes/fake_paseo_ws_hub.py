@@ -96,6 +96,10 @@ STATUS_PRIORITY = {"running": 0, "initializing": 1, "error": 2, "idle": 3, "clos
 TIMELINE_DEFAULT_LIMIT = 200
 
 
+ATTACHMENT_KINDS = ("github_pr", "github_issue", "text", "review")
+LATER_ATTACHMENT_KINDS = ("forge_change_request", "forge_issue", "uploaded_file")
+
+
 class SchemaError(Exception):
     """A request failed validation: rpc_error `unknown_schema` (or a status error without id)."""
 
@@ -126,6 +130,41 @@ def opt_str(msg: dict[str, Any], key: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise SchemaError(key)
     return value
+
+
+def opt_images(msg: dict[str, Any]) -> list[dict[str, str]] | None:
+    """`images`: `[{data (base64), mimeType}]` (every release)."""
+    images = msg.get("images")
+    if images is None:
+        return None
+    if not isinstance(images, list):
+        raise SchemaError("images")
+    for image in images:
+        if not isinstance(image, dict):
+            raise SchemaError("images")
+        need_str(image, "data")
+        need_str(image, "mimeType")
+    return images
+
+
+def opt_attachments(msg: dict[str, Any], later_kinds: bool) -> list[dict[str, Any]] | None:
+    """`attachments`, a union on `type`: 0.1.65's kinds, and from 0.5 the forge ones and
+    `uploaded_file`. A `text` one is `{mimeType: "text/plain", title?, text}`."""
+    attachments = msg.get("attachments")
+    if attachments is None:
+        return None
+    if not isinstance(attachments, list):
+        raise SchemaError("attachments")
+    kinds = ATTACHMENT_KINDS + (LATER_ATTACHMENT_KINDS if later_kinds else ())
+    for item in attachments:
+        if not isinstance(item, dict) or item.get("type") not in kinds:
+            raise SchemaError("attachments")
+        if item["type"] == "text":
+            need_str(item, "text")
+            opt_str(item, "title")
+            if item.get("mimeType") != "text/plain":
+                raise SchemaError("attachments")
+    return attachments
 
 
 def opt_bool(msg: dict[str, Any], key: str) -> bool | None:
@@ -929,6 +968,8 @@ class WsHub:
             "labels": str_map(msg, "labels"),
             "initialPrompt": opt_str(msg, "initialPrompt"),
             "clientMessageId": opt_str(msg, "clientMessageId"),
+            "images": opt_images(msg),
+            "attachments": opt_attachments(msg, self.release.forge_attachments),
         }
         try:
             agent = self.manager.create_idle(req)
@@ -981,6 +1022,10 @@ class WsHub:
         ident = need_str(msg, "agentId")
         text = need_str(msg, "text")
         message_id = opt_str(msg, "messageId")
+        media = {
+            "images": opt_images(msg),
+            "attachments": opt_attachments(msg, self.release.forge_attachments),
+        }
         behavior = msg.get("activeTurnBehavior") if self.release.steering else None
         if behavior is not None and behavior not in ACTIVE_TURN_BEHAVIORS:
             raise SchemaError("activeTurnBehavior")
@@ -989,7 +1034,7 @@ class WsHub:
             agent = self.manager.resolve(ident)
             steered = behavior == "steer" and self.manager.steer_turn(agent, text, message_id)
             if not steered:
-                self.manager.start_turn(agent, text, message_id)  # recorded as sent, untrimmed
+                self.manager.start_turn(agent, text, message_id, media)  # as sent, untrimmed
         except self.op_error as exc:
             payload["error"] = str(exc)
         else:

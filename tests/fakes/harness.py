@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
-from tests.fakes.fake_paseo_common import pid_alive
+from tests.fakes.fake_paseo_common import RECEIVED_MEDIA, pid_alive
 from tests.fakes.fake_paseo_versions import release
 
 FAKES_DIR = Path(__file__).resolve().parent
@@ -131,6 +131,14 @@ class FakePaseoDaemon:
         if pid_alive(self.pid):
             self.kill()
         self.pid = None
+
+    def received_media(self) -> list[dict[str, Any]]:
+        """What prompts carried besides their text, as the daemon got them (oldest first):
+        `{agentId, messageId, text, images: [{data, mimeType}], attachments}` each."""
+        path = self.home / RECEIVED_MEDIA
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line]
 
     def kill(self) -> None:
         """SIGKILL the daemon (a crash): turns stop mid-flight, state is what was persisted."""

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from app.paseo.cli.attach_stream import AttachParser
+from app.paseo.cli.attach_stream import AttachParser, ParsedItem
 from app.paseo.cli.transcript import last_reply
-from app.paseo.types import AgentNotice, ReasoningDelta, TextDelta, ToolActivity, TurnEvent
+from app.paseo.types import (
+    AgentNotice,
+    ReasoningDelta,
+    TextDelta,
+    TodoUpdate,
+    ToolActivity,
+    TurnEvent,
+)
 from tests.samples import process_output, stream_sample
 
 HEADER = b"Attaching to agent 78eb043...\n(Press Ctrl+C to detach)\n\n"
@@ -51,7 +60,9 @@ def test_recorded_turn_has_reasoning_and_tools() -> None:
     events = [event for chunk in live for event in parser.feed(chunk)] + parser.finish()
     tools = [event for event in events if isinstance(event, ToolActivity)]
     reasoning = "".join(e.text for e in events if isinstance(e, ReasoningDelta))
-    assert ToolActivity("edit", "running") in tools
+    assert ("edit", "running", "edit") in [(t.name, t.status, t.kind) for t in tools]
+    assert {(t.name, t.kind) for t in tools} >= {("bash", "shell"), ("grep", "search")}
+    assert all(t.detail == {} and t.error is None and t.call_id for t in tools)
     assert {tool.name for tool in tools} == {"read", "grep", "edit", "bash"}
     assert reasoning.startswith("Need to find the scroll container")
     assert "[Reasoning]" not in _text(events)
@@ -67,8 +78,15 @@ def test_chunk_boundaries_do_not_change_the_result() -> None:
     events_a = [e for chunk in live for e in parser_a.feed(chunk)] + parser_a.finish()
     events_b = [e for chunk in one_byte_chunks for e in parser_b.feed(chunk)] + parser_b.finish()
     assert _text(events_a) == _text(events_b)
-    assert [e for e in events_a if not isinstance(e, TextDelta)] == [
-        e for e in events_b if not isinstance(e, TextDelta)
+    assert _without_call_ids(events_a) == _without_call_ids(events_b)
+
+
+def _without_call_ids(events: list[ParsedItem]) -> list[ParsedItem]:
+    """The non-text events, tool calls without their ids (each parser makes its own)."""
+    return [
+        replace(e, call_id=None) if isinstance(e, ToolActivity) else e
+        for e in events
+        if not isinstance(e, TextDelta)
     ]
 
 
@@ -112,11 +130,11 @@ def test_permission_and_todo_lines() -> None:
         b"\n[Permission allow]\n",
         b"\n[Attention Required: permission]\n",
     ]
-    notices = [e for e in _parse(chunks) if isinstance(e, AgentNotice)]
+    notices = [e for e in _parse(chunks) if isinstance(e, AgentNotice | TodoUpdate)]
     assert notices == [
         AgentNotice("permission", "MockPlanApproval"),
         AgentNotice("permission", "Review the plan."),
-        AgentNotice("todo", "1/3 completed"),
+        TodoUpdate(completed=1, total=3),
         AgentNotice("permission_resolved", "allow"),
         AgentNotice("attention", "permission"),
     ]

@@ -32,6 +32,7 @@ from app.paseo.types import (
     PromptDelivered,
     ReasoningDelta,
     TextDelta,
+    TodoUpdate,
     ToolActivity,
     TurnEnded,
     TurnEvent,
@@ -140,14 +141,14 @@ def test_a_held_track_shows_up_to_a_token_and_never_twice() -> None:
     for item in (
         PromptDelivered(),
         TextDelta("hello "),
-        AgentNotice("todo", "1/2"),
+        TodoUpdate(1, 2),
         TextDelta("you"),
     ):
         held.add(item)
     assert held.release(0) == [PromptDelivered()]
     assert held.release(3) == [TextDelta("hel")]
     assert held.release(3) == []
-    assert held.release(7) == [TextDelta("lo "), AgentNotice("todo", "1/2")]
+    assert held.release(7) == [TextDelta("lo "), TodoUpdate(1, 2)]
     assert held.release_all() == [TextDelta("you")]
 
 

@@ -8,12 +8,14 @@ Only protocol methods are used here, so both transports must pass the same tests
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 
@@ -23,6 +25,7 @@ from app.paseo.daemon.client import DaemonPaseoClient
 from app.paseo.daemon.protocol import Feature, protocol_of
 from app.paseo.daemon.target import parse_host
 from app.paseo.errors import PaseoError, PaseoErrorKind
+from app.paseo.media import PromptImage, PromptMedia, TextAttachment
 from app.paseo.types import (
     AgentStarted,
     NewAgent,
@@ -36,6 +39,7 @@ from app.paseo.types import (
     TurnEvent,
     TurnStarted,
 )
+from tests.fakes.fake_paseo_common import RECEIVED_MEDIA
 from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon, Hold
 
 INSTANT = "emit 4 coalesced agent stream updates"
@@ -497,6 +501,8 @@ async def test_providers(paseo: PaseoClient) -> None:
     assert mock.enabled is True and mock.status in ("ready", "loading")
     assert mock.default_mode == "load-test"
     assert mock.modes or mock.status == "loading"  # a loading provider lists no modes yet
+    if mock.modes:  # ids on both transports (the CLI's labels mapped by Paseo's manifest)
+        assert [(mode.id, mode.label) for mode in mock.modes] == [("load-test", "Load Test")]
 
 
 async def test_a_providers_models(paseo: PaseoClient) -> None:
@@ -530,3 +536,53 @@ async def test_daemon_down_turn_is_unavailable(down_paseo: PaseoClient, agent_cw
     with pytest.raises(PaseoError) as raised:
         await _collect(down_paseo.start_agent_turn(_agent(agent_cwd), INSTANT))
     assert raised.value.kind == PaseoErrorKind.UNAVAILABLE
+
+
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGP4z8DwHwAFAAH/iZk9HQAAAABJRU5ErkJggg=="
+)
+
+
+def _received(daemon: DaemonUnderTest, agent_id: str) -> list[dict[str, Any]]:
+    """What the fake daemon recorded of this agent's prompts' images and attachments."""
+    path = daemon.home / RECEIVED_MEDIA
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [entry for line in lines if (entry := json.loads(line))["agentId"] == agent_id]
+
+
+@pytest.mark.skipif(bool(os.environ.get(REAL_HOST_ENV)), reason="reads the fake's record")
+async def test_images_reach_the_agent(
+    paseo: PaseoClient, daemon_under_test: DaemonUnderTest, agent_cwd: Path
+) -> None:
+    """With the first prompt (create) and a later one (send), each as the daemon takes it:
+    base64 data and its mimeType (the CLI's `--image` file says it by its extension)."""
+    first = PromptMedia(images=(PromptImage("image/png", PNG),))
+    events = await _collect(paseo.start_agent_turn(_agent(agent_cwd), INSTANT, media=first))
+    assert isinstance(events[-1], TurnEnded) and events[-1].outcome == "completed"
+    agent_id = next(e.agent.agent_id for e in events if isinstance(e, AgentStarted))
+    later = PromptMedia(images=(PromptImage("image/gif", b"GIF89a"), first.images[0]))
+    events = await _collect(paseo.prompt_agent_turn(agent_id, INSTANT, media=later))
+    assert isinstance(events[-1], TurnEnded) and events[-1].outcome == "completed"
+    received = _received(daemon_under_test, agent_id)
+    images = [[(i["mimeType"], base64.b64decode(i["data"])) for i in r["images"]] for r in received]
+    assert images == [[("image/png", PNG)], [("image/gif", b"GIF89a"), ("image/png", PNG)]]
+    assert [r["text"] for r in received] == [INSTANT, INSTANT]
+
+
+@pytest.mark.skipif(bool(os.environ.get(REAL_HOST_ENV)), reason="reads the fake's record")
+async def test_text_attachments_reach_the_agent_over_the_daemon_only(
+    paseo: PaseoClient, daemon_under_test: DaemonUnderTest, agent_cwd: Path
+) -> None:
+    agent_id = await _new_agent(paseo, agent_cwd)
+    media = PromptMedia(attachments=(TextAttachment("line 1\nline 2", "notes.txt"),))
+    if isinstance(paseo, CliPaseoClient):
+        with pytest.raises(PaseoError) as raised:
+            await _collect(paseo.prompt_agent_turn(agent_id, INSTANT, media=media))
+        assert raised.value.code == "MEDIA_UNSUPPORTED"
+        return
+    events = await _collect(paseo.prompt_agent_turn(agent_id, INSTANT, media=media))
+    assert isinstance(events[-1], TurnEnded) and events[-1].outcome == "completed"
+    (received,) = _received(daemon_under_test, agent_id)
+    assert received["attachments"] == [
+        {"type": "text", "mimeType": "text/plain", "text": "line 1\nline 2", "title": "notes.txt"}
+    ]

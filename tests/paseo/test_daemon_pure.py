@@ -105,7 +105,8 @@ def test_a_provider_entry_in_the_gateways_terms() -> None:
     info = wire.provider_info(
         {"provider": "mock", "status": "ready", "modes": [{"id": "x", "label": "X"}]}
     )
-    assert (info.label, info.enabled, info.modes, info.usable) == ("mock", True, ["X"], True)
+    modes = [(mode.id, mode.label) for mode in info.modes]
+    assert (info.label, info.enabled, modes, info.usable) == ("mock", True, [("x", "X")], True)
     off = wire.provider_info({"provider": "pi", "status": "ready", "enabled": False})
     assert not off.usable
 
@@ -191,7 +192,7 @@ def test_a_turn_is_what_follows_its_own_prompt_and_start() -> None:
     assert out[0] == PromptDelivered()
     assert out[1:4] == [  # each with its timeline position, to resume after it
         TextDelta("Hello", "timeline:E:3"),
-        ToolActivity("read", "running", "timeline:E:4"),
+        ToolActivity("read", "running", kind="read", cursor="timeline:E:4"),
         TextDelta(" world", "timeline:E:5"),
     ]
     ended = out[-1]

@@ -17,6 +17,7 @@ from app.paseo.daemon.connection import DaemonConnection
 from app.paseo.daemon.target import parse_host
 from app.paseo.daemons import Daemon
 from app.paseo.errors import PaseoError
+from app.paseo.media import NO_MEDIA, PromptMedia
 from app.paseo.types import DaemonLink, NewAgent, TextDelta, TurnEvent, TurnStarted
 from tests.fakes.harness import FAKE_PASEO_BIN, FakePaseoDaemon
 
@@ -67,7 +68,12 @@ class _EndlessTurns:
             self.closed = True
 
     def start_agent_turn(
-        self, agent: NewAgent, prompt: str, *, turn_key: str | None = None
+        self,
+        agent: NewAgent,
+        prompt: str,
+        *,
+        turn_key: str | None = None,
+        media: PromptMedia = NO_MEDIA,
     ) -> AsyncIterator[TurnEvent]:
         return self._turn()
 

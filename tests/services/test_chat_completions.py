@@ -90,11 +90,14 @@ def test_the_last_message_must_be_the_users() -> None:
     assert raised.value.extra["field"] == "messages[1].role"
 
 
-def test_only_text_parts_are_read() -> None:
+def test_text_and_image_parts_are_read_and_other_parts_refused() -> None:
+    text = ContentPart.model_validate({"type": "text", "text": "look"})
     image = ContentPart.model_validate({"type": "image_url", "image_url": {"url": "x"}})
+    audio = ContentPart.model_validate({"type": "input_audio"})
+    assert newest_user_message([_message("user", [text, image])]) == "look"
     with pytest.raises(InvalidInput) as raised:
-        newest_user_message([_message("user", [image])])
-    assert "image_url" in raised.value.detail
+        newest_user_message([_message("user", [text, audio])])
+    assert "input_audio" in raised.value.detail
     assert raised.value.extra["field"] == "messages[0].content"
 
 

@@ -21,6 +21,7 @@ import pytest
 from app.db import Database
 from app.models import SessionStatus, Turn, TurnStatus, utcnow
 from app.paseo.errors import PaseoError
+from app.paseo.media import NO_MEDIA, PromptMedia
 from app.paseo.types import (
     AgentDetail,
     AgentStarted,
@@ -90,12 +91,22 @@ class ScriptedPaseo:
         raise NotImplementedError
 
     def start_agent_turn(
-        self, agent: NewAgent, prompt: str, *, turn_key: str | None = None
+        self,
+        agent: NewAgent,
+        prompt: str,
+        *,
+        turn_key: str | None = None,
+        media: PromptMedia = NO_MEDIA,
     ) -> AsyncIterator[TurnEvent]:
         return self.turn()
 
     def prompt_agent_turn(
-        self, agent_id: str, prompt: str, *, turn_key: str | None = None
+        self,
+        agent_id: str,
+        prompt: str,
+        *,
+        turn_key: str | None = None,
+        media: PromptMedia = NO_MEDIA,
     ) -> AsyncIterator[TurnEvent]:
         return self.turn()
 

@@ -29,11 +29,11 @@ from app.paseo.cli.process import CliRunner
 from app.paseo.errors import PaseoError
 from app.paseo.prompts import recorded_forms
 from app.paseo.types import (
-    AgentNotice,
     PermissionRequested,
     PermissionResolved,
     ReasoningDelta,
     TextDelta,
+    TodoUpdate,
     ToolActivity,
     TurnEvent,
 )
@@ -179,7 +179,7 @@ class HeldTrack(Track):
 def _line_name(item: TurnEvent) -> str | None:
     if isinstance(item, ToolActivity):
         return f"tool:{item.name}"
-    if isinstance(item, AgentNotice) and item.kind == "todo":
+    if isinstance(item, TodoUpdate):
         return "todo"
     return None
 

@@ -14,11 +14,20 @@ from __future__ import annotations
 
 import codecs
 import re
+import secrets
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.paseo.prompts import recorded_forms
-from app.paseo.types import AgentNotice, ReasoningDelta, TextDelta, ToolActivity, TurnEvent
+from app.paseo.tool_calls import kind_of_name
+from app.paseo.types import (
+    AgentNotice,
+    ReasoningDelta,
+    TextDelta,
+    TodoUpdate,
+    ToolActivity,
+    TurnEvent,
+)
 
 HEADER_END = "(Press Ctrl+C to detach)\n\n"
 USER_MARKER = "\n[User] "
@@ -45,6 +54,8 @@ class PromptSeen:
 ParsedItem = TurnEvent | PromptSeen
 
 _TOOL_LINE = re.compile(r"^\[Tool: (?P<name>.*?)\] (?P<status>.*)$")
+_TODO_LINE = re.compile(r"^\[Todo\] (?P<done>\d+)/(?P<total>\d+) completed$")
+_TERMINAL_TOOL_STATES = frozenset({"completed", "failed", "canceled"})
 _PERMISSION_RESOLVED = re.compile(r"^\[Permission (?P<behavior>allow|deny)\]$")
 
 
@@ -64,6 +75,7 @@ class AttachParser:
         self._buffer = ""
         self._header_seen = not expect_header
         self._pending_description = False
+        self._calls = CallIds()
         self.user_lines_seen = 0
 
     @property
@@ -141,9 +153,37 @@ class AttachParser:
         line = self._buffer[skip:newline]
         self._buffer = self._buffer[newline + 1 :]
         event = build(line)
+        if isinstance(event, ToolActivity):
+            event = self._calls.identify(event)
         if isinstance(event, AgentNotice) and event.kind == "permission" and skip:
             self._pending_description = True
         return event if event is not None else _SKIPPED
+
+
+class CallIds:
+    """Call ids for the tool lines of one attach, which prints none: a call's terminal line
+    takes the id of the running line of the same name before it, if any.
+
+    Ids are unique per parser (a random prefix), not Paseo's: a line `attach` merged away
+    (live output keeps only a call's latest state per 60 ms) leaves a call with one line.
+    """
+
+    def __init__(self) -> None:
+        self._prefix = f"cli-{secrets.token_hex(4)}"
+        self._count = 0
+        self._running: dict[str, str] = {}
+
+    def identify(self, event: ToolActivity) -> ToolActivity:
+        if event.status in _TERMINAL_TOOL_STATES:
+            call_id = self._running.pop(event.name, None) or self._next()
+        else:
+            call_id = self._running.get(event.name) or self._next()
+            self._running[event.name] = call_id
+        return replace(event, call_id=call_id)
+
+    def _next(self) -> str:
+        self._count += 1
+        return f"{self._prefix}-{self._count}"
 
 
 class _Skipped:
@@ -158,10 +198,10 @@ def _item_event(line: str) -> TurnEvent | None:
     """The event for one marker line (without its leading newline)."""
     if line.startswith("[Reasoning] "):
         return ReasoningDelta(line[len("[Reasoning] ") :])
-    if match := _TOOL_LINE.match(line):
-        return ToolActivity(match["name"], match["status"])
+    if line.startswith("[Tool: "):
+        return tool_line(line)
     if line.startswith("[Todo] "):
-        return AgentNotice("todo", line[len("[Todo] ") :])
+        return todo_line(line)
     if match := _PERMISSION_RESOLVED.match(line):
         return AgentNotice("permission_resolved", match["behavior"])
     if line.startswith("[Permission Required] "):
@@ -173,6 +213,24 @@ def _item_event(line: str) -> TurnEvent | None:
     if line.startswith("[Turn Failed] "):
         return AgentNotice("turn_failed", line[len("[Turn Failed] ") :])
     return None
+
+
+def tool_line(line: str) -> ToolActivity | None:
+    """`[Tool: <name>] <status>` as a tool event: all `attach` prints of a call, so no
+    detail, no error and no call id (`CallIds` gives one); the kind comes from the name."""
+    match = _TOOL_LINE.match(line)
+    if match is None:
+        return None
+    name = match["name"]
+    return ToolActivity(name=name, status=match["status"], kind=kind_of_name(name))
+
+
+def todo_line(line: str) -> TodoUpdate | None:
+    """`[Todo] <done>/<total> completed`: the counts only (attach prints no items)."""
+    match = _TODO_LINE.match(line)
+    if match is None:
+        return None
+    return TodoUpdate(completed=int(match["done"]), total=int(match["total"]))
 
 
 def _find_marker(buffer: str) -> int:

@@ -23,6 +23,7 @@ from app.paseo.cli import attach_gap
 from app.paseo.cli.attach_stream import HEADER_END, AttachParser, ParsedItem, PromptSeen
 from app.paseo.cli.output import check, error_from_result, parse_json, parse_json_list
 from app.paseo.cli.process import ChildProcess, CliResult, CliRunner
+from app.paseo.cli.reply import Reply
 from app.paseo.cli.shapes import (
     CliAgentDetail,
     CliAgentRow,
@@ -43,6 +44,7 @@ from app.paseo.cli.transcript import last_reply, same_words
 from app.paseo.cli.transcript import prompt_history as transcript_history
 from app.paseo.cli.versions import PORTABLE, CliFeatures, CliVersion, features_for
 from app.paseo.errors import PaseoError
+from app.paseo.media import IMAGE_EXTENSIONS, NO_MEDIA, PromptImage, PromptMedia
 from app.paseo.prompts import recorded_forms
 from app.paseo.types import (
     AgentDetail,
@@ -78,7 +80,6 @@ logger = logging.getLogger(__name__)
 
 # `paseo run` takes its prompt only as an argument; Linux caps one argv string at 128 KiB.
 MAX_RUN_PROMPT_BYTES = 128 * 1024 - 1024
-_TEXT_CURSOR = "text:"
 # While an agent waits for a permission, how often the CLI transport looks whether it was
 # answered elsewhere (each look is one `inspect`); an answer through this gateway process is
 # seen at once.
@@ -341,9 +342,11 @@ class CliPaseoClient:
             return logged
         return replayed
 
-    async def create_agent(self, agent: NewAgent, prompt: str) -> CreatedAgent:
+    async def create_agent(
+        self, agent: NewAgent, prompt: str, images: tuple[PromptImage, ...] = ()
+    ) -> CreatedAgent:
         """`paseo run` returning at once (`--detach`, `--background` or `--no-wait`, as the
-        CLI's release takes it): the agent starts working on `prompt`."""
+        CLI's release takes it): the agent starts working on `prompt` (and `images`)."""
         if len(prompt.encode("utf-8")) > MAX_RUN_PROMPT_BYTES:
             raise PaseoError(
                 "PROMPT_TOO_LONG",
@@ -361,17 +364,25 @@ class CliPaseoClient:
             if value:
                 args.append(f"--{flag}={value}")
         args += [f"--label={key}={value}" for key, value in agent.labels.items()]
-        result = await self.runner.run([*args, "--", prompt])
+        with _image_files(images) as paths:
+            args += [f"--image={path}" for path in paths]
+            result = await self.runner.run([*args, "--", prompt])
         return parse_json(result, CliCreatedAgent).to_gateway()
 
     # --- turns ---------------------------------------------------------------------------------
 
     async def start_agent_turn(
-        self, agent: NewAgent, prompt: str, *, turn_key: str | None = None
+        self,
+        agent: NewAgent,
+        prompt: str,
+        *,
+        turn_key: str | None = None,
+        media: PromptMedia = NO_MEDIA,
     ) -> AsyncIterator[TurnEvent]:
         # The CLI cannot hand Paseo a message id: `turn_key` is unused, prompts match by text.
+        _check_media(media)
         yield TurnStarted()
-        created = await self.create_agent(agent, prompt)
+        created = await self.create_agent(agent, prompt, media.images)
         yield AgentStarted(created)
         # `run` returning at once answers once the daemon has recorded the first prompt.
         yield PromptDelivered()
@@ -379,9 +390,15 @@ class CliPaseoClient:
             yield event
 
     async def prompt_agent_turn(
-        self, agent_id: str, prompt: str, *, turn_key: str | None = None
+        self,
+        agent_id: str,
+        prompt: str,
+        *,
+        turn_key: str | None = None,
+        media: PromptMedia = NO_MEDIA,
     ) -> AsyncIterator[TurnEvent]:
-        async for event in self._follow_turn(agent_id, prompt, mode="send"):
+        _check_media(media)
+        async for event in self._follow_turn(agent_id, prompt, mode="send", images=media.images):
             yield event
 
     async def resume_agent_turn(
@@ -391,18 +408,24 @@ class CliPaseoClient:
             yield event
 
     async def _follow_turn(
-        self, agent_id: str, prompt: str, *, mode: _FollowMode, cursor: str | None = None
+        self,
+        agent_id: str,
+        prompt: str,
+        *,
+        mode: _FollowMode,
+        cursor: str | None = None,
+        images: tuple[PromptImage, ...] = (),
     ) -> AsyncIterator[TurnEvent]:
         """Stream one turn: attach for live output, a blocking send/wait for its end, then logs.
 
         `new`: the agent was just created with this prompt, so all attach shows is this turn.
         `send`: attach first replays the history; the prompt is sent once that replay is over,
         so what follows is the new turn. `resume`: the turn is already running; the replay's
-        text beyond `cursor` (see `_Reply`) is what nobody has stored yet. In `new` and
+        text beyond `cursor` (see `Reply`) is what nobody has stored yet. In `new` and
         `resume` attach joins a running turn and can lose the live output that arrived with
         its replay: a second attach checks it (`attach_gap.checked`; one more CLI call).
         """
-        reply = _Reply()
+        reply = Reply()
         first = _FIRST_PROMPT[mode]
         scope = _TurnScope(prompt, inside=mode == "resume", first=first)
         delivered = mode != "send"
@@ -412,11 +435,15 @@ class CliPaseoClient:
             if mode != "new":
                 replay = await _read_replay(attach)
                 if mode == "resume":
-                    replayed = reply.resume(replay, prompt, cursor, first)
+                    items = _replayed_turn(replay, prompt, first)
+                    if reply.resume(items, cursor):
+                        replayed = items
+                    else:
+                        logger.warning("cannot line up the replayed turn with what was stored")
                 yield TurnStarted()
             asked: asyncio.Queue[TurnEvent] = asyncio.Queue()
             finisher = asyncio.create_task(
-                self._finish_turn(agent_id, prompt, mode == "send", asked)
+                self._finish_turn(agent_id, prompt, mode == "send", asked, images)
             )
             events = _live_events(attach, parser, scope, finisher, asked)
             if mode == "new" or replayed is not None:
@@ -471,12 +498,13 @@ class CliPaseoClient:
         prompt: str,
         send_prompt: bool,
         asked: asyncio.Queue[TurnEvent],
+        images: tuple[PromptImage, ...] = (),
     ) -> tuple[TurnOutcome, str]:
         """Start the turn (if asked) and block until Paseo says it ended; while the agent
         waits for a permission, put its requests (and their resolution) on `asked`."""
         result: CliSendResult | CliWaitResult
         if send_prompt:
-            result = await self._send_and_wait(agent_id, prompt)
+            result = await self._send_and_wait(agent_id, prompt, images)
         else:
             result = await self._wait(agent_id)
         # `send` gives up after a hard-coded 600 s; a turn may go on much longer. `wait`
@@ -513,10 +541,13 @@ class CliPaseoClient:
                     await answered.wait()
             answered.clear()
 
-    async def _send_and_wait(self, agent_id: str, prompt: str) -> CliSendResult:
-        with _prompt_file(prompt) as path:
-            args = ["send", "--json", f"--prompt-file={path}", "--", agent_id]
-            return await self._long_call(args, CliSendResult)
+    async def _send_and_wait(
+        self, agent_id: str, prompt: str, images: tuple[PromptImage, ...] = ()
+    ) -> CliSendResult:
+        with _prompt_file(prompt) as path, _image_files(images) as image_paths:
+            args = ["send", "--json", f"--prompt-file={path}"]
+            args += [f"--image={image}" for image in image_paths]
+            return await self._long_call([*args, "--", agent_id], CliSendResult)
 
     async def _wait(self, agent_id: str) -> CliWaitResult:
         result = await self._long_call(["wait", "--json", "--", agent_id], CliWaitResult)
@@ -536,7 +567,7 @@ class CliPaseoClient:
         )
 
     async def _missing_tail(
-        self, agent_id: str, prompt: str, reply: _Reply, first: bool | None
+        self, agent_id: str, prompt: str, reply: Reply, first: bool | None
     ) -> tuple[str, str | None]:
         """What the transcript has beyond what attach delivered (attach may lose the end),
         and what to tell the client when the transcript does not go on from the streamed
@@ -667,54 +698,6 @@ def _replayed_reply(replay: bytes, prompt: str, first: bool | None) -> str | Non
     return "".join(item.text for item in items if isinstance(item, TextDelta))
 
 
-class _Reply:
-    """A turn's reply text so far. Its resume cursor is `text:<n>`: n characters of the reply
-    are stored; attach replays a turn's text raw, so resuming skips that much of it."""
-
-    def __init__(self) -> None:
-        self.text = ""
-        self.offset = 0  # characters before `text` that a resume could not line up
-        self.lined_up = True
-        self._stored = 0  # characters a resume passes over: shown before the restart
-
-    def add(self, delta: str) -> TextDelta:
-        self.text += delta
-        return TextDelta(delta, cursor=f"{_TEXT_CURSOR}{self.offset + len(self.text)}")
-
-    def take(self, event: TurnOutput) -> TurnOutput | None:
-        """The event to show (text with its cursor), None for what a resume passes over:
-        the stored characters and whatever came before the first character after them."""
-        if isinstance(event, TextDelta):
-            skipped = min(max(self._stored - len(self.text), 0), len(event.text))
-            self.text += event.text[:skipped]
-            rest = event.text[skipped:]
-            return self.add(rest) if rest else None
-        return event if len(self.text) > self._stored or not self._stored else None
-
-    def resume(
-        self, replay: bytes, prompt: str, cursor: str | None, first: bool | None
-    ) -> list[TurnEvent] | None:
-        """Line the replayed turn up with the cursor: the turn's replayed events (`take`
-        passes over the stored part), or None when it cannot be lined up."""
-        stored = _text_offset(cursor)
-        items = _replayed_turn(replay, prompt, first)
-        so_far = "".join(item.text for item in items or [] if isinstance(item, TextDelta))
-        if items is None or len(so_far) < stored:
-            logger.warning("cannot line up the replayed turn with what was stored; no catch-up")
-            self.offset, self.lined_up = stored, False
-            return None
-        self._stored = stored
-        return items
-
-
-def _text_offset(cursor: str | None) -> int:
-    """The characters a `text:<n>` cursor says are stored (0: none, or no such cursor)."""
-    if cursor is None or not cursor.startswith(_TEXT_CURSOR):
-        return 0
-    count = cursor.removeprefix(_TEXT_CURSOR)
-    return int(count) if count.isdigit() else 0
-
-
 async def _live_events(
     attach: ChildProcess,
     parser: AttachParser,
@@ -783,6 +766,31 @@ async def _left_in(
 def _attach_failed(attach: ChildProcess, status: int) -> PaseoError:
     result = CliResult(attach.args, status, "", attach.stderr_text())
     return error_from_result(result, text_code="ATTACH_FAILED")
+
+
+def _check_media(media: PromptMedia) -> None:
+    """The CLI takes images (`--image`), not attachments: refuse before anything is run."""
+    if media.attachments:
+        raise PaseoError(
+            "MEDIA_UNSUPPORTED",
+            "the paseo CLI cannot send attachments; use the daemon transport",
+        )
+
+
+@contextlib.contextmanager
+def _image_files(images: tuple[PromptImage, ...]) -> Iterator[list[str]]:
+    """Each image in a private temporary file named with its type's extension (the CLI
+    reads an image's type from its file name), removed afterwards."""
+    if not images:
+        yield []
+        return
+    with tempfile.TemporaryDirectory(prefix="paseo-images-") as folder:
+        paths = []
+        for index, image in enumerate(images):
+            path = Path(folder) / f"image-{index}{IMAGE_EXTENSIONS[image.media_type]}"
+            path.write_bytes(image.data)
+            paths.append(str(path))
+        yield paths
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.paseo import types
+from app.paseo.cli.provider_modes import mode_id
 
 # What the CLI prints where a value is unknown (no title, no model).
 _NO_VALUE = "-"
@@ -236,25 +237,36 @@ class CliDeleteResult(_CliModel):
 
 
 class CliProviderRow(_CliModel):
-    """`paseo provider ls --json`: `enabled` is "Enabled" or "Disabled", `modes` a joined
-    string of labels, and the daemon's status `ready` is printed `available`."""
+    """`paseo provider ls --json`: the daemon's status `ready` is printed `available`. Up to
+    0.5 `enabled` is "Enabled" or "Disabled" and `modes` a joined string of labels (their ids
+    come from Paseo's manifest); newer CLIs print a bool and `[{id, label}]`."""
 
     provider: str
     label: str
     status: str
-    enabled: str
+    enabled: str | bool
     default_mode: str = Field(validation_alias="defaultMode")
-    modes: str
+    modes: str | list[CliAgentMode]
 
     def to_gateway(self) -> types.ProviderInfo:
         return types.ProviderInfo(
             provider=self.provider,
             label=self.label,
             status="ready" if self.status == "available" else self.status,
-            enabled=self.enabled == "Enabled",
+            enabled=self.enabled in ("Enabled", True),
             default_mode=self.default_mode,
-            modes=[mode.strip() for mode in self.modes.split(",") if mode.strip()],
+            modes=self._modes(),
         )
+
+    def _modes(self) -> list[types.ProviderMode]:
+        if not isinstance(self.modes, str):
+            return [types.ProviderMode(id=mode.id, label=mode.label) for mode in self.modes]
+        labels = [label.strip() for label in self.modes.split(",") if label.strip() != "-"]
+        return [
+            types.ProviderMode(id=mode_id(self.provider, label), label=label)
+            for label in labels
+            if label
+        ]
 
 
 class CliModelRow(_CliModel):

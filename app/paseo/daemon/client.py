@@ -9,6 +9,7 @@ the agent is fetched first, so both transports give the service layer the same a
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from app.paseo.daemon.target import DaemonTarget
 from app.paseo.daemon.timeline import Row, parse_cursor, prompt_history, rows_of, turn_so_far
 from app.paseo.daemon_config import DEFAULT_DAEMON
 from app.paseo.errors import PaseoError
+from app.paseo.media import NO_MEDIA, PromptMedia
 from app.paseo.types import (
     AgentDetail,
     AgentStarted,
@@ -285,10 +287,16 @@ class DaemonPaseoClient:
     # --- turns ---------------------------------------------------------------------------------
 
     async def start_agent_turn(
-        self, agent: NewAgent, prompt: str, *, turn_key: str | None = None
+        self,
+        agent: NewAgent,
+        prompt: str,
+        *,
+        turn_key: str | None = None,
+        media: PromptMedia = NO_MEDIA,
     ) -> AsyncIterator[TurnEvent]:
-        """Create the agent, follow it, then send the prompt: a daemon that pushes only
-        what a socket subscribed to needs the agent's id before its first turn speaks."""
+        """Create the agent, follow it, then send the prompt (and its media): a daemon that
+        pushes only what a socket subscribed to needs the agent's id before its first turn
+        speaks."""
         yield TurnStarted()
         reply = await self.connection.request(
             {
@@ -303,18 +311,23 @@ class DaemonPaseoClient:
             raise PaseoError("AGENT_CREATE_FAILED", str(reply.get("error") or "create failed"))
         created = _created(reply, provider=agent.provider, cwd=agent.cwd)
         yield AgentStarted(created)
-        async for event in self._send(created.agent_id, prompt, turn_key):
+        async for event in self._send(created.agent_id, prompt, turn_key, media):
             yield event
 
     async def prompt_agent_turn(
-        self, agent_id: str, prompt: str, *, turn_key: str | None = None
+        self,
+        agent_id: str,
+        prompt: str,
+        *,
+        turn_key: str | None = None,
+        media: PromptMedia = NO_MEDIA,
     ) -> AsyncIterator[TurnEvent]:
         yield TurnStarted()
-        async for event in self._send(agent_id, prompt, turn_key):
+        async for event in self._send(agent_id, prompt, turn_key, media):
             yield event
 
     async def _send(
-        self, agent_id: str, prompt: str, turn_key: str | None
+        self, agent_id: str, prompt: str, turn_key: str | None, media: PromptMedia = NO_MEDIA
     ) -> AsyncIterator[TurnEvent]:
         """Send a prompt that starts (or replaces) the agent's turn and follow that turn."""
         turn = _Turn(message_id=turn_key or str(uuid.uuid4()))
@@ -325,6 +338,7 @@ class DaemonPaseoClient:
                     "agentId": agent_id,
                     "text": prompt,
                     "messageId": turn.message_id,
+                    **_media_fields(media),
                 },
                 "send_agent_message_response",
                 SEND_TIMEOUT_SECONDS,
@@ -637,6 +651,27 @@ def _row_event(agent_id: str, row: Row, epoch: object) -> wire.StreamEvent:
         epoch=epoch if isinstance(epoch, str) else None,
         seq=row.seq,
     )
+
+
+def _media_fields(media: PromptMedia) -> dict[str, Any]:
+    """`images` and `attachments` of a send (left out when empty: every release has both)."""
+    fields: dict[str, Any] = {}
+    if media.images:
+        fields["images"] = [
+            {"data": base64.b64encode(image.data).decode("ascii"), "mimeType": image.media_type}
+            for image in media.images
+        ]
+    if media.attachments:
+        fields["attachments"] = [
+            {
+                "type": "text",
+                "mimeType": "text/plain",
+                "text": item.text,
+                **({"title": item.title} if item.title is not None else {}),
+            }
+            for item in media.attachments
+        ]
+    return fields
 
 
 def _config(agent: NewAgent) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 from app.paseo import types
 from app.paseo.daemon.timeline import format_cursor
 from app.paseo.errors import PaseoError
+from app.paseo.tool_calls import ToolKind, capped, capped_detail, kind_of_name
 
 # The client version sent in `hello`: below 0.1.45 the daemon hides the mock provider and more
 # (newer daemons skip that check for `all_providers`).
@@ -161,7 +162,11 @@ def provider_info(entry: dict[str, Any]) -> types.ProviderInfo:
         status=str(entry.get("status", "error")),
         enabled=entry.get("enabled", True) is not False,
         default_mode=str(entry.get("defaultModeId") or "default"),
-        modes=[str(mode.get("label") or mode.get("id")) for mode in entry.get("modes") or []],
+        modes=[
+            types.ProviderMode(id=str(mode["id"]), label=str(mode.get("label") or mode["id"]))
+            for mode in entry.get("modes") or []
+            if mode.get("id")
+        ],
     )
 
 
@@ -283,14 +288,81 @@ def _timeline_output(item: dict[str, Any], cursor: str | None) -> types.TurnOutp
     if kind == "reasoning" and item.get("text"):
         return types.ReasoningDelta(str(item["text"]), cursor)
     if kind == "tool_call":
-        return types.ToolActivity(str(item.get("name", "")), str(item.get("status", "")), cursor)
+        return tool_call(item, cursor)
     if kind == "todo":
-        entries = item.get("items") or []
-        done = sum(bool(entry.get("completed")) for entry in entries)
-        return types.AgentNotice("todo", f"{done}/{len(entries)} completed", cursor)
+        return todo_update(item, cursor)
     if kind == "error":
         return types.AgentNotice("error", str(item.get("message", "")), cursor)
     return None
+
+
+# Paseo's detail fields (by detail type) and the gateway's names for them.
+_DETAIL_FIELDS: dict[str, tuple[ToolKind, dict[str, str]]] = {
+    "shell": (
+        "shell",
+        {"command": "command", "cwd": "cwd", "output": "output", "exitCode": "exit_code"},
+    ),
+    "read": ("read", {"filePath": "path", "content": "content"}),
+    "edit": (
+        "edit",
+        {
+            "filePath": "path",
+            "oldString": "old_string",
+            "newString": "new_string",
+            "unifiedDiff": "diff",
+        },
+    ),
+    "write": ("write", {"filePath": "path", "content": "content"}),
+    "search": ("search", {"query": "query", "content": "content"}),
+    "plan": ("plan", {"text": "content"}),
+    "fetch": ("other", {"url": "url"}),
+}
+
+
+def tool_detail(name: str, detail: object) -> tuple[ToolKind, dict[str, Any]]:
+    """A `tool_call.detail` as the gateway's kind and snake_case detail (only the fields
+    that apply, text capped). A detail type the gateway does not know gives the name's kind
+    and no detail."""
+    raw = detail if isinstance(detail, dict) else {}
+    known = _DETAIL_FIELDS.get(str(raw.get("type", "")))
+    if known is None:
+        return kind_of_name(name), {}
+    kind, fields = known
+    out: dict[str, Any] = {}
+    for theirs, ours in fields.items():
+        value = raw.get(theirs)
+        if isinstance(value, str) or (ours == "exit_code" and isinstance(value, int)):
+            out[ours] = value
+    return kind, capped_detail(out)
+
+
+def tool_call(item: dict[str, Any], cursor: str | None = None) -> types.ToolActivity:
+    """A `tool_call` timeline item: one state of one call."""
+    name = str(item.get("name", ""))
+    kind, detail = tool_detail(name, item.get("detail"))
+    error = item.get("error")
+    call_id = item.get("callId")
+    return types.ToolActivity(
+        name=name,
+        status=str(item.get("status", "")),
+        call_id=str(call_id) if call_id else None,
+        kind=kind,
+        detail=detail,
+        error=capped(str(error))[0] if error else None,
+        cursor=cursor,
+    )
+
+
+def todo_update(item: dict[str, Any], cursor: str | None = None) -> types.TodoUpdate:
+    """A `todo` timeline item: the whole task list as it stands."""
+    entries = [entry for entry in item.get("items") or [] if isinstance(entry, dict)]
+    items = tuple(
+        types.TodoItem(capped(str(entry.get("text", "")))[0], bool(entry.get("completed")))
+        for entry in entries
+    )
+    return types.TodoUpdate(
+        completed=sum(entry.done for entry in items), total=len(items), items=items, cursor=cursor
+    )
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from app.models import GatewaySession, SessionStatus, Turn, TurnStatus, utcnow
 from app.paseo.client import PaseoClient
 from app.paseo.daemons import Daemon
 from app.paseo.errors import PaseoError, PaseoErrorKind
+from app.paseo.media import NO_MEDIA, PromptMedia
 from app.paseo.types import (
     AgentNotice,
     AgentStarted,
@@ -36,6 +37,7 @@ from app.paseo.types import (
     PromptSteered,
     ReasoningDelta,
     TextDelta,
+    TodoUpdate,
     ToolActivity,
     TurnEnded,
     TurnEvent,
@@ -94,6 +96,7 @@ class TurnRun:
         turn: Turn,
         started: asyncio.Future[None],
         record: GatewaySession | None = None,
+        media: PromptMedia = NO_MEDIA,
     ) -> None:
         self.store = store
         self.daemon = daemon.name  # the daemon the turn's session is pinned to
@@ -104,6 +107,8 @@ class TurnRun:
         # The session as the request that made the turn read it under its lock (None: read it).
         self.record = record
         self.agent_id: str | None = record.agent_id if record else None
+        # The prompt's images and attachments: in memory only (a recovered run sends nothing).
+        self.media = media
         self.delivered = turn.prompt_delivered_at is not None
         self.cancel_requested = asyncio.Event()
         # Set when another request or process ended this turn (mode=interrupt, a takeover).
@@ -253,7 +258,7 @@ class TurnRun:
     def _turn_events(self, record: GatewaySession) -> AsyncIterator[TurnEvent]:
         if record.agent_id:
             return self.paseo.prompt_agent_turn(
-                record.agent_id, self.turn.prompt, turn_key=str(self.turn_id)
+                record.agent_id, self.turn.prompt, turn_key=str(self.turn_id), media=self.media
             )
         cwd = record.cwd
         if self.limits.workspace_roots:
@@ -266,7 +271,9 @@ class TurnRun:
             mode=record.mode,
             labels={**record.labels, SESSION_LABEL: str(record.id)},
         )
-        return self.paseo.start_agent_turn(agent, self.turn.prompt, turn_key=str(self.turn_id))
+        return self.paseo.start_agent_turn(
+            agent, self.turn.prompt, turn_key=str(self.turn_id), media=self.media
+        )
 
     async def _follow(
         self, events: AsyncIterator[TurnEvent], *, recovering: bool, elapsed: float = 0.0
@@ -633,13 +640,37 @@ def title_from(prompt: str) -> str:
     return first_line[:TITLE_FROM_PROMPT_CHARS]
 
 
+def tool_event_data(event: ToolActivity) -> dict[str, Any]:
+    """A `tool` event: one state of one call (its detail already in the gateway's terms)."""
+    return {
+        "call_id": event.call_id,
+        "name": event.name,
+        "status": event.status,
+        "kind": event.kind,
+        "detail": dict(event.detail),
+        "error": event.error,
+    }
+
+
+def todo_event_data(event: TodoUpdate) -> dict[str, Any]:
+    """A `todo` event: the task list as it stands (`items` null where only counts are seen)."""
+    items = (
+        None
+        if event.items is None
+        else [{"text": item.text, "done": item.done} for item in event.items]
+    )
+    return {"items": items, "completed": event.completed, "total": event.total}
+
+
 def stream_event(event: TurnOutput) -> tuple[str, dict[str, Any]]:
     if isinstance(event, TextDelta):
         return "text", {"delta": event.text}
     if isinstance(event, ReasoningDelta):
         return "reasoning", {"delta": event.text}
     if isinstance(event, ToolActivity):
-        return "tool", {"name": event.name, "status": event.status}
+        return "tool", tool_event_data(event)
+    if isinstance(event, TodoUpdate):
+        return "todo", todo_event_data(event)
     if isinstance(event, AgentNotice):
         return "notice", {"kind": event.kind, "text": event.text}
     if isinstance(event, PromptSteered):

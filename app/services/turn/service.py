@@ -28,6 +28,7 @@ from app.db import Database
 from app.errors import (
     GatewayError,
     IdempotencyKeyReused,
+    MediaUnsupported,
     NoRunningTurn,
     PayloadTooLarge,
     RateLimited,
@@ -42,6 +43,7 @@ from app.models import ACTIVE_TURN_STATUSES, GatewaySession, SessionStatus, Turn
 from app.paseo.daemon_config import DEFAULT_DAEMON
 from app.paseo.daemons import Daemon
 from app.paseo.errors import PaseoError
+from app.paseo.media import NO_MEDIA, PromptMedia
 from app.repositories import rate_limits as rate_repo
 from app.repositories import sessions as sessions_repo
 from app.repositories import turn_events as events_repo
@@ -50,6 +52,7 @@ from app.repositories.turns import TurnNotWritable
 from app.services.access import get_visible_session
 from app.services.auth import Principal
 from app.services.daemons import Daemons
+from app.services.prompt_media import media_digest, media_summary
 from app.services.turn.decisions import (
     REPLACED,
     EndedElsewhere,
@@ -87,6 +90,8 @@ class TurnSettings:
     # The largest first prompt (the one that creates an agent) the transport can carry;
     # None: no limit of its own (only the CLI has one: it passes that prompt as an argument).
     max_first_prompt_bytes: int | None = None
+    # Whether the transport hands Paseo text attachments (the daemon's does, the CLI cannot).
+    takes_attachments: bool = True
 
     def limits(self, workspace_roots: tuple[str, ...]) -> TurnLimits:
         """The limits of a turn on a daemon whose agents may work in `workspace_roots`."""
@@ -100,9 +105,11 @@ class TurnSettings:
         )
 
 
-def request_hash(prompt: str, mode: str) -> str:
-    """What an Idempotency-Key retry must repeat exactly."""
-    return hashlib.sha256(f"{mode}\0{prompt}".encode()).hexdigest()
+def request_hash(prompt: str, mode: str, media: str = "") -> str:
+    """What an Idempotency-Key retry must repeat exactly (`media`: the images' and
+    attachments' digest, empty without any, so a text-only request hashes as it always did)."""
+    extra = f"\0{media}" if media else ""
+    return hashlib.sha256(f"{mode}\0{prompt}{extra}".encode()).hexdigest()
 
 
 class TurnService:
@@ -147,15 +154,18 @@ class TurnService:
         *,
         idempotency_key: str | None = None,
         interrupt: bool = False,
+        media: PromptMedia = NO_MEDIA,
     ) -> tuple[Turn, bool]:
         """Start a turn, or return the one an earlier request with the same key started.
 
         Returns the turn and whether it is new. Returns once Paseo has the prompt (or the
         turn is queued), so a failure to start is raised here rather than inside the stream.
         The session row read under its lock, and the turn made then, travel with the run: the
-        way to the first byte reads neither again.
+        way to the first byte reads neither again. `media` (checked) is held in memory only,
+        by the run: `turn.started` says what it was.
         """
-        digest = request_hash(prompt, "interrupt" if interrupt else "queue")
+        self.check_media(media)
+        digest = request_hash(prompt, "interrupt" if interrupt else "queue", media_digest(media))
         if idempotency_key is not None:
             earlier = await self._turn_for_key(session_id, idempotency_key, digest, principal)
             if earlier is not None:
@@ -163,11 +173,11 @@ class TurnService:
         await self._admit_daemon(session_id, principal)
         await self._check_rate(principal)
         turn, record, daemon = await self._insert_turn(
-            session_id, prompt, idempotency_key, digest, interrupt, principal
+            session_id, prompt, idempotency_key, digest, interrupt, principal, media
         )
         if record is None:
             return turn, False  # a concurrent retry with the same key won the race
-        run = self._new_run(turn, daemon, record)
+        run = self._new_run(turn, daemon, record, media)
         run.task = asyncio.create_task(self._drive(run, run.start(self._slots[daemon.name])))
         await run.started
         return run.turn, True
@@ -203,6 +213,15 @@ class TurnService:
         await daemon.steer_agent_turn(record.agent_id, prompt, turn_key=str(uuid.uuid4()))
         return active
 
+    def check_media(self, media: PromptMedia) -> None:
+        """Refuse, before anything is stored, what the transport cannot hand Paseo."""
+        if media.attachments and not self.settings.takes_attachments:
+            raise MediaUnsupported(
+                "attachments reach Paseo over the daemon transport only "
+                "(PASEO_GATEWAY_TRANSPORT=daemon); put the text in the prompt instead",
+                field="attachments",
+            )
+
     async def _admit_daemon(self, session_id: uuid.UUID, principal: Principal | None) -> None:
         """503 before anything is stored while the session's daemon is down (after one attempt
         to reach it, outside any transaction); while none is down, no read at all."""
@@ -229,6 +248,7 @@ class TurnService:
         digest: str,
         interrupt: bool,
         principal: Principal | None,
+        media: PromptMedia = NO_MEDIA,
     ) -> tuple[Turn, GatewaySession | None, Daemon]:
         """The new turn and its session as read under the lock; or an earlier turn with the
         same key and None (with the daemon of the session).
@@ -291,6 +311,7 @@ class TurnService:
                     "agent_id": record.agent_id,
                     "daemon": daemon.name,
                     "events_url": events_url(session_id, turn.id),
+                    **media_summary(media),
                 }
                 await events_repo.append_next_events(
                     session, turn.id, [("turn.started", started)], runner_id=self.runner_id
@@ -353,7 +374,13 @@ class TurnService:
 
     # --- running --------------------------------------------------------------------------------
 
-    def _new_run(self, turn: Turn, daemon: Daemon, record: GatewaySession | None = None) -> TurnRun:
+    def _new_run(
+        self,
+        turn: Turn,
+        daemon: Daemon,
+        record: GatewaySession | None = None,
+        media: PromptMedia = NO_MEDIA,
+    ) -> TurnRun:
         run = TurnRun(
             store=TurnStore(self.db, self.notifier, turn, self.runner_id),
             daemon=daemon,
@@ -361,6 +388,7 @@ class TurnService:
             turn=turn,
             started=asyncio.get_running_loop().create_future(),
             record=record,
+            media=media,
         )
         self._runs[turn.id] = run
         return run
