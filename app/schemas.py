@@ -10,7 +10,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.paseo.daemon_config import DAEMON_NAME_PATTERN
-from app.paseo.types import AgentDetail, AgentSummary, ProviderInfo
+from app.paseo.types import AgentDetail, AgentSummary, PermissionAction, ProviderInfo
 
 # Values that reach the paseo argv: strict shapes, never anything that could look like a flag.
 # Patterns (not code) carry every rule, so /docs states exactly what is accepted.
@@ -295,6 +295,225 @@ class TurnOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+def _absent(value: object) -> bool:
+    """Left out of an answer when not known (an optional key, not a null)."""
+    return value is None
+
+
+class _TurnItemBase(BaseModel):
+    id: str = Field(description="`<turn_id>:<first_seq>`: the same at every read of the turn")
+    first_seq: int = Field(description="The number of the first event folded into the item")
+    last_seq: int = Field(description="The number of the last event folded into the item")
+
+
+class ContentPart(BaseModel):
+    type: Literal["input_text", "output_text"] = Field(
+        description="`input_text` in a user's message, `output_text` in the agent's"
+    )
+    text: str
+
+
+class ImageSummary(BaseModel):
+    media_type: str
+    bytes: int
+
+
+class AttachmentSummary(BaseModel):
+    title: str | None
+    bytes: int
+
+
+class MessageItem(_TurnItemBase):
+    """The prompt (`user`; a prompt steered into the turn is one more, where it joined), or
+    one block of the agent's reply (`assistant`: contiguous `text` deltas)."""
+
+    type: Literal["message"]
+    role: Literal["user", "assistant"]
+    content: list[ContentPart]
+    images: list[ImageSummary] | None = Field(
+        default=None, exclude_if=_absent, description="The prompt's images (types and sizes)"
+    )
+    attachments: list[AttachmentSummary] | None = Field(
+        default=None, exclude_if=_absent, description="The prompt's text attachments (sizes)"
+    )
+
+
+class ReasoningItem(_TurnItemBase):
+    """The agent's thinking: contiguous `reasoning` deltas."""
+
+    type: Literal["reasoning"]
+    text: str
+
+
+class ToolCallItem(_TurnItemBase):
+    """One tool call in its last state, where it first appeared (its `tool` events merged:
+    each later event's detail keys over the earlier ones')."""
+
+    type: Literal["tool_call"]
+    call_id: str
+    name: str | None
+    kind: str | None = Field(description="shell, read, edit, write, search, plan or other")
+    status: str | None = Field(description="running, completed, failed or canceled")
+    detail: dict[str, Any]
+    error: str | None
+
+
+class TodoEntry(BaseModel):
+    text: str
+    done: bool
+
+
+class TodoItem(_TurnItemBase):
+    """The agent's task list as it stands, where it first appeared."""
+
+    type: Literal["todo"]
+    items: list[TodoEntry] | None = Field(description="null on the CLI transport (counts only)")
+    completed: int | None
+    total: int | None
+
+
+class PermissionResolution(BaseModel):
+    behavior: str = Field(description="allow, deny, or unknown (answered outside the gateway)")
+    by: str | None = Field(description="The key's name, `timeout`, or `paseo`")
+    message: str | None
+
+
+class PermissionRequestItem(_TurnItemBase):
+    """The agent asked a person; `resolution` says the answer once there is one."""
+
+    type: Literal["permission_request"]
+    permission_id: str
+    name: str | None
+    kind: str | None
+    title: str | None
+    description: str | None
+    input: dict[str, Any] | None
+    actions: list[PermissionAction]
+    resolution: PermissionResolution | None
+
+
+class NoticeItem(_TurnItemBase):
+    """Another line Paseo showed (`attention`, `error`, `turn_failed`)."""
+
+    type: Literal["notice"]
+    kind: str | None
+    text: str | None
+
+
+class UsageItem(_TurnItemBase):
+    """What the turn used, as Paseo reported it at the end (null: not reported)."""
+
+    type: Literal["usage"]
+    input_tokens: int | None
+    output_tokens: int | None
+    cached_tokens: int | None
+    cost_usd: float | None
+    context_window_used_tokens: int | None = Field(
+        default=None, exclude_if=_absent, description="Where Paseo reports it (daemon transport)"
+    )
+    context_window_max_tokens: int | None = Field(
+        default=None, exclude_if=_absent, description="Where Paseo reports it (daemon transport)"
+    )
+
+
+TurnItem = Annotated[
+    MessageItem
+    | ReasoningItem
+    | ToolCallItem
+    | TodoItem
+    | PermissionRequestItem
+    | NoticeItem
+    | UsageItem,
+    Field(discriminator="type"),
+]
+
+_EXAMPLE_TURN = "5f0c1d2e-0000-4000-8000-000000000001"
+TURN_ITEMS_EXAMPLE: dict[str, Any] = {
+    "turn_id": _EXAMPLE_TURN,
+    "session_id": "9b1e6a3c-0000-4000-8000-000000000002",
+    "status": "completed",
+    "last_seq": 9,
+    "items": [
+        {
+            "id": f"{_EXAMPLE_TURN}:1",
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "Why does the test fail?"}],
+            "first_seq": 1,
+            "last_seq": 1,
+        },
+        {
+            "id": f"{_EXAMPLE_TURN}:3",
+            "type": "reasoning",
+            "text": "Look at the test first.",
+            "first_seq": 3,
+            "last_seq": 3,
+        },
+        {
+            "id": f"{_EXAMPLE_TURN}:4",
+            "type": "tool_call",
+            "call_id": "toolu_01",
+            "name": "bash",
+            "kind": "shell",
+            "status": "completed",
+            "detail": {"command": "pytest -x", "cwd": "/home/dev/project", "exit_code": 1},
+            "error": None,
+            "first_seq": 4,
+            "last_seq": 5,
+        },
+        {
+            "id": f"{_EXAMPLE_TURN}:6",
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "The fixture leaks a file."}],
+            "first_seq": 6,
+            "last_seq": 8,
+        },
+        {
+            "id": f"{_EXAMPLE_TURN}:9",
+            "type": "usage",
+            "input_tokens": 1200,
+            "output_tokens": 85,
+            "cached_tokens": 0,
+            "cost_usd": 0.0042,
+            "context_window_used_tokens": 1285,
+            "context_window_max_tokens": 200000,
+            "first_seq": 9,
+            "last_seq": 9,
+        },
+    ],
+}
+
+
+class TurnItemsOut(BaseModel):
+    """A turn as the ordered items a client renders (a running turn: its items so far)."""
+
+    turn_id: uuid.UUID
+    session_id: uuid.UUID
+    status: str
+    last_seq: int = Field(
+        description="The last event folded (0: none yet): follow the turn live from here with "
+        "`GET …/events?after=<last_seq>`"
+    )
+    items: list[TurnItem]
+
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_extra={"examples": [TURN_ITEMS_EXAMPLE]}
+    )
+
+
+class SessionUsage(BaseModel):
+    """What the session's turns used, summed from the stored turns."""
+
+    turns: int = Field(description="The session's turns (every status)")
+    input_tokens: int = Field(description="Summed over the turns that reported usage")
+    output_tokens: int
+    cached_tokens: int
+    cost_usd: float = Field(description="In US dollars, as Paseo reported it (0: none did)")
+
+    model_config = ConfigDict(from_attributes=True)
+
+
 class AgentLiveStatus(BaseModel):
     """What Paseo says of the session's agent right now (None fields: not known)."""
 
@@ -333,6 +552,9 @@ class SessionDetail(SessionOut):
         default=None, description="Live agent status from Paseo (null before the agent exists)."
     )
     active_turn: TurnOut | None = None
+    usage: SessionUsage | None = Field(
+        default=None, description="The running total of the session's turns' usage."
+    )
 
 
 class SessionCreated(SessionOut):

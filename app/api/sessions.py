@@ -20,6 +20,7 @@ from app.schemas import (
     SessionImport,
     SessionOut,
     SessionUpdate,
+    SessionUsage,
     TurnOut,
 )
 from app.services.sessions import session_labels
@@ -106,6 +107,7 @@ async def get_session(
     detail.agent = agent
     active = await turns.active_turn(session_id)
     detail.active_turn = TurnOut.model_validate(active) if active else None
+    detail.usage = SessionUsage.model_validate(await sessions.usage(session_id))
     return detail
 
 

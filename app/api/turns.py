@@ -26,11 +26,19 @@ from app.api.deps import (
 from app.api.event_stream import ServerStopping, event_source, until_shutdown
 from app.api.problems import problem_responses
 from app.errors import InvalidInput, MediaUnsupported
-from app.schemas import MAX_OFFSET, CancelResult, Page, PromptRequest, TurnOut
+from app.schemas import (
+    MAX_OFFSET,
+    CancelResult,
+    Page,
+    PromptRequest,
+    TurnItemsOut,
+    TurnOut,
+)
 from app.services.auth import Principal
 from app.services.prompt_media import check_media
 from app.services.sessions import check_prompt
 from app.services.turn.events import StoredEvent
+from app.services.turn.items import read_turn_items
 from app.services.turn.run import events_url
 
 router = APIRouter(prefix="/sessions/{session_id}", tags=["turns"])
@@ -288,3 +296,31 @@ async def get_turn(
     session_id: uuid.UUID, turn_id: uuid.UUID, turns: TurnsDep, principal: Reader
 ) -> TurnOut:
     return TurnOut.model_validate(await turns.get_turn(session_id, turn_id, principal))
+
+
+ITEMS_DESCRIPTION = """\
+The turn folded from its stored events into the items a client renders, in order: the prompt
+(`message`, role `user`, with `images`/`attachments` when it had them; a prompt steered into
+the turn is another, where it joined), each block of reply (`message`, role `assistant`,
+`output_text`: contiguous `text` deltas; a new item between starts a new block), `reasoning`,
+each `tool_call` in its last state where it first appeared (`detail` keys of later states
+merged over earlier ones), the `todo` list as it stands, each `permission_request` with its
+`resolution` once answered, `notice`s, and `usage` last when the turn ended with usage.
+
+Each item has `id` (`<turn_id>:<first_seq>`, the same at every read) and `first_seq`/`last_seq`,
+the events it was folded from. A running turn answers with its items so far: follow it with
+`GET …/events?after=<last_seq>` and fold the later events the same way.
+"""
+
+
+@router.get(
+    "/turns/{turn_id}/items",
+    response_model=TurnItemsOut,
+    summary="A turn as ordered items: prompt, reply, reasoning, tool calls, todos, usage",
+    description=ITEMS_DESCRIPTION,
+    responses=problem_responses(404, 422),
+)
+async def turn_items(
+    session_id: uuid.UUID, turn_id: uuid.UUID, principal: ReadOnlyReader, reads: ReadSession
+) -> TurnItemsOut:
+    return TurnItemsOut.model_validate(await read_turn_items(reads, session_id, turn_id, principal))

@@ -1,4 +1,4 @@
-"""The browser page at /ui: static HTML, one script and one stylesheet from app/ui.
+"""The browser page at /ui: static HTML, its script modules and one stylesheet from app/ui.
 
 The page itself needs no key (it asks for one and sends it with every API call), so its
 paths are public. A strict Content-Security-Policy keeps it to its own files and origin.
@@ -17,6 +17,8 @@ UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 FILES = {
     "/ui": ("index.html", "text/html; charset=utf-8"),
     "/ui/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/ui/transcript.js": ("transcript.js", "text/javascript; charset=utf-8"),
+    "/ui/markdown.js": ("markdown.js", "text/javascript; charset=utf-8"),
     "/ui/style.css": ("style.css", "text/css; charset=utf-8"),
 }
 # Served without a key: the page, its files, and the redirects to it.
@@ -59,6 +61,16 @@ async def page() -> FileResponse:
 @router.get("/ui/app.js")
 async def script() -> FileResponse:
     return _serve(*FILES["/ui/app.js"])
+
+
+@router.get("/ui/transcript.js")
+async def transcript_script() -> FileResponse:
+    return _serve(*FILES["/ui/transcript.js"])
+
+
+@router.get("/ui/markdown.js")
+async def markdown_script() -> FileResponse:
+    return _serve(*FILES["/ui/markdown.js"])
 
 
 @router.get("/ui/style.css")

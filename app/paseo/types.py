@@ -41,11 +41,31 @@ class AgentSummary(_GatewayModel):
     )
 
 
+def _unreported(value: object) -> bool:
+    return value is None
+
+
 class Usage(_GatewayModel):
+    """What a turn used, as Paseo reports it (None: not reported).
+
+    The context window fields are left out of a dump when Paseo does not report them (the
+    CLI's `inspect` never does), so stored usage has them only where they are known.
+    """
+
     input_tokens: int | None = None
     output_tokens: int | None = None
     cached_tokens: int | None = None
-    cost_usd: float | None = None
+    cost_usd: float | None = Field(default=None, description="The turn's cost in US dollars")
+    context_window_used_tokens: int | None = Field(
+        default=None,
+        exclude_if=_unreported,
+        description="Tokens of the context window in use after the turn (daemon transport)",
+    )
+    context_window_max_tokens: int | None = Field(
+        default=None,
+        exclude_if=_unreported,
+        description="The model's context window in tokens (daemon transport)",
+    )
 
 
 class Capabilities(_GatewayModel):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypedDict, Unpack
 
@@ -185,6 +186,45 @@ async def list_turns(
 async def count_turns(session: AsyncSession, session_id: uuid.UUID) -> int:
     statement = select(func.count(Turn.id)).where(Turn.session_id == session_id)
     return (await session.scalar(statement)) or 0
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    """A session's usage: how many turns it has, and what those that reported usage used."""
+
+    turns: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+def _summed(key: str, *, as_float: bool = False) -> ColumnElement[Any]:
+    """The sum of one key of the turns' `usage` JSON (0 where no turn has it)."""
+    value = Turn.usage[key].as_float() if as_float else Turn.usage[key].as_integer()
+    return func.coalesce(func.sum(value), 0)
+
+
+async def usage_totals(session: AsyncSession, session_id: uuid.UUID) -> UsageTotals:
+    """The session's turns counted and their usage summed, in one aggregate statement (the
+    JSON keys read in SQL: `json_extract` on SQLite, `->>` on PostgreSQL)."""
+    statement = select(
+        func.count(Turn.id),
+        _summed("input_tokens"),
+        _summed("output_tokens"),
+        _summed("cached_tokens"),
+        _summed("cost_usd", as_float=True),
+    ).where(Turn.session_id == session_id)
+    turns, input_tokens, output_tokens, cached_tokens, cost = (
+        await session.execute(statement)
+    ).one()
+    return UsageTotals(
+        turns=int(turns),
+        input_tokens=int(input_tokens),
+        output_tokens=int(output_tokens),
+        cached_tokens=int(cached_tokens),
+        cost_usd=round(float(cost), 10),  # no float noise from the sum
+    )
 
 
 async def get_active_turn(session: AsyncSession, session_id: uuid.UUID) -> Turn | None:

@@ -31,6 +31,7 @@ from app.paseo.daemons import Daemon
 from app.paseo.errors import PaseoError, PaseoErrorKind
 from app.paseo.prompts import js_trim
 from app.repositories import sessions as sessions_repo
+from app.repositories import turns as turns_repo
 from app.repositories.sessions import SessionChanges
 from app.schemas import (
     LABEL_FILTER_KEY_PATTERN,
@@ -207,6 +208,11 @@ class SessionService:
     async def get(self, session_id: uuid.UUID, principal: Principal | None) -> GatewaySession:
         async with self.db.session() as session:
             return await get_visible_session(session, session_id, principal)
+
+    async def usage(self, session_id: uuid.UUID) -> turns_repo.UsageTotals:
+        """The session's turns counted and their usage summed (one aggregate query)."""
+        async with self.db.read() as session:
+            return await turns_repo.usage_totals(session, session_id)
 
     async def live_status(self, record: GatewaySession) -> AgentLiveStatus | None:
         """What Paseo said of the agent at most AGENT_STATUS_FRESH_SECONDS ago (with its age):

@@ -981,10 +981,22 @@ def provider_columns() -> list[Column]:
         Column("PROVIDER", "provider", 12),
         Column("LABEL", "label", 16),
         Column("STATUS", "status", 12),
-        Column("ENABLED", "enabled", 10),
+        Column("ENABLED", _enabled_cell, 10),
         Column("DEFAULT MODE", "defaultMode", 14),
-        Column("MODES", "modes", 30),
+        Column("MODES", _modes_cell, 30),
     ]
+
+
+def _enabled_cell(item: dict[str, Any]) -> str:
+    """A bool (newest) or the word; the table shows the word either way."""
+    enabled = item["enabled"]
+    return enabled if isinstance(enabled, str) else ("Enabled" if enabled else "Disabled")
+
+
+def _modes_cell(item: dict[str, Any]) -> str:
+    """`[{id, label}]` (newest) or the joined labels; the table shows the labels either way."""
+    modes = item["modes"]
+    return modes if isinstance(modes, str) else ", ".join(mode["label"] for mode in modes)
 
 
 def cmd_provider_ls(inv: Invocation) -> Result:
@@ -999,14 +1011,19 @@ def cmd_provider_ls(inv: Invocation) -> Result:
         return Result(static_providers(), provider_columns(), "provider", is_list=True)
     finally:
         client.close()
+    structured = release().provider_modes_with_ids
     rows = [
         {
             "provider": e["provider"],
             "label": e.get("label") or e["provider"],
             "status": "available" if e["status"] == "ready" else e["status"],
-            "enabled": "Enabled" if e.get("enabled") else "Disabled",
+            "enabled": bool(e.get("enabled"))
+            if structured
+            else ("Enabled" if e.get("enabled") else "Disabled"),
             "defaultMode": e.get("defaultModeId") or "default",
-            "modes": ", ".join(m["label"] for m in e.get("modes") or []),
+            "modes": [{"id": m["id"], "label": m["label"]} for m in e.get("modes") or []]
+            if structured
+            else ", ".join(m["label"] for m in e.get("modes") or []),
         }
         for e in entries
     ]

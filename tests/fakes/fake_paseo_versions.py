@@ -152,6 +152,10 @@ class FakeRelease:
     persistent_daemon_config: bool = False
     # `permit ls` prints full request ids, not their first 8 characters (0.9.2, #5305). §3.7
     permit_full_ids: bool = False
+    # `provider ls --json` prints `enabled` as a bool and `modes` as `[{id, label}]`, not a
+    # joined string of labels (newest `cli/commands/provider/ls.ts`; its first release is not
+    # known, so only the newest release has it).
+    provider_modes_with_ids: bool = False
 
 
 _RELEASE_0_5 = FakeRelease(
@@ -197,6 +201,7 @@ _RELEASE_CURRENT = replace(
     agent_not_found_code=True,
     persistent_daemon_config=True,
     permit_full_ids=True,
+    provider_modes_with_ids=True,
 )
 RELEASES = {
     "0.1.65": FakeRelease("0.1.65", "0.1.65-beta.5"),

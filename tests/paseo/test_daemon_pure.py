@@ -101,6 +101,35 @@ def test_a_snapshot_in_the_gateways_terms() -> None:
     assert detail.capabilities is not None and detail.capabilities.streaming
 
 
+def test_usage_keeps_the_cost_and_the_context_window_paseo_reports() -> None:
+    reported = wire.usage(
+        {
+            "inputTokens": 1,
+            "outputTokens": 3,
+            "cachedInputTokens": 0,
+            "totalCostUsd": 0.0125,
+            "contextWindowUsedTokens": 3,
+            "contextWindowMaxTokens": 128000,
+        }
+    )
+    assert reported is not None and reported.model_dump() == {
+        "input_tokens": 1,
+        "output_tokens": 3,
+        "cached_tokens": 0,
+        "cost_usd": 0.0125,
+        "context_window_used_tokens": 3,
+        "context_window_max_tokens": 128000,
+    }
+    # Not reported (the CLI's `inspect` never does): left out of what is stored.
+    plain = wire.usage({"outputTokens": 2})
+    assert plain is not None and plain.model_dump() == {
+        "input_tokens": None,
+        "output_tokens": 2,
+        "cached_tokens": None,
+        "cost_usd": None,
+    }
+
+
 def test_a_provider_entry_in_the_gateways_terms() -> None:
     info = wire.provider_info(
         {"provider": "mock", "status": "ready", "modes": [{"id": "x", "label": "X"}]}

@@ -25,7 +25,7 @@ from tests.api.conftest import (
     stop_gateway,
 )
 from tests.fakes.harness import FakePaseoDaemon
-from tests.ui.test_ui import _browser_missing, launched_chromium
+from tests.ui.conftest import browser_missing, launched_chromium
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
@@ -47,7 +47,7 @@ def docs_gateway(
     agent_cwd: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[str, Gateway]]:
-    missing = _browser_missing()
+    missing = browser_missing()
     if missing:
         if os.environ.get("CI"):
             pytest.fail(f"the browser test cannot run in CI: {missing}")

@@ -2,7 +2,9 @@
 
 A real gateway (uvicorn child process, SQLite) drives the fake paseo CLI and daemon. The test
 types the key, creates sessions, streams prompts, reloads mid-turn, cancels, opens an earlier
-turn, and saves a screenshot (in pytest's tmp dir and as test-artifacts/ui.png).
+turn, and saves a screenshot (in pytest's tmp dir and in test-artifacts/, see `save_screenshot`).
+tests/ui/test_transcript.py renders a full turn (Markdown, tool calls, diffs, cost) on the
+daemon transport.
 
 Without Chromium or Python Playwright the test skips and says why; with CI set, it fails.
 Playwright's own browser download (`playwright install`) is never used: it launches the
@@ -11,12 +13,11 @@ system Chromium (PASEO_GATEWAY_TEST_CHROMIUM, default /usr/bin/chromium).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -34,24 +35,15 @@ from tests.api.conftest import (
     stop_gateway,
 )
 from tests.fakes.harness import FakePaseoDaemon
+from tests.ui.conftest import skip_without_a_browser
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, Page
+    from playwright.async_api import Page
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACT = ROOT / "test-artifacts" / "ui.png"
-CHROMIUM = Path(os.environ.get("PASEO_GATEWAY_TEST_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
+# Screenshots are kept here (ignored by git, next to the checkout, so a CI job can keep the
+# folder); PASEO_GATEWAY_TEST_ARTIFACTS names another.
+ARTIFACTS = Path(os.environ.get("PASEO_GATEWAY_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 INSTANT = "emit 3 coalesced agent stream updates"
 INSTANT_REPLY = "stress-update-0stress-update-1stress-update-2"
 # Fake-daemon model streamed for about 6 s at the suite's time scale (ten-second-stream: 1 s).
@@ -60,62 +52,27 @@ TURN_TIMEOUT_MS = 60_000
 RUN_STORE = "paseo-gateway.running-turn"  # where the page keeps this tab's running turn
 
 
-def _browser_missing() -> str | None:
-    if importlib.util.find_spec("playwright") is None:
-        return "Python Playwright is not installed (pip install -c constraints.txt -e '.[test]')"
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-    return None
-
-
-@pytest.fixture(scope="module")
-def ui_gateway(
-    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path_factory: pytest.TempPathFactory
+@contextmanager
+def browser_gateway(
+    fake_daemon: FakePaseoDaemon, agent_cwd: Path, log_dir: Path, **overrides: str
 ) -> Iterator[Gateway]:
-    missing = _browser_missing()
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"the browser test cannot run in CI: {missing}")
-        pytest.skip(missing)
-    log_dir = tmp_path_factory.mktemp("gateway-ui")
+    """A gateway on SQLite for the page, stopped at the end."""
     with empty_database("sqlite", log_dir) as database_url:
-        gateway = start_gateway(log_dir, gateway_env(database_url, fake_daemon, agent_cwd))
+        env = gateway_env(database_url, fake_daemon, agent_cwd, **overrides)
+        gateway = start_gateway(log_dir, env)
         try:
             yield gateway
         finally:
             stop_gateway(gateway)
 
 
-@asynccontextmanager
-async def launched_chromium() -> AsyncIterator[Browser]:
-    """The system Chromium under Playwright (never a downloaded browser), closed at the end."""
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
 @pytest.fixture(scope="module")
-async def browser(ui_gateway: Gateway) -> AsyncIterator[Browser]:
-    async with launched_chromium() as chromium:
-        yield chromium
-
-
-@pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(
-        viewport={"width": 1280, "height": 900}, color_scheme="light", locale="en-GB"
-    )
-    try:
-        yield await context.new_page()
-    finally:
-        await context.close()
+def ui_gateway(
+    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    skip_without_a_browser()
+    with browser_gateway(fake_daemon, agent_cwd, tmp_path_factory.mktemp("gateway-ui")) as gw:
+        yield gw
 
 
 def api_turns(gateway: Gateway, session_id: str) -> list[dict[str, Any]]:
@@ -130,8 +87,26 @@ def open_session_id(page: Page) -> str:
     return fragment["session"][0]
 
 
+# The answer's Markdown as the page holds it (each drawn part keeps its source).
+ANSWER_SOURCE = (
+    "root => [...root.querySelectorAll('.answer-part')].map(e => e.dataset.source).join('')"
+)
+
+
 async def rendered_answer(page: Page) -> str:
-    return await page.locator("#live-text").text_content() or ""
+    source: str = await page.locator("#live-transcript").evaluate(ANSWER_SOURCE)
+    return source
+
+
+async def save_screenshot(page: Page, name: str, tmp_path: Path) -> Path:
+    """A full-page screenshot in pytest's tmp dir, copied to ARTIFACTS (the path printed)."""
+    shot = tmp_path / name
+    await page.screenshot(path=str(shot), full_page=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    kept = ARTIFACTS / name
+    shutil.copyfile(shot, kept)
+    print(f"screenshot: {kept}")
+    return kept
 
 
 async def send_prompt(page: Page, prompt: str) -> None:
@@ -149,18 +124,26 @@ async def wait_for_status(page: Page, state: str) -> None:
 
 async def wait_for_text(page: Page, at_least: int) -> None:
     await page.wait_for_function(
-        "n => document.querySelector('#live-text').textContent.length >= n",
+        f"n => ({ANSWER_SOURCE})(document.querySelector('#live-transcript')).length >= n",
         arg=at_least,
         timeout=TURN_TIMEOUT_MS,
     )
+
+
+async def pick_model(page: Page, provider: str, model: str) -> None:
+    """Choose a provider and one of its models in the create form's pickers."""
+    options = page.locator("#create-options")
+    if not await options.evaluate("details => details.open"):
+        await options.locator("summary").click()
+    await page.get_by_label("Provider", exact=True).select_option(provider)
+    await page.get_by_label("Model", exact=True).select_option(model)
 
 
 async def create_session(page: Page, title: str, model: str | None = None) -> str:
     from playwright.async_api import expect
 
     if model:
-        await page.get_by_text("More options").click()
-        await page.get_by_label("Model").fill(model)
+        await pick_model(page, "mock", model)
     await page.get_by_label("Title").fill(title)
     await page.get_by_role("button", name="Create session").click()
     await expect(page.locator("#session-title")).to_have_text(title)
@@ -218,7 +201,8 @@ async def test_browser_page_streams_resumes_cancels_and_shows_turns(
     [turn] = api_turns(ui_gateway, first_id)
     assert turn["status"] == "completed" and turn["final_text"]
     assert await rendered_answer(page) == turn["final_text"]
-    await expect(page.locator("#live-activity-summary")).to_contain_text("tool")
+    # The CLI transport knows a tool call's name and status only: the page says so.
+    await expect(page.locator("#live-transcript details.tool").first).to_contain_text("completed")
     await expect(page.locator("#live-status")).to_contain_text("completed")
 
     # A long turn (about 6 s): reload in the middle; the page resumes after the last event.
@@ -260,16 +244,13 @@ async def test_browser_page_streams_resumes_cancels_and_shows_turns(
     earlier = page.locator(f'#turn-list details[data-turn-id="{long_turn["id"]}"]')
     await expect(page.locator("#turn-list > li")).to_have_count(2)
     await earlier.locator("summary").click()
-    await expect(earlier.locator(".answer")).to_be_visible()
-    assert await earlier.locator(".answer").text_content() == long_turn["final_text"]
+    await expect(earlier.locator(".transcript")).to_have_attribute("data-state", "shown")
+    await expect(earlier.locator(".answer-part").first).to_be_visible()
+    assert await earlier.locator(".transcript").evaluate(ANSWER_SOURCE) == long_turn["final_text"]
 
     assert await page.evaluate("window.pwned") is None
     assert not errors, errors
-
-    shot = tmp_path / "ui.png"
-    await page.screenshot(path=str(shot), full_page=True)
-    ARTIFACT.parent.mkdir(exist_ok=True)
-    shutil.copyfile(shot, ARTIFACT)
+    await save_screenshot(page, "ui.png", tmp_path)
 
 
 async def test_browser_page_answers_a_permission_request(ui_gateway: Gateway, page: Page) -> None:
@@ -294,7 +275,9 @@ async def test_browser_page_answers_a_permission_request(ui_gateway: Gateway, pa
 
     await wait_for_status(page, "completed")
     await expect(asked).to_be_hidden()
-    await expect(page.locator("#live-activity-list")).to_contain_text("allow by")
+    await expect(page.locator("#live-transcript .permission-resolution")).to_contain_text(
+        "Allowed by"
+    )
     [turn] = api_turns(ui_gateway, session_id)
     assert turn["status"] == "completed"
     assert not errors, errors

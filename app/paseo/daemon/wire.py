@@ -113,6 +113,8 @@ def usage(raw: dict[str, Any] | None) -> types.Usage | None:
         output_tokens=raw.get("outputTokens"),
         cached_tokens=raw.get("cachedInputTokens"),
         cost_usd=raw.get("totalCostUsd"),
+        context_window_used_tokens=raw.get("contextWindowUsedTokens"),
+        context_window_max_tokens=raw.get("contextWindowMaxTokens"),
     )
 
 
