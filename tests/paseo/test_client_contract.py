@@ -214,13 +214,11 @@ async def test_prompt_history_tells_this_turn_from_earlier_ones(
     assert _text(replayed) == streamed
 
 
-async def test_resuming_from_a_cursor_yields_what_follows_it_once(
-    paseo: PaseoClient, agent_cwd: Path
-) -> None:
-    """A gateway that died mid-turn had stored the events up to some cursor: resumed from
-    it, the turn yields the rest, and nothing before the cursor again."""
-    agent_id = await _new_agent(paseo, agent_cwd)
-    prompt, key = "work for a while", str(uuid.uuid4())
+async def _left_after_three_deltas(
+    paseo: PaseoClient, agent_id: str, prompt: str, key: str
+) -> tuple[list[TurnEvent], str]:
+    """A turn followed until its third text delta and then dropped, as by a gateway that
+    died (the agent works on): the events seen, and the cursor of the last."""
     before: list[TurnEvent] = []
     turn = paseo.prompt_agent_turn(agent_id, prompt, turn_key=key)
     async with asyncio.timeout(60):
@@ -228,9 +226,20 @@ async def test_resuming_from_a_cursor_yields_what_follows_it_once(
             before.append(event)
             if sum(isinstance(e, TextDelta) for e in before) >= 3:
                 break
-    await turn.aclose()  # the gateway dies; the agent works on
+    await turn.aclose()
     cursor = [e for e in before if isinstance(e, TextDelta)][-1].cursor
     assert cursor is not None
+    return before, cursor
+
+
+async def test_resuming_from_a_cursor_yields_what_follows_it_once(
+    paseo: PaseoClient, agent_cwd: Path
+) -> None:
+    """A gateway that died mid-turn had stored the events up to some cursor: resumed from
+    it, the turn yields the rest, and nothing before the cursor again."""
+    agent_id = await _new_agent(paseo, agent_cwd)
+    prompt, key = "work for a while", str(uuid.uuid4())
+    before, cursor = await _left_after_three_deltas(paseo, agent_id, prompt, key)
 
     after = await _collect(paseo.resume_agent_turn(agent_id, prompt, cursor, turn_key=key))
     ended = after[-1]
@@ -251,15 +260,7 @@ async def test_a_turn_that_ends_while_its_resumer_waits_yields_every_row(
     during such a pause still yields the text it wrote meanwhile, before its end."""
     agent_id = await _new_agent(paseo, agent_cwd)
     prompt, key = hold.prompt("work for a while"), str(uuid.uuid4())
-    before: list[TurnEvent] = []
-    turn = paseo.prompt_agent_turn(agent_id, prompt, turn_key=key)
-    async with asyncio.timeout(60):
-        async for event in turn:
-            before.append(event)
-            if sum(isinstance(e, TextDelta) for e in before) >= 3:
-                break
-    await turn.aclose()
-    cursor = [e for e in before if isinstance(e, TextDelta)][-1].cursor
+    before, cursor = await _left_after_three_deltas(paseo, agent_id, prompt, key)
 
     resumed = paseo.resume_agent_turn(agent_id, prompt, cursor, turn_key=key)
     after: list[TurnEvent] = []
