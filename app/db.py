@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import URL, event, make_url, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +37,18 @@ def create_engine(url: str, *, sqlite_foreign_keys: bool = True) -> AsyncEngine:
     SQLite: a relative file path is made absolute (and its folder created), and each connection
     gets foreign keys, a busy timeout and WAL. Migrations pass `sqlite_foreign_keys=False`,
     because Alembic's batch mode drops and recreates tables, which would cascade deletes.
-    Other backends: `pool_pre_ping`, so a connection the server closed is replaced, not used.
+    PostgreSQL: a pooled connection the server closed is replaced, not used (see
+    `_replace_closed_connections`).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(parsed, pool_pre_ping=True)
+        engine = create_async_engine(parsed)
+        _replace_closed_connections(engine)
+        return engine
     parsed = _absolute_sqlite_url(parsed)
-    engine = create_async_engine(parsed)
+    engine = create_async_engine(parsed, pool_reset_on_return=None)
     _install_sqlite_pragmas(engine, foreign_keys=sqlite_foreign_keys, wal=_is_sqlite_file(parsed))
+    _roll_back_only_open_transactions(engine)
     return engine
 
 
@@ -126,6 +130,40 @@ def _absolute_sqlite_url(url: URL) -> URL:
     path = Path(url.database or "").expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     return url.set(database=str(path))
+
+
+def _replace_closed_connections(engine: AsyncEngine) -> None:
+    """A pooled connection whose server went away is swapped for a new one at checkout.
+
+    The driver notices a closed socket as soon as the event loop reads its end, so asking it
+    costs nothing, where `pool_pre_ping` spent three round trips (BEGIN, a ping, ROLLBACK) on
+    every unit of work. A server that dies between that check and the statement fails the
+    statement; SQLAlchemy then sees a disconnect and replaces every pooled connection.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _check(_dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        is_closed = getattr(record.driver_connection, "is_closed", None)
+        if is_closed is not None and is_closed():
+            raise DisconnectionError("the database closed this pooled connection")
+
+
+def _roll_back_only_open_transactions(engine: AsyncEngine) -> None:
+    """A SQLite connection going back to the pool is rolled back only if it holds a
+    transaction.
+
+    The pool's own reset rolls back every time, and on aiosqlite each call is a trip to the
+    connection's thread: a read (no transaction: pysqlite begins one only for a write) paid one
+    more trip than its query. SQLite says itself whether a transaction is open.
+    """
+
+    @event.listens_for(engine.sync_engine, "reset")
+    def _reset(dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetState) -> None:
+        if state.terminate_only or not state.asyncio_safe:
+            return  # discarded: closing it ends its transaction
+        driver_connection = record.driver_connection
+        if driver_connection is None or driver_connection.in_transaction:
+            dbapi_connection.rollback()
 
 
 def _install_sqlite_pragmas(engine: AsyncEngine, *, foreign_keys: bool, wal: bool) -> None:

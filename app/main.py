@@ -135,7 +135,11 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
             cwd=str(settings.default_cwd),
             max_prompt_bytes=settings.max_prompt_bytes,
         )
-        auth = AuthService(db, stream_token_seconds=settings.stream_token_seconds)
+        auth = AuthService(
+            db,
+            stream_token_seconds=settings.stream_token_seconds,
+            key_cache_seconds=settings.key_cache_seconds,
+        )
         if not settings.auth_disabled:
             await _bootstrap_admin_key(auth, settings)
         app.state.settings = settings

@@ -166,6 +166,16 @@ class Settings(BaseSettings):
     stream_token_seconds: float = Field(
         default=3600.0, gt=0, description="Lifetime of the ?token= a prompt returns for its stream."
     )
+    key_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description=(
+            "How long a process trusts a key it found valid without reading its row again: a "
+            "revoke made elsewhere (another replica, `keys revoke`) stops it within this time, "
+            "one made through this process at once (0: read the row on every request)."
+        ),
+    )
 
     _daemon_specs: list[DaemonSpec] = PrivateAttr(default_factory=list)
 

@@ -67,7 +67,9 @@ class RequireCredentialsMiddleware:
         self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self._needs_no_key(scope) or _has_credentials(scope):
+        # Credentials first: cheap, and present on nearly every request, where matching the
+        # path against every route is not.
+        if scope["type"] != "http" or _has_credentials(scope) or self._needs_no_key(scope):
             await self.app(scope, receive, send)
             return
         error = Unauthorized("this route needs an API key: send `Authorization: Bearer <key>`")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from app.api.deps import Prompter, Reader, ReadOnlyReader, ReadSession, SessionsDep, TurnsDep
+from app.api.deps import Prompter, Reader, ReadOnlyReader, ReadSession, SessionsDep
+from app.api.encoded import encoded
 from app.api.problems import problem_responses
 from app.models import GatewaySession, SessionStatus
 from app.schemas import (
@@ -85,11 +86,11 @@ async def list_sessions(
     label: LabelFilter = [],  # noqa: B006 - FastAPI copies defaults
     limit: Limit = 50,
     offset: Offset = 0,
-) -> Page[SessionOut]:
+) -> Response:
     items, total = await sessions.list_sessions(
         principal, reads, status=status, labels=session_labels(label), limit=limit, offset=offset
     )
-    return Page[SessionOut].of(SessionOut, items, total, limit=limit, offset=offset)
+    return encoded(Page[SessionOut].of(SessionOut, items, total, limit=limit, offset=offset))
 
 
 @router.get(
@@ -98,17 +99,14 @@ async def list_sessions(
     summary="One session, with its agent's live status",
     responses=problem_responses(404, 422),
 )
-async def get_session(
-    session_id: uuid.UUID, sessions: SessionsDep, turns: TurnsDep, principal: Reader
-) -> SessionDetail:
-    record = await sessions.get(session_id, principal)
-    agent = await sessions.live_status(record)  # may mark the session (agent gone elsewhere)
-    detail = _detail(record)
+async def get_session(session_id: uuid.UUID, sessions: SessionsDep, principal: Reader) -> Response:
+    read = await sessions.get_with_activity(session_id, principal)
+    agent = await sessions.live_status(read.record)  # may mark it (agent gone elsewhere)
+    detail = _detail(read.record)
     detail.agent = agent
-    active = await turns.active_turn(session_id)
-    detail.active_turn = TurnOut.model_validate(active) if active else None
-    detail.usage = SessionUsage.model_validate(await sessions.usage(session_id))
-    return detail
+    detail.active_turn = TurnOut.model_validate(read.active_turn) if read.active_turn else None
+    detail.usage = SessionUsage.model_validate(read.usage)
+    return encoded(detail)
 
 
 @router.patch(

@@ -1,8 +1,9 @@
 """Who is calling: API keys (stored as hashes, with scopes) and short-lived stream tokens.
 
 Keys are random 256-bit secrets, so a plain SHA-256 is a safe way to store them (no password
-stretching needed) and lets a request be matched with one indexed lookup. Every request reads
-the key row, so a revoked key stops working at once, in every gateway process.
+stretching needed) and lets a request be matched with one indexed lookup. A key found valid is
+trusted for a moment (`KeyCache`): a revoke stops it at once in the process that made it and
+within that moment in every other one.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from app.errors import InvalidInput, NotFound, Unauthorized
 from app.models import ApiKey
 from app.repositories import api_keys as keys_repo
 from app.repositories import secrets as secrets_repo
+from app.services.key_cache import KeyCache
 
 SCOPES = ("read", "prompt", "admin")
 # What each scope lets a key do: admin everything, prompt also reads.
@@ -75,9 +77,12 @@ class CreatedKey:
 
 
 class AuthService:
-    def __init__(self, db: Database, *, stream_token_seconds: float) -> None:
+    def __init__(
+        self, db: Database, *, stream_token_seconds: float, key_cache_seconds: float = 0.0
+    ) -> None:
         self.db = db
         self.stream_token_seconds = stream_token_seconds
+        self.valid_keys: KeyCache[Principal] = KeyCache(key_cache_seconds)
         self._stream_secret: bytes | None = None
 
     # --- keys -------------------------------------------------------------------------------
@@ -85,17 +90,24 @@ class AuthService:
     async def authenticate(
         self, secret: str | None, *, reads: AsyncSession | None = None
     ) -> Principal:
-        """The key's principal, looked up in `reads` (the route's read session) if given."""
+        """The key's principal: from `valid_keys` if it was just seen, else looked up in
+        `reads` (the route's read session) if given."""
         if not secret:
             raise Unauthorized("this route needs an API key: send `Authorization: Bearer <key>`")
+        secret_hash = hash_secret(secret)
+        known = self.valid_keys.get(secret_hash)
+        if known is not None:
+            return known
         if reads is not None:
-            key = await keys_repo.get_key_by_hash(reads, hash_secret(secret))
+            key = await keys_repo.get_key_by_hash(reads, secret_hash)
         else:
             async with self.db.read() as session:
-                key = await keys_repo.get_key_by_hash(session, hash_secret(secret))
+                key = await keys_repo.get_key_by_hash(session, secret_hash)
         if key is None or key.revoked_at is not None:
             raise Unauthorized("the API key is unknown or revoked", invalid_token=True)
-        return Principal(key.id, key.name, granted_by(key.scopes))
+        principal = Principal(key.id, key.name, granted_by(key.scopes))
+        self.valid_keys.put(secret_hash, key.id, principal)
+        return principal
 
     async def create_key(
         self, name: str, scopes: Sequence[str], secret: str | None = None
@@ -123,6 +135,7 @@ class AuthService:
     async def revoke_key(self, key_id: uuid.UUID) -> ApiKey:
         async with self.db.session() as session:
             key = await keys_repo.revoke_key(session, key_id)
+        self.valid_keys.forget(key_id)
         if key is None:
             raise NotFound(f"no API key {key_id}")
         return key

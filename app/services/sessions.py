@@ -67,6 +67,15 @@ class SessionDefaults:
     max_prompt_bytes: int
 
 
+@dataclass(frozen=True)
+class SessionActivity:
+    """What `GET /sessions/{id}` shows besides Paseo's live status, read together."""
+
+    record: GatewaySession
+    active_turn: Turn | None
+    usage: turns_repo.UsageTotals
+
+
 class SessionService:
     """Each session lives on one daemon, fixed when it is made: every call about it goes to
     that daemon."""
@@ -209,10 +218,16 @@ class SessionService:
         async with self.db.session() as session:
             return await get_visible_session(session, session_id, principal)
 
-    async def usage(self, session_id: uuid.UUID) -> turns_repo.UsageTotals:
-        """The session's turns counted and their usage summed (one aggregate query)."""
+    async def get_with_activity(
+        self, session_id: uuid.UUID, principal: Principal | None
+    ) -> SessionActivity:
+        """The session, its active turn and its usage so far, read in one unit (no Paseo call
+        holds its connection: the caller asks Paseo afterwards)."""
         async with self.db.read() as session:
-            return await turns_repo.usage_totals(session, session_id)
+            record = await get_visible_session(session, session_id, principal)
+            active = await turns_repo.get_active_turn(session, session_id)
+            usage = await turns_repo.usage_totals(session, session_id)
+        return SessionActivity(record, active, usage)
 
     async def live_status(self, record: GatewaySession) -> AgentLiveStatus | None:
         """What Paseo said of the agent at most AGENT_STATUS_FRESH_SECONDS ago (with its age):

@@ -1,11 +1,15 @@
 """What a plain read costs the database: `GET /sessions` and `GET /sessions/{id}/turns` use
 one pooled connection for the key lookup and the page, and one statement for the page and its
-total (the gateway in-process, on SQLite and PostgreSQL)."""
+total; a key seen a moment ago costs no statement (the gateway in-process, on SQLite and
+PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,15 +49,28 @@ class App:
     traffic: DatabaseTraffic
 
 
+# Long enough that a key seen in a test is still trusted when the test asks again.
+TRUSTED_FOR_THE_TEST = 60.0
+
+
 @pytest.fixture
 async def app(database: Database, tmp_path: Path) -> AsyncIterator[App]:
     """The gateway on the suite's migrated database (emptied afterwards by `database`)."""
+    async with _gateway(database, tmp_path, key_cache_seconds=TRUSTED_FOR_THE_TEST) as app:
+        yield app
+
+
+@asynccontextmanager
+async def _gateway(
+    database: Database, tmp_path: Path, *, key_cache_seconds: float
+) -> AsyncIterator[App]:
     url = database.engine.url.render_as_string(hide_password=False)
     settings = Settings(
         database_url=url,
         admin_key=KEY,
         paseo_bin=str(tmp_path / "no-paseo"),
         default_cwd=tmp_path,
+        key_cache_seconds=key_cache_seconds,
     )
     gateway = create_app(settings)
     async with gateway.router.lifespan_context(gateway):
@@ -102,6 +119,13 @@ async def test_listing_sessions_takes_one_connection_and_one_statement_for_the_p
     # The key lookup, then the page carrying its own total.
     assert len(app.traffic.statements) == 2, app.traffic.statements
 
+    app.traffic.reset()
+    again = await app.client.get("/sessions", params={"limit": 2}, headers=_auth())
+
+    assert again.json() == page
+    # The key was just seen: only the page.
+    assert len(app.traffic.statements) == 1, app.traffic.statements
+
 
 async def test_a_page_past_the_end_still_says_how_many_there_are(app: App) -> None:
     await _add_sessions(app.db, 3)
@@ -129,16 +153,44 @@ async def test_listing_turns_takes_one_connection(app: App) -> None:
     assert app.traffic.checkouts == 1
 
 
-async def test_a_revoked_key_is_refused_on_a_shared_read_at_once(app: App) -> None:
-    auth = AuthService(app.db, stream_token_seconds=60)
-    created = await auth.create_key("reader", ["read"], secret=READER)
-    assert (await app.client.get("/sessions", headers=_auth(READER))).status_code == 200
+async def test_a_key_revoked_through_the_gateway_is_refused_at_once(app: App) -> None:
+    created = await app.client.post(
+        "/keys", json={"name": "reader", "scopes": ["read"]}, headers=_auth()
+    )
+    secret = created.json()["secret"]
+    assert (await app.client.get("/sessions", headers=_auth(secret))).status_code == 200
 
-    await auth.revoke_key(created.key.id)
+    revoked = await app.client.delete(f"/keys/{created.json()['id']}", headers=_auth())
+    assert revoked.status_code == 200, revoked.text
 
-    refused = await app.client.get("/sessions", headers=_auth(READER))
+    refused = await app.client.get("/sessions", headers=_auth(secret))
     assert refused.status_code == 401, refused.text
     assert refused.json()["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize("key_cache_seconds", [0.0, 0.5])
+async def test_a_key_revoked_elsewhere_is_refused_within_the_key_cache_time(
+    database: Database, tmp_path: Path, key_cache_seconds: float
+) -> None:
+    """Another replica (or `paseo-gateway keys revoke`) revokes: this one stops trusting the
+    key once `key_cache_seconds` have passed since it last read the key's row."""
+    async with _gateway(database, tmp_path, key_cache_seconds=key_cache_seconds) as app:
+        elsewhere = AuthService(app.db, stream_token_seconds=60)
+        created = await elsewhere.create_key("reader", ["read"], secret=READER)
+        assert (await app.client.get("/sessions", headers=_auth(READER))).status_code == 200
+        trusted_until = time.monotonic() + key_cache_seconds
+
+        await elsewhere.revoke_key(created.key.id)
+
+        while True:
+            asked_at = time.monotonic()
+            answer = await app.client.get("/sessions", headers=_auth(READER))
+            if not answer.is_success:
+                break
+            assert asked_at < trusted_until, "still trusted past the key cache time"
+            await asyncio.sleep(0.05)
+        assert answer.status_code == 401, answer.text
+        assert answer.json()["code"] == "unauthorized"
 
 
 async def test_a_read_key_of_another_owner_lists_only_its_own_sessions(app: App) -> None:

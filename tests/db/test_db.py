@@ -107,10 +107,16 @@ async def test_postgresql_ping_is_false_when_the_server_is_unreachable() -> None
 async def test_postgresql_pool_replaces_a_connection_the_server_closed(
     postgresql_backend: PostgresBackend, postgresql_database: Database
 ) -> None:
-    """pool_pre_ping: after the server drops a pooled connection, the next use still works."""
+    """After the server drops a pooled connection (its backend has gone), the next use of the
+    pool still works, on a new connection."""
     engine = postgresql_database.engine
     old_pid = await _scalar(engine, "SELECT pg_backend_pid()")
     await postgresql_backend.admin.execute("SELECT pg_terminate_backend($1)", old_pid)
+    async with asyncio.timeout(30):
+        while await postgresql_backend.admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", old_pid
+        ):
+            await asyncio.sleep(0.01)
 
     new_pid = await _scalar(engine, "SELECT pg_backend_pid()")
 
