@@ -11,17 +11,19 @@ Not a test, and not a benchmark of its own.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -305,6 +307,54 @@ async def sse_events(response: httpx.Response) -> AsyncGenerator[SseEvent, None]
         if data:
             yield name, event_id, json.loads("\n".join(data))
         name, data, event_id = "message", [], None
+
+
+# -- profiling -------------------------------------------------------------------------------
+
+# Samples a second: py-spy's default is 100; 200 gives a 10 s window 2,000 stacks.
+PY_SPY_RATE = 200
+# From SIGINT (py-spy then writes its file) to SIGKILL.
+PY_SPY_STOP_SECONDS = 30.0
+PY_SPY_MISSING = (
+    "--profile needs py-spy, which is not installed here: `.venv/bin/pip install py-spy` "
+    "(it samples the gateway from outside, nothing in the app changes)"
+)
+
+
+def py_spy_path() -> str | None:
+    """The venv's py-spy, else one on PATH; None when there is none."""
+    for candidate in (Path(sys.executable).parent / "py-spy", REPO / ".venv" / "bin" / "py-spy"):
+        if candidate.exists():
+            return str(candidate)
+    return shutil.which("py-spy")
+
+
+@contextlib.asynccontextmanager
+async def py_spy_recording(pid: int, output: Path) -> AsyncIterator[None]:
+    """`py-spy record --format raw` of process `pid` for the `async with` block: collapsed
+    stacks (`frame;frame;... count` a line) in `output`. SIGINT ends the recording and makes
+    py-spy write the file; `--nonblocking` never pauses the process it samples."""
+    executable = py_spy_path()
+    if executable is None:
+        raise RuntimeError(PY_SPY_MISSING)
+    argv = [executable, "record", "--format", "raw", "--rate", str(PY_SPY_RATE)]
+    argv += ["--nonblocking", "--pid", str(pid), "--output", str(output)]
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        yield
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+        try:
+            _, stderr = await asyncio.wait_for(process.communicate(), PY_SPY_STOP_SECONDS)
+        except TimeoutError:
+            process.kill()
+            _, stderr = await process.communicate()
+    if not await asyncio.to_thread(output.exists):
+        said = stderr.decode(errors="replace").strip()[-500:]
+        raise RuntimeError(f"py-spy wrote no profile of pid {pid}: {said or 'no message'}")
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------

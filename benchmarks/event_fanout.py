@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,96 @@ class IdleFigures:
     idle_seconds: float
     rss_added_mb: float
     wake_all_ms: float | None
+    failed_opens: int = 0  # no stream: refused (non-2xx) or the connection failed
+    refused: int = 0  # of those, answered with a non-2xx status
+    dropped: int = 0  # opened, then ended before the wake-up (or without it)
+
+
+# Opens under way at once (the client's own limit, not the gateway's).
+OPENING_AT_ONCE = 50
+# After the last open, before the idle window: the last opens settle.
+SETTLE_SECONDS = 2.0
+# How long one stored event may take to reach every reader.
+WAKE_TIMEOUT_SECONDS = 60.0
+
+
+async def hold_idle_subscribers(
+    base_url: str,
+    events_path: str,
+    gateway_pid: int,
+    count: int,
+    idle: float,
+    wake: Callable[[], Awaitable[None]] | None = None,
+) -> IdleFigures:
+    """Open `count` readers of `events_path` (a turn that stays quiet) and keep them open:
+    the time to open them all, the gateway's CPU (% of a core) over `idle` s where nothing
+    happens and the RSS they added. With `wake`, which stores one `text` event, also the time
+    until every reader had it. Failed opens and streams that end are counted, not raised."""
+    gateway = psutil.Process(gateway_pid)
+    rss_before = gateway.memory_info().rss
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+    timeout = httpx.Timeout(30.0, read=None)
+    async with (
+        httpx.AsyncClient(
+            base_url=base_url, headers=AUTH, limits=limits, timeout=timeout, trust_env=False
+        ) as client,
+        contextlib.AsyncExitStack() as streams,
+    ):
+        got_event = 0
+        all_got = asyncio.Event()
+        refused = 0
+
+        async def open_one(gate: asyncio.Semaphore) -> httpx.Response:
+            nonlocal refused
+            async with gate:
+                response = await streams.enter_async_context(client.stream("GET", events_path))
+                if not response.is_success:
+                    refused += 1
+                response.raise_for_status()
+                return response
+
+        async def wait_for_event(response: httpx.Response) -> bool:
+            nonlocal got_event
+            async for line in response.aiter_lines():
+                if line.startswith("event: text"):
+                    got_event += 1
+                    if got_event == len(readers):
+                        all_got.set()
+                    return True
+            return False
+
+        start = time.perf_counter()
+        gate = asyncio.Semaphore(OPENING_AT_ONCE)
+        opened = await asyncio.gather(
+            *(open_one(gate) for _ in range(count)), return_exceptions=True
+        )
+        open_seconds = time.perf_counter() - start
+        responses = [r for r in opened if isinstance(r, httpx.Response)]
+        readers = [asyncio.create_task(wait_for_event(r)) for r in responses]
+        await asyncio.sleep(SETTLE_SECONDS)
+        cpu_before = sum(gateway.cpu_times()[:2])
+        wall_before = time.perf_counter()
+        await asyncio.sleep(idle)
+        cpu_percent = (
+            (sum(gateway.cpu_times()[:2]) - cpu_before) / (time.perf_counter() - wall_before) * 100
+        )
+        rss_added = (gateway.memory_info().rss - rss_before) / 1e6
+        dropped = sum(reader.done() for reader in readers)  # nothing was sent: they ended
+        wake_all_ms: float | None = None
+        if wake is not None and readers:
+            woke = time.perf_counter()
+            await wake()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(WAKE_TIMEOUT_SECONDS):
+                    await all_got.wait()
+                    wake_all_ms = (time.perf_counter() - woke) * 1000
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+    failed = count - len(responses)
+    return IdleFigures(
+        count, open_seconds, cpu_percent, idle, rss_added, wake_all_ms, failed, refused, dropped
+    )
 
 
 async def measure_idle(
@@ -255,55 +346,9 @@ async def measure_idle(
             turn_id,
             session_id,
         )
-        gateway = psutil.Process(gateway_pid)
-        rss_before = gateway.memory_info().rss
-        url = f"/sessions/{session_id}/turns/{turn_id}/events"
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
-        timeout = httpx.Timeout(30.0, read=None)
-        async with (
-            httpx.AsyncClient(
-                base_url=base_url, headers=AUTH, limits=limits, timeout=timeout, trust_env=False
-            ) as client,
-            contextlib.AsyncExitStack() as streams,
-        ):
-            opened = 0
-            got_event = 0
-            all_got = asyncio.Event()
 
-            async def open_one(gate: asyncio.Semaphore) -> httpx.Response:
-                nonlocal opened
-                async with gate:
-                    response = await streams.enter_async_context(client.stream("GET", url))
-                    response.raise_for_status()
-                    opened += 1
-                    return response
-
-            async def wait_for_event(response: httpx.Response) -> None:
-                nonlocal got_event
-                async for line in response.aiter_lines():
-                    if line.startswith("event: text"):
-                        got_event += 1
-                        if got_event == count:
-                            all_got.set()
-                        return
-
-            start = time.perf_counter()
-            gate = asyncio.Semaphore(50)
-            responses = await asyncio.gather(*(open_one(gate) for _ in range(count)))
-            open_seconds = time.perf_counter() - start
-            readers = [asyncio.create_task(wait_for_event(r)) for r in responses]
-            await asyncio.sleep(2.0)  # let the last opens settle
-            cpu_before = sum(gateway.cpu_times()[:2])
-            wall_before = time.perf_counter()
-            await asyncio.sleep(idle)
-            cpu_percent = (
-                (sum(gateway.cpu_times()[:2]) - cpu_before)
-                / (time.perf_counter() - wall_before)
-                * 100
-            )
-            rss_added = (gateway.memory_info().rss - rss_before) / 1e6
+        async def store_one_event() -> None:
             # One stored event (as a runner in another process would store it) and its NOTIFY.
-            woke = time.perf_counter()
             async with connection.transaction():
                 await connection.execute(
                     "UPDATE turns SET last_event_seq = 1 WHERE id = $1", turn_id
@@ -316,17 +361,16 @@ async def measure_idle(
                 await connection.execute(
                     "SELECT pg_notify('paseo_turn_events', $1)", f"{turn_id}:1"
                 )
-            wake_all_ms: float | None = None
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(60):
-                    await all_got.wait()
-                    wake_all_ms = (time.perf_counter() - woke) * 1000
-            for reader in readers:
-                reader.cancel()
-            await asyncio.gather(*readers, return_exceptions=True)
+
+        url = f"/sessions/{session_id}/turns/{turn_id}/events"
+        figures = await hold_idle_subscribers(
+            base_url, url, gateway_pid, count, idle, wake=store_one_event
+        )
     finally:
         await connection.close()
-    return IdleFigures(count, open_seconds, cpu_percent, idle, rss_added, wake_all_ms)
+    if figures.failed_opens:
+        raise RuntimeError(f"{figures.failed_opens} of {count} readers could not open")
+    return figures
 
 
 # -- report ---------------------------------------------------------------------------------

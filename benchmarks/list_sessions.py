@@ -11,6 +11,17 @@ server's CPU time per answer, which does not depend on how fast the client is.
 
     .venv/bin/python benchmarks/list_sessions.py                   # SQLite and PostgreSQL
     .venv/bin/python benchmarks/list_sessions.py --backend sqlite --connections 32 --seconds 10
+    .venv/bin/python benchmarks/list_sessions.py --backend sqlite --profile /tmp/prof \
+        --path '/sessions/{id}' --path '/sessions/{id}/turns' --path /agents
+
+`--path` adds routes to load after those two (with the key; `{id}` is a session of the
+gateway's): the gateway then runs on the fake Paseo daemon of tests/fakes (daemon transport,
+so `GET /agents` has a daemon to ask), and `{id}` is a session made through the API with
+TURNS_FOR_PATHS quick turns, so its page and its agent are real. `--profile DIR` records each
+measured window with `py-spy record --format raw` (installed in the venv:
+`.venv/bin/pip install py-spy`) and writes one collapsed-stack file per target into DIR
+(benchmarks/profile_summary.py reads them); py-spy takes some CPU of its own, so req/s of a
+profiled run read low.
 
 PostgreSQL needs 127.0.0.1:5432 (user postgres, trust auth; `--pg-admin-dsn` to change): a
 database is created for the run and dropped at the end. The load generator is a single
@@ -31,7 +42,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -39,14 +50,23 @@ if str(REPO) not in sys.path:
 
 from _common import (  # noqa: E402
     ADMIN_KEY,
+    PY_SPY_MISSING,
     admin_execute,
     free_port,
     percentile,
+    py_spy_path,
+    py_spy_recording,
     running_server,
+    wait_until_answering,
     wait_until_listening,
 )
 
+if TYPE_CHECKING:
+    from tests.fakes.harness import FakePaseoDaemon
+
 SESSIONS = 20
+# Quick turns of the session `{id}` stands for in a --path (a page of them for `…/turns`).
+TURNS_FOR_PATHS = 20
 # How long a server gets to listen, and from SIGTERM to SIGKILL.
 START_SECONDS = 60
 STOP_SECONDS = 15
@@ -130,6 +150,7 @@ async def _connection(
 async def measure(
     port: int, path: str, *, key: str | None, connections: int, warm_up: float, seconds: float
 ) -> Load:
+    """C connections sending GET `path` back to back: `warm_up` s unmeasured, then `seconds`."""
     headers = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\n"
     if key:
         headers += f"Authorization: Bearer {key}\r\n"
@@ -145,17 +166,92 @@ async def measure(
     return load
 
 
+async def measure_profiled(
+    pid: int,
+    port: int,
+    path: str,
+    *,
+    key: str | None,
+    connections: int,
+    warm_up: float,
+    seconds: float,
+    profile: Path | None = None,
+) -> Load:
+    """`measure`, with py-spy recording process `pid` over the measured window into `profile`
+    (collapsed stacks) when one is given."""
+    loading = measure(
+        port, path, key=key, connections=connections, warm_up=warm_up, seconds=seconds
+    )
+    if profile is None:
+        return await loading
+
+    async def window() -> None:
+        await asyncio.sleep(warm_up)
+        async with py_spy_recording(pid, profile):
+            await asyncio.sleep(seconds)
+
+    recording = asyncio.create_task(window())
+    try:
+        load = await loading
+        await recording  # ends with the window, as the load does; raises if py-spy failed
+    finally:
+        recording.cancel()
+    return load
+
+
+def timed_load(
+    pid: int,
+    port: int,
+    path: str,
+    key: str | None,
+    *,
+    connections: int,
+    warm_up: float,
+    seconds: float,
+    profile: Path | None = None,
+) -> Load:
+    """One target's Load (asyncio.run of measure_profiled), with the server's CPU time over
+    the measured window."""
+    before = cpu_seconds(pid)
+    load = asyncio.run(
+        measure_profiled(
+            pid, port, path, key=key, connections=connections,
+            warm_up=warm_up, seconds=seconds, profile=profile,
+        )
+    )  # fmt: skip
+    # Warm-up answers are not counted: scale the CPU to the measured window.
+    spent = cpu_seconds(pid) - before
+    load.server_cpu_seconds = spent * load.seconds / (load.seconds + warm_up)
+    return load
+
+
+def profile_file(folder: Path | None, prefix: str, path: str) -> Path | None:
+    """Where the collapsed stacks of `path` (a --path template) go, None when not profiling:
+    `sqlite-sessions-id-turns.collapsed` for prefix `sqlite`, `/sessions/{id}/turns`."""
+    if folder is None:
+        return None
+    slug = "-".join(part.strip("{}") for part in path.split("/") if part) or "root"
+    return folder / f"{prefix}-{slug}.collapsed"
+
+
 # --- the servers ------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def server(argv: list[str], port: int, env: dict[str, str], log: Path) -> Iterator[int]:
-    """The server's pid, once it listens on `port`."""
+def server(
+    argv: list[str], port: int, env: dict[str, str], log: Path, *, ready_path: str | None = None
+) -> Iterator[int]:
+    """The server's pid, once it listens on `port` (and answers 200 on `ready_path`)."""
     with running_server(argv, env=env, log_path=log, stop_timeout=STOP_SECONDS) as process:
         if not wait_until_listening(process, port, timeout=START_SECONDS):
             if process.poll() is not None:
                 raise RuntimeError(f"server exited with {process.returncode} before listening")
             raise RuntimeError(f"nothing listens on port {port} after {START_SECONDS} s")
+        if ready_path is not None and not wait_until_answering(
+            process, f"http://127.0.0.1:{port}{ready_path}", timeout=START_SECONDS,
+            request_timeout=30,
+        ):  # fmt: skip
+            raise RuntimeError(f"{ready_path} did not answer 200 within {START_SECONDS} s")
         yield process.pid
 
 
@@ -165,9 +261,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def hello_argv(port: int) -> list[str]:
+def hello_argv(port: int, app: str = "list_sessions:hello_app") -> list[str]:
+    """uvicorn serving `app` of this folder (hello_fastapi:app is the FastAPI baseline)."""
     return [
-        sys.executable, "-m", "uvicorn", "list_sessions:hello_app",
+        sys.executable, "-m", "uvicorn", app,
         "--app-dir", str(Path(__file__).parent), "--port", str(port),
         "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
@@ -177,7 +274,17 @@ def gateway_argv(port: int) -> list[str]:
     return [sys.executable, "-m", "app", "serve", "--port", str(port)]
 
 
-def gateway_env(database_url: str, workdir: Path) -> dict[str, str]:
+def gateway_env(
+    database_url: str, workdir: Path, daemon: FakePaseoDaemon | None = None
+) -> dict[str, str]:
+    """The gateway's settings: no daemon at all, or the fake one on the daemon transport."""
+    if daemon is not None:
+        import _common
+
+        return _common.gateway_env(
+            daemon, database_url, workdir,
+            PASEO_GATEWAY_TRANSPORT="daemon", PASEO_GATEWAY_LOG_LEVEL="WARNING",
+        )  # fmt: skip
     return {
         **os.environ,
         "PASEO_GATEWAY_DATABASE_URL": database_url,
@@ -230,6 +337,44 @@ def postgres_database(admin_dsn: str) -> Iterator[str]:
         run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+async def session_with_turns(port: int, turns: int) -> str:
+    """A session made through the API, with `turns` quick turns (the daemon makes its agent
+    on the first): what `{id}` stands for in a --path. Returns its id."""
+    import httpx
+    from _common import AUTH
+    from prompt_path import QUICK_PROMPT, send_prompt
+
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=60.0, trust_env=False
+    ) as client:
+        created = await client.post("/sessions", json={"title": "benchmark: paths"})
+        if created.status_code != 201:
+            raise RuntimeError(f"POST /sessions: HTTP {created.status_code}: {created.text}")
+        session_id = str(created.json()["id"])
+        for _ in range(turns):
+            seen = await send_prompt(client, session_id, QUICK_PROMPT)
+            if seen.terminal != "turn.completed":
+                raise RuntimeError(f"a turn for {{id}}: {seen.error or seen.terminal}")
+    return session_id
+
+
+@contextlib.contextmanager
+def fake_daemon(home: Path) -> Iterator[FakePaseoDaemon]:
+    """The fake Paseo daemon of tests/fakes on PASEO_HOME `home`, stopped (and its leftovers
+    killed) at the end."""
+    from _common import kill_leftover_fakes
+
+    from tests.fakes.harness import FakePaseoDaemon
+
+    daemon = FakePaseoDaemon(home)
+    try:
+        yield daemon.start()
+    finally:
+        with contextlib.suppress(Exception):
+            daemon.stop()
+        kill_leftover_fakes(daemon.home)
+
+
 # --- the run ----------------------------------------------------------------------------------
 
 
@@ -240,8 +385,9 @@ class Row:
 
 
 def print_table(rows: list[Row], baseline: Load) -> None:
+    width = max(30, *(len(row.name) for row in rows))  # 30 unless a --path is longer
     print(
-        f"{'target':<30} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'of hello':>9}"
+        f"{'target':<{width}} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'of hello':>9}"
         f" {'cpu ms/req':>11}  non-200"
     )
     for row in rows:
@@ -251,34 +397,31 @@ def print_table(rows: list[Row], baseline: Load) -> None:
         p50 = percentile(load.latencies, 50, method="floor-index")
         p99 = percentile(load.latencies, 99, method="floor-index")
         print(
-            f"{row.name:<30} {load.per_second:>9.0f} {1000 * p50:>8.1f}"
+            f"{row.name:<{width}} {load.per_second:>9.0f} {1000 * p50:>8.1f}"
             f" {1000 * p99:>8.1f} {share:>8.0f}%"
             f" {load.cpu_ms_per_request:>11.2f}  {bad or '-'}"
         )
 
 
 def run(args: argparse.Namespace) -> int:
-    def load_of(pid: int, port: int, path: str, key: str | None) -> Load:
-        before = cpu_seconds(pid)
-        load = asyncio.run(
-            measure(
-                port, path, key=key, connections=args.connections,
-                warm_up=args.warm_up, seconds=args.seconds,
-            )
+    def load_of(
+        pid: int, port: int, path: str, key: str | None, name: str, template: str = ""
+    ) -> Load:
+        return timed_load(
+            pid, port, path, key, connections=args.connections, warm_up=args.warm_up,
+            seconds=args.seconds, profile=profile_file(args.profile, name, template or path),
         )  # fmt: skip
-        # Warm-up answers are not counted: scale the CPU to the measured window.
-        spent = cpu_seconds(pid) - before
-        load.server_cpu_seconds = spent * load.seconds / (load.seconds + args.warm_up)
-        return load
 
     with tempfile.TemporaryDirectory(prefix="bench-list-") as tmp:
         workdir = Path(tmp)
         port = free_port()
         with server(hello_argv(port), port, dict(os.environ), workdir / "hello.log") as pid:
-            hello = load_of(pid, port, "/", None)
+            hello = load_of(pid, port, "/", None, "hello")
         rows = [Row("hello world (bare uvicorn)", hello)]
         for backend in args.backend:
             with contextlib.ExitStack() as stack:
+                home = workdir / f"paseo-home-{backend}"  # each backend's agents its own
+                daemon = stack.enter_context(fake_daemon(home)) if args.path else None
                 if backend == "sqlite":
                     url = f"sqlite+aiosqlite:///{workdir / 'gateway.db'}"
                 else:
@@ -286,18 +429,29 @@ def run(args: argparse.Namespace) -> int:
                 asyncio.run(seed_sessions(url, workdir))
                 port = free_port()
                 log = workdir / f"gateway-{backend}.log"
+                env = gateway_env(url, workdir, daemon)
+                ready = "/readyz" if daemon else None
                 pid = stack.enter_context(
-                    server(gateway_argv(port), port, gateway_env(url, workdir), log)
+                    server(gateway_argv(port), port, env, log, ready_path=ready)
                 )
-                healthz = load_of(pid, port, "/healthz", None)
+                healthz = load_of(pid, port, "/healthz", None, backend)
                 rows.append(Row(f"{backend}: GET /healthz", healthz))
-                listing = load_of(pid, port, "/sessions", ADMIN_KEY)
+                listing = load_of(pid, port, "/sessions", ADMIN_KEY, backend)
                 rows.append(Row(f"{backend}: GET /sessions", listing))
+                session_id = ""
+                if args.path:
+                    session_id = asyncio.run(session_with_turns(port, TURNS_FOR_PATHS))
+                for template in args.path or ():
+                    path = template.replace("{id}", session_id)
+                    load = load_of(pid, port, path, ADMIN_KEY, backend, template)
+                    rows.append(Row(f"{backend}: GET {template}", load))
         print(
             f"{args.connections} connections, {args.seconds:g} s each after {args.warm_up:g} s"
             f" warm-up, {SESSIONS} sessions a page, one uvicorn worker, {os.cpu_count()} CPUs"
         )
         print_table(rows, hello)
+        if args.profile:
+            print(f"collapsed stacks (py-spy, {args.seconds:g} s a target) in {args.profile}")
     failed = any(status != 200 for row in rows for status in row.load.statuses)
     return 1 if failed else 0
 
@@ -315,8 +469,25 @@ def main() -> int:
         "--pg-admin-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres",
         help="where to create (and drop) the run's PostgreSQL database",
     )  # fmt: skip
+    parser.add_argument(
+        "--path", action="append", metavar="PATH",
+        help="another GET route to load after /healthz and /sessions, `{id}` for a session's id"
+        " (repeatable; runs the gateway on the fake daemon), e.g. '/sessions/{id}/turns'",
+    )  # fmt: skip
+    parser.add_argument(
+        "--profile", type=Path, metavar="DIR",
+        help="py-spy each measured window into DIR, one collapsed-stack file per target",
+    )  # fmt: skip
     args = parser.parse_args()
     args.backend = args.backend or ["sqlite", "postgres"]
+    for path in args.path or ():
+        if not path.startswith("/"):
+            parser.error(f"--path {path!r}: a path starts with /")
+    if args.profile is not None:
+        if py_spy_path() is None:
+            print(PY_SPY_MISSING, file=sys.stderr)
+            return 2
+        args.profile.mkdir(parents=True, exist_ok=True)
     try:
         return run(args)
     except (RuntimeError, OSError) as error:

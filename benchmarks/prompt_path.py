@@ -254,6 +254,11 @@ class Prompted:
     agent_id: str | None = None
     deltas: list[tuple[float, str]] = field(default_factory=list)
 
+    @property
+    def first_text_at(self) -> float | None:
+        """When the first `text` event arrived (None without one)."""
+        return self.deltas[0][0] if self.deltas else None
+
 
 async def send_prompt(
     client: Any, session_id: str, text: str, *, cancel_once_started: bool = False
@@ -323,10 +328,10 @@ async def direct_round_trips(
     daemon: FakePaseoDaemon, agent_id: str, count: int
 ) -> dict[str, list[float]]:
     """The daemon's own cost: `send_agent_message_request` on a direct WebSocket, to its
-    response and to the turn's `turn_started` (ms)."""
+    response, to the turn's `turn_started` and to its first assistant text (ms)."""
     import websockets
 
-    figures: dict[str, list[float]] = {"response": [], "turn_started": []}
+    figures: dict[str, list[float]] = {"response": [], "turn_started": [], "first_text": []}
     async with websockets.connect(daemon.ws_url, max_size=None) as ws:  # no password set
         await ws.send(json.dumps({**DIRECT_HELLO, "clientId": f"bench-{uuid.uuid4().hex}"}))
         await ws.recv()  # server_info
@@ -341,7 +346,7 @@ async def direct_round_trips(
             }
             began = host_clock()
             await ws.send(json.dumps({"type": "session", "message": request}))
-            answered = started = ended = False
+            answered = started = texted = ended = False
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5):
                     while not (answered and ended):
@@ -357,6 +362,10 @@ async def direct_round_trips(
                             if event == "turn_started" and not started:
                                 started = True
                                 figures["turn_started"].append((now - began) * 1000)
+                            item = (payload.get("event") or {}).get("item") or {}
+                            if item.get("type") == "assistant_message" and not texted:
+                                texted = True
+                                figures["first_text"].append((now - began) * 1000)
                             ended = ended or event in ("turn_completed", "turn_failed")
     return figures
 
@@ -374,6 +383,44 @@ class Figures:
     errors: list[str] = field(default_factory=list)
 
 
+async def prepare_session(client: Any) -> tuple[str, str]:
+    """A session whose agent exists: created, then a first (quick) prompt makes the agent.
+    Returns the session's id and the agent's."""
+    created = await client.post("/sessions", json={"title": "prompt path"})
+    if created.status_code != 201:
+        raise RuntimeError(f"POST /sessions: HTTP {created.status_code}: {created.text}")
+    session_id = str(created.json()["id"])
+    first = await send_prompt(client, session_id, QUICK_PROMPT)  # makes the agent
+    if first.terminal != "turn.completed":
+        raise RuntimeError(f"first prompt: {first.error or first.terminal}")
+    agent_id = first.agent_id or (await client.get(f"/sessions/{session_id}")).json().get(
+        "agent_id"
+    )
+    if not agent_id:
+        raise RuntimeError("the session has no agent after its first prompt")
+    return session_id, str(agent_id)
+
+
+async def later_prompts(
+    client: Any,
+    session_id: str,
+    count: int,
+    prompt_of: Callable[[int], str],
+    *,
+    cancel_once_started: bool = False,
+) -> list[Prompted]:
+    """`count` later prompts, one after another, each after a quiet moment (the turn before
+    has let go); `prompt_of(index)` is each one's text."""
+    seen = []
+    for index in range(count):
+        await asyncio.sleep(QUIET_SECONDS)
+        prompted = await send_prompt(
+            client, session_id, prompt_of(index), cancel_once_started=cancel_once_started
+        )
+        seen.append(prompted)
+    return seen
+
+
 async def measure(
     base_url: str,
     daemon: FakePaseoDaemon,
@@ -388,28 +435,18 @@ async def measure(
     async with httpx.AsyncClient(
         base_url=base_url, headers=AUTH, timeout=timeout, trust_env=False
     ) as client:
-        created = await client.post("/sessions", json={"title": "prompt path"})
-        if created.status_code != 201:
-            raise RuntimeError(f"POST /sessions: HTTP {created.status_code}: {created.text}")
-        session_id = str(created.json()["id"])
-        first = await send_prompt(client, session_id, QUICK_PROMPT)  # makes the agent
-        if first.terminal != "turn.completed":
-            raise RuntimeError(f"first prompt: {first.error or first.terminal}")
-        agent_id = first.agent_id or (await client.get(f"/sessions/{session_id}")).json().get(
-            "agent_id"
-        )
-        if not agent_id:
-            raise RuntimeError("the session has no agent after its first prompt")
+        session_id, agent_id = await prepare_session(client)
         _, offset = read_json_lines(units_log)  # the first prompt's record is not measured
 
         # 1 and 2: later prompts, one after another.
-        for index in range(args.prompts):
-            await asyncio.sleep(QUIET_SECONDS)  # the turn before has let go
-            prompt = f"{LATER_PROMPT}, take {index}"
-            seen = await send_prompt(client, session_id, prompt, cancel_once_started=True)
-            figures.later.append(seen)
-            if seen.error:
-                figures.errors.append(f"later prompt: {seen.error}")
+        figures.later = await later_prompts(
+            client,
+            session_id,
+            args.prompts,
+            lambda index: f"{LATER_PROMPT}, take {index}",
+            cancel_once_started=True,
+        )
+        figures.errors += [f"later prompt: {seen.error}" for seen in figures.later if seen.error]
         await asyncio.sleep(0.2)  # the child writes a record as the first byte goes out
         figures.units, _ = read_json_lines(units_log, offset)
 
