@@ -27,26 +27,35 @@ logger = logging.getLogger(__name__)
 
 # How long a SQLite writer waits for another writer's lock before "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Connections a process keeps open. SQLAlchemy's default, 5, made a server under 32
+# concurrent reads open and close a connection for most of them (a new PostgreSQL backend
+# each time).
+DEFAULT_POOL_SIZE = 10
 # A readiness probe that hangs is worse than one that says "not ready".
 PING_TIMEOUT_SECONDS = 5.0
 
 
-def create_engine(url: str, *, sqlite_foreign_keys: bool = True) -> AsyncEngine:
+def create_engine(
+    url: str, *, sqlite_foreign_keys: bool = True, pool_size: int = DEFAULT_POOL_SIZE
+) -> AsyncEngine:
     """An async engine for `url`, tuned per backend.
 
     SQLite: a relative file path is made absolute (and its folder created), and each connection
     gets foreign keys, a busy timeout and WAL. Migrations pass `sqlite_foreign_keys=False`,
     because Alembic's batch mode drops and recreates tables, which would cascade deletes.
+    `pool_size` connections stay open; as many again are opened for a burst and closed after.
     PostgreSQL: a pooled connection the server closed is replaced, not used (see
     `_replace_closed_connections`).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        engine = create_async_engine(parsed)
+        engine = create_async_engine(parsed, pool_size=pool_size, max_overflow=pool_size)
         _replace_closed_connections(engine)
         return engine
     parsed = _absolute_sqlite_url(parsed)
-    engine = create_async_engine(parsed, pool_reset_on_return=None)
+    engine = create_async_engine(
+        parsed, pool_reset_on_return=None, **_pool_arguments(parsed, pool_size)
+    )
     _install_sqlite_pragmas(engine, foreign_keys=sqlite_foreign_keys, wal=_is_sqlite_file(parsed))
     _roll_back_only_open_transactions(engine)
     return engine
@@ -71,8 +80,8 @@ class Database:
         self.units = 0
 
     @classmethod
-    def from_url(cls, url: str) -> Database:
-        return cls(create_engine(url))
+    def from_url(cls, url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> Database:
+        return cls(create_engine(url, pool_size=pool_size))
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -115,6 +124,14 @@ def _reading(engine: AsyncEngine) -> AsyncEngine:
     if engine.dialect.name == "sqlite":
         return engine
     return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def _pool_arguments(url: URL, pool_size: int) -> dict[str, int]:
+    """A SQLite file gets a queue pool sized like PostgreSQL's; an in-memory database keeps
+    the single shared connection SQLAlchemy gives it."""
+    if not _is_sqlite_file(url):
+        return {}
+    return {"pool_size": pool_size, "max_overflow": pool_size}
 
 
 def _is_sqlite_file(url: URL) -> bool:

@@ -107,7 +107,7 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.migrate_on_start:
             await upgrade_to_head_async(settings.database_url)
-        db = Database.from_url(settings.database_url)
+        db = Database.from_url(settings.database_url, pool_size=settings.database_pool_size)
         daemons = (
             Daemons.single(paseo, [str(root) for root in settings.workspace_root_paths])
             if paseo is not None

@@ -31,6 +31,15 @@ class Settings(BaseSettings):
         default=DEFAULT_DATABASE_URL,
         description="SQLAlchemy async URL: sqlite+aiosqlite:///file.db or postgresql+asyncpg://...",
     )
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description=(
+            "Database connections each process keeps open (as many again open for a burst). "
+            "With PostgreSQL, replicas x 2 x this must stay under the server's max_connections."
+        ),
+    )
     migrate_on_start: bool = Field(
         default=True, description="Apply Alembic migrations when the server starts."
     )

@@ -206,3 +206,17 @@ async def test_naive_datetimes_are_refused(database: Database) -> None:
             record = await add_session(session, provider="claude", cwd="/w")
             record.last_active_at = datetime(2026, 1, 1)
             await session.flush()
+
+
+async def test_a_process_keeps_the_configured_number_of_connections(tmp_path: Path) -> None:
+    """The pool keeps `pool_size` open (and opens as many again for a burst), for a SQLite
+    file as for PostgreSQL; an in-memory SQLite database keeps its one shared connection."""
+    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'pool.db'}", pool_size=7)
+    memory = Database.from_url("sqlite+aiosqlite://")
+    try:
+        pool = db.engine.pool
+        assert (pool.size(), pool._max_overflow) == (7, 7)  # type: ignore[attr-defined]
+        assert not hasattr(memory.engine.pool, "_max_overflow")
+    finally:
+        await db.dispose()
+        await memory.dispose()
