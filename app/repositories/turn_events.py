@@ -103,6 +103,25 @@ async def append_next_events(
     return [seq for seq, _, _ in numbered]
 
 
+async def add_first_events(
+    session: AsyncSession, turn: Turn, events: Sequence[tuple[str, dict[str, Any]]]
+) -> list[int]:
+    """Store the first events of a turn this transaction has just inserted, numbered 1, 2, ...
+    (returned), in one INSERT: the turn was inserted with `last_event_seq` counting them
+    (`turns.add_turn`), and nobody else can see it before the commit, so its row is not
+    touched again."""
+    if turn.last_event_seq != len(events):
+        raise ValueError(
+            f"turn {turn.id} was inserted with last_event_seq={turn.last_event_seq}, "
+            f"not with the {len(events)} event(s) given"
+        )
+    if not events:
+        return []
+    numbered = [(index, name, data) for index, (name, data) in enumerate(events, start=1)]
+    await _insert_events(session, turn.id, numbered)
+    return [seq for seq, _, _ in numbered]
+
+
 async def list_events(
     session: AsyncSession, turn_id: uuid.UUID, *, after_seq: int = 0, limit: int = 1000
 ) -> list[TurnEventRecord]:

@@ -114,6 +114,8 @@ async def add_turn(
     runner_id: str | None = None,
     heartbeat_at: datetime | None = None,
     replaces_turn_id: uuid.UUID | None = None,
+    last_event_seq: int = 0,
+    session_locked: bool = False,
 ) -> Turn:
     """Insert the session's next turn, numbered 1, 2, ... in one statement.
 
@@ -121,8 +123,13 @@ async def add_turn(
     `DuplicateIdempotencyKey` when the session has a turn with `idempotency_key` already. The
     key is checked in the INSERT itself (it inserts nothing then), so a retry of an active
     turn's request is told apart from another request on a busy session on both backends.
+
+    `last_event_seq`: how many events the caller stores with the turn, in this transaction
+    (`turn_events.add_first_events`). `session_locked`: this transaction holds the session
+    row's lock already (`lock_session`), so it is not taken again.
     """
-    await lock_session_row(session, session_id)
+    if not session_locked:
+        await lock_session_row(session, session_id)
     values = {
         "session_id": session_id,
         "prompt": prompt,
@@ -132,6 +139,7 @@ async def add_turn(
         "runner_id": runner_id,
         "heartbeat_at": heartbeat_at,
         "replaces_turn_id": replaces_turn_id,
+        "last_event_seq": last_event_seq,
     }
     next_number = (
         select(func.coalesce(func.max(Turn.number), 0) + 1)
@@ -542,6 +550,33 @@ async def lock_session_row(session: AsyncSession, session_id: uuid.UUID) -> None
     await lock_row(
         session, GatewaySession.id, session_id, touch=GatewaySession.status, key_share=True
     )
+
+
+async def lock_session(session: AsyncSession, session_id: uuid.UUID) -> GatewaySession | None:
+    """The session, read and locked as `lock_session_row` locks it, in one statement; None if
+    there is none. Call it first in the transaction.
+
+    PostgreSQL: SELECT ... FOR NO KEY UPDATE (after waiting for the lock it returns the row as
+    committed then); SQLite: the same no-op write, returning the row.
+    """
+    statement: Any
+    if session.get_bind().dialect.name == "sqlite":
+        statement = (
+            update(GatewaySession)
+            .where(GatewaySession.id == session_id)
+            .values(status=GatewaySession.status)
+            .returning(GatewaySession)
+            .execution_options(**_REFRESH_RETURNED)
+        )
+    else:
+        statement = (
+            select(GatewaySession)
+            .where(GatewaySession.id == session_id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        )
+    record: GatewaySession | None = (await session.scalars(statement)).one_or_none()
+    return record
 
 
 def _status_list(statuses: Iterable[str]) -> list[str]:

@@ -24,7 +24,14 @@ async def get_visible_session(
     session: AsyncSession, session_id: uuid.UUID, principal: Principal | None = None
 ) -> GatewaySession:
     """The session, or SessionNotFound if it does not exist or `principal` may not see it."""
-    record = await sessions_repo.get_session(session, session_id)
+    return visible(await sessions_repo.get_session(session, session_id), session_id, principal)
+
+
+def visible(
+    record: GatewaySession | None, session_id: uuid.UUID, principal: Principal | None
+) -> GatewaySession:
+    """`record` (the session `session_id`, read by the caller) if `principal` may see it,
+    else SessionNotFound."""
     if record is None or not can_see(record, principal):
         raise SessionNotFound(f"no session {session_id}")
     return record

@@ -9,6 +9,12 @@ lock, in the storing transaction) never skip and become visible in order.
 A reader (`follow_events`) reads storage after its position, takes live events that continue
 it, and, for a live event further ahead, first reads storage up to it. Readers in other
 processes are woken by app/services/turn/listener.py.
+
+A turn this process started keeps a journal here while it runs: its latest events as they
+were committed, and the highest number known stored by anyone. A reader opening meanwhile
+(the prompt's own stream, a moment after the turn began) starts from the journal instead of
+a query: it is only what this process committed, and a gap in it (an older event dropped,
+one stored elsewhere) is read from storage as for any live event further ahead.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ POLL_INTERVAL_SECONDS = 0.5
 READ_PAGE_SIZE = 500
 # A reader this far behind the live events drops them and catches up from storage.
 MAX_LIVE_BACKLOG = 1000
+# A running turn's journal keeps its latest events, this many (older ones: from storage).
+MAX_JOURNAL_EVENTS = 128
 
 
 # An event not yet numbered: its name, data and transport cursor.
@@ -99,6 +107,29 @@ class Subscription:
         return stale or self.stored_head > position
 
 
+class Journal:
+    """What this process committed of a turn it runs (the latest events, in order), and the
+    highest number known stored, here or (by a notice) elsewhere."""
+
+    def __init__(self, events: Iterable[StoredEvent]) -> None:
+        self.events: deque[StoredEvent] = deque(in_order(events), maxlen=MAX_JOURNAL_EVENTS)
+        self.head = self.events[-1].seq if self.events else 0
+
+    def add(self, events: list[StoredEvent]) -> None:
+        if self.events and events[0].seq < self.events[-1].seq:  # two writers here, rare
+            self.events = deque(in_order([*self.events, *events]), maxlen=MAX_JOURNAL_EVENTS)
+        else:
+            self.events.extend(events)
+        self.head = max(self.head, events[-1].seq)
+
+    def start(self, subscription: Subscription, after: int) -> None:
+        """Start a reader at `after` from here: the events after it, and how far storage goes
+        (beyond them, or before them: it reads storage for that part first)."""
+        subscription.live = deque(event for event in self.events if event.seq > after)
+        subscription.stored_head = self.head
+        subscription.stale = False
+
+
 class EventNotifier:
     """This process's switchboard for turn events: writers hand the events they stored to
     readers, and whoever stores events (or learns that another process did) says so here.
@@ -110,11 +141,21 @@ class EventNotifier:
     def __init__(self, *, recheck_seconds: float = POLL_INTERVAL_SECONDS) -> None:
         self.recheck_seconds = recheck_seconds
         self._subscribers: dict[uuid.UUID, set[Subscription]] = defaultdict(set)
+        self._journals: dict[uuid.UUID, Journal] = {}
 
     # --- writers ----------------------------------------------------------------------------
 
+    def begin(self, turn_id: uuid.UUID, events: list[StoredEvent]) -> None:
+        """This process has just made the turn (committed, with `events`, its first) and runs
+        it: keep its journal until `forget`. Call it before anything else can store events
+        of the turn here, so the journal misses none of this process's."""
+        self._journals[turn_id] = Journal(events)
+
     def publish(self, turn_id: uuid.UUID, events: list[StoredEvent]) -> None:
         """Events just stored (committed), in order, for this process's readers now."""
+        journal = self._journals.get(turn_id)
+        if journal is not None:
+            journal.add(events)
         for subscription in self._subscribers.get(turn_id, ()):
             if len(subscription.live) + len(events) > MAX_LIVE_BACKLOG:
                 subscription.live.clear()  # too far behind: it catches up from storage
@@ -124,6 +165,11 @@ class EventNotifier:
 
     def stored(self, turn_id: uuid.UUID, seq: int | None) -> None:
         """The turn's events up to `seq` are stored (None: something was, read to see)."""
+        journal = self._journals.get(turn_id)
+        if journal is not None and seq is None:
+            del self._journals[turn_id]  # it no longer knows how far storage goes
+        elif journal is not None and seq is not None:
+            journal.head = max(journal.head, seq)
         for subscription in self._subscribers.get(turn_id, ()):
             subscription.stored(seq)
 
@@ -131,7 +177,9 @@ class EventNotifier:
         self.stored(turn_id, None)
 
     def forget(self, turn_id: uuid.UUID) -> None:
-        """This process no longer runs the turn: its readers look at storage again."""
+        """This process no longer runs the turn: its journal goes, its readers look at
+        storage again."""
+        self._journals.pop(turn_id, None)
         self.notify(turn_id)
 
     def wake_all(self) -> None:
@@ -144,10 +192,18 @@ class EventNotifier:
 
     # --- readers ----------------------------------------------------------------------------
 
+    def journaled(self, turn_id: uuid.UUID) -> bool:
+        """Whether readers of the turn start from its journal here (not from storage)."""
+        return turn_id in self._journals
+
     @contextlib.contextmanager
-    def subscribe(self, turn_id: uuid.UUID) -> Iterator[Subscription]:
-        """Register a reader; it starts by reading storage."""
+    def subscribe(self, turn_id: uuid.UUID, *, after: int = 0) -> Iterator[Subscription]:
+        """Register a reader at `after`; it starts from the turn's journal if this process
+        keeps one, else by reading storage."""
         subscription = Subscription(turn_id)
+        journal = self._journals.get(turn_id)
+        if journal is not None:
+            journal.start(subscription, after)
         self._subscribers[turn_id].add(subscription)
         try:
             yield subscription
@@ -298,7 +354,7 @@ async def follow_events(
     position = after
     if after > 0 and await _over_by(db, turn_id, after):
         return
-    with notifier.subscribe(turn_id) as subscription:
+    with notifier.subscribe(turn_id, after=after) as subscription:
         while True:
             subscription.wakeup.clear()
             live = subscription.next_live(position)
@@ -372,4 +428,5 @@ async def _query_stored(
         for row in rows
         if before is None or row.seq < before
     ]
-    return events, len(events) == limit
+    # A page cut short by `limit` (not a gap read to its end) may have more after it.
+    return events, len(events) == READ_PAGE_SIZE

@@ -49,7 +49,7 @@ from app.repositories import sessions as sessions_repo
 from app.repositories import turn_events as events_repo
 from app.repositories import turns as turns_repo
 from app.repositories.turns import TurnNotWritable
-from app.services.access import get_visible_session
+from app.services.access import get_visible_session, visible
 from app.services.auth import Principal
 from app.services.daemons import Daemons
 from app.services.prompt_media import media_digest, media_summary
@@ -262,8 +262,9 @@ class TurnService:
         slot: asyncio.Semaphore | None = None
         try:
             async with self.db.session() as session:
-                await turns_repo.lock_session_row(session, session_id)
-                record = await get_visible_session(session, session_id, principal)
+                record = visible(
+                    await turns_repo.lock_session(session, session_id), session_id, principal
+                )
                 if record.status in _CLOSED_SESSION_STATUSES:
                     raise SessionClosed(
                         f"session {session_id} is {record.status}; create a new session"
@@ -304,6 +305,8 @@ class TurnService:
                     runner_id=self.runner_id,
                     heartbeat_at=utcnow(),
                     replaces_turn_id=replaced.id if replaced else None,
+                    last_event_seq=1,  # its `turn.started`, stored next
+                    session_locked=True,
                 )
                 started = {
                     "turn_id": str(turn.id),
@@ -313,8 +316,8 @@ class TurnService:
                     "events_url": events_url(session_id, turn.id),
                     **media_summary(media),
                 }
-                await events_repo.append_next_events(
-                    session, turn.id, [("turn.started", started)], runner_id=self.runner_id
+                [seq] = await events_repo.add_first_events(
+                    session, turn, [("turn.started", started)]
                 )
         except turns_repo.DuplicateIdempotencyKey:
             if slot is not None:
@@ -333,6 +336,9 @@ class TurnService:
             if slot is not None:
                 slot.release()
             raise
+        # Committed: this process runs the turn, and its readers here start from what it
+        # stored (the prompt's own stream reads nothing back).
+        self.notifier.begin(turn.id, [StoredEvent(seq, "turn.started", started)])
         if replaced is not None:
             self.notifier.notify(replaced.id)
             run = self._runs.get(replaced.id)
