@@ -316,7 +316,8 @@ PY_SPY_RATE = 200
 # From SIGINT (py-spy then writes its file) to SIGKILL.
 PY_SPY_STOP_SECONDS = 30.0
 PY_SPY_MISSING = (
-    "--profile needs py-spy, which is not installed here: `.venv/bin/pip install py-spy` "
+    "--profile needs py-spy, the project's `bench` extra, not installed here: "
+    "`.venv/bin/pip install -c constraints.txt -e '.[test,bench]'` "
     "(it samples the gateway from outside, nothing in the app changes)"
 )
 

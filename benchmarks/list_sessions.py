@@ -18,8 +18,8 @@ server's CPU time per answer, which does not depend on how fast the client is.
 gateway's): the gateway then runs on the fake Paseo daemon of tests/fakes (daemon transport,
 so `GET /agents` has a daemon to ask), and `{id}` is a session made through the API with
 TURNS_FOR_PATHS quick turns, so its page and its agent are real. `--profile DIR` records each
-measured window with `py-spy record --format raw` (installed in the venv:
-`.venv/bin/pip install py-spy`) and writes one collapsed-stack file per target into DIR
+measured window with `py-spy record --format raw` (the project's `bench` extra:
+`.venv/bin/pip install -c constraints.txt -e '.[test,bench]'`) and writes one collapsed-stack file per target into DIR
 (benchmarks/profile_summary.py reads them); py-spy takes some CPU of its own, so req/s of a
 profiled run read low.
 
