@@ -19,9 +19,9 @@ gateway's): the gateway then runs on the fake Paseo daemon of tests/fakes (daemo
 so `GET /agents` has a daemon to ask), and `{id}` is a session made through the API with
 TURNS_FOR_PATHS quick turns, so its page and its agent are real. `--profile DIR` records each
 measured window with `py-spy record --format raw` (the project's `bench` extra:
-`.venv/bin/pip install -c constraints.txt -e '.[test,bench]'`) and writes one collapsed-stack file per target into DIR
-(benchmarks/profile_summary.py reads them); py-spy takes some CPU of its own, so req/s of a
-profiled run read low.
+`.venv/bin/pip install -c constraints.txt -e '.[test,bench]'`) and writes one
+collapsed-stack file per target into DIR (benchmarks/profile_summary.py reads them); py-spy
+takes some CPU of its own, so req/s of a profiled run read low.
 
 PostgreSQL needs 127.0.0.1:5432 (user postgres, trust auth; `--pg-admin-dsn` to change): a
 database is created for the run and dropped at the end. The load generator is a single
