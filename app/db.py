@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import URL, event, make_url, text
-from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -44,14 +44,11 @@ def create_engine(
     gets foreign keys, a busy timeout and WAL. Migrations pass `sqlite_foreign_keys=False`,
     because Alembic's batch mode drops and recreates tables, which would cascade deletes.
     `pool_size` connections stay open; as many again are opened for a burst and closed after.
-    PostgreSQL: a pooled connection the server closed is replaced, not used (see
-    `_replace_closed_connections`).
+    Other backends: `pool_pre_ping`, so a connection the server closed is replaced, not used.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        engine = create_async_engine(parsed, pool_size=pool_size, max_overflow=pool_size)
-        _replace_closed_connections(engine)
-        return engine
+        return create_async_engine(parsed, pool_pre_ping=True, **_pool_arguments(parsed, pool_size))
     parsed = _absolute_sqlite_url(parsed)
     engine = create_async_engine(
         parsed, pool_reset_on_return=None, **_pool_arguments(parsed, pool_size)
@@ -127,9 +124,9 @@ def _reading(engine: AsyncEngine) -> AsyncEngine:
 
 
 def _pool_arguments(url: URL, pool_size: int) -> dict[str, int]:
-    """A SQLite file gets a queue pool sized like PostgreSQL's; an in-memory database keeps
+    """`pool_size` kept open and as many again for a burst; an in-memory SQLite database keeps
     the single shared connection SQLAlchemy gives it."""
-    if not _is_sqlite_file(url):
+    if url.get_backend_name() == "sqlite" and not _is_sqlite_file(url):
         return {}
     return {"pool_size": pool_size, "max_overflow": pool_size}
 
@@ -147,22 +144,6 @@ def _absolute_sqlite_url(url: URL) -> URL:
     path = Path(url.database or "").expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     return url.set(database=str(path))
-
-
-def _replace_closed_connections(engine: AsyncEngine) -> None:
-    """A pooled connection whose server went away is swapped for a new one at checkout.
-
-    The driver notices a closed socket as soon as the event loop reads its end, so asking it
-    costs nothing, where `pool_pre_ping` spent three round trips (BEGIN, a ping, ROLLBACK) on
-    every unit of work. A server that dies between that check and the statement fails the
-    statement; SQLAlchemy then sees a disconnect and replaces every pooled connection.
-    """
-
-    @event.listens_for(engine.sync_engine, "checkout")
-    def _check(_dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
-        is_closed = getattr(record.driver_connection, "is_closed", None)
-        if is_closed is not None and is_closed():
-            raise DisconnectionError("the database closed this pooled connection")
 
 
 def _roll_back_only_open_transactions(engine: AsyncEngine) -> None:
