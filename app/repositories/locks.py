@@ -9,11 +9,13 @@ it first in the transaction, before anything reads what it protects.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+
+RowT = TypeVar("RowT")
 
 
 async def lock_row(
@@ -36,3 +38,34 @@ async def lock_row(
         return bool(result.rowcount)  # type: ignore[attr-defined]
     locked = select(key).where(key == row_id).with_for_update(key_share=key_share)
     return (await session.scalar(locked)) is not None
+
+
+async def lock_and_read_row(
+    session: AsyncSession,
+    entity: type[RowT],
+    key: InstrumentedAttribute[uuid.UUID],
+    row_id: uuid.UUID,
+    *,
+    touch: InstrumentedAttribute[Any],
+    key_share: bool = False,
+) -> RowT | None:
+    """`lock_row`, returning the locked row of `entity` as it stands under the lock (read in
+    the same statement); None if there is none."""
+    statement: Any
+    if session.get_bind().dialect.name == "sqlite":
+        statement = (
+            update(entity)
+            .where(key == row_id)
+            .values({touch: touch})
+            .returning(entity)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+    else:
+        statement = (
+            select(entity)
+            .where(key == row_id)
+            .with_for_update(key_share=key_share)
+            .execution_options(populate_existing=True)
+        )
+    row: RowT | None = (await session.scalars(statement)).one_or_none()
+    return row

@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import attributes, util
 
 from app.models import ACTIVE_TURN_STATUSES, GatewaySession, Turn, TurnStatus, utcnow
-from app.repositories.locks import lock_row
+from app.repositories.locks import lock_and_read_row, lock_row
 from app.repositories.sessions import check_page
 
 ACTIVE_TURN_INDEX = "uq_turns_one_active_per_session"
@@ -553,30 +553,16 @@ async def lock_session_row(session: AsyncSession, session_id: uuid.UUID) -> None
 
 
 async def lock_session(session: AsyncSession, session_id: uuid.UUID) -> GatewaySession | None:
-    """The session, read and locked as `lock_session_row` locks it, in one statement; None if
-    there is none. Call it first in the transaction.
-
-    PostgreSQL: SELECT ... FOR NO KEY UPDATE (after waiting for the lock it returns the row as
-    committed then); SQLite: the same no-op write, returning the row.
-    """
-    statement: Any
-    if session.get_bind().dialect.name == "sqlite":
-        statement = (
-            update(GatewaySession)
-            .where(GatewaySession.id == session_id)
-            .values(status=GatewaySession.status)
-            .returning(GatewaySession)
-            .execution_options(**_REFRESH_RETURNED)
-        )
-    else:
-        statement = (
-            select(GatewaySession)
-            .where(GatewaySession.id == session_id)
-            .with_for_update(key_share=True)
-            .execution_options(populate_existing=True)
-        )
-    record: GatewaySession | None = (await session.scalars(statement)).one_or_none()
-    return record
+    """The session, locked as `lock_session_row` locks it and read in the same statement;
+    None if there is none. Call it first in the transaction."""
+    return await lock_and_read_row(
+        session,
+        GatewaySession,
+        GatewaySession.id,
+        session_id,
+        touch=GatewaySession.status,
+        key_share=True,
+    )
 
 
 def _status_list(statuses: Iterable[str]) -> list[str]:
