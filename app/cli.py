@@ -68,9 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--scope",
         action="append",
-        choices=["read", "prompt", "admin"],
+        choices=["read", "prompt", "webhooks", "admin"],
         required=True,
-        help="repeat for several; prompt includes read, admin includes all",
+        help="repeat for several; prompt and webhooks include read, admin includes all",
     )
     listing = keys.add_parser("list", help="list keys (never their secrets)")
     listing.add_argument("--revoked", action="store_true", help="include revoked keys")

@@ -47,6 +47,14 @@ class ModelNotFound(NotFound):
     code = "model_not_found"
 
 
+class WebhookNotFound(NotFound):
+    code = "webhook_not_found"
+
+
+class DeliveryNotFound(NotFound):
+    code = "delivery_not_found"
+
+
 class Unauthorized(GatewayError):
     status, code, title = 401, "unauthorized", "Unauthorized"
 
@@ -107,6 +115,10 @@ class AgentRunning(Conflict):
     code, title = "agent_running", "Agent is running"
 
 
+class DeliveryInFlight(Conflict):
+    code, title = "delivery_in_flight", "An attempt of that delivery is in flight"
+
+
 class InvalidInput(GatewayError):
     status, code, title = 422, "invalid_input", "Invalid input"
 
@@ -129,6 +141,18 @@ class CwdNotFound(InvalidInput):
 
 class CwdNotADirectory(InvalidInput):
     code, title = "cwd_not_a_directory", "The working directory is not a directory"
+
+
+class WebhookUrlInvalid(InvalidInput):
+    code, title = "webhook_url_invalid", "The webhook URL is not allowed"
+
+
+class WebhookTargetPrivate(InvalidInput):
+    code, title = "webhook_target_private", "The webhook URL resolves to a non-public address"
+
+
+class WebhookHostUnresolvable(InvalidInput):
+    code, title = "webhook_host_unresolvable", "The webhook URL's host does not resolve"
 
 
 class IdempotencyKeyReused(InvalidInput):

@@ -14,7 +14,19 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.exc import IntegrityError
 
-from app.api import agents, docs, health, keys, metrics, openai, permissions, sessions, turns, ui
+from app.api import (
+    agents,
+    docs,
+    health,
+    keys,
+    metrics,
+    openai,
+    permissions,
+    sessions,
+    turns,
+    ui,
+    webhooks,
+)
 from app.api.middleware import (
     BodyLimitMiddleware,
     MetricsMiddleware,
@@ -49,6 +61,9 @@ from app.services.prompt_media import image_body_bytes
 from app.services.sessions import SessionDefaults, SessionService
 from app.services.turn.listener import EventListener
 from app.services.turn.service import TurnService, TurnSettings
+from app.services.webhooks.dispatcher import WebhookDispatcher
+from app.services.webhooks.sender import SendPolicy, WebhookSender
+from app.services.webhooks.service import WebhookService
 from app.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -157,7 +172,20 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
             paseo_binary_needed(settings),
             daemon_check_seconds=settings.daemon_check_seconds,
         )
+        policy = SendPolicy(
+            allow_http=settings.webhooks_allow_http,
+            allow_private=settings.webhooks_allow_private_targets,
+            timeout_seconds=settings.webhooks_timeout_seconds,
+        )
+        app.state.webhooks = WebhookService(db, policy)
+        dispatcher = WebhookDispatcher(
+            db,
+            WebhookSender(policy),
+            schedule=settings.webhooks_retry_seconds,
+            poll_seconds=settings.webhooks_poll_seconds,
+        )
         turn_service.start_background()
+        await dispatcher.start()
         listener = EventListener(db, settings.database_url, turn_service.notifier)
         await listener.start()
         health_service.start_background()
@@ -168,6 +196,7 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
             reconcile.cancel()
             await asyncio.gather(reconcile, return_exceptions=True)
             await health_service.aclose()
+            await dispatcher.aclose()
             await turn_service.aclose()
             await listener.aclose()
             await daemons.aclose()
@@ -192,6 +221,7 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
     app.include_router(permissions.router, responses=protected)
     app.include_router(agents.router, responses=protected)
     app.include_router(keys.router, responses=protected)
+    app.include_router(webhooks.router, responses=protected)
     app.include_router(metrics.router, responses=protected)
     app.include_router(openai.router)
     app.include_router(ui.router)

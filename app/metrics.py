@@ -70,3 +70,16 @@ DAEMON_UP = Gauge(
     ["daemon"],
     registry=REGISTRY,
 )
+WEBHOOK_DELIVERIES = Counter(
+    "paseo_gateway_webhook_attempts",
+    "Webhook delivery attempts this process made, by outcome: delivered, retrying, failed "
+    "(no attempt left), disabled (the receiver answered 410).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+WEBHOOK_QUEUE_AGE = Gauge(
+    "paseo_gateway_webhook_queue_age_seconds",
+    "How long the longest-waiting due webhook delivery has waited (0: none is due), as this "
+    "process last saw it.",
+    registry=REGISTRY,
+)

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     ForeignKey,
@@ -256,3 +257,85 @@ class PermissionAnswer(Base):
     message: Mapped[str | None] = mapped_column(Text)
     answered_by: Mapped[str] = mapped_column(String(200))
     answered_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookEvent(StrEnum):
+    """What a webhook can be told: the ends of a turn, the request a person must answer, and a
+    session's start and close. A turn's are the names of its stored events."""
+
+    TURN_COMPLETED = "turn.completed"
+    TURN_FAILED = "turn.failed"
+    TURN_CANCELLED = "turn.cancelled"
+    TURN_TIMED_OUT = "turn.timed_out"
+    TURN_INTERRUPTED = "turn.interrupted"
+    TURN_PERMISSION_REQUESTED = "turn.permission_requested"
+    SESSION_CREATED = "session.created"
+    SESSION_CLOSED = "session.closed"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # due at `next_attempt_at`
+    SENDING = "sending"  # claimed by a worker until `next_attempt_at` (its lease)
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    FAILED = "failed"  # out of attempts, or the receiver answered 410
+
+
+class Webhook(Base):
+    """A URL told about events of the sessions its key may see (every session for an admin
+    key's). Its secret signs each delivery, so it is stored as it was shown, once."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    # NULL: made with authentication off. A revoked key's webhooks are told nothing more.
+    owner_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), index=True
+    )
+    sees_all: Mapped[bool] = mapped_column(Boolean)
+    url: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(String(500))
+    secret: Mapped[str] = mapped_column(String(100))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookSubscription(Base):
+    """One event a webhook wants: a row each, so the database matches events to webhooks."""
+
+    __tablename__ = "webhook_subscriptions"
+    __table_args__ = (Index("ix_webhook_subscriptions_event", "event"),)
+
+    webhook_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhooks.id", ondelete="CASCADE"), primary_key=True
+    )
+    event: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class WebhookDelivery(Base):
+    """The outbox: one event for one webhook, written in the transaction that stored the
+    event, and its attempts so far. Its id is the `webhook-id` of every attempt."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_webhook_id_created_at", "webhook_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    webhook_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(64))
+    # What the event said, as it was then (the session and turn may change or go later).
+    session_id: Mapped[uuid.UUID | None] = mapped_column()
+    turn_id: Mapped[uuid.UUID | None] = mapped_column()
+    data: Mapped[dict[str, Any]] = mapped_column()
+    occurred_at: Mapped[datetime] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    last_attempt_at: Mapped[datetime | None] = mapped_column()
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -624,7 +624,7 @@ class Health(BaseModel):
 
 class KeyCreate(_Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NO_NUL_PATTERN)]
-    scopes: list[Literal["read", "prompt", "admin"]] = Field(min_length=1, max_length=3)
+    scopes: list[Literal["read", "prompt", "webhooks", "admin"]] = Field(min_length=1, max_length=4)
 
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"name": "ci", "scopes": ["prompt"]}]}

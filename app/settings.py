@@ -16,6 +16,7 @@ from app.paseo.daemon_config import (
     load_daemon_file,
     parse_daemon_list,
 )
+from app.services.webhooks.decisions import DEFAULT_RETRY_SCHEDULE, parse_schedule
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./paseo-gateway.db"
 
@@ -186,6 +187,40 @@ class Settings(BaseSettings):
         ),
     )
 
+    webhooks_allow_http: bool = Field(
+        default=False,
+        description="Let webhooks use http:// URLs (https only otherwise).",
+    )
+    webhooks_allow_private_targets: bool = Field(
+        default=False,
+        description=(
+            "Let webhooks reach loopback, private, link-local and other non-public addresses "
+            "(refused otherwise, when a webhook is made and again at each attempt)."
+        ),
+    )
+    webhooks_retry_seconds: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE),
+        description=(
+            "Seconds to wait before each retry of a delivery, comma-separated; one attempt "
+            "more than there are steps (default: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h)."
+        ),
+    )
+    webhooks_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=60,
+        description="How long an attempt waits to connect and for each read of the answer.",
+    )
+    webhooks_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description=(
+            "How often each process looks for due deliveries (those this process queued are "
+            "sent at once)."
+        ),
+    )
+
     _daemon_specs: list[DaemonSpec] = PrivateAttr(default_factory=list)
 
     @field_validator("cors_origins", "workspace_roots", mode="before")
@@ -193,6 +228,13 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("webhooks_retry_seconds", mode="before")
+    @classmethod
+    def _retry_schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            return list(parse_schedule(value))
         return value
 
     @field_validator("paseo_host")

@@ -19,6 +19,7 @@ from app.services.health import HealthService
 from app.services.permissions import PermissionService
 from app.services.sessions import SessionService
 from app.services.turn.service import TurnService
+from app.services.webhooks.service import WebhookService
 from app.settings import Settings
 
 StateT = TypeVar("StateT")
@@ -53,6 +54,7 @@ _permissions = _from_state("permissions", PermissionService)
 _health = _from_state("health", HealthService)
 _auth = _from_state("auth", AuthService)
 _chats = _from_state("chats", ChatCompletionService)
+_webhooks = _from_state("webhooks", WebhookService)
 
 
 async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -146,7 +148,9 @@ PermissionsDep = Annotated[PermissionService, Depends(_permissions)]
 HealthDep = Annotated[HealthService, Depends(_health)]
 AuthDep = Annotated[AuthService, Depends(_auth)]
 ChatsDep = Annotated[ChatCompletionService, Depends(_chats)]
+WebhooksDep = Annotated[WebhookService, Depends(_webhooks)]
 Reader = Annotated[Principal, Depends(require("read"))]
 ReadOnlyReader = Annotated[Principal, Depends(read_only_reader)]
 Prompter = Annotated[Principal, Depends(require("prompt"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
+WebhookManager = Annotated[Principal, Depends(require("webhooks"))]

@@ -16,8 +16,9 @@ from typing import Any, Literal, TypeAlias, TypedDict, TypeVar, Unpack
 from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import ACTIVE_TURN_STATUSES, GatewaySession, SessionStatus, Turn
+from app.models import ACTIVE_TURN_STATUSES, GatewaySession, SessionStatus, Turn, WebhookEvent
 from app.paseo.daemon_config import DEFAULT_DAEMON
+from app.repositories import outbox
 
 _Select = TypeVar("_Select", bound=Select[*tuple[Any, ...]])
 
@@ -62,7 +63,8 @@ async def add_session(
     owner_key_id: uuid.UUID | None = None,
     daemon: str = DEFAULT_DAEMON,
 ) -> GatewaySession:
-    """Insert a session; a new id and the creation times are filled in.
+    """Insert a session; a new id and the creation times are filled in. Webhooks that hear
+    `session.created` get it in the same transaction.
 
     An `owner_key_id` that is no API key's is refused with IntegrityError.
     """
@@ -81,6 +83,7 @@ async def add_session(
     )
     session.add(record)
     await session.flush()
+    await outbox.announce_session_event(session, record, WebhookEvent.SESSION_CREATED)
     return record
 
 
@@ -175,15 +178,20 @@ async def daemons_of_sessions(
 async def update_session(
     session: AsyncSession, record: GatewaySession, **changes: Unpack[SessionChanges]
 ) -> GatewaySession:
-    """Set the given fields on `record` and flush them.
+    """Set the given fields on `record` and flush them; a close is announced to webhooks.
 
     `record` may come from an earlier, closed session: it joins this one.
     """
     if record not in session:
         session.add(record)
+    closing = (
+        changes.get("status") == SessionStatus.CLOSED and record.status != SessionStatus.CLOSED
+    )
     for field, value in changes.items():
         setattr(record, field, value)
     await session.flush()
+    if closing:
+        await outbox.announce_session_event(session, record, WebhookEvent.SESSION_CLOSED)
     return record
 
 

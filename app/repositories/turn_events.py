@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import attributes, util
 
 from app.models import Turn, TurnEventRecord, utcnow
+from app.repositories import outbox
 from app.repositories.turns import take_event_numbers, violates_unique
 
 EVENT_SEQ_CONSTRAINT = "uq_turn_events_turn_id_seq"
@@ -76,6 +77,8 @@ async def _insert_events(
         for start in range(0, len(rows), MAX_EVENTS_PER_INSERT):
             chunk = rows[start : start + MAX_EVENTS_PER_INSERT]
             await session.execute(insert(TurnEventRecord).values(chunk))
+    named = [(name, data) for _, name, data in events]
+    await outbox.announce_turn_events(session, turn_id, named, created_at)
 
 
 async def append_next_events(

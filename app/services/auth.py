@@ -27,12 +27,13 @@ from app.repositories import api_keys as keys_repo
 from app.repositories import secrets as secrets_repo
 from app.services.key_cache import KeyCache
 
-SCOPES = ("read", "prompt", "admin")
-# What each scope lets a key do: admin everything, prompt also reads.
+SCOPES = ("read", "prompt", "webhooks", "admin")
+# What each scope lets a key do: admin everything, prompt and webhooks also read.
 _GRANTS: dict[str, frozenset[str]] = {
     "read": frozenset({"read"}),
     "prompt": frozenset({"read", "prompt"}),
-    "admin": frozenset({"read", "prompt", "admin"}),
+    "webhooks": frozenset({"read", "webhooks"}),
+    "admin": frozenset({"read", "prompt", "webhooks", "admin"}),
 }
 KEY_PREFIX = "pgw_"
 PUBLIC_PREFIX_CHARS = 12

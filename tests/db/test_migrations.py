@@ -56,8 +56,12 @@ GATEWAY_TABLES = {
     "gateway_secrets",
     "prompt_admissions",
     "permission_answers",
+    "webhooks",
+    "webhook_subscriptions",
+    "webhook_deliveries",
 }
-HEAD = "0008"
+WEBHOOK_TABLES = {"webhooks", "webhook_subscriptions", "webhook_deliveries"}
+HEAD = "0009"
 SUBPROCESS_TIMEOUT_SECONDS = 60
 
 
@@ -515,7 +519,7 @@ async def test_0003_downgrade_to_0002_and_upgrade_again(empty_database_url: str)
 
     assert await _inspect(empty_database_url, _revision) == "0002"
     assert await _inspect(empty_database_url, _tables) == (
-        GATEWAY_TABLES - KEY_TABLES - RATE_TABLES
+        GATEWAY_TABLES - KEY_TABLES - RATE_TABLES - WEBHOOK_TABLES
     ) | {"alembic_version"}
     assert "owner_key_id" not in await _inspect(empty_database_url, _session_columns)
     # SQLite copied sessions to drop the column: its rows, index, unique constraint and the
@@ -604,9 +608,9 @@ async def test_0005_downgrade_to_0004_and_upgrade_again(empty_database_url: str)
     await _migrate(empty_database_url, "0004", down=True)
 
     assert await _inspect(empty_database_url, _revision) == "0004"
-    assert await _inspect(empty_database_url, _tables) == (GATEWAY_TABLES - RATE_TABLES) | {
-        "alembic_version"
-    }
+    assert await _inspect(empty_database_url, _tables) == (
+        GATEWAY_TABLES - RATE_TABLES - WEBHOOK_TABLES
+    ) | {"alembic_version"}
     assert await _turn_rows(empty_database_url) == [(turn_id, "kept", "running")]
     await upgrade_to_head_async(empty_database_url)
     assert await _inspect(empty_database_url, _revision) == HEAD
@@ -763,3 +767,13 @@ async def test_0007_ends_turns_that_waited_for_a_permission_before_it(
     assert "waiting_permission" not in await _inspect(empty_database_url, _active_turn_index_where)
     await upgrade_to_head_async(empty_database_url)
     assert await _inspect(empty_database_url, _schema_diff) == []
+
+
+async def test_0009_downgrade_to_0008_and_upgrade_again(empty_database_url: str) -> None:
+    await upgrade_to_head_async(empty_database_url)
+    await _migrate(empty_database_url, "0008", down=True)
+    assert await _inspect(empty_database_url, _tables) == (GATEWAY_TABLES - WEBHOOK_TABLES) | {
+        "alembic_version"
+    }
+    await upgrade_to_head_async(empty_database_url)
+    assert await _inspect(empty_database_url, _tables) == GATEWAY_TABLES | {"alembic_version"}

@@ -1,0 +1,1 @@
+"""Webhooks: subscriptions, the outbox's worker, and what each attempt decides."""
