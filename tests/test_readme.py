@@ -3,7 +3,7 @@
 The `sh` (and `python`) blocks of WALKTHROUGH's sections run in that order in one shell: they
 start the fake daemon and a real gateway, create a session, stream prompts, resume a stream,
 use the OpenAI-compatible API and the `paseo-gateway` commands, and stop it all. Only the
-ports and the demo folder are changed (so the test never takes port 8000 or 6767 from
+ports and the demo folder are changed (so the test never takes port 8000, 6767 or 8011 from
 anyone). A `text` block right after a run block is that block's output, where `…` stands for
 anything within a line (`d5cca9de-…` for any id) and a line of only `…` for any number of
 lines; a `console` block
@@ -140,7 +140,7 @@ def test_the_walkthrough_has_the_steps_a_new_user_needs() -> None:
 
 
 def test_readme_walkthrough_runs_as_pasted(tmp_path: Path) -> None:
-    port, daemon_port = _free_port(), _free_port()
+    port, daemon_port, receiver_port = _free_port(), _free_port(), _free_port()
     examples = readme_walkthrough()
     marked = (
         f"printf '\\n{MARKER.format(n)}\\n'\n{example.code}" for n, example in enumerate(examples)
@@ -149,6 +149,7 @@ def test_readme_walkthrough_runs_as_pasted(tmp_path: Path) -> None:
     script = (
         script.replace("localhost:8000", f"127.0.0.1:{port}")
         .replace("127.0.0.1:6767", f"127.0.0.1:{daemon_port}")
+        .replace("127.0.0.1:8011", f"127.0.0.1:{receiver_port}")
         .replace("/tmp/paseo-demo", str(tmp_path))
         .replace(".venv/bin/paseo-gateway", f"{sys.prefix}/bin/paseo-gateway")
         .replace("paseo-gateway serve", f"paseo-gateway serve --port {port}")

@@ -59,6 +59,9 @@ const ui = {
   refresh: $("refresh-sessions"),
   sessionsEmpty: $("sessions-empty"),
   sessionList: $("session-list"),
+  refreshWebhooks: $("refresh-webhooks"),
+  webhooksNote: $("webhooks-note"),
+  webhookList: $("webhook-list"),
   noSession: $("no-session"),
   sessionView: $("session-view"),
   sessionTitle: $("session-title"),
@@ -319,6 +322,68 @@ function renderSessions(items) {
       button.addEventListener("click", () => openSession(item.id));
       return el("li", {}, button);
     }),
+  );
+}
+
+// --- Webhooks ------------------------------------------------------------------------------
+
+// Deliveries shown under each webhook, newest first.
+const SHOWN_DELIVERIES = 5;
+
+async function loadWebhooks() {
+  try {
+    const { body } = await api("GET", "webhooks?limit=50");
+    const withDeliveries = await Promise.all(
+      body.items.map(async (hook) => {
+        const path = `webhooks/${encodeURIComponent(hook.id)}/deliveries?limit=${SHOWN_DELIVERIES}`;
+        const { body: page } = await api("GET", path);
+        return { hook, deliveries: page.items };
+      }),
+    );
+    ui.webhooksNote.textContent = body.items.length ? "" : "No webhooks yet.";
+    renderWebhooks(withDeliveries);
+  } catch (error) {
+    renderWebhooks([]);
+    if (error instanceof ApiError && error.status === 403) {
+      ui.webhooksNote.textContent = "This key cannot see webhooks (it lacks the webhooks scope).";
+    } else {
+      ui.webhooksNote.textContent = "";
+      report(error);
+    }
+  }
+}
+
+function renderWebhooks(entries) {
+  ui.webhookList.replaceChildren(
+    ...entries.map(({ hook, deliveries }) =>
+      el(
+        "li",
+        { class: "webhook", "data-webhook-id": hook.id },
+        el("span", { class: "webhook-url" }, hook.url),
+        el(
+          "span",
+          { class: "muted small" },
+          `${hook.enabled ? "on" : `off${hook.disabled_reason ? `: ${hook.disabled_reason}` : ""}`}` +
+            ` · ${hook.events.join(", ")}`,
+        ),
+        deliveries.length
+          ? el(
+              "ul",
+              { class: "delivery-list" },
+              ...deliveries.map((delivery) =>
+                el(
+                  "li",
+                  { class: `delivery delivery-${delivery.status}` },
+                  `${delivery.event}: ${delivery.status}, ${delivery.attempts} ` +
+                    `attempt${delivery.attempts === 1 ? "" : "s"}` +
+                    (delivery.last_status_code ? `, HTTP ${delivery.last_status_code}` : "") +
+                    ` · ${when(delivery.created_at)}`,
+                ),
+              ),
+            )
+          : el("span", { class: "muted small" }, "No deliveries yet."),
+      ),
+    ),
   );
 }
 
@@ -1083,6 +1148,7 @@ ui.keyForm.addEventListener("submit", async (event) => {
   if (await loadSessions()) {
     ui.noSession.textContent = "Create a session or open one.";
     loadPickers();
+    loadWebhooks();
   }
 });
 ui.forgetKey.addEventListener("click", () => {
@@ -1095,7 +1161,10 @@ ui.forgetKey.addEventListener("click", () => {
   ui.sessionView.hidden = true;
   ui.noSession.hidden = false;
   renderSessions([]);
+  renderWebhooks([]);
+  ui.webhooksNote.textContent = "";
 });
+ui.refreshWebhooks.addEventListener("click", loadWebhooks);
 ui.createForm.addEventListener("submit", (event) => {
   event.preventDefault();
   createSession();
@@ -1163,6 +1232,7 @@ async function start() {
   if (!ok) return;
   ui.noSession.textContent = "Create a session or open one.";
   loadPickers();
+  loadWebhooks();
   let saved = null;
   try {
     saved = JSON.parse(sessionStorage.getItem(RUN_STORE) || "null");

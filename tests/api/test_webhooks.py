@@ -171,10 +171,30 @@ async def _maybe(
     return pick(await items, count)
 
 
+async def _attempt_counts(replicas: tuple[Gateway, Gateway]) -> dict[str, float]:
+    """`paseo_gateway_webhook_attempts_total` by outcome, summed over both replicas, and
+    each replica's queue age gauge (under `queue_age`: the larger)."""
+    counts: dict[str, float] = {}
+    for gateway in replicas:
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=60, headers=AUTH) as admin:
+            text = (await admin.get("/metrics")).text
+        for line in text.splitlines():
+            if line.startswith("paseo_gateway_webhook_attempts_total{"):
+                outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+                counts[outcome] = counts.get(outcome, 0.0) + float(line.rsplit(" ", 1)[1])
+            elif line.startswith("paseo_gateway_webhook_queue_age_seconds "):
+                age = float(line.rsplit(" ", 1)[1])
+                counts["queue_age"] = max(counts.get("queue_age", 0.0), age)
+    return counts
+
+
 async def test_a_receiver_that_fails_twice_gets_three_attempts_with_one_id(
-    clients: tuple[httpx.AsyncClient, httpx.AsyncClient], receiver: Receiver
+    replicas: tuple[Gateway, Gateway],
+    clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    receiver: Receiver,
 ) -> None:
     a, b = clients
+    before = await _attempt_counts(replicas)
     receiver.answers = [500, 503]
     hook = await _webhook(a, receiver.url, "session.created")
     session = await new_session(b)
@@ -188,6 +208,10 @@ async def test_a_receiver_that_fails_twice_gets_three_attempts_with_one_id(
     )
     assert (item["status"], item["attempts"], item["last_status_code"]) == ("delivered", 3, 200)
     assert len(receiver.received) == 3
+    after = await _attempt_counts(replicas)
+    assert after.get("retrying", 0) - before.get("retrying", 0) == 2
+    assert after.get("delivered", 0) - before.get("delivered", 0) == 1
+    assert after["queue_age"] < WAIT_SECONDS  # shown, and nothing has waited long
 
 
 async def test_two_replicas_never_send_the_same_attempt_twice(

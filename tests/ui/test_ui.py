@@ -13,9 +13,11 @@ system Chromium (PASEO_GATEWAY_TEST_CHROMIUM, default /usr/bin/chromium).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -281,3 +283,58 @@ async def test_browser_page_answers_a_permission_request(ui_gateway: Gateway, pa
     [turn] = api_turns(ui_gateway, session_id)
     assert turn["status"] == "completed"
     assert not errors, errors
+
+
+async def test_browser_page_lists_the_key_s_webhooks_and_their_last_deliveries(
+    fake_daemon: FakePaseoDaemon, agent_cwd: Path, tmp_path: Path, page: Page
+) -> None:
+    """A webhook made over the API shows in the sidebar with its events; once a session's
+    `session.created` has reached the receiver, a refresh shows that delivery. A key without
+    the `webhooks` scope is told so, not alerted."""
+    from playwright.async_api import expect
+
+    from tests.api.test_webhooks import WEBHOOK_ENV
+    from tests.webhook_receiver import Receiver
+
+    skip_without_a_browser()
+    receiver = Receiver().start()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        with browser_gateway(fake_daemon, agent_cwd, tmp_path, **WEBHOOK_ENV) as gateway:
+            async with httpx.AsyncClient(base_url=gateway.url, headers=AUTH, timeout=30) as api:
+                made = await api.post(
+                    "/webhooks", json={"url": receiver.url, "events": ["session.created"]}
+                )
+                assert made.status_code == 201, made.text
+                hook = made.json()
+                await page.goto(f"{gateway.url}/ui")
+                await page.get_by_label("API key").fill(TEST_ADMIN_KEY)
+                await page.get_by_role("button", name="Use key").click()
+                listed = page.locator(f'[data-webhook-id="{hook["id"]}"]')
+                await expect(listed).to_contain_text(receiver.url)
+                await expect(listed).to_contain_text("on · session.created")
+                await expect(listed).to_contain_text("No deliveries yet.")
+
+                await create_session(page, "Announced")
+                await asyncio.to_thread(receiver.wait_for, lambda got: len(got) >= 1)
+                deliveries = f"/webhooks/{hook['id']}/deliveries"
+                deadline = time.monotonic() + TURN_TIMEOUT_MS / 1000
+                while time.monotonic() < deadline:  # recorded just after the receiver answers
+                    items = (await api.get(deliveries)).json()["items"]
+                    if items and items[0]["status"] == "delivered":
+                        break
+                    await asyncio.sleep(0.05)
+                await page.get_by_role("button", name="Refresh webhooks").click()
+                await expect(listed).to_contain_text(
+                    "session.created: delivered, 1 attempt, HTTP 200"
+                )
+
+                made_key = await api.post("/keys", json={"name": "reader", "scopes": ["prompt"]})
+                await page.get_by_label("API key").fill(made_key.json()["secret"])
+                await page.get_by_role("button", name="Use key").click()
+                await expect(page.locator("#webhooks-note")).to_contain_text("lacks the webhooks")
+                await expect(page.locator("#alert")).to_be_hidden()
+                assert not errors, errors
+    finally:
+        receiver.stop()
