@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import httpx
 
 from app.services.webhooks.decisions import Attempt
-from app.services.webhooks.targets import Target, TargetRefused, check_url, resolve
+from app.services.webhooks.targets import Target, TargetRefused, check_target
 
 # What of an answer is kept (for `last_error`): enough to see what the receiver said.
 RESPONSE_BYTES = 1_024
@@ -40,9 +40,8 @@ class WebhookSender:
     async def send(self, url: str, content: bytes, headers: dict[str, str]) -> Attempt:
         """POST `content` to `url` with `headers`; never raises for the receiver's sake."""
         try:
-            target = await resolve(
-                check_url(url, allow_http=self.policy.allow_http),
-                allow_private=self.policy.allow_private,
+            target = await check_target(
+                url, allow_http=self.policy.allow_http, allow_private=self.policy.allow_private
             )
         except TargetRefused as refused:
             return Attempt(error=str(refused))

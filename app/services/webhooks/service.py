@@ -29,7 +29,7 @@ from app.services.access import owner_filter
 from app.services.auth import Principal
 from app.services.webhooks import messages
 from app.services.webhooks.sender import SendPolicy
-from app.services.webhooks.targets import TargetRefused, check_url, resolve
+from app.services.webhooks.targets import TargetRefused, check_target
 
 _REFUSALS = {
     "webhook_url_invalid": WebhookUrlInvalid,
@@ -119,15 +119,14 @@ class WebhookService:
         """Send a delivery again as soon as a worker looks, with the same `webhook-id`."""
         async with self.db.session() as session:
             await self._visible(session, webhook_id, principal)
-            if await webhooks_repo.get_delivery(session, webhook_id, delivery_id) is None:
+            row = await webhooks_repo.get_delivery(session, webhook_id, delivery_id)
+            if row is None:
                 raise DeliveryNotFound(f"webhook {webhook_id} has no delivery {delivery_id}")
             if not await webhooks_repo.requeue(session, delivery_id, utcnow()):
                 raise DeliveryInFlight(
                     f"delivery {delivery_id} is being sent now; see how it went, then retry"
                 )
-            row = await webhooks_repo.get_delivery(session, webhook_id, delivery_id)
-            assert row is not None
-            await session.refresh(row)
+            await session.refresh(row)  # as the requeue left it
         return delivery_out(row)
 
     async def _visible(
@@ -142,9 +141,8 @@ class WebhookService:
 
     async def _check_target(self, url: str) -> None:
         try:
-            await resolve(
-                check_url(url, allow_http=self.policy.allow_http),
-                allow_private=self.policy.allow_private,
+            await check_target(
+                url, allow_http=self.policy.allow_http, allow_private=self.policy.allow_private
             )
         except TargetRefused as refused:
             raise _REFUSALS[refused.code](str(refused)) from None

@@ -116,3 +116,9 @@ async def resolve(target: Target, *, allow_private: bool) -> Target:
         if address not in found:
             found.append(address)
     return check_addresses(target, found, allow_private=allow_private)
+
+
+async def check_target(url: str, *, allow_http: bool, allow_private: bool) -> Target:
+    """`url` checked, resolved now, and every address it gives checked: what the gateway may
+    send to (raises `TargetRefused` saying why not)."""
+    return await resolve(check_url(url, allow_http=allow_http), allow_private=allow_private)
