@@ -35,7 +35,12 @@ async def create_webhook(
     return await webhooks.create(body, principal)
 
 
-@router.get("", response_model=Page[WebhookOut], summary="List webhooks, newest first")
+@router.get(
+    "",
+    response_model=Page[WebhookOut],
+    summary="List webhooks, newest first",
+    responses=problem_responses(422),
+)
 async def list_webhooks(
     webhooks: WebhooksDep, principal: WebhookManager, limit: Limit = 50, offset: Offset = 0
 ) -> Page[WebhookOut]:
