@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from app.db import create_engine
 from app.models import Base
+from app.search_schema import include_in_schema_comparison
 from app.settings import get_settings
 
 config = context.config
@@ -43,6 +44,8 @@ def configure(connection: Connection) -> None:
         # SQLite cannot ALTER most things: batch mode copies the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # Search's index and FTS5 tables are not ORM models: autogenerate must not drop them.
+        include_name=include_in_schema_comparison,
     )
 
 

@@ -83,6 +83,10 @@ class RateLimited(GatewayError):
     status, code, title = 429, "rate_limited", "Too many prompts"
 
 
+class BudgetExceeded(GatewayError):
+    status, code, title = 429, "budget_exceeded", "The API key's budget is used up"
+
+
 class Conflict(GatewayError):
     status, code, title = 409, "conflict", "Conflict"
 
@@ -157,6 +161,10 @@ class WebhookHostUnresolvable(InvalidInput):
 
 class IdempotencyKeyReused(InvalidInput):
     code = "idempotency_key_reused"
+
+
+class SearchQueryEmpty(InvalidInput):
+    code, title = "search_query_empty", "The search text has no word to search for"
 
 
 class SessionExists(Conflict):

@@ -22,9 +22,11 @@ from app.api import (
     metrics,
     openai,
     permissions,
+    search,
     sessions,
     turns,
     ui,
+    usage,
     webhooks,
 )
 from app.api.middleware import (
@@ -48,9 +50,11 @@ from app.paseo.cli.client import MAX_RUN_PROMPT_BYTES, CliPaseoClient
 from app.paseo.client import PaseoClient
 from app.paseo.daemon.client import DaemonPaseoClient
 from app.paseo.daemon.target import resolve_target
-from app.paseo.daemon_config import DaemonSpec
+from app.paseo.daemon_config import DEFAULT_DAEMON, DaemonSpec
 from app.paseo.daemons import Daemon
 from app.paseo.errors import PaseoError
+from app.paseo.traced import TracedPaseoClient
+from app.services import audit
 from app.services.agents import AgentService
 from app.services.auth import AuthService
 from app.services.chat_completions import ChatCompletionService
@@ -61,15 +65,19 @@ from app.services.prompt_media import image_body_bytes
 from app.services.sessions import SessionDefaults, SessionService
 from app.services.turn.listener import EventListener
 from app.services.turn.service import TurnService, TurnSettings
+from app.services.usage import UsageService
 from app.services.webhooks.dispatcher import WebhookDispatcher
 from app.services.webhooks.sender import SendPolicy, WebhookSender
 from app.services.webhooks.service import WebhookService
 from app.settings import Settings, get_settings
+from app.telemetry import Tracing
 
 logger = logging.getLogger(__name__)
 
 # Room in a request body for everything besides the prompt (labels, title, JSON syntax).
 BODY_OVERHEAD_BYTES = 64 * 1024
+# How often each process deletes audit records past their retention.
+AUDIT_PRUNE_SECONDS = 3600.0
 
 DESCRIPTION = """\
 Drive [Paseo](https://paseo.sh) coding agents over plain HTTP. A **session** is one Paseo
@@ -96,7 +104,11 @@ def make_daemons(settings: Settings) -> Daemons:
     """Every configured daemon, each on a transport of its own."""
     return Daemons(
         [
-            Daemon(spec.name, make_paseo_client(settings, spec), spec.workspace_roots)
+            Daemon(
+                spec.name,
+                TracedPaseoClient(make_paseo_client(settings, spec), spec.name),
+                spec.workspace_roots,
+            )
             for spec in settings.daemon_specs()
         ]
     )
@@ -117,14 +129,19 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
     """The gateway; `paseo` (tests) replaces every configured daemon with one client."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    tracing = Tracing.from_environ()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.migrate_on_start:
             await upgrade_to_head_async(settings.database_url)
         db = Database.from_url(settings.database_url, pool_size=settings.database_pool_size)
+        tracing.instrument_engine(db.engine)
         daemons = (
-            Daemons.single(paseo, [str(root) for root in settings.workspace_root_paths])
+            Daemons.single(
+                TracedPaseoClient(paseo, DEFAULT_DAEMON),
+                [str(root) for root in settings.workspace_root_paths],
+            )
             if paseo is not None
             else make_daemons(settings)
         )
@@ -178,9 +195,12 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
             timeout_seconds=settings.webhooks_timeout_seconds,
         )
         app.state.webhooks = WebhookService(db, policy)
+        app.state.usage = UsageService(db)
+        sender = WebhookSender(policy)
+        tracing.instrument_http_client(sender.http_client)
         dispatcher = WebhookDispatcher(
             db,
-            WebhookSender(policy),
+            sender,
             schedule=settings.webhooks_retry_seconds,
             poll_seconds=settings.webhooks_poll_seconds,
         )
@@ -190,17 +210,20 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
         await listener.start()
         health_service.start_background()
         reconcile = asyncio.create_task(_reconcile_sessions(sessions_service))
+        pruner = asyncio.create_task(_prune_audit(db, settings.audit_retention_days))
         try:
             yield
         finally:
             reconcile.cancel()
-            await asyncio.gather(reconcile, return_exceptions=True)
+            pruner.cancel()
+            await asyncio.gather(reconcile, pruner, return_exceptions=True)
             await health_service.aclose()
             await dispatcher.aclose()
             await turn_service.aclose()
             await listener.aclose()
             await daemons.aclose()
             await db.dispose()
+            await tracing.flush()
 
     app = FastAPI(
         title="Paseo Gateway",
@@ -222,6 +245,8 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
     app.include_router(agents.router, responses=protected)
     app.include_router(keys.router, responses=protected)
     app.include_router(webhooks.router, responses=protected)
+    app.include_router(usage.router, responses=protected)
+    app.include_router(search.router, responses=protected)
     app.include_router(metrics.router, responses=protected)
     app.include_router(openai.router)
     app.include_router(ui.router)
@@ -262,6 +287,7 @@ def create_app(settings: Settings | None = None, paseo: PaseoClient | None = Non
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    tracing.instrument_app(app)
     _register_problem_schema(app)
     return app
 
@@ -307,6 +333,19 @@ async def _reconcile_sessions(sessions_service: SessionService) -> None:
     else:
         if changed:
             logger.info("%d sessions lost their agent outside the gateway", changed)
+
+
+async def _prune_audit(db: Database, keep_days: float) -> None:
+    """Delete audit records past their retention: at start, then every hour."""
+    while True:
+        try:
+            pruned = await audit.prune(db, keep_days=keep_days)
+        except Exception:
+            logger.exception("pruning the audit trail failed")
+        else:
+            if pruned:
+                logger.info("deleted %d audit records older than %g days", pruned, keep_days)
+        await asyncio.sleep(AUDIT_PRUNE_SECONDS)
 
 
 def _register_problem_schema(app: FastAPI) -> None:

@@ -113,6 +113,8 @@ class ApiKey(Base):
     scopes: Mapped[list[str]] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column()
+    # The key's budget (`app.services.budgets.LIMIT_NAMES` -> amount); None: no limits.
+    limits: Mapped[dict[str, Any] | None] = mapped_column()
 
 
 class PromptAdmission(Base):
@@ -185,11 +187,16 @@ class Turn(Base):
         Index("uq_turns_session_id_idempotency_key", "session_id", "idempotency_key", unique=True),
         # The orphan scan: active turns whose runner stopped beating.
         Index("ix_turns_status_heartbeat_at", "status", "heartbeat_at"),
+        # Usage and budgets: a key's turns in a window.
+        Index("ix_turns_key_id_started_at", "key_id", "started_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
     number: Mapped[int] = mapped_column(Integer)
+    # The API key that sent the prompt (what its usage and budget count); NULL with keys off.
+    # No foreign key: keys are never deleted (a revoked one stays, with its usage).
+    key_id: Mapped[uuid.UUID | None] = mapped_column()
     prompt: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(32), default=TurnStatus.QUEUED)
     final_text: Mapped[str | None] = mapped_column(Text)
@@ -339,3 +346,34 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditRecord(Base):
+    """One state-changing request: who asked for what, on which ids, and how it ended.
+
+    Written in the transaction that made the change (a refused request in one of its own), so
+    a change is never without its record nor a record without its change. It holds ids and
+    names only, never prompt text or secrets. Keys are never deleted, but the record keeps
+    the key's name as it was, and no foreign keys: it outlives what it names.
+    """
+
+    __tablename__ = "audit_records"
+    __table_args__ = (
+        Index("ix_audit_records_at", "at"),
+        Index("ix_audit_records_key_id_at", "key_id", "at"),
+        Index("ix_audit_records_session_id_at", "session_id", "at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    key_id: Mapped[uuid.UUID | None] = mapped_column()
+    key_name: Mapped[str | None] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64))
+    # "ok", or the problem code the request was refused with.
+    outcome: Mapped[str] = mapped_column(String(64))
+    session_id: Mapped[uuid.UUID | None] = mapped_column()
+    turn_id: Mapped[uuid.UUID | None] = mapped_column()
+    # Another id the action is about: a key, a webhook, a delivery, a permission request.
+    target_id: Mapped[str | None] = mapped_column(String(200))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    client: Mapped[str | None] = mapped_column(String(100))

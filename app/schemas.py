@@ -622,9 +622,31 @@ class Health(BaseModel):
     status: Literal["ok"] = "ok"
 
 
+class KeyLimits(_Strict):
+    """A key's budget: a prompt is refused (429 `budget_exceeded`) once any is used up.
+    Days are UTC days and months UTC months; a turn counts in the day it started."""
+
+    cost_usd_per_day: float | None = Field(default=None, ge=0, description="US dollars a day")
+    cost_usd_per_month: float | None = Field(
+        default=None, ge=0, description="US dollars a calendar month"
+    )
+    output_tokens_per_day: int | None = Field(default=None, ge=0, description="Output tokens a day")
+    turns_per_day: int | None = Field(default=None, ge=0, description="Turns started a day")
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"cost_usd_per_day": 5, "turns_per_day": 100}]},
+    )
+
+    def as_stored(self) -> dict[str, float] | None:
+        """The limits that are set, or None when none is."""
+        return self.model_dump(exclude_none=True) or None
+
+
 class KeyCreate(_Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NO_NUL_PATTERN)]
     scopes: list[Literal["read", "prompt", "webhooks", "admin"]] = Field(min_length=1, max_length=4)
+    limits: KeyLimits | None = Field(default=None, description="Its budget; none if left out")
 
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"name": "ci", "scopes": ["prompt"]}]}
@@ -640,8 +662,19 @@ class KeyOut(BaseModel):
     scopes: list[str]
     created_at: datetime
     revoked_at: datetime | None
+    limits: KeyLimits | None = Field(description="Its budget (null: none)")
 
     model_config = ConfigDict(from_attributes=True)
+
+
+class KeyPatch(_Strict):
+    """What `PATCH /keys/{id}` changes: its budget (`null` removes every limit)."""
+
+    limits: KeyLimits | None
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"limits": {"turns_per_day": 50}}]}
+    )
 
 
 class KeyCreated(KeyOut):

@@ -220,6 +220,11 @@ class Settings(BaseSettings):
             "sent at once)."
         ),
     )
+    audit_retention_days: float = Field(
+        default=90.0,
+        gt=0,
+        description="How long audit records are kept; older ones are deleted hourly.",
+    )
 
     _daemon_specs: list[DaemonSpec] = PrivateAttr(default_factory=list)
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from app.api.deps import AgentsDep, Prompter, Reader
+from app.api.deps import AgentsDep, Prompter, Reader, audited
 from app.api.problems import problem_responses
 from app.paseo.daemon_config import DAEMON_NAME_PATTERN
 from app.paseo.types import ArchiveResult, StopResult
@@ -92,6 +92,7 @@ async def get_agent(
 
 @router.post(
     "/agents/{agent_id}/stop",
+    dependencies=[audited("agent.stop")],
     response_model=StopResult,
     summary="Interrupt the agent's running turn (no-op when idle)",
     responses=problem_responses(404, 422, 502, 503, 504),
@@ -104,6 +105,7 @@ async def stop_agent(
 
 @router.post(
     "/agents/{agent_id}/archive",
+    dependencies=[audited("agent.archive")],
     response_model=ArchiveResult,
     summary="Archive the agent (Paseo's soft delete)",
     responses=problem_responses(404, 409, 422, 502, 503, 504),

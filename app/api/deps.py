@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
 from app.errors import Forbidden, Unauthorized
+from app.services import audit
 from app.services.agents import AgentService
 from app.services.auth import AUTH_DISABLED, AuthService, Principal
 from app.services.chat_completions import ChatCompletionService
@@ -19,6 +20,7 @@ from app.services.health import HealthService
 from app.services.permissions import PermissionService
 from app.services.sessions import SessionService
 from app.services.turn.service import TurnService
+from app.services.usage import UsageService
 from app.services.webhooks.service import WebhookService
 from app.settings import Settings
 
@@ -55,6 +57,8 @@ _health = _from_state("health", HealthService)
 _auth = _from_state("auth", AuthService)
 _chats = _from_state("chats", ChatCompletionService)
 _webhooks = _from_state("webhooks", WebhookService)
+_usage = _from_state("usage", UsageService)
+_db = _from_state("db", Database)
 
 
 async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -78,9 +82,12 @@ async def _principal(
     if _state(request, "settings", Settings).auth_disabled:
         if not _is_loopback(request.client.host if request.client else ""):
             raise Unauthorized("API keys are disabled here, so only local clients are served")
+        audit.caller_known(None, AUTH_DISABLED.name)
         return AUTH_DISABLED
     secret = credentials.credentials if credentials else None
-    return await _state(request, "auth", AuthService).authenticate(secret, reads=reads)
+    principal = await _state(request, "auth", AuthService).authenticate(secret, reads=reads)
+    audit.caller_known(principal.key_id, principal.name)
+    return principal
 
 
 async def current_principal(
@@ -100,6 +107,16 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
         return principal
 
     return dependency
+
+
+def audited(action: str) -> Any:
+    """A route dependency naming the change the route makes, for the audit trail: a refused
+    request is recorded with it (a done one is recorded by the service, with the change)."""
+
+    async def dependency() -> None:
+        audit.declare_action(action)
+
+    return Depends(dependency)
 
 
 async def read_only_reader(
@@ -147,6 +164,8 @@ AgentsDep = Annotated[AgentService, Depends(_agents)]
 PermissionsDep = Annotated[PermissionService, Depends(_permissions)]
 HealthDep = Annotated[HealthService, Depends(_health)]
 AuthDep = Annotated[AuthService, Depends(_auth)]
+UsageDep = Annotated[UsageService, Depends(_usage)]
+DbDep = Annotated[Database, Depends(_db)]
 ChatsDep = Annotated[ChatCompletionService, Depends(_chats)]
 WebhooksDep = Annotated[WebhookService, Depends(_webhooks)]
 Reader = Annotated[Principal, Depends(require("read"))]

@@ -9,6 +9,7 @@ import re
 import uuid
 from collections.abc import Sequence
 
+from opentelemetry import trace
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,10 +17,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.api.problems import gateway_error_response, internal_error_response
 from app.errors import PayloadTooLarge, Unauthorized
 from app.metrics import HTTP_REQUESTS
+from app.services import audit
 
 logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_ATTRIBUTE = "paseo_gateway.request_id"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -36,6 +39,9 @@ class RequestIdMiddleware:
         text = incoming.decode("latin-1")
         request_id = text if _SANE_ID.match(text) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
+        _tag_server_span(request_id)
+        client = scope.get("client")
+        audit_token = audit.begin_request(request_id, client[0] if client else None)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -47,7 +53,16 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            audit.end_request(audit_token)
             request_id_var.reset(token)
+
+
+def _tag_server_span(request_id: str) -> None:
+    """The id on the request's server span (FastAPI's instrumentation makes it current), so a
+    trace can be found from an answer's X-Request-ID; nothing to do while tracing is off."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attribute(REQUEST_ID_ATTRIBUTE, request_id)
 
 
 class RequireCredentialsMiddleware:

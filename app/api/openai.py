@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from sse_starlette import ServerSentEvent
 
 from app.aio import cancel_and_wait
-from app.api.deps import ChatsDep, Prompter, Reader, SettingsDep, TurnsDep
+from app.api.deps import ChatsDep, Prompter, Reader, SettingsDep, TurnsDep, audited
 from app.api.event_stream import ServerStopping, event_source, until_shutdown, watch_shutdown
 from app.api.openai_chunks import (
     DONE,
@@ -103,6 +103,7 @@ async def list_models(chats: ChatsDep, principal: Reader) -> ModelList:
 
 @router.post(
     "/chat/completions",
+    dependencies=[audited("chat.completion")],
     summary="Chat Completions, answered by a session's agent",
     description=CHAT_DESCRIPTION,
     response_model=ChatCompletion,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from app.api.deps import PermissionsDep, Prompter, Reader
+from app.api.deps import PermissionsDep, Prompter, Reader, audited
 from app.api.problems import problem_responses
 from app.paseo.types import PermissionRequest
 from app.schemas import PermissionAnswered, PermissionAnswerIn
@@ -37,6 +37,7 @@ async def list_permissions(
 
 @router.post(
     "/{session_id}/permissions/{permission_id}",
+    dependencies=[audited("permission.answer")],
     response_model=PermissionAnswered,
     summary="Allow or deny one of the agent's requests",
     description=(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,8 +15,10 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.openai_errors import openai_error_response, speaks_openai
+from app.db import Database
 from app.errors import GatewayError, from_paseo
 from app.paseo.errors import PaseoError
+from app.services import audit
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +73,27 @@ def gateway_error_response(error: GatewayError, path: str = "") -> JSONResponse:
 
 async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GatewayError)
+    await _audit_refusal(request, exc.code)
     return gateway_error_response(exc, request.url.path)
+
+
+async def _audit_refusal(request: Request, code: str) -> None:
+    """Record the refused change in the audit trail; a failure to is logged, never answered
+    instead of the problem itself."""
+    db = getattr(request.app.state, "db", None)
+    if not isinstance(db, Database):
+        return
+    try:
+        await audit.record_refusal(db, code, session_id=_path_uuid(request, "session_id"))
+    except Exception:
+        logger.exception("could not record a refused request in the audit trail")
+
+
+def _path_uuid(request: Request, name: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(request.path_params[name]))
+    except (KeyError, ValueError):
+        return None
 
 
 async def _paseo_error(request: Request, exc: Exception) -> JSONResponse:
@@ -90,6 +113,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         if openai:
             return openai_error_response(400, "malformed_body", broken)
         return problem_response(400, "malformed_body", "The body is not valid JSON", broken)
+    await _audit_refusal(request, "validation_failed")
     errors = [
         {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type")}
         for error in exc.errors()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from app.api.deps import Prompter, Reader, ReadOnlyReader, ReadSession, SessionsDep
+from app.api.deps import Prompter, Reader, ReadOnlyReader, ReadSession, SessionsDep, audited
 from app.api.encoded import encoded
 from app.api.problems import problem_responses
 from app.models import GatewaySession, SessionStatus
@@ -35,6 +35,7 @@ Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")]
 
 @router.post(
     "",
+    dependencies=[audited("session.create")],
     status_code=201,
     response_model=SessionCreated,
     summary="Create a session",
@@ -61,6 +62,7 @@ async def create_session(
 
 @router.post(
     "/import",
+    dependencies=[audited("session.import")],
     status_code=201,
     response_model=SessionOut,
     summary="Register an existing provider session (paseo import)",
@@ -111,6 +113,7 @@ async def get_session(session_id: uuid.UUID, sessions: SessionsDep, principal: R
 
 @router.patch(
     "/{session_id}",
+    dependencies=[audited("session.update")],
     response_model=SessionOut,
     summary="Steer a session: its title, labels and mode (its agent's too)",
     description=(
@@ -129,6 +132,7 @@ async def update_session(
 
 @router.delete(
     "/{session_id}",
+    dependencies=[audited("session.close")],
     response_model=SessionOut,
     summary="Close a session: archive its agent",
     responses=problem_responses(404, 409, 422, 502, 503, 504),

@@ -21,6 +21,7 @@ from app.api.deps import (
     ReadSession,
     SettingsDep,
     TurnsDep,
+    audited,
     stream_access,
 )
 from app.api.event_stream import ServerStopping, event_source, until_shutdown
@@ -134,6 +135,7 @@ def _event_source(
 
 @router.post(
     "/prompt",
+    dependencies=[audited("turn.prompt")],
     summary="Send a prompt; the answer streams back as Server-Sent Events",
     description=STREAM_DESCRIPTION,
     response_class=EventSourceResponse,
@@ -246,6 +248,7 @@ CANCEL_RESPONSES = {
 
 @router.post(
     "/cancel",
+    dependencies=[audited("turn.cancel")],
     response_model=CancelResult,
     summary="Stop the session's running turn (waits for Paseo to confirm)",
     responses=CANCEL_RESPONSES,
@@ -258,6 +261,7 @@ async def cancel_session_turn(
 
 @router.post(
     "/turns/{turn_id}/cancel",
+    dependencies=[audited("turn.cancel")],
     response_model=CancelResult,
     summary="Stop this turn (waits for Paseo to confirm)",
     responses=CANCEL_RESPONSES,

@@ -7,7 +7,7 @@ import uuid
 
 from fastapi import APIRouter, Response
 
-from app.api.deps import WebhookManager, WebhooksDep
+from app.api.deps import WebhookManager, WebhooksDep, audited
 from app.api.problems import problem_responses
 from app.api.sessions import Limit, Offset
 from app.schemas import Page
@@ -24,6 +24,7 @@ router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 @router.post(
     "",
+    dependencies=[audited("webhook.create")],
     status_code=201,
     response_model=WebhookCreated,
     summary="Create a webhook (its signing secret is shown only in this answer)",
@@ -62,6 +63,7 @@ async def get_webhook(
 
 @router.patch(
     "/{webhook_id}",
+    dependencies=[audited("webhook.update")],
     response_model=WebhookOut,
     summary="Change a webhook's URL, events or description, or switch it off or on",
     responses=problem_responses(404, 422),
@@ -74,6 +76,7 @@ async def update_webhook(
 
 @router.delete(
     "/{webhook_id}",
+    dependencies=[audited("webhook.delete")],
     status_code=204,
     summary="Delete a webhook and its deliveries",
     responses=problem_responses(404, 422),
@@ -104,6 +107,7 @@ async def list_deliveries(
 
 @router.post(
     "/{webhook_id}/deliveries/{delivery_id}/retry",
+    dependencies=[audited("webhook.retry")],
     status_code=202,
     response_model=DeliveryOut,
     summary="Send a delivery again (same webhook-id), as soon as a worker looks",

@@ -18,7 +18,13 @@ from app.models import ApiKey, utcnow
 
 
 async def add_key(
-    session: AsyncSession, *, name: str, prefix: str, secret_hash: str, scopes: Sequence[str]
+    session: AsyncSession,
+    *,
+    name: str,
+    prefix: str,
+    secret_hash: str,
+    scopes: Sequence[str],
+    limits: dict[str, float] | None = None,
 ) -> ApiKey:
     """Insert an active key; a new id and `created_at` are filled in.
 
@@ -31,7 +37,9 @@ async def add_key(
     check_fits(columns.name, name)
     check_fits(columns.prefix, prefix)
     check_fits(columns.secret_hash, secret_hash)
-    record = ApiKey(name=name, prefix=prefix, secret_hash=secret_hash, scopes=list(scopes))
+    record = ApiKey(
+        name=name, prefix=prefix, secret_hash=secret_hash, scopes=list(scopes), limits=limits
+    )
     session.add(record)
     await session.flush()
     return record
@@ -69,6 +77,20 @@ async def revoke_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey | None:
     )
     revoked = (await session.scalars(statement)).one_or_none()
     return revoked if revoked is not None else await get_key(session, key_id)
+
+
+async def set_limits(
+    session: AsyncSession, key_id: uuid.UUID, limits: dict[str, float] | None
+) -> ApiKey | None:
+    """Replace the key's limits (None: none); None if there is no such key."""
+    statement = (
+        update(ApiKey)
+        .where(ApiKey.id == key_id)
+        .values(limits=limits)
+        .returning(ApiKey)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return (await session.scalars(statement)).one_or_none()
 
 
 async def count_active_keys(session: AsyncSession) -> int:

@@ -114,6 +114,7 @@ async def add_turn(
     runner_id: str | None = None,
     heartbeat_at: datetime | None = None,
     replaces_turn_id: uuid.UUID | None = None,
+    key_id: uuid.UUID | None = None,
     last_event_seq: int = 0,
     session_locked: bool = False,
 ) -> Turn:
@@ -139,6 +140,7 @@ async def add_turn(
         "runner_id": runner_id,
         "heartbeat_at": heartbeat_at,
         "replaces_turn_id": replaces_turn_id,
+        "key_id": key_id,
         "last_event_seq": last_event_seq,
     }
     next_number = (

@@ -17,6 +17,7 @@ from app.paseo.errors import PaseoError, PaseoErrorKind
 from app.paseo.types import AgentDetail, ArchiveResult, StopResult
 from app.repositories import sessions as sessions_repo
 from app.schemas import DaemonAgent, DaemonAgentDetail, DaemonProvider
+from app.services import audit
 from app.services.auth import Principal
 from app.services.daemons import Daemons
 from app.services.providers import daemon_providers
@@ -68,13 +69,23 @@ class AgentService:
         self, agent_id: str, principal: Principal, daemon: str | None = None
     ) -> StopResult:
         await self._check_owner(agent_id, principal)
-        return await (await self._home_of(agent_id, daemon)).stop_agent(agent_id)
+        result = await (await self._home_of(agent_id, daemon)).stop_agent(agent_id)
+        await self._audit("agent.stop", agent_id)
+        return result
 
     async def archive(
         self, agent_id: str, principal: Principal, *, force: bool, daemon: str | None = None
     ) -> ArchiveResult:
         await self._check_owner(agent_id, principal)
-        return await (await self._home_of(agent_id, daemon)).archive_agent(agent_id, force=force)
+        home = await self._home_of(agent_id, daemon)
+        result = await home.archive_agent(agent_id, force=force)
+        await self._audit("agent.archive", agent_id)
+        return result
+
+    async def _audit(self, action: str, agent_id: str) -> None:
+        """The change is Paseo's, not a row here: recorded once Paseo made it."""
+        async with self.db.session() as session:
+            await audit.record(session, action, target_id=agent_id)
 
     async def providers(self, daemon: str | None = None) -> tuple[list[DaemonProvider], list[str]]:
         """Each daemon's providers (of `daemon`, or of all), and the daemons that did not

@@ -25,6 +25,7 @@ from app.errors import InvalidInput, NotFound, Unauthorized
 from app.models import ApiKey
 from app.repositories import api_keys as keys_repo
 from app.repositories import secrets as secrets_repo
+from app.services import audit
 from app.services.key_cache import KeyCache
 
 SCOPES = ("read", "prompt", "webhooks", "admin")
@@ -111,7 +112,12 @@ class AuthService:
         return principal
 
     async def create_key(
-        self, name: str, scopes: Sequence[str], secret: str | None = None
+        self,
+        name: str,
+        scopes: Sequence[str],
+        secret: str | None = None,
+        *,
+        limits: dict[str, float] | None = None,
     ) -> CreatedKey:
         unknown = sorted(set(scopes) - set(SCOPES))
         if unknown or not scopes:
@@ -126,16 +132,29 @@ class AuthService:
                 prefix=secret[:PUBLIC_PREFIX_CHARS],
                 secret_hash=hash_secret(secret),
                 scopes=sorted(set(scopes)),
+                limits=limits,
             )
+            await audit.record(session, "key.create", target_id=str(key.id))
         return CreatedKey(key, secret)
 
     async def list_keys(self, *, include_revoked: bool) -> list[ApiKey]:
         async with self.db.session() as session:
             return await keys_repo.list_keys(session, include_revoked=include_revoked)
 
+    async def set_limits(self, key_id: uuid.UUID, limits: dict[str, float] | None) -> ApiKey:
+        """Replace the key's budget; the next prompt is checked against it."""
+        async with self.db.session() as session:
+            key = await keys_repo.set_limits(session, key_id, limits)
+            if key is None:
+                raise NotFound(f"no API key {key_id}")
+            await audit.record(session, "key.update", target_id=str(key_id))
+        return key
+
     async def revoke_key(self, key_id: uuid.UUID) -> ApiKey:
         async with self.db.session() as session:
             key = await keys_repo.revoke_key(session, key_id)
+            if key is not None:
+                await audit.record(session, "key.revoke", target_id=str(key_id))
         self.valid_keys.forget(key_id)
         if key is None:
             raise NotFound(f"no API key {key_id}")

@@ -16,6 +16,7 @@ from app.paseo.types import PermissionAnswer, PermissionRequest
 from app.repositories import permissions as permissions_repo
 from app.repositories import turns as turns_repo
 from app.schemas import PermissionAnswered, PermissionAnswerIn
+from app.services import audit
 from app.services.access import get_visible_session
 from app.services.auth import Principal
 from app.services.daemons import Daemons
@@ -67,6 +68,13 @@ class PermissionService:
                     message=body.message,
                     answered_by=principal.name,
                 )
+                await audit.record(
+                    session,
+                    "permission.answer",
+                    session_id=session_id,
+                    turn_id=turn.id,
+                    target_id=permission_id,
+                )
         except permissions_repo.AlreadyAnswered:
             raise PermissionNotFound(f"permission {permission_id} was answered already") from None
         answer = PermissionAnswer(body.behavior, message=body.message, interrupt=body.interrupt)
@@ -75,6 +83,7 @@ class PermissionService:
         except PaseoError:
             async with self.db.session() as session:  # Paseo has no answer: it may be given again
                 await permissions_repo.forget_answer(session, turn.id, permission_id)
+                await audit.withdraw(session)
             raise
         return PermissionAnswered(
             permission_id=permission_id, behavior=body.behavior, turn_id=turn.id

@@ -43,6 +43,7 @@ from app.schemas import (
     SessionImport,
     SessionUpdate,
 )
+from app.services import audit
 from app.services.access import get_visible_session, owner_filter
 from app.services.auth import Principal
 from app.services.daemons import Daemons
@@ -127,6 +128,7 @@ class SessionService:
                 owner_key_id=principal.key_id,
                 daemon=daemon.name,
             )
+            await audit.record(session, "session.create", session_id=record.id)
         if request.prompt is None:
             return record, None
         try:
@@ -199,6 +201,7 @@ class SessionService:
                     f"that provider session is already gateway session {existing.id}",
                     session_id=str(existing.id),
                 )
+            await audit.record(session, "session.import", session_id=session_id)
             return await sessions_repo.add_session(
                 session,
                 id=session_id,
@@ -347,6 +350,7 @@ class SessionService:
             fresh = await get_visible_session(session, session_id)
             if request.labels:
                 changes["labels"] = {**fresh.labels, **request.labels}
+            await audit.record(session, "session.update", session_id=session_id)
             return await sessions_repo.update_session(session, fresh, **changes)
 
     async def _steer_agent(self, daemon: Daemon, agent_id: str, request: SessionUpdate) -> None:
@@ -374,6 +378,7 @@ class SessionService:
             await self._archive(self._daemon_of(record), record.agent_id, force=force)
         async with self.db.session() as session:
             fresh = await get_visible_session(session, session_id)
+            await audit.record(session, "session.close", session_id=session_id)
             return await sessions_repo.update_session(session, fresh, status=SessionStatus.CLOSED)
 
     async def _archive(self, daemon: Daemon, agent_id: str, *, force: bool) -> None:

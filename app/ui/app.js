@@ -60,6 +60,8 @@ const ui = {
   sessionsEmpty: $("sessions-empty"),
   sessionList: $("session-list"),
   refreshWebhooks: $("refresh-webhooks"),
+  refreshUsage: $("refresh-usage"),
+  usageList: $("usage-list"),
   webhooksNote: $("webhooks-note"),
   webhookList: $("webhook-list"),
   noSession: $("no-session"),
@@ -322,6 +324,49 @@ function renderSessions(items) {
       button.addEventListener("click", () => openSession(item.id));
       return el("li", {}, button);
     }),
+  );
+}
+
+// --- Usage ---------------------------------------------------------------------------------
+
+// Today and this month, in UTC (the windows budgets count in), summed over the rows.
+async function loadUsage() {
+  const now = new Date();
+  const day = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
+  const month = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+  try {
+    const spans = await Promise.all(
+      [["Today", day], ["This month", month]].map(async ([label, from]) => {
+        const path = `usage?group_by=key&from=${encodeURIComponent(from.toISOString())}`;
+        const { body } = await api("GET", path);
+        return { label, total: sumUsage(body.rows) };
+      }),
+    );
+    renderUsage(spans);
+  } catch (error) {
+    renderUsage([]);
+    report(error);
+  }
+}
+
+function sumUsage(rows) {
+  const total = { turns: 0, input_tokens: 0, output_tokens: 0, cost_usd: 0 };
+  for (const row of rows) for (const name of Object.keys(total)) total[name] += row[name];
+  return total;
+}
+
+function renderUsage(spans) {
+  ui.usageList.replaceChildren(
+    ...spans.flatMap(({ label, total }) => [
+      el("dt", {}, label),
+      el(
+        "dd",
+        { "data-usage": label },
+        `${total.turns} turn${total.turns === 1 ? "" : "s"} · ` +
+          `${total.input_tokens} in / ${total.output_tokens} out tokens · ` +
+          `$${total.cost_usd.toFixed(2)}`,
+      ),
+    ]),
   );
 }
 
@@ -1149,6 +1194,7 @@ ui.keyForm.addEventListener("submit", async (event) => {
     ui.noSession.textContent = "Create a session or open one.";
     loadPickers();
     loadWebhooks();
+    loadUsage();
   }
 });
 ui.forgetKey.addEventListener("click", () => {
@@ -1162,9 +1208,11 @@ ui.forgetKey.addEventListener("click", () => {
   ui.noSession.hidden = false;
   renderSessions([]);
   renderWebhooks([]);
+  renderUsage([]);
   ui.webhooksNote.textContent = "";
 });
 ui.refreshWebhooks.addEventListener("click", loadWebhooks);
+ui.refreshUsage.addEventListener("click", loadUsage);
 ui.createForm.addEventListener("submit", (event) => {
   event.preventDefault();
   createSession();
@@ -1233,6 +1281,7 @@ async function start() {
   ui.noSession.textContent = "Create a session or open one.";
   loadPickers();
   loadWebhooks();
+  loadUsage();
   let saved = null;
   try {
     saved = JSON.parse(sessionStorage.getItem(RUN_STORE) || "null");

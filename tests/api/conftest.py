@@ -164,6 +164,23 @@ def empty_database(backend: str, folder: Path) -> Iterator[str]:
         _admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@contextmanager
+def replica_pair(
+    backend: str, folder: Path, daemon: FakePaseoDaemon, cwd: Path, **overrides: str
+) -> Iterator[tuple[Gateway, Gateway]]:
+    """Two gateways on one new database of `backend`: replicas behind one load balancer."""
+    with empty_database(backend, folder) as url:
+        first = start_gateway(folder, gateway_env(url, daemon, cwd, **overrides))
+        try:
+            second = start_gateway(folder, gateway_env(url, daemon, cwd, **overrides))
+            try:
+                yield first, second
+            finally:
+                stop_gateway(second)
+        finally:
+            stop_gateway(first)
+
+
 def _admin_execute(admin_url: URL, statement: str) -> None:
     async def execute() -> None:
         dsn = admin_url.set(drivername="postgresql").render_as_string(hide_password=False)

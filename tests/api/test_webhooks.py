@@ -19,8 +19,8 @@ from tests.api.conftest import (
     Gateway,
     empty_database,
     gateway_env,
+    replica_pair,
     start_gateway,
-    stop_gateway,
 )
 from tests.api.test_durable_turns import gateway_on
 from tests.api.test_prompt import new_session, stream_prompt
@@ -54,16 +54,8 @@ def replicas(
 ) -> Iterator[tuple[Gateway, Gateway]]:
     """Two gateways on one database: any of them may send any delivery."""
     folder = tmp_path_factory.mktemp(f"webhooks-{request.param}")
-    with empty_database(request.param, folder) as url:
-        first = start_gateway(folder, gateway_env(url, fake_daemon, agent_cwd, **WEBHOOK_ENV))
-        try:
-            second = start_gateway(folder, gateway_env(url, fake_daemon, agent_cwd, **WEBHOOK_ENV))
-            try:
-                yield first, second
-            finally:
-                stop_gateway(second)
-        finally:
-            stop_gateway(first)
+    with replica_pair(request.param, folder, fake_daemon, agent_cwd, **WEBHOOK_ENV) as pair:
+        yield pair
 
 
 @pytest.fixture

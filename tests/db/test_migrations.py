@@ -46,6 +46,12 @@ from app.repositories.api_keys import add_key
 from app.repositories.rate_limits import admit_prompt
 from app.repositories.sessions import add_session, get_session
 from app.repositories.turns import get_turn
+from app.search_schema import (
+    SEARCH_INDEX,
+    SEARCH_TABLE,
+    include_in_schema_comparison,
+    is_search_table,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_TABLES = {
@@ -59,9 +65,11 @@ GATEWAY_TABLES = {
     "webhooks",
     "webhook_subscriptions",
     "webhook_deliveries",
+    "audit_records",
 }
 WEBHOOK_TABLES = {"webhooks", "webhook_subscriptions", "webhook_deliveries"}
-HEAD = "0009"
+AUDIT_TABLES = {"audit_records"}
+HEAD = "0011"
 SUBPROCESS_TIMEOUT_SECONDS = 60
 
 
@@ -76,11 +84,14 @@ async def _inspect(url: str, look: Any) -> Any:
 
 
 def _tables(connection: Connection) -> set[str]:
-    return set(inspect(connection).get_table_names())
+    """The tables, without SQLite's FTS5 search tables (0010's test looks at those)."""
+    return {name for name in inspect(connection).get_table_names() if not is_search_table(name)}
 
 
 def _schema_diff(connection: Connection) -> list[Any]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    # The same filter as alembic/env.py: search's index and FTS5 tables are not ORM models.
+    opts = {"compare_type": True, "include_name": include_in_schema_comparison}
+    context = MigrationContext.configure(connection, opts=opts)
     return list(compare_metadata(context, Base.metadata))
 
 
@@ -108,6 +119,7 @@ async def test_upgrade_creates_named_indexes_and_constraints(empty_database_url:
             "turn_indexes": {
                 index["name"]: (index["column_names"], bool(index["unique"]))
                 for index in inspector.get_indexes("turns")
+                if index["name"] != SEARCH_INDEX  # an expression index (PG): 0010's test
             },
             "session_indexes": {
                 # PostgreSQL also lists the index behind the unique constraint.
@@ -131,6 +143,7 @@ async def test_upgrade_creates_named_indexes_and_constraints(empty_database_url:
         "ix_turns_session_id_number": (["session_id", "number"], True),
         "uq_turns_session_id_idempotency_key": (["session_id", "idempotency_key"], True),
         "ix_turns_status_heartbeat_at": (["status", "heartbeat_at"], False),
+        "ix_turns_key_id_started_at": (["key_id", "started_at"], False),
     }
     assert schema["session_indexes"] == {
         "ix_sessions_status",
@@ -519,7 +532,7 @@ async def test_0003_downgrade_to_0002_and_upgrade_again(empty_database_url: str)
 
     assert await _inspect(empty_database_url, _revision) == "0002"
     assert await _inspect(empty_database_url, _tables) == (
-        GATEWAY_TABLES - KEY_TABLES - RATE_TABLES - WEBHOOK_TABLES
+        GATEWAY_TABLES - KEY_TABLES - RATE_TABLES - WEBHOOK_TABLES - AUDIT_TABLES
     ) | {"alembic_version"}
     assert "owner_key_id" not in await _inspect(empty_database_url, _session_columns)
     # SQLite copied sessions to drop the column: its rows, index, unique constraint and the
@@ -609,7 +622,7 @@ async def test_0005_downgrade_to_0004_and_upgrade_again(empty_database_url: str)
 
     assert await _inspect(empty_database_url, _revision) == "0004"
     assert await _inspect(empty_database_url, _tables) == (
-        GATEWAY_TABLES - RATE_TABLES - WEBHOOK_TABLES
+        GATEWAY_TABLES - RATE_TABLES - WEBHOOK_TABLES - AUDIT_TABLES
     ) | {"alembic_version"}
     assert await _turn_rows(empty_database_url) == [(turn_id, "kept", "running")]
     await upgrade_to_head_async(empty_database_url)
@@ -772,8 +785,111 @@ async def test_0007_ends_turns_that_waited_for_a_permission_before_it(
 async def test_0009_downgrade_to_0008_and_upgrade_again(empty_database_url: str) -> None:
     await upgrade_to_head_async(empty_database_url)
     await _migrate(empty_database_url, "0008", down=True)
-    assert await _inspect(empty_database_url, _tables) == (GATEWAY_TABLES - WEBHOOK_TABLES) | {
+    assert await _inspect(empty_database_url, _tables) == (
+        GATEWAY_TABLES - WEBHOOK_TABLES - AUDIT_TABLES
+    ) | {"alembic_version"}
+    await upgrade_to_head_async(empty_database_url)
+    assert await _inspect(empty_database_url, _tables) == GATEWAY_TABLES | {"alembic_version"}
+
+
+# --- 0010: full-text search over turns ----------------------------------------------------------
+
+
+def _search_objects(connection: Connection) -> set[str]:
+    """What 0010 made: the PostgreSQL index, or SQLite's FTS5 table and its triggers."""
+    if connection.dialect.name == "postgresql":
+        return _turn_index_names(connection) & {SEARCH_INDEX}
+    rows = connection.execute(
+        text("SELECT name FROM sqlite_master WHERE name LIKE 'turns_fts%' AND type != 'index'")
+    )
+    return {name for (name,) in rows if name == SEARCH_TABLE or name.startswith("turns_fts_after")}
+
+
+def _sqlite_search_hits(connection: Connection, word: str) -> list[str]:
+    statement = text(f"SELECT turn_id FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH :word")
+    return [turn_id for (turn_id,) in connection.execute(statement, {"word": word})]
+
+
+async def test_0010_downgrade_to_0009_and_upgrade_again(empty_database_url: str) -> None:
+    await upgrade_to_head_async(empty_database_url)
+    await _migrate(empty_database_url, "0009", down=True)
+    assert await _inspect(empty_database_url, _search_objects) == set()
+    turn_id = await _add_0001_turn(empty_database_url)
+
+    await upgrade_to_head_async(empty_database_url)
+
+    made = await _inspect(empty_database_url, _search_objects)
+    if empty_database_url.startswith("postgresql"):
+        assert made == {SEARCH_INDEX}
+    else:
+        assert made == {
+            SEARCH_TABLE,
+            "turns_fts_after_insert",
+            "turns_fts_after_update",
+            "turns_fts_after_delete",
+        }
+        # The upgrade filled the table with the turns that were already there.
+        hits = await _inspect(empty_database_url, lambda c: _sqlite_search_hits(c, "kept"))
+        assert hits == [turn_id.hex]
+    assert await _inspect(empty_database_url, _schema_diff) == []
+
+
+# --- 0011: usage per key and the audit trail -----------------------------------------------------
+
+
+async def test_0011_counts_earlier_turns_for_their_sessions_owner(empty_database_url: str) -> None:
+    await _migrate(empty_database_url, "0010")
+    db = Database.from_url(empty_database_url)
+    try:
+        async with db.session() as session:
+            key_id = uuid.uuid4()
+            await session.execute(
+                text(
+                    "INSERT INTO api_keys (id, name, prefix, secret_hash, scopes, created_at)"
+                    " VALUES (:id, 'ci', 'pgw_x', :hash, '[\"prompt\"]', :at)"
+                ),
+                {"id": _uuid_param(db, key_id), "hash": "h" * 64, "at": datetime.now(UTC)},
+            )
+            owned = await add_session(session, provider="mock", cwd="/tmp", owner_key_id=key_id)
+            unowned = await add_session(session, provider="mock", cwd="/tmp")
+            for record in (owned, unowned):
+                await session.execute(
+                    text(
+                        "INSERT INTO turns (id, session_id, number, prompt, status, started_at,"
+                        " last_event_seq) VALUES (:id, :session_id, 1, 'hi', 'completed', :at, 0)"
+                    ),
+                    {
+                        "id": _uuid_param(db, uuid.uuid4()),
+                        "session_id": _uuid_param(db, record.id),
+                        "at": datetime.now(UTC),
+                    },
+                )
+    finally:
+        await db.dispose()
+    await upgrade_to_head_async(empty_database_url)
+
+    def key_ids(connection: Connection) -> dict[str, str | None]:
+        rows = connection.execute(text("SELECT session_id, key_id FROM turns"))
+        return {
+            str(row[0]).replace("-", ""): row[1] and str(row[1]).replace("-", "") for row in rows
+        }
+
+    assert await _inspect(empty_database_url, key_ids) == {
+        owned.id.hex: key_id.hex,
+        unowned.id.hex: None,
+    }
+
+
+async def test_0011_downgrade_to_0010_and_upgrade_again(empty_database_url: str) -> None:
+    await upgrade_to_head_async(empty_database_url)
+    await _migrate(empty_database_url, "0010", down=True)
+    assert await _inspect(empty_database_url, _tables) == (GATEWAY_TABLES - AUDIT_TABLES) | {
         "alembic_version"
     }
     await upgrade_to_head_async(empty_database_url)
-    assert await _inspect(empty_database_url, _tables) == GATEWAY_TABLES | {"alembic_version"}
+    assert await _inspect(empty_database_url, _schema_diff) == []
+
+
+def _uuid_param(db: Database, value: uuid.UUID) -> str | uuid.UUID:
+    """A UUID as each backend's column holds it (SQLite: 32 hex characters)."""
+    return value.hex if db.engine.dialect.name == "sqlite" else value

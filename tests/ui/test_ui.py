@@ -282,6 +282,18 @@ async def test_browser_page_answers_a_permission_request(ui_gateway: Gateway, pa
     )
     [turn] = api_turns(ui_gateway, session_id)
     assert turn["status"] == "completed"
+
+    # The sidebar's usage, refreshed, says what /usage says for today (every turn so far).
+    await page.get_by_role("button", name="Refresh usage").click()
+    async with httpx.AsyncClient(base_url=ui_gateway.url, headers=AUTH, timeout=30) as api:
+        rows = (await api.get("/usage", params={"group_by": "key"})).json()
+    turns = sum(row["turns"] for row in rows["rows"])
+    output = sum(row["output_tokens"] for row in rows["rows"])
+    assert turns >= 1 and output > 0
+    await expect(page.locator('[data-usage="This month"]')).to_contain_text(
+        f"{turns} turn{'' if turns == 1 else 's'} · "
+    )
+    await expect(page.locator('[data-usage="This month"]')).to_contain_text(f"/ {output} out")
     assert not errors, errors
 
 

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import math
 import os
 import socket
 import uuid
@@ -31,11 +30,9 @@ from app.errors import (
     MediaUnsupported,
     NoRunningTurn,
     PayloadTooLarge,
-    RateLimited,
     SessionClosed,
     TurnInProgress,
     TurnNotFound,
-    Unauthorized,
     named_by_daemon,
 )
 from app.logs import turn_log_context
@@ -44,14 +41,15 @@ from app.paseo.daemon_config import DEFAULT_DAEMON
 from app.paseo.daemons import Daemon
 from app.paseo.errors import PaseoError
 from app.paseo.media import NO_MEDIA, PromptMedia
-from app.repositories import rate_limits as rate_repo
 from app.repositories import sessions as sessions_repo
 from app.repositories import turn_events as events_repo
 from app.repositories import turns as turns_repo
 from app.repositories.turns import TurnNotWritable
+from app.services import audit
 from app.services.access import get_visible_session, visible
 from app.services.auth import Principal
 from app.services.daemons import Daemons
+from app.services.key_admission import admit_key
 from app.services.prompt_media import media_digest, media_summary
 from app.services.turn.decisions import (
     REPLACED,
@@ -67,11 +65,11 @@ from app.services.turn.events import EventNotifier, StoredEvent, follow_events
 from app.services.turn.run import TurnLimits, TurnRun, events_url
 from app.services.turn.states import FINAL_STATUSES
 from app.services.turn.store import TurnStore, announce_cancelling, end_turn
+from app.services.turn.tracing import turn_span
 
 logger = logging.getLogger(__name__)
 
 CANCEL_POLL_SECONDS = 0.25
-RATE_WINDOW_SECONDS = 60.0
 RETRY_AFTER_SECONDS = "5"
 # Sessions whose agent may not take prompts any more.
 _CLOSED_SESSION_STATUSES = (SessionStatus.CLOSED, SessionStatus.AGENT_MISSING)
@@ -171,7 +169,6 @@ class TurnService:
             if earlier is not None:
                 return earlier, False
         await self._admit_daemon(session_id, principal)
-        await self._check_rate(principal)
         turn, record, daemon = await self._insert_turn(
             session_id, prompt, idempotency_key, digest, interrupt, principal, media
         )
@@ -189,9 +186,9 @@ class TurnService:
         taken it. Nothing is stored here: the turn's runner stores `turn.steered` where the
         stream shows the text joining the turn."""
         await self._admit_daemon(session_id, principal)
-        await self._check_rate(principal)
         async with self.db.session() as session:
             record = await get_visible_session(session, session_id, principal)
+            await self._admit_key(session, principal)
             if record.status in _CLOSED_SESSION_STATUSES:
                 raise SessionClosed(
                     f"session {session_id} is {record.status}; create a new session"
@@ -211,6 +208,8 @@ class TurnService:
             raise _busy(session_id, active.id)
         assert active is not None and record.agent_id is not None
         await daemon.steer_agent_turn(record.agent_id, prompt, turn_key=str(uuid.uuid4()))
+        async with self.db.session() as session:
+            await audit.record(session, "turn.steer", session_id=session_id, turn_id=active.id)
         return active
 
     def check_media(self, media: PromptMedia) -> None:
@@ -278,6 +277,7 @@ class TurnService:
                         _check_same_request(earlier, digest)
                         return earlier, None, daemon
                 self._check_first_prompt(record, prompt)
+                await self._admit_key(session, principal)
                 active = await turns_repo.get_active_turn(session, session_id)
                 admission = admit_prompt(
                     active=TurnStatus(active.status) if active else None,
@@ -305,6 +305,7 @@ class TurnService:
                     runner_id=self.runner_id,
                     heartbeat_at=utcnow(),
                     replaces_turn_id=replaced.id if replaced else None,
+                    key_id=principal.key_id if principal else None,
                     last_event_seq=1,  # its `turn.started`, stored next
                     session_locked=True,
                 )
@@ -319,6 +320,7 @@ class TurnService:
                 [seq] = await events_repo.add_first_events(
                     session, turn, [("turn.started", started)]
                 )
+                await audit.record(session, "turn.prompt", session_id=session_id, turn_id=turn.id)
         except turns_repo.DuplicateIdempotencyKey:
             if slot is not None:
                 slot.release()
@@ -346,28 +348,17 @@ class TurnService:
                 run.ended_elsewhere.set()  # stop following it now (elsewhere: at a heartbeat)
         return turn, record, daemon
 
-    async def _check_rate(self, principal: Principal | None) -> None:
-        """At most `prompt_rate_per_minute` prompts per key per minute, counted and recorded in
-        one short transaction under the key row's lock (so the limit holds across gateway
-        processes, and two prompts at the same instant cannot both take the last place)."""
-        limit = self.settings.prompt_rate_per_minute
-        if principal is None or principal.key_id is None or limit <= 0:
+    async def _admit_key(self, session: AsyncSession, principal: Principal | None) -> None:
+        """The key's budget and rate limit (app/services/key_admission.py), in `session`'s
+        transaction: the one that stores the prompt, so a refusal stores nothing."""
+        if principal is None or principal.key_id is None:
             return
-        now = utcnow()
-        since = now - timedelta(seconds=RATE_WINDOW_SECONDS)
-        try:
-            async with self.db.session() as session:
-                admission = await rate_repo.admit_prompt(
-                    session, principal.key_id, limit=limit, since=since, now=now
-                )
-        except rate_repo.UnknownKey:
-            raise Unauthorized("the API key is unknown or revoked", invalid_token=True) from None
-        if not admission.admitted and admission.earliest is not None:
-            wait = RATE_WINDOW_SECONDS - (utcnow() - admission.earliest).total_seconds()
-            raise RateLimited(
-                f"this key sent {admission.count} prompts in the last minute; the limit is {limit}",
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
-            )
+        await admit_key(
+            session,
+            principal.key_id,
+            rate_per_minute=self.settings.prompt_rate_per_minute,
+            now=utcnow(),
+        )
 
     def _check_first_prompt(self, record: GatewaySession, prompt: str) -> None:
         """Refuse, before recording a turn, a first prompt the transport cannot carry."""
@@ -400,6 +391,11 @@ class TurnService:
         return run
 
     async def _drive(self, run: TurnRun, body: Coroutine[Any, Any, Outcome]) -> None:
+        """The run in its span (`paseo_gateway.turn`), which says how the turn ended."""
+        with turn_span(run):
+            await self._run_to_end(run, body)
+
+    async def _run_to_end(self, run: TurnRun, body: Coroutine[Any, Any, Outcome]) -> None:
         """Run a turn's coroutine to its outcome, whatever it raises, and hand that to the
         run's one writer: every way it can end leaves the turn in a final state."""
         turn_log_context.set(
@@ -488,6 +484,8 @@ class TurnService:
             record = await get_visible_session(session, session_id, principal)
             turn = await self._turn_to_cancel(session, session_id, turn_id)
             requested = await turns_repo.request_cancel(session, turn.id)
+            if requested is not None and principal is not None:
+                await audit.record(session, "turn.cancel", session_id=session_id, turn_id=turn.id)
         if requested is None:
             raise NoRunningTurn(f"turn {turn.id} has already ended")
         run = self._runs.get(turn.id)

@@ -37,6 +37,11 @@ class WebhookSender:
         timeout = httpx.Timeout(policy.timeout_seconds, connect=min(5.0, policy.timeout_seconds))
         self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
 
+    @property
+    def http_client(self) -> httpx.AsyncClient:
+        """The one client, for what wraps it (tracing instruments it)."""
+        return self._client
+
     async def send(self, url: str, content: bytes, headers: dict[str, str]) -> Attempt:
         """POST `content` to `url` with `headers`; never raises for the receiver's sake."""
         try:

@@ -25,6 +25,7 @@ from app.schemas_webhooks import (
     WebhookOut,
     WebhookUpdate,
 )
+from app.services import audit
 from app.services.access import owner_filter
 from app.services.auth import Principal
 from app.services.webhooks import messages
@@ -57,6 +58,7 @@ class WebhookService:
                 events=[str(event) for event in request.events],
                 description=request.description,
             )
+            await audit.record(session, "webhook.create", target_id=str(record.id))
         out = _out(record, sorted(str(event) for event in set(request.events)))
         return WebhookCreated(**out.model_dump(), secret=secret)
 
@@ -95,6 +97,7 @@ class WebhookService:
             if request.events is not None:
                 await webhooks_repo.set_events(session, record.id, map(str, request.events))
             events = await webhooks_repo.events_of(session, [record.id])
+            await audit.record(session, "webhook.update", target_id=str(webhook_id))
         return _out(record, events[record.id])
 
     async def delete(self, webhook_id: uuid.UUID, principal: Principal) -> None:
@@ -102,6 +105,7 @@ class WebhookService:
         async with self.db.session() as session:
             record = await self._visible(session, webhook_id, principal)
             await webhooks_repo.delete_webhook(session, record)
+            await audit.record(session, "webhook.delete", target_id=str(webhook_id))
 
     async def deliveries(
         self, webhook_id: uuid.UUID, principal: Principal, *, limit: int, offset: int
@@ -126,6 +130,7 @@ class WebhookService:
                 raise DeliveryInFlight(
                     f"delivery {delivery_id} is being sent now; see how it went, then retry"
                 )
+            await audit.record(session, "webhook.retry", target_id=str(delivery_id))
             await session.refresh(row)  # as the requeue left it
         return delivery_out(row)
 
