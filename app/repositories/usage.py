@@ -62,6 +62,14 @@ async def lock_key_limits(session: AsyncSession, key_id: uuid.UUID) -> dict[str,
     return key.limits
 
 
+async def key_limits(session: AsyncSession, key_id: uuid.UUID) -> dict[str, Any] | None:
+    """The key's limits as they stand, unlocked (None: none, or no such key)."""
+    limits: dict[str, Any] | None = await session.scalar(
+        select(ApiKey.limits).where(ApiKey.id == key_id)
+    )
+    return limits
+
+
 async def key_used(
     session: AsyncSession, key_id: uuid.UUID, *, day_start: datetime, month_start: datetime
 ) -> Used:

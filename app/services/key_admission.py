@@ -37,6 +37,15 @@ async def admit_key(
         raise Unauthorized("the API key is unknown or revoked", invalid_token=True) from None
 
 
+async def check_budget_left(session: AsyncSession, key_id: uuid.UUID, *, now: datetime) -> None:
+    """Raise BudgetExceeded if the key's budget is used up now, without locking or recording
+    anything: for a request that would store something else first (a session made with its
+    first prompt), so it is refused before anything is stored. `admit_key` decides later."""
+    key_limits = await usage_repo.key_limits(session, key_id)
+    if key_limits:
+        await _check_budget(session, key_id, key_limits, now)
+
+
 async def _check_budget(
     session: AsyncSession, key_id: uuid.UUID, limits: dict[str, float], now: datetime
 ) -> None:

@@ -110,6 +110,7 @@ class SessionService:
             check_prompt(request.prompt, self.defaults.max_prompt_bytes)
             check_first_prompt(request.prompt, self.turns.settings.max_first_prompt_bytes)
             self.turns.check_media(media)
+            await self.turns.check_budget(principal)
         daemon, cwd = await self._place(request.daemon, request.cwd or self.defaults.cwd)
         provider = request.provider or self.defaults.provider
         model = request.model or (None if request.provider else self.defaults.model)

@@ -101,6 +101,18 @@ async def test_a_key_past_its_output_tokens_gets_429_budget_exceeded(
         turns = (await a.get(f"/sessions/{session['id']}/turns")).json()["items"]
         assert len(turns) == 1  # the refusal stored nothing
 
+        # A session made with its first prompt, or by a chat completion, is refused before
+        # it is stored.
+        before = (await a.get("/sessions")).json()["total"]
+        response = await a.post("/sessions", json={"prompt": "a new one"})
+        assert_problem(response, 429, "budget_exceeded")
+        chat = {"model": "mock/ten-second-stream", "messages": [{"role": "user", "content": "hi"}]}
+        response = await b.post("/v1/chat/completions", json=chat)
+        assert response.status_code == 429, response.text
+        assert response.json()["error"]["code"] == "budget_exceeded"
+        assert "retry-after" in response.headers
+        assert (await a.get("/sessions")).json()["total"] == before
+
         # Raising the budget lets the key go on at once.
         patched = await admin.patch(
             f"/keys/{key['id']}", json={"limits": {"output_tokens_per_day": used + 10_000}}

@@ -49,7 +49,7 @@ from app.services import audit
 from app.services.access import get_visible_session, visible
 from app.services.auth import Principal
 from app.services.daemons import Daemons
-from app.services.key_admission import admit_key
+from app.services.key_admission import admit_key, check_budget_left
 from app.services.prompt_media import media_digest, media_summary
 from app.services.turn.decisions import (
     REPLACED,
@@ -347,6 +347,14 @@ class TurnService:
             if run is not None:
                 run.ended_elsewhere.set()  # stop following it now (elsewhere: at a heartbeat)
         return turn, record, daemon
+
+    async def check_budget(self, principal: Principal) -> None:
+        """Refuse now a key whose budget is used up (a first prompt's session would be stored
+        before its turn is admitted); the prompt's own transaction decides for good."""
+        if principal.key_id is None:
+            return
+        async with self.db.read() as session:
+            await check_budget_left(session, principal.key_id, now=utcnow())
 
     async def _admit_key(self, session: AsyncSession, principal: Principal | None) -> None:
         """The key's budget and rate limit (app/services/key_admission.py), in `session`'s
