@@ -289,7 +289,7 @@ async def test_browser_page_answers_a_permission_request(ui_gateway: Gateway, pa
         rows = (await api.get("/usage", params={"group_by": "key"})).json()
     turns = sum(row["turns"] for row in rows["rows"])
     output = sum(row["output_tokens"] for row in rows["rows"])
-    assert turns >= 1 and output > 0
+    assert turns >= 1
     await expect(page.locator('[data-usage="This month"]')).to_contain_text(
         f"{turns} turn{'' if turns == 1 else 's'} · "
     )
