@@ -35,15 +35,23 @@ class UnknownKey(Exception):
 
 
 async def admit_prompt(
-    session: AsyncSession, key_id: uuid.UUID, *, limit: int, since: datetime, now: datetime
+    session: AsyncSession,
+    key_id: uuid.UUID,
+    *,
+    limit: int,
+    since: datetime,
+    now: datetime,
+    key_locked: bool = False,
 ) -> Admission:
     """Admit one prompt of the key unless `limit` were admitted at or after `since`.
 
     Call it first in its transaction. An admitted prompt is recorded at `now`; admissions
     before `since` are deleted (nothing counts them any more). Raises `UnknownKey` when the
-    key has no row.
+    key has no row. `key_locked`: this transaction holds the key row's lock already, so it is
+    not taken again.
     """
-    await _lock_key_row(session, key_id)
+    if not key_locked:
+        await _lock_key_row(session, key_id)
     await session.execute(
         delete(PromptAdmission).where(
             PromptAdmission.key_id == key_id, PromptAdmission.admitted_at < since

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import ApiKey, GatewaySession, Turn
 from app.repositories.locks import lock_and_read_row
+from app.repositories.rate_limits import UnknownKey
 from app.repositories.sessions import ANY_OWNER, OwnerFilter
 
 GroupBy = Literal["key", "session", "day", "model"]
@@ -42,10 +43,6 @@ class Used:
     output_tokens_today: int = 0
     cost_usd_today: float = 0.0
     cost_usd_month: float = 0.0
-
-
-class UnknownKey(Exception):
-    """The key has no row (removed since the request was authenticated)."""
 
 
 async def lock_key_limits(session: AsyncSession, key_id: uuid.UUID) -> dict[str, Any] | None:

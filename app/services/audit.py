@@ -32,11 +32,10 @@ class AuditContext:
     request_id: str | None
     client: str | None
     key_id: uuid.UUID | None = None
+    # Set once the caller's key checked out (None: not yet, or it did not).
     key_name: str | None = None
-    authenticated: bool = False
     action: str | None = None
-    recorded: bool = False
-    # The last record `record` wrote for the request, while its change may still be undone.
+    # The request's last record (None: none yet, or it was withdrawn with its change).
     last_record_id: uuid.UUID | None = None
 
 
@@ -57,7 +56,7 @@ def caller_known(key_id: uuid.UUID | None, key_name: str) -> None:
     """The request's caller, once its key checked out."""
     context = _context.get()
     if context is not None:
-        context.key_id, context.key_name, context.authenticated = key_id, key_name, True
+        context.key_id, context.key_name = key_id, key_name
 
 
 def declare_action(action: str) -> None:
@@ -80,7 +79,7 @@ async def record(
     row = _record(context, action, OK, session_id, turn_id, target_id)
     await audit_repo.add_record(session, row)
     if context is not None:
-        context.recorded, context.last_record_id = True, row.id
+        context.last_record_id = row.id
 
 
 async def withdraw(session: AsyncSession) -> None:
@@ -90,21 +89,21 @@ async def withdraw(session: AsyncSession) -> None:
     if context is None or context.last_record_id is None:
         return
     await audit_repo.delete_record(session, context.last_record_id)
-    context.recorded, context.last_record_id = False, None
+    context.last_record_id = None
 
 
 async def record_refusal(db: Database, outcome: str, *, session_id: uuid.UUID | None) -> None:
     """Record that the request's declared action was refused with `outcome` (a problem
     code): only for a caller whose key checked out, and only if nothing was recorded yet."""
     context = _context.get()
-    if context is None or context.action is None or context.recorded:
+    if context is None or context.action is None or context.key_name is None:
         return
-    if not context.authenticated:
+    if context.last_record_id is not None:
         return
-    context.recorded = True
+    row = _record(context, context.action, outcome, session_id, None, None)
     async with db.session() as session:
-        row = _record(context, context.action, outcome, session_id, None, None)
         await audit_repo.add_record(session, row)
+    context.last_record_id = row.id
 
 
 async def list_records(

@@ -33,7 +33,7 @@ async def admit_key(
             await _check_budget(session, key_id, limits, now)
         if rate_per_minute > 0:
             await _check_rate(session, key_id, rate_per_minute, now)
-    except (usage_repo.UnknownKey, rate_repo.UnknownKey):
+    except rate_repo.UnknownKey:
         raise Unauthorized("the API key is unknown or revoked", invalid_token=True) from None
 
 
@@ -66,8 +66,11 @@ async def _check_budget(
 
 
 async def _check_rate(session: AsyncSession, key_id: uuid.UUID, limit: int, now: datetime) -> None:
+    """Count and record the prompt for the rate limit, under the key row's lock (taken)."""
     since = now - timedelta(seconds=RATE_WINDOW_SECONDS)
-    admission = await rate_repo.admit_prompt(session, key_id, limit=limit, since=since, now=now)
+    admission = await rate_repo.admit_prompt(
+        session, key_id, limit=limit, since=since, now=now, key_locked=True
+    )
     if not admission.admitted and admission.earliest is not None:
         wait = RATE_WINDOW_SECONDS - (now - admission.earliest).total_seconds()
         raise RateLimited(
