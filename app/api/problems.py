@@ -191,7 +191,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "Payload too large",
         415: "An image's media type is not allowed (png, jpeg, gif, webp)",
         422: "Invalid input",
-        429: "Too many prompts for this API key; see Retry-After",
+        429: "Too many prompts for this API key, or its budget is used up; see Retry-After",
         502: "Paseo answered with an error or unparseable output",
         503: "Paseo (binary or daemon) unavailable",
         504: "Paseo did not answer in time",

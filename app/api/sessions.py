@@ -47,9 +47,12 @@ Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")]
         "`unknown_mode`, the ids in `modes`), 503 `provider_not_ready` with `Retry-After` "
         "while the provider's lists are loading; the `cwd` must be inside the daemon's "
         "workspace roots (422 `invalid_input`) and, under a root the gateway can see, an "
-        "existing directory (422 `cwd_not_found`, `cwd_not_a_directory`)."
+        "existing directory (422 `cwd_not_found`, `cwd_not_a_directory`). With a first "
+        "`prompt`, a key past its budget gets 429 `budget_exceeded` before anything is "
+        "stored; past its rate limit, 429 `rate_limited` with the stored session's "
+        "`session_id`."
     ),
-    responses=problem_responses(400, 409, 413, 415, 422, 502, 503, 504),
+    responses=problem_responses(400, 409, 413, 415, 422, 429, 502, 503, 504),
 )
 async def create_session(
     body: SessionCreate, sessions: SessionsDep, principal: Prompter
